@@ -1,0 +1,1 @@
+"""Segue: one conversation per customer across Telegram, Slack and web chat."""

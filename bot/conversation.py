@@ -1,0 +1,40 @@
+"""A customer's conversation state: small, bounded, one JSON value in the store."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.model import Address
+
+
+@dataclass(slots=True)
+class ConversationState:
+    """What the engine needs between turns; never the history itself.
+
+    `dialog` belongs to the dialog policy (active flow, step, slots); the engine
+    only stores it, so it moves with the customer between channels.
+    """
+
+    last_address: Address | None = None
+    dialog: dict[str, Any] = field(default_factory=dict)
+    turns: int = 0
+
+    def to_json(self) -> str:
+        data: dict[str, Any] = {"turns": self.turns, "dialog": self.dialog}
+        if self.last_address is not None:
+            data["last_address"] = self.last_address.to_json()
+        return json.dumps(data, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, raw: str | None) -> ConversationState:
+        if not raw:
+            return cls()
+        data = json.loads(raw)
+        address = data.get("last_address")
+        return cls(
+            last_address=Address.from_json(address) if address else None,
+            dialog=data.get("dialog", {}),
+            turns=data.get("turns", 0),
+        )

@@ -1,0 +1,209 @@
+"""The turn pipeline: dedup, identify, lock, load, record, decide, save, deliver.
+
+The engine knows no channel library and no transport: connectors hand it an
+`Inbound` and give it `OutboundSender`s to deliver with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+from bot import metrics
+from bot.conversation import ConversationState
+from bot.errors import ConnectorError, LockLost, LockTimeout
+from bot.model import Address, HistoryEntry, Inbound, Outbound
+from bot.policy import Policy, TurnContext
+from context_store.base import ContextStore, LoadResult
+
+log = logging.getLogger(__name__)
+
+APOLOGY = Outbound(text="Sorry, something went wrong on our side. Please try again in a moment.")
+
+
+class OutboundSender(Protocol):
+    """The outbound half of a connector."""
+
+    async def send(self, address: Address, outbound: Outbound) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """The result of processing one inbound message (steps 1-7)."""
+
+    customer_id: str
+    duplicate: bool
+    address: Address
+    replies: tuple[Outbound, ...] = ()
+
+
+@dataclass(slots=True)
+class EngineOptions:
+    lock_ttl_seconds: float = 30.0
+    lock_wait_seconds: float = 10.0
+
+
+@dataclass(slots=True)
+class _LocalLock:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
+def new_customer_id() -> str:
+    return secrets.token_hex(8)
+
+
+class Engine:
+    """Runs turns. One customer's turns run one at a time, in arrival order:
+    an in-process FIFO lock orders them within a worker, the store's lock
+    across workers."""
+
+    def __init__(
+        self,
+        *,
+        store: ContextStore,
+        policy: Policy,
+        senders: Mapping[str, OutboundSender] | None = None,
+        options: EngineOptions | None = None,
+    ) -> None:
+        self.store = store
+        self.policy = policy
+        self.senders: dict[str, OutboundSender] = dict(senders or {})
+        self.options = options or EngineOptions()
+        self._local_locks: dict[str, _LocalLock] = {}
+
+    def add_sender(self, channel: str, sender: OutboundSender) -> None:
+        self.senders[channel] = sender
+
+    async def handle(self, inbound: Inbound) -> Turn:
+        """Process and deliver one inbound message."""
+        turn = await self.process(inbound)
+        await self.deliver(turn)
+        return turn
+
+    async def process(self, inbound: Inbound) -> Turn:
+        """Steps 1-7: when this returns, the turn is durably saved (or was a
+        duplicate). Store errors propagate so the connector can refuse the
+        message and have it sent again."""
+        started = time.perf_counter()
+        # Scoped by the sender: web chat ids are chosen by each client.
+        message_key = f"{inbound.channel}:{inbound.identity.user_id}:{inbound.message_id}"
+        customer_id = await self.store.resolve_customer(inbound.identity, new_customer_id())
+        async with self._customer_turn(customer_id):
+            token = secrets.token_hex(8)
+            loaded = await self._lock_and_load(customer_id, token, message_key)
+            if loaded.duplicate:
+                metrics.TURNS.labels(inbound.channel, "duplicate").inc()
+                return Turn(customer_id=customer_id, duplicate=True, address=inbound.address)
+            try:
+                state = ConversationState.from_json(loaded.state)
+                replies = await self._decide(customer_id, inbound, state)
+                entries = record(inbound, replies)
+                saved = await self.store.save_and_unlock(
+                    customer_id,
+                    token=token,
+                    state=state.to_json(),
+                    entries=entries,
+                    message_key=message_key,
+                    identity=inbound.identity,
+                )
+            except BaseException:
+                await self._release_quietly(customer_id, token)
+                raise
+        if not saved:
+            raise LockLost(f"lock of customer {customer_id} expired before the turn was saved")
+        metrics.TURNS.labels(inbound.channel, "processed").inc()
+        metrics.TURN_SECONDS.observe(time.perf_counter() - started)
+        return Turn(customer_id, False, inbound.address, tuple(replies))
+
+    async def deliver(self, turn: Turn) -> None:
+        """Step 8: send each reply to the address the customer wrote from."""
+        for reply in turn.replies:
+            await self.send(turn.address, reply)
+
+    async def send(self, address: Address, outbound: Outbound) -> bool:
+        """Deliver one message; a failing channel is logged, never raised,
+        because the message is already in the customer's history."""
+        sender = self.senders.get(address.channel)
+        if sender is None:
+            log.error("no connector for channel %r; reply kept in history only", address.channel)
+            return False
+        try:
+            await sender.send(address, outbound)
+        except ConnectorError as exc:
+            metrics.DELIVERY_FAILURES.labels(address.channel).inc()
+            log.warning("delivery to %s failed: %s", address.channel, exc)
+            return False
+        return True
+
+    async def _decide(
+        self, customer_id: str, inbound: Inbound, state: ConversationState
+    ) -> list[Outbound]:
+        state.last_address = inbound.address
+        state.turns += 1
+        try:
+            replies = await self.policy.decide(TurnContext(customer_id, inbound, state))
+        except Exception:
+            # The one place a failing dialog is logged with its traceback; the
+            # customer gets an apology and the message still counts as handled.
+            log.exception("the dialog policy failed for customer %s", customer_id)
+            replies = [APOLOGY]
+        return [_with_reply_to(r, inbound.message_id) for r in replies]
+
+    async def _lock_and_load(self, customer_id: str, token: str, message_key: str) -> LoadResult:
+        deadline = time.monotonic() + self.options.lock_wait_seconds
+        delay = 0.005
+        while True:
+            loaded = await self.store.lock_and_load(
+                customer_id,
+                token=token,
+                ttl_seconds=self.options.lock_ttl_seconds,
+                message_key=message_key,
+            )
+            if loaded.locked or loaded.duplicate:
+                return loaded
+            if time.monotonic() >= deadline:
+                raise LockTimeout(f"customer {customer_id} stayed locked by another worker")
+            # Another worker holds the lock; its turn takes milliseconds.
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+    async def _release_quietly(self, customer_id: str, token: str) -> None:
+        try:
+            await self.store.unlock(customer_id, token=token)
+        except Exception:  # the lock's TTL frees it anyway
+            log.warning("could not release the lock of customer %s", customer_id)
+
+    @asynccontextmanager
+    async def _customer_turn(self, customer_id: str) -> AsyncIterator[None]:
+        entry = self._local_locks.get(customer_id)
+        if entry is None:
+            entry = self._local_locks[customer_id] = _LocalLock()
+        entry.users += 1
+        try:
+            async with entry.lock:
+                yield
+        finally:
+            entry.users -= 1
+            if entry.users == 0:
+                del self._local_locks[customer_id]
+
+
+def record(inbound: Inbound, replies: list[Outbound]) -> list[HistoryEntry]:
+    """The history entries of one turn: the message, then each reply."""
+    now = time.time()
+    entries = [HistoryEntry.of_inbound(inbound)]
+    entries.extend(HistoryEntry.of_outbound(r, inbound.channel, now) for r in replies)
+    return entries
+
+
+def _with_reply_to(reply: Outbound, message_id: str) -> Outbound:
+    if reply.reply_to is not None or reply.sender != "bot":
+        return reply
+    return replace(reply, reply_to=message_id)

@@ -1,0 +1,150 @@
+"""The channel-neutral message model shared by connectors, engine and store.
+
+Connectors turn native updates into `Inbound` and render `Outbound`; nothing
+else crosses the boundary between a channel and the engine.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Sender = Literal["customer", "bot", "agent"]
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class ChannelIdentity:
+    """Who wrote, as one channel knows them: `("telegram", "5551234")`."""
+
+    channel: str
+    user_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """Where a reply goes on one channel.
+
+    `target` is the channel's own destination (a Telegram chat id, a Slack
+    channel id, a web chat session id); `thread` is a Slack thread when the
+    conversation lives in one.
+    """
+
+    channel: str
+    target: str
+    thread: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"channel": self.channel, "target": self.target, "thread": self.thread}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Address:
+        return cls(channel=data["channel"], target=data["target"], thread=data.get("thread"))
+
+
+@dataclass(frozen=True, slots=True)
+class Button:
+    """A quick reply: `title` is shown, `payload` comes back when pressed."""
+
+    title: str
+    payload: str
+
+
+@dataclass(frozen=True, slots=True)
+class Image:
+    url: str
+    alt: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    url: str
+    title: str
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """One message from a customer, whatever the channel.
+
+    `message_id` is unique per channel and stable across redeliveries of the
+    same message, so retries can be answered once.
+    """
+
+    identity: ChannelIdentity
+    address: Address
+    message_id: str
+    text: str
+    payload: str | None = None
+    display_name: str | None = None
+    ts: float = field(default_factory=time.time)
+
+    @property
+    def channel(self) -> str:
+        return self.identity.channel
+
+
+@dataclass(frozen=True, slots=True)
+class Outbound:
+    """One reply to a customer, rendered by the connector of `Address.channel`.
+
+    Connectors that cannot show a rich part fall back to plain text.
+    """
+
+    text: str
+    sender: Literal["bot", "agent"] = "bot"
+    buttons: tuple[Button, ...] = ()
+    images: tuple[Image, ...] = ()
+    links: tuple[Link, ...] = ()
+    reply_to: str | None = None
+    agent_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One line of a customer's conversation, as stored and replayed."""
+
+    sender: Sender
+    channel: str
+    text: str
+    ts: float
+    buttons: tuple[Button, ...] = ()
+    agent_name: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "sender": self.sender,
+            "channel": self.channel,
+            "text": self.text,
+            "ts": self.ts,
+        }
+        if self.buttons:
+            data["buttons"] = [{"title": b.title, "payload": b.payload} for b in self.buttons]
+        if self.agent_name:
+            data["agent_name"] = self.agent_name
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> HistoryEntry:
+        return cls(
+            sender=data["sender"],
+            channel=data["channel"],
+            text=data["text"],
+            ts=data["ts"],
+            buttons=tuple(Button(b["title"], b["payload"]) for b in data.get("buttons", ())),
+            agent_name=data.get("agent_name"),
+        )
+
+    @classmethod
+    def of_inbound(cls, inbound: Inbound) -> HistoryEntry:
+        return cls(sender="customer", channel=inbound.channel, text=inbound.text, ts=inbound.ts)
+
+    @classmethod
+    def of_outbound(cls, outbound: Outbound, channel: str, ts: float) -> HistoryEntry:
+        return cls(
+            sender=outbound.sender,
+            channel=channel,
+            text=outbound.text,
+            ts=ts,
+            buttons=outbound.buttons,
+            agent_name=outbound.agent_name,
+        )

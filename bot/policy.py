@@ -1,0 +1,44 @@
+"""The `decide` step of a turn: what the bot answers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from bot.conversation import ConversationState
+from bot.model import Button, Inbound, Outbound
+
+
+@dataclass(slots=True)
+class TurnContext:
+    """What a policy sees of one turn. `state` may be changed in place; the
+    engine saves it with the turn."""
+
+    customer_id: str
+    inbound: Inbound
+    state: ConversationState
+
+
+class Policy(Protocol):
+    """Chooses the bot's replies to one inbound message."""
+
+    async def decide(self, turn: TurnContext) -> list[Outbound]: ...
+
+
+MENU_BUTTONS = (
+    Button("Order status", "order_status"),
+    Button("Talk to a person", "human"),
+)
+
+
+class EchoMenuPolicy:
+    """A minimal policy: a menu on greetings and button presses, else an echo."""
+
+    async def decide(self, turn: TurnContext) -> list[Outbound]:
+        inbound = turn.inbound
+        words = inbound.text.strip().lower()
+        if inbound.payload is not None:
+            return [Outbound(text=f"You chose: {inbound.payload}", buttons=MENU_BUTTONS)]
+        if words in {"hi", "hello", "hey", "menu", "/start", "start"}:
+            return [Outbound(text="Hi! What would you like to do?", buttons=MENU_BUTTONS)]
+        return [Outbound(text=f"You said: {inbound.text}")]

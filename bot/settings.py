@@ -1,0 +1,151 @@
+"""Settings: `config/segue.yml`, overridden by `SEGUE_*` environment variables.
+
+Secrets are `SecretStr` so that a settings object printed or logged by
+accident shows `**********` instead of the secret.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from bot.errors import ConfigError
+
+DEFAULT_CONFIG = Path("config/segue.yml")
+
+
+class Settings(BaseSettings):
+    """Every setting Segue reads. Environment variables are `SEGUE_<NAME>`."""
+
+    model_config = SettingsConfigDict(env_prefix="SEGUE_", extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    redis_url: SecretStr | None = None
+
+    telegram_token: SecretStr | None = None
+    telegram_mode: Literal["webhook", "polling"] = "polling"
+    telegram_webhook_secret: SecretStr | None = None
+    telegram_webhook_url: str | None = None
+    telegram_api_url: str = "https://api.telegram.org"
+
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+
+    webchat_secret: SecretStr | None = None
+    public_url: str | None = None
+
+    # Limits and retention.
+    max_text_length: int = Field(default=4096, gt=0)
+    history_max: int = Field(default=1000, gt=0, description="entries kept per customer")
+    history_replay: int = Field(default=200, gt=0, description="entries sent on reconnect")
+    retention_days: int = Field(default=90, ge=0, description="0 keeps customer data forever")
+    session_max_age_days: int = Field(default=30, gt=0)
+    lock_ttl_seconds: float = Field(default=30.0, gt=0)
+    lock_wait_seconds: float = Field(default=10.0, gt=0)
+    dedup_ttl_seconds: int = Field(default=3 * 86400, gt=0)
+
+    dialogs_dir: str = "dialogs"
+    demo_orders: str = "config/demo_orders.json"
+
+    @model_validator(mode="after")
+    def _telegram_webhook_needs_secret(self) -> Settings:
+        if self.telegram_token and self.telegram_mode == "webhook":
+            if not self.telegram_webhook_secret:
+                raise ValueError(
+                    "telegram_mode is 'webhook' but telegram_webhook_secret is not set "
+                    "(SEGUE_TELEGRAM_WEBHOOK_SECRET)"
+                )
+        if self.slack_bot_token and not (self.slack_signing_secret or self.slack_app_token):
+            raise ValueError(
+                "slack_bot_token is set but neither slack_signing_secret (HTTP events) "
+                "nor slack_app_token (Socket Mode) is"
+            )
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The YAML file arrives as init arguments; the environment wins over it.
+        return env_settings, init_settings
+
+    @property
+    def store_kind(self) -> str:
+        return "redis" if self.redis_url else "memory"
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigProblem:
+    """One error in a configuration file, with where it is."""
+
+    file: str
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.message}"
+
+
+def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
+    """The mapping in `path` and the 1-based line of each top-level key."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise ConfigError(str(ConfigProblem(str(path), line, f"invalid YAML: {exc}"))) from exc
+    if data is None:
+        return {}, {}
+    if not isinstance(data, dict) or not isinstance(node, yaml.MappingNode):
+        raise ConfigError(str(ConfigProblem(str(path), 1, "the file must be a mapping of settings")))
+    lines = {k.value: k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
+    return data, lines
+
+
+def check_settings(path: Path | None) -> tuple[Settings | None, list[ConfigProblem]]:
+    """Load settings, collecting every problem instead of stopping at the first."""
+    config_path = path if path is not None else DEFAULT_CONFIG
+    data: dict[str, Any] = {}
+    lines: dict[str, int] = {}
+    if config_path.exists():
+        try:
+            data, lines = _read_yaml(config_path)
+        except ConfigError as exc:
+            return None, [ConfigProblem(str(config_path), None, str(exc))]
+    elif path is not None:
+        return None, [ConfigProblem(str(config_path), None, "no such file")]
+    try:
+        return Settings(**data), []
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = str(err["loc"][0]) if err["loc"] else ""
+            label = f"{key}: " if key else ""
+            problems.append(ConfigProblem(str(config_path), lines.get(key), label + err["msg"]))
+        return None, problems
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    """Settings, or a `ConfigError` listing every problem."""
+    settings, problems = check_settings(path)
+    if settings is None:
+        raise ConfigError("\n".join(str(p) for p in problems))
+    return settings

@@ -1,0 +1,1 @@
+"""One module per channel: parsing its input and rendering its output."""

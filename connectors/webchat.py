@@ -1,0 +1,272 @@
+"""Web chat: a JSON-over-WebSocket channel, the demo page and the widget script.
+
+Protocol (CONTRACT.md): the client says `hello` (optionally with its session
+token), gets `session` and `history`, then sends `message` frames; each
+accepted message is acknowledged with `ack` once it is saved, then answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from bot import metrics
+from bot.engine import Engine, new_customer_id
+from bot.errors import BadInput, LockLost, LockTimeout, StoreUnavailable
+from bot.model import Address, ChannelIdentity, HistoryEntry, Inbound, Outbound
+from bot.tokens import TokenSigner
+from context_store.base import ContextStore
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "web"
+STATIC_DIR = Path(__file__).parent / "static" / "webchat"
+MAX_CLIENT_ID = 128
+TYPING_AFTER_SECONDS = 0.3
+
+
+@dataclass(slots=True)
+class WebChatOptions:
+    secret: str
+    max_text_length: int = 4096
+    history_replay: int = 200
+    session_max_age_seconds: int = 30 * 86400
+
+
+@dataclass(slots=True, eq=False)
+class _Client:
+    ws: web.WebSocketResponse
+    session: str | None = None
+    customer_id: str | None = None
+
+
+@dataclass(slots=True)
+class _Sessions:
+    """Open sockets by web chat session (one session may be open in two tabs)."""
+
+    by_session: dict[str, set[_Client]] = field(default_factory=dict)
+
+    def add(self, client: _Client) -> None:
+        assert client.session is not None
+        self.by_session.setdefault(client.session, set()).add(client)
+
+    def discard(self, client: _Client) -> None:
+        if client.session is None:
+            return
+        clients = self.by_session.get(client.session)
+        if clients is not None:
+            clients.discard(client)
+            if not clients:
+                del self.by_session[client.session]
+
+    def get(self, session: str) -> set[_Client]:
+        return self.by_session.get(session, set())
+
+
+class WebChatConnector:
+    """The web chat channel on Segue's aiohttp app."""
+
+    channel = CHANNEL
+
+    def __init__(self, *, engine: Engine, store: ContextStore, options: WebChatOptions) -> None:
+        self.engine = engine
+        self.store = store
+        self.options = options
+        self.sessions = _Sessions()
+        self._signer = TokenSigner(options.secret, "session")
+        # Room for the longest text once JSON-escaped (up to 6 bytes a character).
+        self._max_frame = options.max_text_length * 6 + 4096
+
+    def mount(self, app: web.Application) -> None:
+        app.router.add_get("/webchat/ws", self.websocket)
+        app.router.add_get("/webchat/", self.demo_page)
+        app.router.add_get("/webchat", self.redirect_to_page)
+        app.router.add_get("/webchat/widget.js", self.widget_script)
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        for clients in list(self.sessions.by_session.values()):
+            for client in list(clients):
+                await client.ws.close(code=1001, message=b"server shutting down")
+
+    def is_connected(self, session: str) -> bool:
+        return bool(self.sessions.get(session))
+
+    # Outbound half.
+
+    async def send(self, address: Address, outbound: Outbound) -> None:
+        frame = render(outbound)
+        for client in list(self.sessions.get(address.target)):
+            if not client.ws.closed:
+                await client.ws.send_str(frame)
+
+    # Inbound half.
+
+    async def demo_page(self, request: web.Request) -> web.FileResponse:
+        return web.FileResponse(STATIC_DIR / "index.html")
+
+    async def redirect_to_page(self, request: web.Request) -> web.Response:
+        raise web.HTTPPermanentRedirect("/webchat/")
+
+    async def widget_script(self, request: web.Request) -> web.FileResponse:
+        return web.FileResponse(
+            STATIC_DIR / "widget.js", headers={"Content-Type": "text/javascript; charset=utf-8"}
+        )
+
+    async def websocket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(heartbeat=30, max_msg_size=self._max_frame, compress=False)
+        await ws.prepare(request)
+        client = _Client(ws)
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    await self._on_text(client, msg.data)
+                elif msg.type == WSMsgType.BINARY:
+                    await self._refuse(client, BadInput("bad_frame", "frames must be JSON text"))
+        finally:
+            self.sessions.discard(client)
+        return ws
+
+    async def _on_text(self, client: _Client, data: str) -> None:
+        try:
+            frame = parse_frame(data)
+            kind = frame.get("type")
+            if kind == "hello":
+                await self._on_hello(client, frame)
+            elif kind == "message":
+                await self._on_message(client, frame)
+            else:
+                raise BadInput("unknown_type", f"unknown frame type {kind!r}")
+        except BadInput as exc:
+            await self._refuse(client, exc)
+        except StoreUnavailable:
+            log.warning("store unavailable; web chat message refused")
+            await _send_error(client.ws, "store_unavailable", "temporarily unavailable: send again")
+        except (LockTimeout, LockLost) as exc:
+            log.warning("web chat turn not saved: %s", exc)
+            await _send_error(client.ws, "busy", "the message was not accepted: send it again")
+
+    async def _on_hello(self, client: _Client, frame: dict[str, Any]) -> None:
+        if client.session is not None:
+            raise BadInput("already_hello", "this socket has a session already")
+        token = frame.get("session")
+        if token is None:
+            session = secrets.token_urlsafe(16)
+        elif isinstance(token, str):
+            data = self._signer.verify(token, max_age_seconds=self.options.session_max_age_seconds)
+            session = data.get("s") if isinstance(data, dict) else None
+            if not isinstance(session, str):
+                raise BadInput("session_invalid", "the session token is not valid")
+        else:
+            raise BadInput("bad_frame", "'session' must be a string")
+        identity = ChannelIdentity(CHANNEL, session)
+        customer_id = await self.store.resolve_customer(identity, new_customer_id())
+        history = await self.store.history(customer_id, self.options.history_replay)
+        client.session, client.customer_id = session, customer_id
+        self.sessions.add(client)
+        # A fresh signature on every hello: an active session never expires.
+        await client.ws.send_json(
+            {"type": "session", "session": self._signer.sign({"s": session}), "customer": customer_id}
+        )
+        await client.ws.send_json(
+            {"type": "history", "messages": [_history_item(e) for e in history]}
+        )
+
+    async def _on_message(self, client: _Client, frame: dict[str, Any]) -> None:
+        if client.session is None:
+            raise BadInput("hello_required", "send a hello frame first")
+        inbound = self._parse_message(client.session, frame)
+        # Show "typing" only for a turn slow enough for a person to notice.
+        typing_shown: list[asyncio.Task[None]] = []
+        timer = asyncio.get_running_loop().call_later(
+            TYPING_AFTER_SECONDS,
+            lambda: typing_shown.append(asyncio.ensure_future(_send_typing(client.ws, True))),
+        )
+        try:
+            turn = await self.engine.process(inbound)
+        finally:
+            timer.cancel()
+        await client.ws.send_json({"type": "ack", "id": inbound.message_id})
+        if typing_shown:
+            await typing_shown[0]
+            await _send_typing(client.ws, False)
+        await self.engine.deliver(turn)
+
+    def _parse_message(self, session: str, frame: dict[str, Any]) -> Inbound:
+        client_id = frame.get("id")
+        if not isinstance(client_id, str) or not client_id or len(client_id) > MAX_CLIENT_ID:
+            raise BadInput("bad_frame", f"'id' must be a string of 1 to {MAX_CLIENT_ID} characters")
+        text = frame.get("text")
+        payload = frame.get("payload")
+        if not isinstance(text, str) or (payload is not None and not isinstance(payload, str)):
+            raise BadInput("bad_frame", "'text' (and 'payload', if given) must be strings")
+        if len(text) > self.options.max_text_length:
+            raise BadInput(
+                "text_too_long", f"text is longer than {self.options.max_text_length} characters"
+            )
+        if not text.strip() and not payload:
+            raise BadInput("empty_text", "the message has no text")
+        address = Address(CHANNEL, session)
+        return Inbound(
+            identity=ChannelIdentity(CHANNEL, session),
+            address=address,
+            message_id=client_id,
+            text=text,
+            payload=payload,
+        )
+
+    async def _refuse(self, client: _Client, exc: BadInput) -> None:
+        metrics.BAD_INPUT.labels(CHANNEL, exc.code).inc()
+        await _send_error(client.ws, exc.code, exc.message)
+
+
+def parse_frame(data: str) -> dict[str, Any]:
+    try:
+        frame = json.loads(data)
+    except ValueError as exc:
+        raise BadInput("bad_json", "the frame is not valid JSON") from exc
+    if not isinstance(frame, dict):
+        raise BadInput("bad_frame", "the frame must be a JSON object")
+    return frame
+
+
+def render(outbound: Outbound) -> str:
+    """The `message` frame of one reply."""
+    frame: dict[str, Any] = {
+        "type": "message",
+        "sender": outbound.sender,
+        "text": outbound.text,
+        "buttons": [{"title": b.title, "payload": b.payload} for b in outbound.buttons],
+    }
+    if outbound.images:
+        frame["images"] = [{"url": i.url, "alt": i.alt} for i in outbound.images]
+    if outbound.links:
+        frame["links"] = [{"url": link.url, "title": link.title} for link in outbound.links]
+    if outbound.reply_to is not None and outbound.sender == "bot":
+        frame["reply_to"] = outbound.reply_to
+    if outbound.agent_name:
+        frame["agent_name"] = outbound.agent_name
+    return json.dumps(frame, separators=(",", ":"))
+
+
+def _history_item(entry: HistoryEntry) -> dict[str, Any]:
+    return entry.to_json()
+
+
+async def _send_typing(ws: web.WebSocketResponse, on: bool) -> None:
+    if not ws.closed:
+        await ws.send_json({"type": "typing", "on": on})
+
+
+async def _send_error(ws: web.WebSocketResponse, code: str, message: str) -> None:
+    if not ws.closed:
+        await ws.send_json({"type": "error", "code": code, "message": message})

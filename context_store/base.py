@@ -1,0 +1,109 @@
+"""The `ContextStore` protocol: everything the engine asks of storage.
+
+A turn costs three calls, each one round trip on Redis:
+`resolve_customer`, `lock_and_load`, `save_and_unlock`. None of them reads or
+rewrites the history; state is one small JSON value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from bot.model import ChannelIdentity, HistoryEntry
+
+
+@dataclass(frozen=True, slots=True)
+class StoreLimits:
+    """Caps and lifetimes the store applies on every write."""
+
+    history_max: int = 1000
+    retention_seconds: int = 90 * 86400  # 0: customer data never expires
+    dedup_ttl_seconds: int = 3 * 86400
+
+
+@dataclass(frozen=True, slots=True)
+class LoadResult:
+    """What `lock_and_load` found.
+
+    `duplicate`: the message was processed already (no lock was taken).
+    `locked`: the caller now holds the customer's lock and `state` is current.
+    Neither: someone else holds the lock; try again.
+    """
+
+    locked: bool
+    duplicate: bool = False
+    state: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InboxItem:
+    """A durably queued payload; `attempts` counts deliveries to a worker."""
+
+    item_id: str
+    payload: str
+    attempts: int
+
+
+@runtime_checkable
+class ContextStore(Protocol):
+    """Conversation state, history, identities and the small shared primitives
+    (counters, a durable inbox) that several workers must agree on."""
+
+    limits: StoreLimits
+
+    async def ping(self) -> None:
+        """Raise `StoreUnavailable` unless the store answers."""
+
+    async def close(self) -> None: ...
+
+    async def resolve_customer(self, identity: ChannelIdentity, new_customer_id: str) -> str:
+        """The customer of `identity`, creating it as `new_customer_id` if new."""
+
+    async def lock_and_load(
+        self, customer_id: str, *, token: str, ttl_seconds: float, message_key: str | None
+    ) -> LoadResult:
+        """Take the customer's lock and read their state, unless `message_key`
+        was already processed or the lock is held."""
+
+    async def save_and_unlock(
+        self,
+        customer_id: str,
+        *,
+        token: str,
+        state: str | None,
+        entries: Sequence[HistoryEntry],
+        message_key: str | None,
+        identity: ChannelIdentity | None,
+    ) -> bool:
+        """Atomically write state (unless None), append `entries`, mark
+        `message_key` processed, record `identity`, and release the lock.
+        Returns False, writing nothing, if `token` no longer holds the lock."""
+
+    async def unlock(self, customer_id: str, *, token: str) -> None:
+        """Release the lock if `token` still holds it."""
+
+    async def load_state(self, customer_id: str) -> str | None: ...
+
+    async def history(self, customer_id: str, limit: int) -> list[HistoryEntry]:
+        """The last `limit` entries, oldest first."""
+
+    async def identities(self, customer_id: str) -> list[ChannelIdentity]:
+        """Every channel identity that has written as this customer."""
+
+    async def erase(self, customer_id: str) -> None:
+        """Remove every key of the customer, and their identities' mappings."""
+
+    async def incr(self, key: str, ttl_seconds: int) -> int:
+        """Increment a shared counter that expires `ttl_seconds` after creation."""
+
+    async def inbox_add(self, payload: str) -> str:
+        """Queue a payload durably; returns its id."""
+
+    async def inbox_take(self, consumer: str, *, count: int, block_ms: int) -> list[InboxItem]:
+        """Items for `consumer`: new ones, and ones another consumer took more
+        than the stale time ago without acknowledging (it probably died)."""
+
+    async def inbox_ack(self, item_id: str) -> None:
+        """The item is done; it is never handed out again."""

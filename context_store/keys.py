@@ -1,0 +1,45 @@
+"""Redis key layout.
+
+Every key of one customer carries the hash tag `{c:<customer_id>}` so that a
+turn's multi-key script stays in one Redis Cluster slot; the identity mapping
+is tagged by the channel identity for the same reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.model import ChannelIdentity
+
+
+@dataclass(frozen=True, slots=True)
+class KeyBuilder:
+    prefix: str = "segue"
+
+    def identity(self, identity: ChannelIdentity) -> str:
+        return f"{self.prefix}:{{i:{identity.channel}:{identity.user_id}}}:customer"
+
+    def customer(self, customer_id: str, part: str) -> str:
+        return f"{self.prefix}:{{c:{customer_id}}}:{part}"
+
+    def customer_pattern(self, customer_id: str) -> str:
+        # Braces are literal in SCAN's glob syntax except for `[`; ids never contain it.
+        return f"{self.prefix}:{{c:{customer_id}}}:*"
+
+    def seen(self, customer_id: str, message_key: str) -> str:
+        return self.customer(customer_id, f"seen:{message_key}")
+
+    def counter(self, name: str) -> str:
+        return f"{self.prefix}:counter:{name}"
+
+    def inbox(self) -> str:
+        return f"{self.prefix}:inbox"
+
+
+def identity_member(identity: ChannelIdentity) -> str:
+    return f"{identity.channel}:{identity.user_id}"
+
+
+def parse_identity_member(member: str) -> ChannelIdentity:
+    channel, _, user_id = member.partition(":")
+    return ChannelIdentity(channel, user_id)

@@ -1,0 +1,178 @@
+"""`ContextStore` in process memory: the embedded default when no Redis is set.
+
+It keeps the Redis store's semantics (locks with tokens and TTLs, dedup marks,
+capped history, expiring counters) so both pass one contract suite; it is not
+shared between processes and forgets everything on restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from bot.model import ChannelIdentity, HistoryEntry
+from context_store.base import InboxItem, LoadResult, StoreLimits
+
+
+@dataclass(slots=True)
+class _Customer:
+    state: str | None = None
+    history: deque[HistoryEntry] = field(default_factory=deque)
+    identities: set[ChannelIdentity] = field(default_factory=set)
+    lock: tuple[str, float] | None = None  # (token, expires at)
+    seen: dict[str, float] = field(default_factory=dict)  # message key -> expires at
+
+
+class MemoryContextStore:
+    """Dicts guarded by the event loop: every method runs without awaiting
+    in between, so each is atomic like its Redis script."""
+
+    def __init__(self, *, limits: StoreLimits | None = None, inbox_stale_ms: int = 30_000) -> None:
+        self.limits = limits or StoreLimits()
+        self.inbox_stale_ms = inbox_stale_ms
+        self._identities: dict[ChannelIdentity, str] = {}
+        self._customers: dict[str, _Customer] = {}
+        self._counters: dict[str, tuple[int, float]] = {}
+        self._inbox: dict[str, str] = {}
+        self._inbox_new: deque[str] = deque()
+        self._inbox_taken: dict[str, tuple[float, int]] = {}  # id -> (taken at, attempts)
+        self._inbox_ids = itertools.count(1)
+        self._inbox_event = asyncio.Event()
+
+    async def ping(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def resolve_customer(self, identity: ChannelIdentity, new_customer_id: str) -> str:
+        return self._identities.setdefault(identity, new_customer_id)
+
+    async def lock_and_load(
+        self, customer_id: str, *, token: str, ttl_seconds: float, message_key: str | None
+    ) -> LoadResult:
+        now = time.monotonic()
+        customer = self._customers.setdefault(customer_id, _Customer())
+        if message_key is not None and customer.seen.get(message_key, 0.0) > now:
+            return LoadResult(locked=False, duplicate=True)
+        if customer.lock is not None and customer.lock[1] > now:
+            return LoadResult(locked=False)
+        customer.lock = (token, now + ttl_seconds)
+        return LoadResult(locked=True, state=customer.state)
+
+    async def save_and_unlock(
+        self,
+        customer_id: str,
+        *,
+        token: str,
+        state: str | None,
+        entries: Sequence[HistoryEntry],
+        message_key: str | None,
+        identity: ChannelIdentity | None,
+    ) -> bool:
+        now = time.monotonic()
+        customer = self._customers.get(customer_id)
+        if customer is None or not self._holds(customer, token, now):
+            return False
+        if state is not None:
+            customer.state = state
+        customer.history.extend(entries)
+        while len(customer.history) > self.limits.history_max:
+            customer.history.popleft()
+        if identity is not None:
+            customer.identities.add(identity)
+        if message_key is not None:
+            customer.seen[message_key] = now + self.limits.dedup_ttl_seconds
+            self._forget_expired_marks(customer, now)
+        customer.lock = None
+        return True
+
+    async def unlock(self, customer_id: str, *, token: str) -> None:
+        customer = self._customers.get(customer_id)
+        if customer is not None and self._holds(customer, token, time.monotonic()):
+            customer.lock = None
+
+    async def load_state(self, customer_id: str) -> str | None:
+        customer = self._customers.get(customer_id)
+        return customer.state if customer else None
+
+    async def history(self, customer_id: str, limit: int) -> list[HistoryEntry]:
+        customer = self._customers.get(customer_id)
+        if customer is None:
+            return []
+        return list(customer.history)[-limit:]
+
+    async def identities(self, customer_id: str) -> list[ChannelIdentity]:
+        customer = self._customers.get(customer_id)
+        return sorted(customer.identities) if customer else []  # type: ignore[type-var]
+
+    async def erase(self, customer_id: str) -> None:
+        customer = self._customers.pop(customer_id, None)
+        if customer is not None:
+            for identity in customer.identities:
+                self._identities.pop(identity, None)
+        for identity, owner in list(self._identities.items()):
+            if owner == customer_id:
+                del self._identities[identity]
+
+    async def incr(self, key: str, ttl_seconds: int) -> int:
+        now = time.monotonic()
+        value, expires = self._counters.get(key, (0, now + ttl_seconds))
+        if expires <= now:
+            value, expires = 0, now + ttl_seconds
+        self._counters[key] = (value + 1, expires)
+        return value + 1
+
+    async def inbox_add(self, payload: str) -> str:
+        item_id = f"{next(self._inbox_ids)}-0"
+        self._inbox[item_id] = payload
+        self._inbox_new.append(item_id)
+        self._inbox_event.set()
+        return item_id
+
+    async def inbox_take(self, consumer: str, *, count: int, block_ms: int) -> list[InboxItem]:
+        items = self._reclaim(count)
+        if items:
+            return items
+        if not self._inbox_new:
+            self._inbox_event.clear()
+            try:
+                await asyncio.wait_for(self._inbox_event.wait(), block_ms / 1000)
+            except TimeoutError:
+                return []
+        now = time.monotonic()
+        while self._inbox_new and len(items) < count:
+            item_id = self._inbox_new.popleft()
+            if item_id in self._inbox:
+                self._inbox_taken[item_id] = (now, 1)
+                items.append(InboxItem(item_id, self._inbox[item_id], 1))
+        return items
+
+    async def inbox_ack(self, item_id: str) -> None:
+        self._inbox.pop(item_id, None)
+        self._inbox_taken.pop(item_id, None)
+
+    def _reclaim(self, count: int) -> list[InboxItem]:
+        now = time.monotonic()
+        stale = now - self.inbox_stale_ms / 1000
+        items = []
+        for item_id, (taken_at, attempts) in list(self._inbox_taken.items()):
+            if taken_at <= stale and len(items) < count:
+                self._inbox_taken[item_id] = (now, attempts + 1)
+                items.append(InboxItem(item_id, self._inbox[item_id], attempts + 1))
+        return items
+
+    @staticmethod
+    def _holds(customer: _Customer, token: str, now: float) -> bool:
+        return customer.lock is not None and customer.lock[0] == token and customer.lock[1] > now
+
+    @staticmethod
+    def _forget_expired_marks(customer: _Customer, now: float) -> None:
+        if len(customer.seen) > 1024:
+            for key, expires in list(customer.seen.items()):
+                if expires <= now:
+                    del customer.seen[key]

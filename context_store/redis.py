@@ -1,0 +1,288 @@
+"""`ContextStore` on Redis (redis-py asyncio), one round trip per turn step."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from bot.errors import StoreError, StoreUnavailable
+from bot.model import ChannelIdentity, HistoryEntry
+from context_store.base import InboxItem, LoadResult, StoreLimits
+from context_store.keys import KeyBuilder, identity_member, parse_identity_member
+
+# KEYS: identity. ARGV: new customer id, retention seconds.
+_RESOLVE = """
+local c = redis.call('GET', KEYS[1])
+if not c then
+  redis.call('SET', KEYS[1], ARGV[1])
+  c = ARGV[1]
+end
+if tonumber(ARGV[2]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+return c
+"""
+
+# KEYS: lock, seen, state. ARGV: token, ttl ms, check seen (1/0).
+_LOCK_AND_LOAD = """
+if ARGV[3] == '1' and redis.call('EXISTS', KEYS[2]) == 1 then return {2} end
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {0} end
+local s = redis.call('GET', KEYS[3])
+if s then return {1, s} end
+return {1}
+"""
+
+# KEYS: lock, seen, state, history, identities.
+# ARGV: token, state ('' keeps it), mark seen (1/0), dedup ttl, history max,
+#       retention seconds, identity member ('' for none), entries...
+_SAVE_AND_UNLOCK = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] ~= '' then redis.call('SET', KEYS[3], ARGV[2]) end
+if #ARGV > 7 then
+  redis.call('RPUSH', KEYS[4], unpack(ARGV, 8))
+  redis.call('LTRIM', KEYS[4], -tonumber(ARGV[5]), -1)
+end
+if ARGV[7] ~= '' then redis.call('SADD', KEYS[5], ARGV[7]) end
+if ARGV[3] == '1' then redis.call('SET', KEYS[2], '1', 'EX', ARGV[4]) end
+local keep = tonumber(ARGV[6])
+if keep > 0 then
+  redis.call('EXPIRE', KEYS[3], keep)
+  redis.call('EXPIRE', KEYS[4], keep)
+  redis.call('EXPIRE', KEYS[5], keep)
+end
+redis.call('DEL', KEYS[1])
+return 1
+"""
+
+_UNLOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+_INBOX_GROUP = "segue-workers"
+
+
+class RedisContextStore:
+    """Conversation state as one JSON string, history as a capped list."""
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        *,
+        limits: StoreLimits | None = None,
+        keys: KeyBuilder | None = None,
+        inbox_stale_ms: int = 30_000,
+    ) -> None:
+        self.client = client
+        self.limits = limits or StoreLimits()
+        self.keys = keys or KeyBuilder()
+        self.inbox_stale_ms = inbox_stale_ms
+        self._resolve = client.register_script(_RESOLVE)
+        self._lock_and_load = client.register_script(_LOCK_AND_LOAD)
+        self._save = client.register_script(_SAVE_AND_UNLOCK)
+        self._unlock = client.register_script(_UNLOCK)
+        self._group_ready = False
+        self._last_reclaim = 0.0
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> RedisContextStore:
+        return cls(connect(url), **kwargs)
+
+    async def ping(self) -> None:
+        try:
+            await self.client.ping()
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise StoreUnavailable(f"Redis is unreachable: {exc}") from exc
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    async def resolve_customer(self, identity: ChannelIdentity, new_customer_id: str) -> str:
+        args = [new_customer_id, self.limits.retention_seconds]
+        return str(await self._call(self._resolve, [self.keys.identity(identity)], args))
+
+    async def lock_and_load(
+        self, customer_id: str, *, token: str, ttl_seconds: float, message_key: str | None
+    ) -> LoadResult:
+        k = self.keys
+        keys = [
+            k.customer(customer_id, "lock"),
+            k.seen(customer_id, message_key or ""),
+            k.customer(customer_id, "state"),
+        ]
+        args = [token, max(1, int(ttl_seconds * 1000)), "1" if message_key else "0"]
+        reply = await self._call(self._lock_and_load, keys, args)
+        if reply[0] == 2:
+            return LoadResult(locked=False, duplicate=True)
+        if reply[0] == 0:
+            return LoadResult(locked=False)
+        return LoadResult(locked=True, state=reply[1] if len(reply) > 1 else None)
+
+    async def save_and_unlock(
+        self,
+        customer_id: str,
+        *,
+        token: str,
+        state: str | None,
+        entries: Sequence[HistoryEntry],
+        message_key: str | None,
+        identity: ChannelIdentity | None,
+    ) -> bool:
+        k = self.keys
+        keys = [
+            k.customer(customer_id, "lock"),
+            k.seen(customer_id, message_key or ""),
+            k.customer(customer_id, "state"),
+            k.customer(customer_id, "history"),
+            k.customer(customer_id, "identities"),
+        ]
+        args: list[Any] = [
+            token,
+            state or "",
+            "1" if message_key else "0",
+            self.limits.dedup_ttl_seconds,
+            self.limits.history_max,
+            self.limits.retention_seconds,
+            identity_member(identity) if identity else "",
+        ]
+        args.extend(json.dumps(e.to_json(), separators=(",", ":")) for e in entries)
+        return bool(await self._call(self._save, keys, args))
+
+    async def unlock(self, customer_id: str, *, token: str) -> None:
+        await self._call(self._unlock, [self.keys.customer(customer_id, "lock")], [token])
+
+    async def load_state(self, customer_id: str) -> str | None:
+        value = await self._run(self.client.get(self.keys.customer(customer_id, "state")))
+        return None if value is None else str(value)
+
+    async def history(self, customer_id: str, limit: int) -> list[HistoryEntry]:
+        key = self.keys.customer(customer_id, "history")
+        raw = await self._run(self.client.lrange(key, -limit, -1))
+        return [HistoryEntry.from_json(json.loads(item)) for item in raw]
+
+    async def identities(self, customer_id: str) -> list[ChannelIdentity]:
+        key = self.keys.customer(customer_id, "identities")
+        members = await self._run(self.client.smembers(key))
+        return sorted(parse_identity_member(m) for m in members)  # type: ignore[type-var]
+
+    async def erase(self, customer_id: str) -> None:
+        for identity in await self.identities(customer_id):
+            await self._run(self.client.delete(self.keys.identity(identity)))
+        pattern = self.keys.customer_pattern(customer_id)
+        batch: list[str] = []
+        async for key in self.client.scan_iter(match=pattern, count=500):
+            batch.append(key)
+            if len(batch) >= 500:
+                await self._run(self.client.delete(*batch))
+                batch.clear()
+        if batch:
+            await self._run(self.client.delete(*batch))
+
+    async def incr(self, key: str, ttl_seconds: int) -> int:
+        name = self.keys.counter(key)
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.incr(name)
+            pipe.expire(name, ttl_seconds, nx=True)
+            value, _ = await self._run(pipe.execute())
+        return int(value)
+
+    async def inbox_add(self, payload: str) -> str:
+        return str(await self._run(self.client.xadd(self.keys.inbox(), {"p": payload})))
+
+    async def inbox_take(self, consumer: str, *, count: int, block_ms: int) -> list[InboxItem]:
+        await self._ensure_group()
+        items = await self._reclaim(consumer, count)
+        if items:
+            return items
+        reply = await self._run(
+            self.client.xreadgroup(
+                _INBOX_GROUP, consumer, {self.keys.inbox(): ">"}, count=count, block=block_ms
+            )
+        )
+        for _stream, entries in reply or []:
+            items.extend(InboxItem(item_id, fields["p"], 1) for item_id, fields in entries)
+        return items
+
+    async def inbox_ack(self, item_id: str) -> None:
+        inbox = self.keys.inbox()
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.xack(inbox, _INBOX_GROUP, item_id)
+            pipe.xdel(inbox, item_id)
+            await self._run(pipe.execute())
+
+    async def _reclaim(self, consumer: str, count: int) -> list[InboxItem]:
+        # Looking for abandoned items costs a round trip; once a second is plenty.
+        now = time.monotonic()
+        if now - self._last_reclaim < 1.0:
+            return []
+        self._last_reclaim = now
+        inbox = self.keys.inbox()
+        pending = await self._run(
+            self.client.xpending_range(
+                inbox, _INBOX_GROUP, min="-", max="+", count=count, idle=self.inbox_stale_ms
+            )
+        )
+        if not pending:
+            return []
+        attempts = {p["message_id"]: int(p["times_delivered"]) + 1 for p in pending}
+        claimed = await self._run(
+            self.client.xclaim(inbox, _INBOX_GROUP, consumer, self.inbox_stale_ms, list(attempts))
+        )
+        return [
+            InboxItem(item_id, fields["p"], attempts[item_id])
+            for item_id, fields in claimed
+            if fields
+        ]
+
+    async def _ensure_group(self) -> None:
+        if self._group_ready:
+            return
+        try:
+            await self._run(
+                self.client.xgroup_create(self.keys.inbox(), _INBOX_GROUP, id="0", mkstream=True)
+            )
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise StoreError(str(exc)) from exc
+        self._group_ready = True
+
+    async def _call(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+        return await self._run(script(keys=keys, args=args))
+
+    @staticmethod
+    async def _run(awaitable: Any) -> Any:
+        try:
+            return await awaitable
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise StoreUnavailable(f"Redis is unreachable: {exc}") from exc
+        except RedisError as exc:
+            raise StoreError(f"Redis error: {exc}") from exc
+
+
+def connect(url: str) -> aioredis.Redis:
+    """A client for `redis://`, `rediss://`, `unix://` or `redis+sentinel://` URLs.
+
+    Sentinel URLs read `redis+sentinel://[:password@]host:port[,host:port]/service[/db]`.
+    """
+    if not url.startswith("redis+sentinel://"):
+        return aioredis.from_url(url, decode_responses=True, health_check_interval=30)
+    from redis.asyncio.sentinel import Sentinel
+
+    rest = url.removeprefix("redis+sentinel://")
+    auth, _, rest = rest.rpartition("@")
+    hosts_part, _, path = rest.partition("/")
+    service, _, db = path.partition("/")
+    if not service:
+        raise ValueError("a redis+sentinel:// URL needs a service name: .../<service>[/db]")
+    password = auth.partition(":")[2] or None
+    hosts = []
+    for hostport in hosts_part.split(","):
+        host, _, port = hostport.partition(":")
+        hosts.append((host, int(port or 26379)))
+    sentinel = Sentinel(hosts, password=password, decode_responses=True)
+    return sentinel.master_for(service, db=int(db or 0), password=password)

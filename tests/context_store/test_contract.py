@@ -1,0 +1,148 @@
+"""The ContextStore contract: every test runs on the memory and the Redis store."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bot.model import ChannelIdentity, HistoryEntry
+from context_store import ContextStore
+
+WEB = ChannelIdentity("web", "s1")
+TELEGRAM = ChannelIdentity("telegram", "5551234")
+
+
+def entry(text: str, ts: float = 1.0, sender: str = "customer") -> HistoryEntry:
+    return HistoryEntry(sender=sender, channel="web", text=text, ts=ts)  # type: ignore[arg-type]
+
+
+async def save(store: ContextStore, customer: str, *entries: HistoryEntry, key: str | None = None,
+               state: str | None = '{"n":1}') -> bool:
+    loaded = await store.lock_and_load(customer, token="t", ttl_seconds=5, message_key=key)
+    assert loaded.locked
+    return await store.save_and_unlock(
+        customer, token="t", state=state, entries=entries, message_key=key, identity=WEB
+    )
+
+
+async def test_resolve_creates_once_and_keeps_the_first_id(store: ContextStore) -> None:
+    assert await store.resolve_customer(WEB, "c1") == "c1"
+    assert await store.resolve_customer(WEB, "c2") == "c1"
+    assert await store.resolve_customer(TELEGRAM, "c3") == "c3"
+
+
+async def test_lock_is_exclusive_until_saved(store: ContextStore) -> None:
+    first = await store.lock_and_load("c1", token="a", ttl_seconds=5, message_key="m1")
+    second = await store.lock_and_load("c1", token="b", ttl_seconds=5, message_key="m2")
+    assert first.locked and first.state is None
+    assert not second.locked and not second.duplicate
+    saved = await store.save_and_unlock(
+        "c1", token="a", state='{"x":1}', entries=[entry("hi")], message_key="m1", identity=WEB
+    )
+    assert saved
+    third = await store.lock_and_load("c1", token="b", ttl_seconds=5, message_key="m2")
+    assert third.locked and third.state == '{"x":1}'
+
+
+async def test_a_processed_message_is_a_duplicate(store: ContextStore) -> None:
+    assert await save(store, "c1", entry("hi"), key="m1")
+    again = await store.lock_and_load("c1", token="t2", ttl_seconds=5, message_key="m1")
+    assert again.duplicate and not again.locked
+    # The duplicate check took no lock: another message goes through at once.
+    other = await store.lock_and_load("c1", token="t3", ttl_seconds=5, message_key="m2")
+    assert other.locked
+
+
+async def test_save_with_a_stolen_lock_writes_nothing(store: ContextStore) -> None:
+    await store.lock_and_load("c1", token="old", ttl_seconds=0.05, message_key="m1")
+    await asyncio.sleep(0.1)  # let the lock's TTL run out: expiry is the behaviour under test
+    taken = await store.lock_and_load("c1", token="new", ttl_seconds=5, message_key="m2")
+    assert taken.locked
+    saved = await store.save_and_unlock(
+        "c1", token="old", state='{"lost":1}', entries=[entry("x")], message_key="m1", identity=WEB
+    )
+    assert not saved
+    assert await store.history("c1", 10) == []
+    assert await store.load_state("c1") is None
+    # m1 was not marked processed: a redelivery will be handled.
+    await store.unlock("c1", token="new")
+    retry = await store.lock_and_load("c1", token="r", ttl_seconds=5, message_key="m1")
+    assert retry.locked
+
+
+async def test_unlock_needs_the_token(store: ContextStore) -> None:
+    await store.lock_and_load("c1", token="a", ttl_seconds=5, message_key=None)
+    await store.unlock("c1", token="not-a")
+    assert not (await store.lock_and_load("c1", token="b", ttl_seconds=5, message_key=None)).locked
+    await store.unlock("c1", token="a")
+    assert (await store.lock_and_load("c1", token="b", ttl_seconds=5, message_key=None)).locked
+
+
+async def test_history_is_appended_in_order_and_capped(store: ContextStore) -> None:
+    cap = store.limits.history_max
+    for i in range(cap + 5):
+        assert await save(store, "c1", entry(f"m{i}", ts=float(i)))
+    history = await store.history("c1", 1000)
+    assert len(history) == cap
+    assert [e.text for e in history] == [f"m{i}" for i in range(5, cap + 5)]
+    assert [e.text for e in await store.history("c1", 3)] == [f"m{cap + i}" for i in (2, 3, 4)]
+
+
+async def test_none_state_keeps_the_stored_state(store: ContextStore) -> None:
+    assert await save(store, "c1", state='{"keep":true}')
+    assert await save(store, "c1", entry("x"), state=None)
+    assert await store.load_state("c1") == '{"keep":true}'
+
+
+async def test_history_entries_round_trip(store: ContextStore) -> None:
+    from bot.model import Button
+
+    original = HistoryEntry(
+        sender="agent", channel="telegram", text="<b>not html</b> ✓", ts=12.5,
+        buttons=(Button("Yes", "yes"),), agent_name="Ana",
+    )
+    assert await save(store, "c1", original)
+    assert await store.history("c1", 5) == [original]
+
+
+async def test_identities_are_recorded_and_erase_removes_everything(store: ContextStore) -> None:
+    customer = await store.resolve_customer(WEB, "c1")
+    assert await save(store, customer, entry("hi"), key="m1")
+    assert await store.identities(customer) == [WEB]
+    await store.erase(customer)
+    assert await store.history(customer, 10) == []
+    assert await store.load_state(customer) is None
+    assert await store.identities(customer) == []
+    assert await store.resolve_customer(WEB, "fresh") == "fresh"
+    # The dedup mark went too: the same message id is new again.
+    assert (await store.lock_and_load(customer, token="t", ttl_seconds=5, message_key="m1")).locked
+
+
+async def test_counters_count_and_expire(store: ContextStore) -> None:
+    assert [await store.incr("k", 1) for _ in range(3)] == [1, 2, 3]
+    assert await store.incr("other", 1) == 1
+    await asyncio.sleep(1.1)  # the counter's TTL running out is the behaviour under test
+    assert await store.incr("k", 1) == 1
+
+
+async def test_inbox_hands_out_acknowledges_and_reclaims(store: ContextStore) -> None:
+    first = await store.inbox_add("one")
+    await store.inbox_add("two")
+    taken = await store.inbox_take("w1", count=10, block_ms=100)
+    assert [(i.payload, i.attempts) for i in taken] == [("one", 1), ("two", 1)]
+    assert taken[0].item_id == first
+    await store.inbox_ack(taken[0].item_id)
+    assert await store.inbox_take("w2", count=10, block_ms=50) == []
+    # "two" was never acknowledged: once stale, another worker gets it again.
+    await asyncio.sleep(0.25 + 1.0)  # the stale time is the behaviour under test
+    again = await store.inbox_take("w2", count=10, block_ms=50)
+    assert [(i.payload, i.attempts) for i in again] == [("two", 2)]
+    await store.inbox_ack(again[0].item_id)
+    assert await store.inbox_take("w3", count=10, block_ms=50) == []
+
+
+async def test_inbox_take_wakes_on_a_new_item(store: ContextStore) -> None:
+    waiting = asyncio.create_task(store.inbox_take("w1", count=1, block_ms=5000))
+    await asyncio.sleep(0.05)  # let the taker block first
+    await store.inbox_add("late")
+    items = await asyncio.wait_for(waiting, 5)
+    assert [i.payload for i in items] == ["late"]

@@ -1,0 +1,47 @@
+"""Redis-only promises: key layout, TTLs, round trips."""
+
+from __future__ import annotations
+
+import redis.asyncio as aioredis
+
+from bot.model import ChannelIdentity, HistoryEntry
+from context_store import RedisContextStore, StoreLimits
+
+WEB = ChannelIdentity("web", "s1")
+
+
+async def test_customer_keys_share_one_hash_tag_and_expire(
+    redis_url: str, redis_client: aioredis.Redis
+) -> None:
+    store = RedisContextStore.from_url(redis_url, limits=StoreLimits(retention_seconds=3600, dedup_ttl_seconds=600))
+    customer = await store.resolve_customer(WEB, "c1")
+    await store.lock_and_load(customer, token="t", ttl_seconds=30, message_key="m1")
+    lock_ttl = await redis_client.pttl("segue:{c:c1}:lock")
+    assert 0 < lock_ttl <= 30_000
+    await store.save_and_unlock(
+        customer, token="t", state="{}", message_key="m1", identity=WEB,
+        entries=[HistoryEntry("customer", "web", "hi", 1.0)],
+    )
+    keys = sorted([k async for k in redis_client.scan_iter(match="segue:*")])
+    assert keys == [
+        "segue:{c:c1}:history", "segue:{c:c1}:identities", "segue:{c:c1}:seen:m1",
+        "segue:{c:c1}:state", "segue:{i:web:s1}:customer",
+    ]
+    for key in keys:
+        assert 0 < await redis_client.ttl(key) <= 3600, key
+    assert await redis_client.type("segue:{c:c1}:history") == "list"
+    await store.close()
+
+
+async def test_unreachable_redis_is_store_unavailable() -> None:
+    import pytest
+
+    from bot.errors import StoreUnavailable
+    from tests.redis_server import free_port
+
+    store = RedisContextStore.from_url(f"redis://127.0.0.1:{free_port()}/0")
+    with pytest.raises(StoreUnavailable):
+        await store.ping()
+    with pytest.raises(StoreUnavailable):
+        await store.resolve_customer(WEB, "c1")
+    await store.close()

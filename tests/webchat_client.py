@@ -1,0 +1,80 @@
+"""A small web chat WebSocket client for tests and benchmarks."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from typing import Any
+
+import aiohttp
+
+
+class WebChatClient:
+    """Speaks the web chat protocol of CONTRACT.md over one socket."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+        self.session: str | None = None
+        self.customer: str | None = None
+        self.history: list[dict[str, Any]] = []
+        self._ids = itertools.count(1)
+
+    @classmethod
+    async def connect(
+        cls, http: aiohttp.ClientSession, url: str, *, session: str | None = None,
+        **hello: Any,
+    ) -> WebChatClient:
+        client = cls(await http.ws_connect(url))
+        await client.hello(session=session, **hello)
+        return client
+
+    async def hello(self, *, session: str | None = None, **extra: Any) -> None:
+        frame: dict[str, Any] = {"type": "hello", **extra}
+        if session is not None:
+            frame["session"] = session
+        await self.send(frame)
+        first = await self.receive()
+        if first["type"] != "session":
+            raise AssertionError(f"expected a session frame, got {first}")
+        self.session, self.customer = first["session"], first["customer"]
+        history = await self.receive()
+        assert history["type"] == "history", history
+        self.history = history["messages"]
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        await self.ws.send_str(json.dumps(frame))
+
+    async def receive(self, timeout: float = 10) -> dict[str, Any]:
+        msg = await self.ws.receive(timeout=timeout)
+        if msg.type != aiohttp.WSMsgType.TEXT:
+            raise AssertionError(f"expected a text frame, got {msg.type}: {msg.data!r}")
+        frame: dict[str, Any] = json.loads(msg.data)
+        return frame
+
+    async def say(self, text: str, *, payload: str | None = None, msg_id: str | None = None) -> str:
+        msg_id = msg_id or f"m{next(self._ids)}"
+        frame: dict[str, Any] = {"type": "message", "text": text, "id": msg_id}
+        if payload is not None:
+            frame["payload"] = payload
+        await self.send(frame)
+        return msg_id
+
+    async def turn(
+        self, text: str, *, payload: str | None = None, expect: int = 1
+    ) -> list[dict[str, Any]]:
+        """Send a message; return its replies once the ack and `expect`
+        replies marked with its id have arrived (typing frames are skipped)."""
+        msg_id = await self.say(text, payload=payload)
+        acked, replies = False, []
+        while not (acked and len(replies) >= expect):
+            frame = await self.receive()
+            if frame["type"] == "ack" and frame["id"] == msg_id:
+                acked = True
+            elif frame["type"] == "message" and frame.get("reply_to") == msg_id:
+                replies.append(frame)
+            elif frame["type"] == "error":
+                raise AssertionError(f"error frame: {frame}")
+        return replies
+
+    async def close(self) -> None:
+        await self.ws.close()
