@@ -103,7 +103,8 @@ class Engine:
                 return Turn(customer_id=customer_id, duplicate=True, address=inbound.address)
             try:
                 state = ConversationState.from_json(loaded.state)
-                replies = await self._decide(customer_id, inbound, state)
+                context = TurnContext(customer_id, inbound, state)
+                replies = await self._decide(context)
                 entries = record(inbound, replies)
                 saved = await self.store.save_and_unlock(
                     customer_id,
@@ -118,6 +119,10 @@ class Engine:
                 raise
         if not saved:
             raise LockLost(f"lock of customer {customer_id} expired before the turn was saved")
+        if context.erase_customer:
+            # After the save, so the confirmation is delivered but not kept.
+            await self.store.erase(customer_id)
+            log.info("erased the data of customer %s at their request", customer_id)
         metrics.TURNS.labels(inbound.channel, "processed").inc()
         metrics.TURN_SECONDS.observe(time.perf_counter() - started)
         return Turn(customer_id, False, inbound.address, tuple(replies))
@@ -142,19 +147,18 @@ class Engine:
             return False
         return True
 
-    async def _decide(
-        self, customer_id: str, inbound: Inbound, state: ConversationState
-    ) -> list[Outbound]:
-        state.last_address = inbound.address
-        state.turns += 1
+    async def _decide(self, context: TurnContext) -> list[Outbound]:
+        context.state.last_address = context.inbound.address
+        context.state.turns += 1
         try:
-            replies = await self.policy.decide(TurnContext(customer_id, inbound, state))
+            replies = await self.policy.decide(context)
         except Exception:
             # The one place a failing dialog is logged with its traceback; the
             # customer gets an apology and the message still counts as handled.
-            log.exception("the dialog policy failed for customer %s", customer_id)
+            log.exception("the dialog policy failed for customer %s", context.customer_id)
+            context.erase_customer = False
             replies = [APOLOGY]
-        return [_with_reply_to(r, inbound.message_id) for r in replies]
+        return [_with_reply_to(r, context.inbound.message_id) for r in replies]
 
     async def _lock_and_load(self, customer_id: str, token: str, message_key: str) -> LoadResult:
         deadline = time.monotonic() + self.options.lock_wait_seconds

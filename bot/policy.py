@@ -12,11 +12,19 @@ from bot.model import Button, Inbound, Outbound
 @dataclass(slots=True)
 class TurnContext:
     """What a policy sees of one turn. `state` may be changed in place; the
-    engine saves it with the turn."""
+    engine saves it with the turn.
+
+    A policy asks for effects beyond its replies by setting flags, which the
+    engine carries out after the turn is saved: `erase_customer` removes all
+    of the customer's data (replies are still delivered); `handoff_reason`
+    queues the conversation for a person.
+    """
 
     customer_id: str
     inbound: Inbound
     state: ConversationState
+    erase_customer: bool = False
+    handoff_reason: str | None = None
 
 
 class Policy(Protocol):

@@ -56,6 +56,12 @@ class Settings(BaseSettings):
 
     dialogs_dir: str = "dialogs"
     demo_orders: str = "config/demo_orders.json"
+    # A remote Rasa action server (its webhook URL); unset: actions run in-process.
+    action_server_url: str | None = None
+    action_timeout_seconds: float = Field(default=5.0, gt=0)
+    # An external NLU service (a Rasa NLU server's /model/parse); unset: built-in.
+    nlu_url: str | None = None
+    nlu_threshold: float = Field(default=0.45, ge=0, le=1)
 
     @model_validator(mode="after")
     def _telegram_webhook_needs_secret(self) -> Settings:

@@ -98,6 +98,12 @@ class ContextStore(Protocol):
     async def incr(self, key: str, ttl_seconds: int) -> int:
         """Increment a shared counter that expires `ttl_seconds` after creation."""
 
+    async def park(self, record: str) -> None:
+        """Keep a failed item (JSON) for an operator; the newest are kept."""
+
+    async def parked(self, limit: int) -> list[str]:
+        """Parked items, newest first."""
+
     async def inbox_add(self, payload: str) -> str:
         """Queue a payload durably; returns its id."""
 

@@ -32,6 +32,9 @@ class KeyBuilder:
     def counter(self, name: str) -> str:
         return f"{self.prefix}:counter:{name}"
 
+    def parked(self) -> str:
+        return f"{self.prefix}:parked"
+
     def inbox(self) -> str:
         return f"{self.prefix}:inbox"
 

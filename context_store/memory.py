@@ -37,6 +37,7 @@ class MemoryContextStore:
         self._identities: dict[ChannelIdentity, str] = {}
         self._customers: dict[str, _Customer] = {}
         self._counters: dict[str, tuple[int, float]] = {}
+        self._parked: deque[str] = deque(maxlen=1000)
         self._inbox: dict[str, str] = {}
         self._inbox_new: deque[str] = deque()
         self._inbox_taken: dict[str, tuple[float, int]] = {}  # id -> (taken at, attempts)
@@ -126,6 +127,12 @@ class MemoryContextStore:
             value, expires = 0, now + ttl_seconds
         self._counters[key] = (value + 1, expires)
         return value + 1
+
+    async def park(self, record: str) -> None:
+        self._parked.appendleft(record)
+
+    async def parked(self, limit: int) -> list[str]:
+        return list(self._parked)[:limit]
 
     async def inbox_add(self, payload: str) -> str:
         item_id = f"{next(self._inbox_ids)}-0"

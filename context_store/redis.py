@@ -65,6 +65,7 @@ return 0
 """
 
 _INBOX_GROUP = "segue-workers"
+PARKED_MAX = 1000
 
 
 class RedisContextStore:
@@ -190,6 +191,15 @@ class RedisContextStore:
             pipe.expire(name, ttl_seconds, nx=True)
             value, _ = await self._run(pipe.execute())
         return int(value)
+
+    async def park(self, record: str) -> None:
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.lpush(self.keys.parked(), record)
+            pipe.ltrim(self.keys.parked(), 0, PARKED_MAX - 1)
+            await self._run(pipe.execute())
+
+    async def parked(self, limit: int) -> list[str]:
+        return list(await self._run(self.client.lrange(self.keys.parked(), 0, limit - 1)))
 
     async def inbox_add(self, payload: str) -> str:
         return str(await self._run(self.client.xadd(self.keys.inbox(), {"p": payload})))

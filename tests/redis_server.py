@@ -36,10 +36,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def redis_server() -> Iterator[str]:
-    """Start a redis-server; yields its URL; stops it on exit."""
+def redis_server(port: int | None = None) -> Iterator[str]:
+    """Start a redis-server (on `port`, or a free one); yields its URL; stops
+    it on exit. Starting again on the same port simulates Redis coming back."""
     binary = ensure_redis_server()
-    port = free_port()
+    port = port or free_port()
     workdir = tempfile.mkdtemp(prefix="segue-redis-")
     proc = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",

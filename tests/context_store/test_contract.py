@@ -146,3 +146,9 @@ async def test_inbox_take_wakes_on_a_new_item(store: ContextStore) -> None:
     await store.inbox_add("late")
     items = await asyncio.wait_for(waiting, 5)
     assert [i.payload for i in items] == ["late"]
+
+
+async def test_parked_items_are_kept_newest_first(store: ContextStore) -> None:
+    for i in range(3):
+        await store.park(f'{{"n":{i}}}')
+    assert await store.parked(2) == ['{"n":2}', '{"n":1}']
