@@ -90,11 +90,14 @@ def build_connectors(settings: Settings, engine: Engine, store: ContextStore) ->
     return connectors
 
 
-async def create_segue(settings: Settings, store: ContextStore | None = None) -> Segue:
+async def create_segue(
+    settings: Settings, store: ContextStore | None = None, policy: Policy | None = None
+) -> Segue:
+    """Every part of a worker; `store` and `policy` default to the configured ones."""
     store = store if store is not None else await open_store(settings)
     engine = Engine(
         store=store,
-        policy=build_policy(settings),
+        policy=policy if policy is not None else build_policy(settings),
         options=EngineOptions(
             lock_ttl_seconds=settings.lock_ttl_seconds,
             lock_wait_seconds=settings.lock_wait_seconds,
