@@ -1,0 +1,40 @@
+"""Serve Segue's real aiohttp app on a loopback port inside a test."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from bot.app import Segue, build_app, create_segue
+from bot.policy import Policy
+from bot.settings import Settings
+from context_store import ContextStore
+
+
+@dataclass(slots=True)
+class RunningApp:
+    segue: Segue
+    base_url: str
+
+    @property
+    def ws_url(self) -> str:
+        return f"{self.base_url}/webchat/ws"
+
+
+@asynccontextmanager
+async def serve_segue(
+    settings: Settings, *, store: ContextStore | None = None, policy: Policy | None = None
+) -> AsyncIterator[RunningApp]:
+    segue = await create_segue(settings, store=store, policy=policy)
+    runner = web.AppRunner(build_app(segue), handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    try:
+        yield RunningApp(segue, f"http://{host}:{port}")
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,263 @@
+"""The web chat protocol of CONTRACT.md against the real app on a real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+import redis.asyncio as aioredis
+from itsdangerous import TimestampSigner, URLSafeTimedSerializer
+
+from bot.policy import EchoMenuPolicy
+from bot.settings import Settings
+from context_store import RedisContextStore
+from tests.app_server import RunningApp, serve_segue
+from tests.webchat_client import WebChatClient
+
+SECRET = "test-webchat-secret"
+
+
+def settings(redis_url: str, **extra: object) -> Settings:
+    return Settings(redis_url=redis_url, webchat_secret=SECRET, **extra)
+
+
+@pytest.fixture
+async def app(redis_url: str) -> AsyncIterator[RunningApp]:
+    store = RedisContextStore.from_url(redis_url)
+    async with serve_segue(settings(redis_url, max_text_length=100), store=store,
+                           policy=EchoMenuPolicy()) as running:
+        yield running
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+async def segue_keys(redis_client: aioredis.Redis) -> list[str]:
+    return sorted([k async for k in redis_client.scan_iter(match="segue:*")])
+
+
+async def test_hello_gives_a_session_and_a_reply_carries_reply_to(
+    app: RunningApp, http: aiohttp.ClientSession
+) -> None:
+    client = await WebChatClient.connect(http, app.ws_url)
+    assert client.session and client.customer and client.history == []
+    replies = await client.turn("hello")
+    assert replies[0]["sender"] == "bot"
+    assert replies[0]["reply_to"] == "m1"
+    assert [b["payload"] for b in replies[0]["buttons"]] == ["order_status", "human"]
+    pressed = await client.turn("Order status", payload="order_status")
+    assert "order_status" in pressed[0]["text"]
+    await client.close()
+
+
+async def test_ack_comes_before_the_replies(app: RunningApp, http: aiohttp.ClientSession) -> None:
+    client = await WebChatClient.connect(http, app.ws_url)
+    await client.say("one", msg_id="x1")
+    frames = [await client.receive(), await client.receive()]
+    assert frames[0] == {"type": "ack", "id": "x1"}
+    assert frames[1]["type"] == "message" and frames[1]["reply_to"] == "x1"
+    await client.close()
+
+
+async def test_reconnect_with_the_session_replays_history(
+    app: RunningApp, http: aiohttp.ClientSession
+) -> None:
+    first = await WebChatClient.connect(http, app.ws_url)
+    await first.turn("hello")
+    await first.turn("second message")
+    await first.close()
+    again = await WebChatClient.connect(http, app.ws_url, session=first.session)
+    assert again.customer == first.customer
+    assert [(m["sender"], m["channel"], m["text"]) for m in again.history] == [
+        ("customer", "web", "hello"),
+        ("bot", "web", "Hi! What would you like to do?"),
+        ("customer", "web", "second message"),
+        ("bot", "web", "You said: second message"),
+    ]
+    assert all(isinstance(m["ts"], float) for m in again.history)
+    await again.close()
+
+
+async def test_a_resent_id_is_acked_again_and_processed_once(
+    app: RunningApp, http: aiohttp.ClientSession, redis_client: aioredis.Redis
+) -> None:
+    client = await WebChatClient.connect(http, app.ws_url)
+    await client.turn("once")
+    await client.say("once", msg_id="m1")
+    assert await client.receive() == {"type": "ack", "id": "m1"}
+    # The next frame answers a new message: nothing was sent for the duplicate.
+    replies = await client.turn("next")
+    assert replies[0]["text"] == "You said: next"
+    history = await app.segue.store.history(client.customer or "", 50)
+    assert [e.text for e in history if e.sender == "customer"] == ["once", "next"]
+    await client.close()
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        ("{not json", "bad_json"),
+        ("[1, 2]", "bad_frame"),
+        ('{"type": "shout", "text": "hi"}', "unknown_type"),
+        ('{"type": "message", "text": "hi"}', "bad_frame"),
+        ('{"type": "message", "text": 5, "id": "a"}', "bad_frame"),
+        ('{"type": "message", "text": "   ", "id": "a"}', "empty_text"),
+        (json.dumps({"type": "message", "text": "x" * 101, "id": "a"}), "text_too_long"),
+        ('{"type": "hello"}', "already_hello"),
+    ],
+)
+async def test_bad_frames_get_an_error_store_nothing_and_the_socket_keeps_serving(
+    app: RunningApp, http: aiohttp.ClientSession, redis_client: aioredis.Redis,
+    raw: str, code: str,
+) -> None:
+    client = await WebChatClient.connect(http, app.ws_url)
+    before = await segue_keys(redis_client)
+    await client.ws.send_str(raw)
+    error = await client.receive()
+    assert error["type"] == "error" and error["code"] == code and error["message"]
+    assert await segue_keys(redis_client) == before
+    assert (await client.turn("still here"))[0]["text"] == "You said: still here"
+    await client.close()
+
+
+async def test_binary_frames_are_refused(app: RunningApp, http: aiohttp.ClientSession) -> None:
+    client = await WebChatClient.connect(http, app.ws_url)
+    await client.ws.send_bytes(b"\x00\x01")
+    assert (await client.receive())["code"] == "bad_frame"
+    await client.close()
+
+
+async def test_a_message_before_hello_is_refused(
+    app: RunningApp, http: aiohttp.ClientSession, redis_client: aioredis.Redis
+) -> None:
+    ws = await http.ws_connect(app.ws_url)
+    await ws.send_str('{"type": "message", "text": "hi", "id": "1"}')
+    error = json.loads((await ws.receive()).data)
+    assert error["code"] == "hello_required"
+    assert await segue_keys(redis_client) == []
+    await ws.close()
+
+
+@pytest.mark.parametrize(
+    ("token", "code"),
+    [
+        (URLSafeTimedSerializer("another secret", salt="segue.session").dumps({"s": "x"}),
+         "session_invalid"),
+        ("garbage", "session_invalid"),
+    ],
+)
+async def test_forged_session_tokens_are_refused(
+    app: RunningApp, http: aiohttp.ClientSession, redis_client: aioredis.Redis,
+    token: str, code: str,
+) -> None:
+    ws = await http.ws_connect(app.ws_url)
+    await ws.send_str(json.dumps({"type": "hello", "session": token}))
+    error = json.loads((await ws.receive()).data)
+    assert error == {"type": "error", "code": code, "message": "the session token is not valid"}
+    assert await segue_keys(redis_client) == []
+    # The socket stays usable: a plain hello starts a new session.
+    client = WebChatClient(ws)
+    await client.hello()
+    assert client.session
+    await ws.close()
+
+
+class _TwoDaysAgoSigner(TimestampSigner):
+    def get_timestamp(self) -> int:
+        return int(time.time()) - 2 * 86400
+
+
+async def test_an_expired_session_token_is_refused(
+    redis_url: str, http: aiohttp.ClientSession, redis_client: aioredis.Redis
+) -> None:
+    serializer = URLSafeTimedSerializer(SECRET, salt="segue.session", signer=_TwoDaysAgoSigner)
+    old = serializer.dumps({"s": "old-session"})
+    store = RedisContextStore.from_url(redis_url)
+    async with serve_segue(settings(redis_url, session_max_age_days=1), store=store,
+                           policy=EchoMenuPolicy()) as app:
+        ws = await http.ws_connect(app.ws_url)
+        await ws.send_str(json.dumps({"type": "hello", "session": old}))
+        error = json.loads((await ws.receive()).data)
+        assert error["code"] == "session_expired"
+        assert await segue_keys(redis_client) == []
+        await ws.close()
+
+
+async def test_fifty_clients_twenty_messages_each_answered_once_in_order(
+    app: RunningApp, http: aiohttp.ClientSession
+) -> None:
+    async def chat(n: int) -> tuple[str, list[str]]:
+        client = await WebChatClient.connect(http, app.ws_url)
+        texts = []
+        for i in range(20):
+            replies = await client.turn(f"c{n} m{i}")
+            texts.extend(r["text"] for r in replies)
+        await client.close()
+        return client.customer or "", texts
+
+    results = await asyncio.gather(*(chat(n) for n in range(50)))
+    assert len({customer for customer, _ in results}) == 50
+    for n, (customer, texts) in enumerate(results):
+        expected = [f"c{n} m{i}" for i in range(20)]
+        assert texts == [f"You said: {t}" for t in expected]
+        history = await app.segue.store.history(customer, 100)
+        assert [e.text for e in history if e.sender == "customer"] == expected
+        assert len(history) == 40
+
+
+async def test_two_sockets_of_one_customer_are_served_one_turn_at_a_time(
+    app: RunningApp, http: aiohttp.ClientSession
+) -> None:
+    first = await WebChatClient.connect(http, app.ws_url)
+    second = await WebChatClient.connect(http, app.ws_url, session=first.session)
+    await asyncio.gather(
+        *(first.say(f"a{i}", msg_id=f"a{i}") for i in range(10)),
+        *(second.say(f"b{i}", msg_id=f"b{i}") for i in range(10)),
+    )
+    acks: set[str] = set()
+    for client in (first, second):
+        while len([a for a in acks if a[0] == ("a" if client is first else "b")]) < 10:
+            frame = await client.receive()
+            if frame["type"] == "ack":
+                acks.add(frame["id"])
+    history = await app.segue.store.history(first.customer or "", 100)
+    texts = [e.text for e in history]
+    # Every reply directly follows its message: turns never interleave.
+    for i in range(0, len(texts), 2):
+        assert texts[i + 1] == f"You said: {texts[i]}"
+    assert sorted(texts[0::2]) == sorted([f"a{i}" for i in range(10)] + [f"b{i}" for i in range(10)])
+    await first.close()
+    await second.close()
+
+
+async def test_store_down_refuses_the_message_and_a_resend_is_processed(
+    http: aiohttp.ClientSession,
+) -> None:
+    from contextlib import ExitStack
+
+    from tests.redis_server import free_port, redis_server
+
+    port = free_port()
+    with ExitStack() as first_redis:
+        url = first_redis.enter_context(redis_server(port))
+        store = RedisContextStore.from_url(url)
+        async with serve_segue(settings(url), store=store, policy=EchoMenuPolicy()) as app:
+            client = await WebChatClient.connect(http, app.ws_url)
+            first_redis.close()  # Redis goes away under a connected customer
+            await client.say("are you there?", msg_id="q1")
+            error = await client.receive()
+            assert error["type"] == "error" and error["code"] == "store_unavailable"
+            with redis_server(port):
+                # Redis is back: the widget re-sends the unacknowledged message.
+                await client.say("are you there?", msg_id="q1")
+                frames = [await client.receive(), await client.receive()]
+                assert frames[0] == {"type": "ack", "id": "q1"}
+                assert frames[1]["text"] == "You said: are you there?"
+                await client.close()

@@ -1,0 +1,140 @@
+"""The turn pipeline on the memory store."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bot.engine import Engine, EngineOptions
+from bot.errors import LockTimeout, StoreUnavailable
+from bot.model import Address, ChannelIdentity, Inbound, Outbound
+from bot.policy import EchoMenuPolicy, TurnContext
+from context_store import MemoryContextStore
+
+
+class RecordingSender:
+    def __init__(self) -> None:
+        self.sent: list[tuple[Address, Outbound]] = []
+
+    async def send(self, address: Address, outbound: Outbound) -> None:
+        self.sent.append((address, outbound))
+
+
+def inbound(text: str, msg_id: str, user: str = "u1") -> Inbound:
+    return Inbound(
+        identity=ChannelIdentity("web", user), address=Address("web", user),
+        message_id=msg_id, text=text,
+    )
+
+
+def make_engine(policy: object | None = None) -> tuple[Engine, MemoryContextStore, RecordingSender]:
+    store = MemoryContextStore()
+    sender = RecordingSender()
+    engine = Engine(store=store, policy=policy or EchoMenuPolicy(),  # type: ignore[arg-type]
+                    senders={"web": sender}, options=EngineOptions(lock_wait_seconds=0.5))
+    return engine, store, sender
+
+
+async def test_a_turn_records_the_message_and_its_reply_and_delivers_it() -> None:
+    engine, store, sender = make_engine()
+    turn = await engine.handle(inbound("hello", "1"))
+    assert not turn.duplicate
+    assert [o.text for _, o in sender.sent] == ["Hi! What would you like to do?"]
+    assert sender.sent[0][1].reply_to == "1"
+    history = await store.history(turn.customer_id, 10)
+    assert [(e.sender, e.text) for e in history] == [
+        ("customer", "hello"), ("bot", "Hi! What would you like to do?"),
+    ]
+
+
+async def test_a_redelivered_message_is_processed_and_answered_once() -> None:
+    engine, store, sender = make_engine()
+    first = await engine.handle(inbound("hello", "1"))
+    again = await engine.handle(inbound("hello", "1"))
+    assert again.duplicate and again.replies == ()
+    assert len(sender.sent) == 1
+    assert len(await store.history(first.customer_id, 10)) == 2
+
+
+async def test_the_same_id_from_another_sender_is_a_new_message() -> None:
+    engine, _, sender = make_engine()
+    await engine.handle(inbound("hello", "1", user="u1"))
+    await engine.handle(inbound("hello", "1", user="u2"))
+    assert len(sender.sent) == 2
+
+
+async def test_state_is_kept_between_turns() -> None:
+    class Counting:
+        async def decide(self, turn: TurnContext) -> list[Outbound]:
+            turn.state.dialog["n"] = turn.state.dialog.get("n", 0) + 1
+            return [Outbound(text=str(turn.state.dialog["n"]))]
+
+    engine, _, sender = make_engine(Counting())
+    for i in range(3):
+        await engine.handle(inbound("x", str(i)))
+    assert [o.text for _, o in sender.sent] == ["1", "2", "3"]
+
+
+async def test_a_failing_policy_gets_an_apology_and_the_lock_is_free() -> None:
+    class Broken:
+        async def decide(self, turn: TurnContext) -> list[Outbound]:
+            raise RuntimeError("bug")
+
+    engine, store, sender = make_engine(Broken())
+    turn = await engine.handle(inbound("x", "1"))
+    assert "Sorry" in sender.sent[0][1].text
+    assert (await store.lock_and_load(turn.customer_id, token="t", ttl_seconds=1,
+                                      message_key=None)).locked
+
+
+async def test_erase_removes_the_customer_after_the_reply_is_delivered() -> None:
+    class Forget:
+        async def decide(self, turn: TurnContext) -> list[Outbound]:
+            turn.erase_customer = True
+            return [Outbound(text="Done, your data is erased.")]
+
+    engine, store, sender = make_engine(Forget())
+    turn = await engine.handle(inbound("forget me", "1"))
+    assert sender.sent[0][1].text == "Done, your data is erased."
+    assert await store.history(turn.customer_id, 10) == []
+    assert await store.resolve_customer(ChannelIdentity("web", "u1"), "new") == "new"
+
+
+async def test_turns_of_one_customer_run_one_at_a_time_in_arrival_order() -> None:
+    running = 0
+    order: list[str] = []
+
+    class Slow:
+        async def decide(self, turn: TurnContext) -> list[Outbound]:
+            nonlocal running
+            running += 1
+            assert running == 1, "two turns of one customer overlapped"
+            await asyncio.sleep(0)  # yield to the other tasks mid-turn
+            order.append(turn.inbound.text)
+            running -= 1
+            return []
+
+    engine, _, _ = make_engine(Slow())
+    await asyncio.gather(*(engine.process(inbound(f"m{i}", str(i))) for i in range(20)))
+    assert order == [f"m{i}" for i in range(20)]
+
+
+async def test_a_lock_held_elsewhere_times_out_without_writing() -> None:
+    engine, store, _ = make_engine()
+    customer = await store.resolve_customer(ChannelIdentity("web", "u1"), "c1")
+    await store.lock_and_load(customer, token="other-worker", ttl_seconds=30, message_key=None)
+    with pytest.raises(LockTimeout):
+        await engine.process(inbound("x", "1"))
+    assert await store.history(customer, 10) == []
+
+
+async def test_store_errors_propagate_so_the_connector_can_refuse() -> None:
+    engine, store, _ = make_engine()
+
+    async def down(*args: object, **kwargs: object) -> str:
+        raise StoreUnavailable("down")
+
+    store.resolve_customer = down  # type: ignore[method-assign]
+    with pytest.raises(StoreUnavailable):
+        await engine.process(inbound("x", "1"))
