@@ -1,0 +1,193 @@
+"""Slack: slack-bolt's `AsyncApp` behind `POST /slack/events` (Events API,
+interactivity, url_verification), or Socket Mode when an app token is set.
+
+Slack wants an answer within 3 seconds and delivers again otherwise, so a
+request is acknowledged as soon as its message is durably queued in the
+store's inbox; the inbox worker runs the turn afterwards. Bolt verifies every
+HTTP request (signature and its 5-minute window) before any listener runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from typing import Any
+
+from aiohttp import ClientError, web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
+from slack_bolt.response import BoltResponse
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import inbox
+from bot.engine import Engine
+from bot.errors import ConnectorError, StoreUnavailable
+from bot.model import Address, Inbound, Outbound
+from bot.settings import Settings
+from connectors.slack_parse import (
+    CHANNEL,
+    inbound_from_json,
+    inbound_to_json,
+    parse_action,
+    parse_event,
+)
+from connectors.slack_render import render
+from context_store.base import ContextStore
+
+log = logging.getLogger(__name__)
+
+ROUTE = "/slack/events"
+RATE_LIMIT_RETRIES = 3
+
+
+class SlackConnector:
+    """The Slack channel: a Bolt app for input, its Web API client for output."""
+
+    channel = CHANNEL
+
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        store: ContextStore,
+        client: AsyncWebClient,
+        signing_secret: str | None,
+        app_token: str | None = None,
+        max_text_length: int = 4096,
+        inbox_options: inbox.InboxOptions | None = None,
+    ) -> None:
+        self.engine = engine
+        self.store = store
+        self.client = client
+        self.max_text_length = max_text_length
+        self.http_enabled = signing_secret is not None
+        self._app_token = app_token
+        self._inbox_options = inbox_options
+        self._worker: inbox.InboxWorker | None = None
+        self._socket_mode: Any = None
+        self.bolt = AsyncApp(
+            client=client,
+            # Without a signing secret HTTP events are off (Socket Mode only);
+            # a random secret keeps Bolt from ever accepting one anyway.
+            signing_secret=signing_secret or secrets.token_hex(32),
+            process_before_response=True,
+            logger=log,
+        )
+        self.bolt.event(re.compile(".*"))(self._on_event)
+        self.bolt.action(re.compile(".*"))(self._on_action)
+        self.bolt.error(self._on_error)
+
+    # Lifecycle.
+
+    def mount(self, app: web.Application) -> None:
+        app.router.add_post(ROUTE, self.events)
+
+    async def start(self) -> None:
+        if self._worker is None:
+            self._worker = inbox.shared_worker(self.store, self._inbox_options)
+            self._worker.register(CHANNEL, self.handle_item)
+            await self._worker.start()
+        if self._app_token is not None and self._socket_mode is None:
+            from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+
+            self._socket_mode = AsyncSocketModeHandler(self.bolt, self._app_token)
+            await self._socket_mode.connect_async()
+            log.info("Slack Socket Mode connected")
+
+    async def stop(self) -> None:
+        if self._socket_mode is not None:
+            handler, self._socket_mode = self._socket_mode, None
+            await handler.close_async()
+        if self._worker is not None:
+            worker, self._worker = self._worker, None
+            await worker.stop()
+
+    # Inbound half: verify, queue, acknowledge.
+
+    async def events(self, request: web.Request) -> web.Response:
+        if not self.http_enabled:
+            raise web.HTTPNotFound(text="Slack HTTP events are not enabled (Socket Mode only)")
+        bolt_response = await self.bolt.async_dispatch(await to_bolt_request(request))
+        return await to_aiohttp_response(bolt_response)
+
+    async def _on_event(self, body: dict[str, Any], context: AsyncBoltContext, ack: AsyncAck) -> None:
+        inbound = parse_event(body, bot_user_id=context.bot_user_id, max_text=self.max_text_length)
+        if inbound is not None:
+            await self._queue(inbound)
+        await ack()
+
+    async def _on_action(self, body: dict[str, Any], ack: AsyncAck) -> None:
+        inbound = parse_action(body, max_text=self.max_text_length)
+        if inbound is not None:
+            await self._queue(inbound)
+        await ack()
+
+    async def _queue(self, inbound: Inbound) -> None:
+        # Before the ack: once Slack has its 200 it never sends this again.
+        await self.store.inbox_add(inbox.encode_item(CHANNEL, inbound_to_json(inbound)))
+
+    async def _on_error(self, error: Exception) -> BoltResponse:
+        if isinstance(error, StoreUnavailable):
+            log.warning("store unavailable; Slack will deliver again: %s", error)
+            return BoltResponse(status=503, body="store unavailable, retry later")
+        log.error("handling a Slack request failed", exc_info=error)
+        return BoltResponse(status=500, body="internal error")
+
+    async def handle_item(self, data: dict[str, Any]) -> None:
+        """Run the turn of one queued message, then deliver its replies."""
+        turn = await self.engine.process(inbound_from_json(data))
+        await self.engine.deliver(turn)
+
+    # Outbound half.
+
+    async def send(self, address: Address, outbound: Outbound) -> None:
+        message = render(outbound)
+        try:
+            await self.client.chat_postMessage(
+                channel=address.target,
+                thread_ts=address.thread,
+                text=message.text,
+                blocks=list(message.blocks),
+                unfurl_links=False,
+            )
+        except SlackApiError as exc:
+            error = exc.response.get("error") if exc.response is not None else None
+            raise ConnectorError(f"Slack refused the message: {error or exc}") from exc
+        except (ClientError, TimeoutError) as exc:
+            raise ConnectorError(f"Slack could not be reached: {exc!r}") from exc
+
+
+def web_client(token: str, base_url: str) -> AsyncWebClient:
+    """A Web API client that waits out 429s as Slack's Retry-After asks."""
+    if not base_url.endswith("/"):
+        base_url += "/"
+    return AsyncWebClient(
+        token=token,
+        base_url=base_url,
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES),
+        ],
+    )
+
+
+def build_slack_connector(
+    *, settings: Settings, engine: Engine, store: ContextStore
+) -> SlackConnector:
+    if settings.slack_bot_token is None:
+        raise ConnectorError("the Slack connector needs SEGUE_SLACK_BOT_TOKEN")
+    secret, app_token = settings.slack_signing_secret, settings.slack_app_token
+    return SlackConnector(
+        engine=engine,
+        store=store,
+        client=web_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url),
+        signing_secret=secret.get_secret_value() if secret is not None else None,
+        app_token=app_token.get_secret_value() if app_token is not None else None,
+        max_text_length=settings.max_text_length,
+    )

@@ -1,0 +1,134 @@
+"""The inbound half of the Slack channel: Events API and interactivity
+payloads (already verified by slack-bolt) as `Inbound`, or None when the
+payload is not a customer's message (bots, edits, joins, other events)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from bot.model import Address, ChannelIdentity, Inbound
+
+CHANNEL = "slack"
+
+# Message subtypes that still carry a person's text; edits, deletions, joins
+# and bot posts all come with other subtypes.
+CUSTOMER_SUBTYPES = frozenset({"file_share", "thread_broadcast"})
+_LEADING_MENTION = re.compile(r"^\s*<@(?P<user>[A-Z0-9]+)(?:\|[^>]*)?>\s*")
+
+
+def identity(team_id: str, user_id: str) -> ChannelIdentity:
+    """A Slack user is only unique within their workspace."""
+    return ChannelIdentity(CHANNEL, f"{team_id}:{user_id}")
+
+
+def parse_event(body: dict[str, Any], *, bot_user_id: str | None, max_text: int) -> Inbound | None:
+    """The customer message in an `event_callback`, if it is one.
+
+    Direct messages are answered in the DM; a mention in a channel is
+    answered in its thread, which becomes the conversation's address.
+    Plain channel messages are left alone: the bot speaks there only when
+    mentioned, and a mention also arrives as its own `app_mention` event.
+    """
+    event = body.get("event")
+    if body.get("type") != "event_callback" or not isinstance(event, dict):
+        return None
+    if not _from_a_person(event, bot_user_id):
+        return None
+    team_id = body.get("team_id") or event.get("team")
+    user, channel, ts = event.get("user"), event.get("channel"), event.get("ts")
+    text, event_id = event.get("text") or "", body.get("event_id")
+    if not all(isinstance(v, str) and v for v in (team_id, user, channel, ts, event_id)):
+        return None
+    kind = event.get("type")
+    if kind == "message" and event.get("channel_type") == "im":
+        address = Address(CHANNEL, channel)
+    elif kind == "app_mention":
+        address = Address(CHANNEL, channel, event.get("thread_ts") or ts)
+        text = strip_mention(text, bot_user_id)
+    else:
+        return None
+    if not text.strip():
+        return None
+    return Inbound(
+        identity=identity(team_id, user),
+        address=address,
+        message_id=event_id,
+        text=text[:max_text],
+        ts=float(ts),
+    )
+
+
+def parse_action(body: dict[str, Any], *, max_text: int) -> Inbound | None:
+    """A button press in a `block_actions` payload: its title is the text,
+    its value the payload, like a quick reply on the other channels."""
+    if body.get("type") != "block_actions":
+        return None
+    actions = body.get("actions") or []
+    user = body.get("user") or {}
+    container = body.get("container") or {}
+    message = body.get("message") or {}
+    if not actions or not isinstance(actions[0], dict) or actions[0].get("type") != "button":
+        return None
+    action = actions[0]
+    team_id = user.get("team_id") or (body.get("team") or {}).get("id")
+    user_id = user.get("id")
+    channel = container.get("channel_id") or (body.get("channel") or {}).get("id")
+    message_ts = container.get("message_ts") or message.get("ts")
+    fields = (team_id, user_id, channel, message_ts, action.get("action_id"), action.get("action_ts"))
+    if not all(isinstance(v, str) and v for v in fields):
+        return None
+    title = (action.get("text") or {}).get("text") or ""
+    # The press answers in the thread the buttons were posted in, if any.
+    thread = container.get("thread_ts") or message.get("thread_ts")
+    return Inbound(
+        identity=identity(team_id, user_id),
+        address=Address(CHANNEL, channel, thread),
+        # Stable across redeliveries of this press, distinct for another press.
+        message_id=f"action:{message_ts}:{action['action_id']}:{action['action_ts']}",
+        text=title[:max_text],
+        payload=str(action.get("value") or ""),
+        display_name=user.get("name") or user.get("username"),
+        ts=float(action["action_ts"]),
+    )
+
+
+def strip_mention(text: str, bot_user_id: str | None) -> str:
+    """Drop the leading `<@BOT>` that addressed the message to the bot."""
+    match = _LEADING_MENTION.match(text)
+    if match and (bot_user_id is None or match["user"] == bot_user_id):
+        return text[match.end() :]
+    return text
+
+
+def _from_a_person(event: dict[str, Any], bot_user_id: str | None) -> bool:
+    if event.get("bot_id") or event.get("bot_profile"):
+        return False
+    subtype = event.get("subtype")
+    if subtype is not None and subtype not in CUSTOMER_SUBTYPES:
+        return False
+    return event.get("user") is not None and event.get("user") != bot_user_id
+
+
+def inbound_to_json(inbound: Inbound) -> dict[str, Any]:
+    return {
+        "user_id": inbound.identity.user_id,
+        "address": inbound.address.to_json(),
+        "message_id": inbound.message_id,
+        "text": inbound.text,
+        "payload": inbound.payload,
+        "display_name": inbound.display_name,
+        "ts": inbound.ts,
+    }
+
+
+def inbound_from_json(data: dict[str, Any]) -> Inbound:
+    return Inbound(
+        identity=ChannelIdentity(CHANNEL, str(data["user_id"])),
+        address=Address.from_json(data["address"]),
+        message_id=str(data["message_id"]),
+        text=str(data["text"]),
+        payload=data.get("payload"),
+        display_name=data.get("display_name"),
+        ts=float(data["ts"]),
+    )

@@ -1,0 +1,289 @@
+"""The Slack connector end to end: signed requests to `/slack/events` on
+Segue's real app, replies through slack_sdk to the local fake Web API."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from bot.errors import ConnectorError
+from bot.inbox import encode_item
+from bot.model import Address, Button, Outbound
+from bot.policy import TurnContext
+from context_store import RedisContextStore
+from tests.fakes.slack_api import BOT_USER_ID, FakeSlackApi
+from tests.integration.test_slack_rig import (
+    SECRET,
+    TOKEN,
+    bot_message,
+    buttons_of,
+    dm,
+    mention,
+    press,
+    running_segue,
+)
+
+class EchoPolicy:
+    """Echoes the text (or the pressed button's payload) and offers two
+    buttons: replies that do not depend on the shipped dialogs' wording."""
+
+    async def decide(self, turn: TurnContext) -> list[Outbound]:
+        inbound = turn.inbound
+        said = f"payload {inbound.payload}" if inbound.payload is not None else inbound.text
+        return [Outbound(text=f"echo: {said}", buttons=(Button("One", "p1"), Button("Two", "p2")))]
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[FakeSlackApi]:
+    async with FakeSlackApi(token=TOKEN) as fake:
+        yield fake
+
+
+@pytest.fixture
+async def store(redis_url: str) -> AsyncIterator[RedisContextStore]:
+    redis_store = RedisContextStore.from_url(redis_url, inbox_stale_ms=200)
+    yield redis_store
+    await redis_store.close()
+
+
+async def stored_keys(client: aioredis.Redis) -> dict[str, int]:
+    """Every key, with the stream length for the inbox (created empty by the worker)."""
+    keys = {}
+    async for key in client.scan_iter():
+        kind = await client.type(key)
+        keys[key] = await client.xlen(key) if kind == "stream" else 1
+    return keys
+
+
+async def test_dm_conversation_runs_several_turns_and_a_button_press(
+    api: FakeSlackApi, store: RedisContextStore
+) -> None:
+    async with running_segue(api, store) as rig:
+        assert (await rig.post_event(dm("hi", event_id="Ev01"))).status == 200
+        (menu,) = await rig.replies(1)
+        assert menu["channel"] == "D024BE91L" and "thread_ts" not in menu
+        assert len(buttons_of(menu)) >= 2
+        assert menu["text"]  # the plain fallback
+
+        pressed = buttons_of(menu)[0]
+        assert (await rig.post_action(press(menu, 0))).status == 200
+        await rig.replies(2)
+        assert (await rig.post_event(dm("where is my order", event_id="Ev02"))).status == 200
+        replies = await rig.replies(3)
+
+        history = await rig.history("U2147483697")
+        customer = [e.text for e in history if e.sender == "customer"]
+        assert customer == ["hi", pressed["text"]["text"], "where is my order"]
+        assert [e.sender for e in history] == ["customer", "bot"] * 3
+        assert {e.channel for e in history} == {"slack"}
+        assert all(r["channel"] == "D024BE91L" for r in replies)
+
+
+async def test_mention_in_a_channel_is_answered_in_its_thread(
+    api: FakeSlackApi, store: RedisContextStore
+) -> None:
+    async with running_segue(api, store, policy=EchoPolicy()) as rig:
+        body = mention(f"<@{BOT_USER_ID}> where is my order?", event_id="Ev10", ts="1763900100.000300")
+        assert (await rig.post_event(body)).status == 200
+        (reply,) = await rig.replies(1)
+        assert reply["channel"] == "C0LAN2Q65"
+        assert reply["thread_ts"] == "1763900100.000300"
+        assert reply["text"] == "echo: where is my order?"  # the mention is stripped
+
+        # A mention inside an existing thread stays in that thread, and the
+        # buttons pressed there answer there too.
+        body = mention(f"<@{BOT_USER_ID}> again", event_id="Ev11", thread_ts="1763900100.000300")
+        await rig.post_event(body)
+        second = (await rig.replies(2))[1]
+        assert second["thread_ts"] == "1763900100.000300"
+        await rig.post_action(press(second, 1, user="U061F7AUR"))
+        third = (await rig.replies(3))[2]
+        assert third["thread_ts"] == "1763900100.000300"
+        assert third["text"] == "echo: payload p2"
+
+
+async def test_button_press_comes_back_as_title_and_payload(
+    api: FakeSlackApi, store: RedisContextStore
+) -> None:
+    async with running_segue(api, store, policy=EchoPolicy()) as rig:
+        await rig.post_event(dm("show me", event_id="Ev20"))
+        (first,) = await rig.replies(1)
+        assert [b["value"] for b in buttons_of(first)] == ["p1", "p2"]
+        assert [b["text"]["text"] for b in buttons_of(first)] == ["One", "Two"]
+
+        action = press(first, 1)
+        assert (await rig.post_action(action)).status == 200
+        assert (await rig.post_action(action)).status == 200  # the same press redelivered
+        await rig.post_event(dm("after", event_id="Ev21"))
+        replies = await rig.replies(3)
+        assert replies[1]["text"] == "echo: payload p2"
+        assert replies[2]["text"] == "echo: after"
+        assert len(api.posted()) == 3
+        history = await rig.history("U2147483697")
+        assert [e.text for e in history if e.sender == "customer"] == ["show me", "Two", "after"]
+
+
+async def test_url_verification_answers_the_challenge(
+    api: FakeSlackApi, store: RedisContextStore, redis_client: aioredis.Redis
+) -> None:
+    async with running_segue(api, store) as rig:
+        body = {"token": "Jhj5dZrVaK7ZwHHjRyZWjbDl", "type": "url_verification",
+                "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"}
+        response = await rig.post_event(body)
+        assert response.status == 200
+        assert (await response.json())["challenge"] == body["challenge"]
+        assert not any((await stored_keys(redis_client)).values())
+
+
+async def test_retry_with_the_same_event_id_gets_one_reply(
+    api: FakeSlackApi, store: RedisContextStore
+) -> None:
+    async with running_segue(api, store, policy=EchoPolicy()) as rig:
+        body = dm("once", event_id="Ev30")
+        assert (await rig.post_event(body)).status == 200
+        assert (await rig.post_event(body, retry=1)).status == 200
+        assert (await rig.post_event(body, retry=2)).status == 200
+        # One worker handles items in order: once the next message is
+        # answered, the retries were handled before it.
+        await rig.post_event(dm("next", event_id="Ev31"))
+        replies = await rig.replies(2)
+        assert [r["text"] for r in replies] == ["echo: once", "echo: next"]
+        assert len(api.posted()) == 2
+        history = await rig.history("U2147483697")
+        assert [e.text for e in history if e.sender == "customer"] == ["once", "next"]
+
+
+async def test_retry_that_is_the_first_delivery_is_processed(
+    api: FakeSlackApi, store: RedisContextStore
+) -> None:
+    async with running_segue(api, store, policy=EchoPolicy()) as rig:
+        assert (await rig.post_event(dm("lost first", event_id="Ev35"), retry=1)).status == 200
+        (reply,) = await rig.replies(1)
+        assert reply["text"] == "echo: lost first"
+
+
+@pytest.mark.parametrize("secret", ["not-the-signing-secret", ""])
+async def test_bad_signature_is_refused_and_nothing_stored(
+    api: FakeSlackApi, store: RedisContextStore, redis_client: aioredis.Redis, secret: str
+) -> None:
+    async with running_segue(api, store, policy=EchoPolicy()) as rig:
+        response = await rig.post_event(dm("forged", event_id="Ev40"), secret=secret)
+        assert response.status == 401
+        action = {"type": "block_actions", "user": {"id": "U1", "team_id": "T1"}, "actions": []}
+        assert (await rig.post_action(action, secret=secret)).status == 401
+        unsigned = await rig.client.post("/slack/events", json=dm("unsigned", event_id="Ev41"))
+        assert unsigned.status == 401
+        assert not any((await stored_keys(redis_client)).values())
+    assert api.posted() == []
+
+
+async def test_stale_timestamp_is_refused(
+    api: FakeSlackApi, store: RedisContextStore, redis_client: aioredis.Redis
+) -> None:
+    async with running_segue(api, store, policy=EchoPolicy()) as rig:
+        old = int(time.time()) - 6 * 60
+        response = await rig.post_event(dm("replayed", event_id="Ev50"), timestamp=old)
+        assert response.status == 401
+        assert not any((await stored_keys(redis_client)).values())
+        # Just inside the window is fine.
+        fresh = await rig.post_event(dm("fresh", event_id="Ev51"), timestamp=int(time.time()) - 60)
+        assert fresh.status == 200
+        await rig.replies(1)
+
+
+async def test_messages_from_bots_and_non_text_subtypes_are_ignored(
+    api: FakeSlackApi, store: RedisContextStore
+) -> None:
+    async with running_segue(api, store, policy=EchoPolicy()) as rig:
+        assert (await rig.post_event(bot_message("from a bot", event_id="Ev60"))).status == 200
+        own = dm("my own post", event_id="Ev61", user=BOT_USER_ID)
+        assert (await rig.post_event(own)).status == 200
+        edited = dm("edited", event_id="Ev62")
+        edited["event"]["subtype"] = "message_changed"
+        assert (await rig.post_event(edited)).status == 200
+        joined = dm("<@U2147483697> has joined the channel", event_id="Ev63")
+        joined["event"].update({"subtype": "channel_join", "channel_type": "channel"})
+        assert (await rig.post_event(joined)).status == 200
+        other_bot = dm("hello from app", event_id="Ev64", user="U0OTHERBOT")
+        other_bot["event"]["bot_id"] = "B0OTHER"
+        assert (await rig.post_event(other_bot)).status == 200
+
+        await rig.post_event(dm("a person", event_id="Ev65"))
+        (reply,) = await rig.replies(1)
+        assert reply["text"] == "echo: a person"
+        assert len(api.posted()) == 1
+        assert [e.text for e in await rig.history("U2147483697")] == ["a person", "echo: a person"]
+
+
+async def test_customer_text_is_escaped_in_mrkdwn(
+    api: FakeSlackApi, store: RedisContextStore
+) -> None:
+    async with running_segue(api, store, policy=EchoPolicy()) as rig:
+        await rig.post_event(dm("<!channel> & <https://evil.example|click> <b>x</b>", event_id="Ev70"))
+        (reply,) = await rig.replies(1)
+        expected = "echo: &lt;!channel&gt; &amp; &lt;https://evil.example|click&gt; &lt;b&gt;x&lt;/b&gt;"
+        assert reply["text"] == expected
+        assert reply["blocks"][0] == {"type": "section", "text": {"type": "mrkdwn", "text": expected}}
+
+
+async def test_rate_limited_post_message_waits_for_retry_after(
+    api: FakeSlackApi, store: RedisContextStore
+) -> None:
+    api.rate_limit("chat.postMessage", times=1, retry_after=1)
+    async with running_segue(api, store, policy=EchoPolicy()) as rig:
+        await rig.post_event(dm("slow down", event_id="Ev80"))
+        (reply,) = await rig.replies(1)
+        assert reply["text"] == "echo: slow down"
+        limited, accepted = api.calls_to("chat.postMessage")
+        assert (limited.status, accepted.status) == (429, 200)
+        assert accepted.at - limited.at >= 1.0
+
+
+async def test_refused_message_raises_connector_error(
+    api: FakeSlackApi, store: RedisContextStore
+) -> None:
+    api.refuse("chat.postMessage", "channel_not_found")
+    async with running_segue(api, store) as rig:
+        with pytest.raises(ConnectorError, match="channel_not_found"):
+            await rig.segue.connectors["slack"].send(Address("slack", "C404"), Outbound(text="hi"))
+
+
+async def test_worker_dying_after_the_ack_is_replaced_and_the_message_processed_once(
+    api: FakeSlackApi, store: RedisContextStore
+) -> None:
+    async with running_segue(api, store, policy=EchoPolicy()) as rig:
+        connector = rig.segue.connectors["slack"]
+        await connector.stop()  # no live worker while the doomed one takes the item
+        assert (await rig.post_event(dm("survive", event_id="Ev90"))).status == 200
+        taken = await store.inbox_take("doomed-worker", count=10, block_ms=100)
+        assert len(taken) == 1  # ...and the doomed worker dies without acknowledging
+
+        await connector.start()
+        await rig.post_event(dm("later", event_id="Ev91"))
+        replies = await rig.replies(2)
+        assert sorted(r["text"] for r in replies) == ["echo: later", "echo: survive"]
+        # A third message answered means the reclaimed item was not run twice.
+        await rig.post_event(dm("last", event_id="Ev92"))
+        await rig.replies(3)
+        assert len(api.posted()) == 3
+        history = await rig.history("U2147483697")
+        assert sorted(e.text for e in history if e.sender == "customer") == [
+            "last", "later", "survive"
+        ]
+
+
+async def test_poisoned_item_is_parked_and_the_queue_moves_on(
+    api: FakeSlackApi, store: RedisContextStore
+) -> None:
+    async with running_segue(api, store, policy=EchoPolicy()) as rig:
+        await store.inbox_add(encode_item("slack", {"not": "an inbound"}))
+        await rig.post_event(dm("after poison", event_id="Ev95"))
+        (reply,) = await rig.replies(1)
+        assert reply["text"] == "echo: after poison"
+        (parked,) = [json.loads(p) for p in await store.parked(10)]
+        assert parked["error"].startswith("KeyError")
+        assert json.loads(parked["payload"])["data"] == {"not": "an inbound"}
