@@ -6,11 +6,16 @@ Usage: python bench/baseline_server.py PORT REDIS_URL
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
+from pathlib import Path
 
 import redis.asyncio as aioredis
 from aiohttp import WSMsgType, web
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bot.cli import event_loop_factory  # noqa: E402
 
 
 def make_app(redis_url: str) -> web.Application:
@@ -35,6 +40,14 @@ def make_app(redis_url: str) -> web.Application:
     return app
 
 
+async def serve(port: int, redis_url: str) -> None:
+    runner = web.AppRunner(make_app(redis_url), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    await asyncio.Event().wait()  # until terminated
+
+
 if __name__ == "__main__":
-    port, url = int(sys.argv[1]), sys.argv[2]
-    web.run_app(make_app(url), host="127.0.0.1", port=port, print=None, access_log=None)
+    # The same event loop as `segue run`, so the ratio compares the servers alone.
+    with asyncio.Runner(loop_factory=event_loop_factory()) as loop_runner:
+        loop_runner.run(serve(int(sys.argv[1]), sys.argv[2]))

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -55,7 +56,8 @@ def _run(args: argparse.Namespace) -> int:
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        asyncio.run(serve(settings))
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+            runner.run(serve(settings))
     except StoreUnavailable as exc:
         log.error("cannot start: %s", exc)
         return 3
@@ -63,6 +65,16 @@ def _run(args: argparse.Namespace) -> int:
         log.error("cannot start: %s", exc)
         return 2
     return 0
+
+
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop where it is installed (not on Windows): it roughly halves the
+    event loop's own cost per WebSocket frame and Redis call."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 async def serve(settings: Settings) -> None:

@@ -18,7 +18,7 @@ from typing import Protocol
 from bot import metrics
 from bot.conversation import ConversationState
 from bot.errors import ConnectorError, LockLost, LockTimeout
-from bot.model import Address, HistoryEntry, Inbound, Outbound
+from bot.model import Address, ChannelIdentity, HistoryEntry, Inbound, Outbound
 from bot.policy import Policy, TurnContext
 from context_store.base import ContextStore, LoadResult
 
@@ -55,6 +55,34 @@ class _LocalLock:
     users: int = 0
 
 
+class IdentityCache:
+    """Channel identity -> customer id, kept in process to save a Redis round
+    trip per turn. An entry can go stale when customers are merged or erased;
+    the store then answers `moved` and the engine resolves again. Entries
+    expire well before the store's `moved` markers do."""
+
+    def __init__(self, *, max_entries: int = 100_000, max_age_seconds: float = 3600) -> None:
+        self.max_entries = max_entries
+        self.max_age_seconds = max_age_seconds
+        self._entries: dict[ChannelIdentity, tuple[str, float]] = {}
+
+    def get(self, identity: ChannelIdentity) -> str | None:
+        entry = self._entries.get(identity)
+        if entry is None or entry[1] < time.monotonic():
+            return None
+        return entry[0]
+
+    def put(self, identity: ChannelIdentity, customer_id: str) -> None:
+        if len(self._entries) >= self.max_entries:
+            # Dicts keep insertion order: drop the oldest tenth at once.
+            for stale in list(self._entries)[: self.max_entries // 10 + 1]:
+                del self._entries[stale]
+        self._entries[identity] = (customer_id, time.monotonic() + self.max_age_seconds)
+
+    def drop(self, identity: ChannelIdentity) -> None:
+        self._entries.pop(identity, None)
+
+
 def new_customer_id() -> str:
     return secrets.token_hex(8)
 
@@ -77,6 +105,7 @@ class Engine:
         self.senders: dict[str, OutboundSender] = dict(senders or {})
         self.options = options or EngineOptions()
         self._local_locks: dict[str, _LocalLock] = {}
+        self.identities = IdentityCache()
 
     def add_sender(self, channel: str, sender: OutboundSender) -> None:
         self.senders[channel] = sender
@@ -87,30 +116,53 @@ class Engine:
         await self.deliver(turn)
         return turn
 
+    async def customer_of(self, identity: ChannelIdentity) -> str:
+        """The customer an identity belongs to, creating one if it is new."""
+        customer_id = self.identities.get(identity)
+        if customer_id is None:
+            customer_id = await self.store.resolve_customer(identity, new_customer_id())
+            self.identities.put(identity, customer_id)
+        return customer_id
+
     async def process(self, inbound: Inbound) -> Turn:
         """Steps 1-7: when this returns, the turn is durably saved (or was a
         duplicate). Store errors propagate so the connector can refuse the
         message and have it sent again."""
         started = time.perf_counter()
+        for _ in range(3):
+            customer_id = await self.customer_of(inbound.identity)
+            turn = await self._process_as(customer_id, inbound)
+            if turn is not None:
+                break
+            # The customer was merged or erased since we cached its id.
+            self.identities.drop(inbound.identity)
+        else:
+            raise LockLost(f"the customer of {inbound.identity} keeps moving")
+        outcome = "duplicate" if turn.duplicate else "processed"
+        metrics.TURNS.labels(inbound.channel, outcome).inc()
+        if not turn.duplicate:
+            metrics.TURN_SECONDS.observe(time.perf_counter() - started)
+        return turn
+
+    async def _process_as(self, customer_id: str, inbound: Inbound) -> Turn | None:
         # Scoped by the sender: web chat ids are chosen by each client.
         message_key = f"{inbound.channel}:{inbound.identity.user_id}:{inbound.message_id}"
-        customer_id = await self.store.resolve_customer(inbound.identity, new_customer_id())
         async with self._customer_turn(customer_id):
             token = secrets.token_hex(8)
             loaded = await self._lock_and_load(customer_id, token, message_key)
+            if loaded.moved:
+                return None
             if loaded.duplicate:
-                metrics.TURNS.labels(inbound.channel, "duplicate").inc()
                 return Turn(customer_id=customer_id, duplicate=True, address=inbound.address)
             try:
                 state = ConversationState.from_json(loaded.state)
                 context = TurnContext(customer_id, inbound, state)
                 replies = await self._decide(context)
-                entries = record(inbound, replies)
                 saved = await self.store.save_and_unlock(
                     customer_id,
                     token=token,
                     state=state.to_json(),
-                    entries=entries,
+                    entries=record(inbound, replies),
                     message_key=message_key,
                     identity=inbound.identity,
                 )
@@ -122,9 +174,8 @@ class Engine:
         if context.erase_customer:
             # After the save, so the confirmation is delivered but not kept.
             await self.store.erase(customer_id)
+            self.identities.drop(inbound.identity)
             log.info("erased the data of customer %s at their request", customer_id)
-        metrics.TURNS.labels(inbound.channel, "processed").inc()
-        metrics.TURN_SECONDS.observe(time.perf_counter() - started)
         return Turn(customer_id, False, inbound.address, tuple(replies))
 
     async def deliver(self, turn: Turn) -> None:
@@ -170,7 +221,7 @@ class Engine:
                 ttl_seconds=self.options.lock_ttl_seconds,
                 message_key=message_key,
             )
-            if loaded.locked or loaded.duplicate:
+            if loaded.locked or loaded.duplicate or loaded.moved:
                 return loaded
             if time.monotonic() >= deadline:
                 raise LockTimeout(f"customer {customer_id} stayed locked by another worker")

@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from bot import metrics
-from bot.engine import Engine, new_customer_id
+from bot.engine import Engine
 from bot.errors import BadInput, LockLost, LockTimeout, StoreUnavailable
 from bot.model import Address, ChannelIdentity, HistoryEntry, Inbound, Outbound
 from bot.tokens import TokenSigner
@@ -168,8 +168,7 @@ class WebChatConnector:
                 raise BadInput("session_invalid", "the session token is not valid")
         else:
             raise BadInput("bad_frame", "'session' must be a string")
-        identity = ChannelIdentity(CHANNEL, session)
-        customer_id = await self.store.resolve_customer(identity, new_customer_id())
+        customer_id = await self.engine.customer_of(ChannelIdentity(CHANNEL, session))
         history = await self.store.history(customer_id, self.options.history_replay)
         client.session, client.customer_id = session, customer_id
         self.sessions.add(client)

@@ -21,6 +21,8 @@ class StoreLimits:
     history_max: int = 1000
     retention_seconds: int = 90 * 86400  # 0: customer data never expires
     dedup_ttl_seconds: int = 3 * 86400
+    # Outlives any cached identity -> customer mapping (see Engine).
+    moved_marker_seconds: int = 86400
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,12 +30,15 @@ class LoadResult:
     """What `lock_and_load` found.
 
     `duplicate`: the message was processed already (no lock was taken).
+    `moved`: this customer id was merged into another or erased; resolve the
+    channel identity again (no lock was taken).
     `locked`: the caller now holds the customer's lock and `state` is current.
-    Neither: someone else holds the lock; try again.
+    None of these: someone else holds the lock; try again.
     """
 
     locked: bool
     duplicate: bool = False
+    moved: bool = False
     state: str | None = None
 
 
@@ -93,7 +98,9 @@ class ContextStore(Protocol):
         """Every channel identity that has written as this customer."""
 
     async def erase(self, customer_id: str) -> None:
-        """Remove every key of the customer, and their identities' mappings."""
+        """Remove every key of the customer, and their identities' mappings,
+        leaving only a marker that makes `lock_and_load` answer `moved`, so
+        workers that cached the old id resolve the identity again."""
 
     async def incr(self, key: str, ttl_seconds: int) -> int:
         """Increment a shared counter that expires `ttl_seconds` after creation."""

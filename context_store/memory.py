@@ -36,6 +36,7 @@ class MemoryContextStore:
         self.inbox_stale_ms = inbox_stale_ms
         self._identities: dict[ChannelIdentity, str] = {}
         self._customers: dict[str, _Customer] = {}
+        self._moved: dict[str, float] = {}  # customer id -> marker expires at
         self._counters: dict[str, tuple[int, float]] = {}
         self._parked: deque[str] = deque(maxlen=1000)
         self._inbox: dict[str, str] = {}
@@ -57,6 +58,8 @@ class MemoryContextStore:
         self, customer_id: str, *, token: str, ttl_seconds: float, message_key: str | None
     ) -> LoadResult:
         now = time.monotonic()
+        if self._moved.get(customer_id, 0.0) > now:
+            return LoadResult(locked=False, moved=True)
         customer = self._customers.setdefault(customer_id, _Customer())
         if message_key is not None and customer.seen.get(message_key, 0.0) > now:
             return LoadResult(locked=False, duplicate=True)
@@ -119,6 +122,7 @@ class MemoryContextStore:
         for identity, owner in list(self._identities.items()):
             if owner == customer_id:
                 del self._identities[identity]
+        self._moved[customer_id] = time.monotonic() + self.limits.moved_marker_seconds
 
     async def incr(self, key: str, ttl_seconds: int) -> int:
         now = time.monotonic()

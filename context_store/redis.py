@@ -28,8 +28,9 @@ if tonumber(ARGV[2]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
 return c
 """
 
-# KEYS: lock, seen, state. ARGV: token, ttl ms, check seen (1/0).
+# KEYS: lock, seen, state, moved. ARGV: token, ttl ms, check seen (1/0).
 _LOCK_AND_LOAD = """
+if redis.call('EXISTS', KEYS[4]) == 1 then return {3} end
 if ARGV[3] == '1' and redis.call('EXISTS', KEYS[2]) == 1 then return {2} end
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {0} end
 local s = redis.call('GET', KEYS[3])
@@ -115,9 +116,12 @@ class RedisContextStore:
             k.customer(customer_id, "lock"),
             k.seen(customer_id, message_key or ""),
             k.customer(customer_id, "state"),
+            k.customer(customer_id, "moved"),
         ]
         args = [token, max(1, int(ttl_seconds * 1000)), "1" if message_key else "0"]
         reply = await self._call(self._lock_and_load, keys, args)
+        if reply[0] == 3:
+            return LoadResult(locked=False, moved=True)
         if reply[0] == 2:
             return LoadResult(locked=False, duplicate=True)
         if reply[0] == 0:
@@ -183,6 +187,11 @@ class RedisContextStore:
                 batch.clear()
         if batch:
             await self._run(self.client.delete(*batch))
+        await self._run(
+            self.client.set(
+                self.keys.customer(customer_id, "moved"), "", ex=self.limits.moved_marker_seconds
+            )
+        )
 
     async def incr(self, key: str, ttl_seconds: int) -> int:
         name = self.keys.counter(key)
@@ -280,7 +289,7 @@ def connect(url: str) -> aioredis.Redis:
     Sentinel URLs read `redis+sentinel://[:password@]host:port[,host:port]/service[/db]`.
     """
     if not url.startswith("redis+sentinel://"):
-        return aioredis.from_url(url, decode_responses=True, health_check_interval=30)
+        return aioredis.from_url(url, decode_responses=True)
     from redis.asyncio.sentinel import Sentinel
 
     rest = url.removeprefix("redis+sentinel://")

@@ -113,8 +113,9 @@ async def test_identities_are_recorded_and_erase_removes_everything(store: Conte
     assert await store.load_state(customer) is None
     assert await store.identities(customer) == []
     assert await store.resolve_customer(WEB, "fresh") == "fresh"
-    # The dedup mark went too: the same message id is new again.
-    assert (await store.lock_and_load(customer, token="t", ttl_seconds=5, message_key="m1")).locked
+    # Whoever still knows the old id is told to resolve the identity again.
+    gone = await store.lock_and_load(customer, token="t", ttl_seconds=5, message_key="m1")
+    assert gone.moved and not gone.locked
 
 
 async def test_counters_count_and_expire(store: ContextStore) -> None:

@@ -138,3 +138,20 @@ async def test_store_errors_propagate_so_the_connector_can_refuse() -> None:
     store.resolve_customer = down  # type: ignore[method-assign]
     with pytest.raises(StoreUnavailable):
         await engine.process(inbound("x", "1"))
+
+
+async def test_a_worker_with_a_stale_cached_customer_resolves_again() -> None:
+    class Forget:
+        async def decide(self, turn: TurnContext) -> list[Outbound]:
+            turn.erase_customer = turn.inbound.text == "forget me"
+            return [Outbound(text="ok")]
+
+    store = MemoryContextStore()
+    worker_a = Engine(store=store, policy=Forget(), senders={"web": RecordingSender()})
+    worker_b = Engine(store=store, policy=Forget(), senders={"web": RecordingSender()})
+    before = await worker_a.process(inbound("hi", "1"))
+    await worker_b.process(inbound("forget me", "2"))
+    # worker_a still caches the erased id; the store tells it the id moved.
+    after = await worker_a.process(inbound("hello again", "3"))
+    assert after.customer_id != before.customer_id
+    assert [e.text for e in await store.history(after.customer_id, 10)] == ["hello again", "ok"]
