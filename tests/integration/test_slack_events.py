@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from bot.errors import ConnectorError
 from bot.inbox import encode_item
@@ -16,6 +18,7 @@ from bot.model import Address, Button, Outbound
 from bot.policy import TurnContext
 from context_store import RedisContextStore
 from tests.fakes.slack_api import BOT_USER_ID, FakeSlackApi
+from tests.redis_server import free_port, redis_server
 from tests.integration.test_slack_rig import (
     SECRET,
     TOKEN,
@@ -287,3 +290,30 @@ async def test_poisoned_item_is_parked_and_the_queue_moves_on(
         (parked,) = [json.loads(p) for p in await store.parked(10)]
         assert parked["error"].startswith("KeyError")
         assert json.loads(parked["payload"])["data"] == {"not": "an inbound"}
+
+
+async def test_redis_down_answers_5xx_and_the_redelivery_is_processed_once(
+    api: FakeSlackApi,
+) -> None:
+    port = free_port()
+    with redis_server(port=port) as url:
+        # No client-side retries: an outage must be reported within Slack's 3 s.
+        client = aioredis.from_url(url, decode_responses=True, retry=Retry(NoBackoff(), 0))
+        down_store = RedisContextStore(client, inbox_stale_ms=200)
+        await down_store.ping()
+    try:
+        async with running_segue(api, down_store, policy=EchoPolicy()) as rig:
+            body = dm("while down", event_id="EvA0")
+            response = await rig.post_event(body)
+            assert response.status == 503
+            with redis_server(port=port):  # Redis comes back on the same port
+                assert (await rig.post_event(body, retry=1)).status == 200
+                assert (await rig.post_event(body, retry=2)).status == 200
+                await rig.post_event(dm("back", event_id="EvA1"))
+                replies = await rig.replies(2)
+                assert [r["text"] for r in replies] == ["echo: while down", "echo: back"]
+                assert len(api.posted()) == 2
+                history = await rig.history("U2147483697")
+                assert [e.text for e in history if e.sender == "customer"] == ["while down", "back"]
+    finally:
+        await down_store.close()
