@@ -1,0 +1,372 @@
+"""Telegram: a Bot API channel on aiogram 3, by webhook or by long polling.
+
+Both transports feed one `accept(update)` core that answers "accepted" only
+once the turn is durably saved: the webhook then returns 200 and polling
+confirms the update with the next `getUpdates` offset. An unreachable store
+asks for a redelivery (503, or the same offset again); an update that keeps
+failing is parked for an operator after a bounded number of attempts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import hmac
+import json
+import logging
+import re
+import time
+from contextlib import suppress
+from dataclasses import dataclass
+from typing import Literal
+
+from aiogram import Bot, Dispatcher, F, Router
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.exceptions import AiogramError
+from aiogram.types import CallbackQuery, Message, Update
+from aiogram.utils.token import TokenValidationError
+from aiohttp import web
+
+from bot import metrics
+from bot.engine import APOLOGY, Engine, Turn
+from bot.errors import ConfigError, ConnectorError, StoreUnavailable
+from bot.model import Address, ChannelIdentity, Inbound, Outbound
+from bot.settings import Settings
+from connectors.telegram_render import TelegramSender, TextPart, chat_id_of
+from context_store.base import ContextStore
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "telegram"
+WEBHOOK_PATH = "/telegram/webhook"
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+ALLOWED_UPDATES = ["message", "callback_query"]
+# The characters Telegram accepts in a webhook secret token.
+SECRET_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,256}")
+UNSUPPORTED_REPLY = (
+    "I can read text messages only, so I could not read that. "
+    "Please type your message instead."
+)
+TOO_LONG_REPLY = "That message is too long for me. Please send it in shorter parts."
+
+
+@dataclass(frozen=True, slots=True)
+class TelegramOptions:
+    """How the connector receives updates and how hard it retries."""
+
+    mode: Literal["webhook", "polling"] = "polling"
+    webhook_secret: str | None = None
+    webhook_url: str | None = None
+    max_text_length: int = 4096
+    # An update failing this many times is acknowledged and parked.
+    max_attempts: int = 3
+    attempts_ttl_seconds: int = 86400
+    typing_after_seconds: float = 0.5
+    # Telegram shows "typing" for 5 s; renew it a little sooner.
+    typing_every_seconds: float = 4.0
+    poll_timeout_seconds: int = 25
+    retry_delay_seconds: float = 1.0
+    retry_delay_max_seconds: float = 30.0
+
+
+class Outcome(enum.Enum):
+    """What became of one update."""
+
+    ACCEPTED = "accepted"  # processed, or parked after too many attempts
+    UNAVAILABLE = "unavailable"  # the store is unreachable: deliver again
+    FAILED = "failed"  # processing failed: deliver again, up to the limit
+
+
+class TelegramConnector:
+    """The Telegram channel. Holds an aiogram `Bot` (the Bot API client) and
+    a `Dispatcher` whose router turns updates into engine turns."""
+
+    channel = CHANNEL
+
+    def __init__(
+        self, *, bot: Bot, engine: Engine, store: ContextStore, options: TelegramOptions
+    ) -> None:
+        self.bot = bot
+        self.engine = engine
+        self.store = store
+        self.options = options
+        self.sender = TelegramSender(bot)
+        self.dispatcher = Dispatcher(disable_fsm=True, name="segue-telegram")
+        self.dispatcher.include_router(self._router())
+        self._polling: asyncio.Task[None] | None = None
+
+    def _router(self) -> Router:
+        router = Router(name="segue-telegram-inbound")
+        private = F.chat.type == "private"
+        router.message.register(self._on_text, private, F.text)
+        router.message.register(self._on_unsupported, private)
+        router.callback_query.register(self._on_button)
+        return router
+
+    # Lifecycle.
+
+    def mount(self, app: web.Application) -> None:
+        if self.options.mode == "webhook":
+            app.router.add_post(WEBHOOK_PATH, self.webhook)
+
+    async def start(self) -> None:
+        me = await self.sender.call(self.bot.get_me)
+        log.info("Telegram bot @%s ready (%s mode)", me.username, self.options.mode)
+        if self.options.mode == "polling":
+            # getUpdates is refused while a webhook is set.
+            await self.sender.call(lambda: self.bot.delete_webhook(drop_pending_updates=False))
+            self._polling = asyncio.create_task(self._poll(), name="telegram-polling")
+        elif self.options.webhook_url:
+            await self.sender.call(
+                lambda: self.bot.set_webhook(
+                    url=self.options.webhook_url or "",
+                    secret_token=self.options.webhook_secret,
+                    allowed_updates=ALLOWED_UPDATES,
+                )
+            )
+            log.info("Telegram webhook set")
+
+    async def stop(self) -> None:
+        if self._polling is not None:
+            self._polling.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._polling
+            self._polling = None
+        await self.bot.session.close()
+
+    # Outbound half.
+
+    async def send(self, address: Address, outbound: Outbound) -> None:
+        await self.sender.send(chat_id_of(address.target), outbound)
+
+    # Transports.
+
+    async def webhook(self, request: web.Request) -> web.Response:
+        secret = self.options.webhook_secret or ""
+        given = request.headers.get(SECRET_HEADER, "")
+        if not secret or not hmac.compare_digest(given.encode(), secret.encode()):
+            return _refuse("bad_secret", "missing or wrong secret token", status=401)
+        try:
+            data = await request.json()
+            update = Update.model_validate(data, context={"bot": self.bot})
+        except ValueError:  # also pydantic's ValidationError
+            return _refuse("bad_update", "the body is not a Telegram update", status=400)
+        outcome = await self.accept(update)
+        status = {Outcome.ACCEPTED: 200, Outcome.UNAVAILABLE: 503, Outcome.FAILED: 500}[outcome]
+        return web.json_response({"status": outcome.value}, status=status)
+
+    async def _poll(self) -> None:
+        offset: int | None = None
+        delay = self.options.retry_delay_seconds
+        while True:
+            try:
+                updates = await self.bot.get_updates(
+                    offset=offset,
+                    timeout=self.options.poll_timeout_seconds,
+                    allowed_updates=ALLOWED_UPDATES,
+                    request_timeout=self.options.poll_timeout_seconds + 10,
+                )
+            except AiogramError as exc:
+                log.warning("getUpdates failed (%s); retrying in %.1f s", exc, delay)
+                updates = None
+            for update in updates or ():
+                if await self.accept(update) is not Outcome.ACCEPTED:
+                    break
+                # Confirmed by the next getUpdates only now that it is processed.
+                offset = update.update_id + 1
+            else:
+                if updates is not None:
+                    delay = self.options.retry_delay_seconds
+                    continue
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.options.retry_delay_max_seconds)
+
+    async def accept(self, update: Update) -> Outcome:
+        """Process one update; `ACCEPTED` means it must not be delivered again."""
+        try:
+            await self.dispatcher.feed_update(self.bot, update)
+        except StoreUnavailable:
+            log.warning("store unavailable; Telegram update %s to be delivered again", update.update_id)
+            return Outcome.UNAVAILABLE
+        except Exception as exc:
+            return await self._failed(update, exc)
+        return Outcome.ACCEPTED
+
+    async def _failed(self, update: Update, exc: Exception) -> Outcome:
+        log.error(
+            "Telegram update %s failed: %s", update.update_id, type(exc).__name__, exc_info=exc
+        )
+        try:
+            attempts = await self.store.incr(
+                f"telegram:attempts:{update.update_id}", self.options.attempts_ttl_seconds
+            )
+            if attempts < self.options.max_attempts:
+                return Outcome.FAILED
+            await self.store.park(_parked_record(update, exc, attempts))
+        except StoreUnavailable:
+            return Outcome.UNAVAILABLE
+        log.error("Telegram update %s parked after %s attempts", update.update_id, attempts)
+        await self._apologise(update)
+        return Outcome.ACCEPTED
+
+    async def _apologise(self, update: Update) -> None:
+        chat_id = _chat_of(update)
+        if update.callback_query is not None:
+            await self._answer(update.callback_query)
+        if chat_id is None:
+            return
+        try:
+            await self.sender.send_part(chat_id, TextPart(APOLOGY.text))
+        except ConnectorError as exc:
+            log.warning("could not send the apology: %s", exc)
+
+    # Inbound half: the router's handlers.
+
+    async def _on_text(self, message: Message, event_update: Update) -> None:
+        user = message.from_user
+        if user is None or user.is_bot or message.text is None:
+            return
+        text = _command_as_typed(message.text)
+        if len(text) > self.options.max_text_length:
+            metrics.BAD_INPUT.labels(CHANNEL, "text_too_long").inc()
+            await self._reply_directly(message.chat.id, TOO_LONG_REPLY)
+            return
+        inbound = Inbound(
+            identity=ChannelIdentity(CHANNEL, str(user.id)),
+            address=Address(CHANNEL, str(message.chat.id)),
+            message_id=str(event_update.update_id),
+            text=text,
+            display_name=user.full_name,
+        )
+        turn = await self._process(inbound, message.chat.id)
+        await self.engine.deliver(turn)
+
+    async def _on_unsupported(self, message: Message) -> None:
+        # Stickers, voice, files, photos: answered, never stored.
+        metrics.BAD_INPUT.labels(CHANNEL, "unsupported_content").inc()
+        await self._reply_directly(message.chat.id, UNSUPPORTED_REPLY)
+
+    async def _on_button(self, query: CallbackQuery, event_update: Update) -> None:
+        message = query.message
+        if message is None or message.chat.type != "private" or not query.data:
+            await self._answer(query)
+            return
+        inbound = Inbound(
+            identity=ChannelIdentity(CHANNEL, str(query.from_user.id)),
+            address=Address(CHANNEL, str(message.chat.id)),
+            message_id=str(event_update.update_id),
+            text=_button_title(message, query.data),
+            payload=query.data,
+            display_name=query.from_user.full_name,
+        )
+        turn = await self._process(inbound, message.chat.id)
+        # Once saved, so a press that is delivered again is not lost; this
+        # stops the spinner on the customer's button.
+        await self._answer(query)
+        await self.engine.deliver(turn)
+
+    async def _process(self, inbound: Inbound, chat_id: int) -> Turn:
+        typing = asyncio.create_task(self._keep_typing(chat_id))
+        try:
+            return await self.engine.process(inbound)
+        finally:
+            typing.cancel()
+            with suppress(asyncio.CancelledError):
+                await typing
+
+    async def _keep_typing(self, chat_id: int) -> None:
+        # Only a turn slow enough for a person to notice shows "typing".
+        await asyncio.sleep(self.options.typing_after_seconds)
+        while True:
+            try:
+                await self.bot.send_chat_action(chat_id=chat_id, action="typing")
+            except AiogramError as exc:
+                log.debug("typing action failed: %s", exc)
+                return
+            await asyncio.sleep(self.options.typing_every_seconds)
+
+    async def _answer(self, query: CallbackQuery) -> None:
+        try:
+            await self.bot.answer_callback_query(callback_query_id=query.id)
+        except AiogramError as exc:
+            # Already answered on an earlier delivery, or too old: harmless.
+            log.debug("answerCallbackQuery failed: %s", exc)
+
+    async def _reply_directly(self, chat_id: int, text: str) -> None:
+        try:
+            await self.sender.send_part(chat_id, TextPart(text))
+        except ConnectorError as exc:
+            log.warning("could not reply on Telegram: %s", exc)
+
+
+def _command_as_typed(text: str) -> str:
+    """`/link@segue_bot 123` as `/link 123`: the bot's name adds nothing."""
+    if text.startswith("/"):
+        command, sep, rest = text.partition(" ")
+        return command.split("@", 1)[0] + sep + rest
+    return text
+
+
+def _button_title(message: Message | object, data: str) -> str:
+    """The title of the pressed button, read from the message's keyboard."""
+    markup = message.reply_markup if isinstance(message, Message) else None
+    if markup is not None:
+        for row in markup.inline_keyboard:
+            for button in row:
+                if button.callback_data == data:
+                    return button.text
+    return data
+
+
+def _chat_of(update: Update) -> int | None:
+    if update.message is not None:
+        return update.message.chat.id
+    if update.callback_query is not None and update.callback_query.message is not None:
+        return update.callback_query.message.chat.id
+    return None
+
+
+def _parked_record(update: Update, exc: Exception, attempts: int) -> str:
+    return json.dumps(
+        {
+            "channel": CHANNEL,
+            "kind": "update",
+            "update_id": update.update_id,
+            "attempts": attempts,
+            "error": f"{type(exc).__name__}: {exc}",
+            "update": update.model_dump(mode="json", exclude_none=True),
+            "ts": time.time(),
+        }
+    )
+
+
+def _refuse(code: str, message: str, *, status: int) -> web.Response:
+    metrics.BAD_INPUT.labels(CHANNEL, code).inc()
+    return web.json_response({"error": code, "message": message}, status=status)
+
+
+def build_telegram_connector(
+    *, settings: Settings, engine: Engine, store: ContextStore
+) -> TelegramConnector:
+    """The connector configured by `SEGUE_TELEGRAM_*`."""
+    if settings.telegram_token is None:
+        raise ConfigError("SEGUE_TELEGRAM_TOKEN is not set")
+    secret = settings.telegram_webhook_secret
+    secret_value = secret.get_secret_value() if secret is not None else None
+    if secret_value is not None and not SECRET_PATTERN.fullmatch(secret_value):
+        raise ConfigError(
+            "SEGUE_TELEGRAM_WEBHOOK_SECRET must be 1-256 characters of A-Z, a-z, 0-9, _ and -"
+        )
+    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
+    try:
+        bot = Bot(settings.telegram_token.get_secret_value(), session=session)
+    except TokenValidationError as exc:
+        raise ConfigError("SEGUE_TELEGRAM_TOKEN is not a valid bot token") from exc
+    options = TelegramOptions(
+        mode=settings.telegram_mode,
+        webhook_secret=secret_value,
+        webhook_url=settings.telegram_webhook_url,
+        max_text_length=settings.max_text_length,
+    )
+    return TelegramConnector(bot=bot, engine=engine, store=store, options=options)

@@ -1,0 +1,207 @@
+"""The outbound half of the Telegram connector: `Outbound` to Bot API calls.
+
+Text is always sent without `parse_mode`, so nothing a customer or an agent
+typed can turn into markup. Parts Telegram cannot show fall back to text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from typing import TypeVar
+
+from aiogram import Bot
+from aiogram.exceptions import AiogramError, TelegramBadRequest, TelegramRetryAfter
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+
+from bot.errors import ConnectorError
+from bot.model import Image, Outbound
+
+log = logging.getLogger(__name__)
+
+# Bot API limits, counted in UTF-16 code units as Telegram counts them.
+TEXT_LIMIT = 4096
+CAPTION_LIMIT = 1024
+CALLBACK_DATA_LIMIT = 64  # bytes
+BUTTON_PROMPT = "Please choose:"
+URL_BUTTON_SCHEMES = ("http://", "https://", "tg://")
+PHOTO_URL_SCHEMES = ("http://", "https://")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class TextPart:
+    """One `sendMessage` call."""
+
+    text: str
+    keyboard: InlineKeyboardMarkup | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoPart:
+    """One `sendPhoto` call; `fallback` is sent as text if Telegram refuses the photo."""
+
+    url: str
+    caption: str | None
+    fallback: str
+    keyboard: InlineKeyboardMarkup | None = None
+
+
+Part = TextPart | PhotoPart
+
+
+def utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def split_text(text: str, limit: int = TEXT_LIMIT) -> list[str]:
+    """Chunks of at most `limit` UTF-16 units, cut after a newline or a space
+    in the chunk's second half when there is one, never inside a character."""
+    chunks: list[str] = []
+    start = 0
+    while start < len(text):
+        end, units = start, 0
+        while end < len(text):
+            width = 2 if ord(text[end]) > 0xFFFF else 1
+            if units + width > limit:
+                break
+            units += width
+            end += 1
+        if end < len(text):
+            half = start + (end - start) // 2
+            cut = max(text.rfind("\n", half, end), text.rfind(" ", half, end))
+            if cut >= half:
+                end = cut + 1
+        chunks.append(text[start:end])
+        start = end
+    return [c for c in chunks if c.strip()]
+
+
+def render(outbound: Outbound) -> list[Part]:
+    """The Bot API calls of one reply, in order; the keyboard goes on the last."""
+    text = outbound.text
+    if outbound.sender == "agent" and outbound.agent_name:
+        text = f"{outbound.agent_name}: {text}"
+    rows, extra_lines = _keyboard_rows(outbound)
+    if extra_lines:
+        text = "\n".join([text, *extra_lines]) if text.strip() else "\n".join(extra_lines)
+    parts: list[Part] = [TextPart(chunk) for chunk in split_text(text)]
+    parts.extend(_photo_part(image) for image in outbound.images)
+    if not rows:
+        return parts
+    keyboard = InlineKeyboardMarkup(inline_keyboard=rows)
+    if not parts:
+        return [TextPart(BUTTON_PROMPT, keyboard)]
+    parts[-1] = replace(parts[-1], keyboard=keyboard)
+    return parts
+
+
+def _keyboard_rows(outbound: Outbound) -> tuple[list[list[InlineKeyboardButton]], list[str]]:
+    """Inline keyboard rows, and the lines of what must be shown as text instead."""
+    rows: list[list[InlineKeyboardButton]] = []
+    lines: list[str] = []
+    # A payload Telegram cannot carry would come back wrong: list every
+    # option as text then, so a typed answer still works.
+    if all(_fits_callback(b.title, b.payload) for b in outbound.buttons):
+        rows.extend(
+            [InlineKeyboardButton(text=b.title, callback_data=b.payload)]
+            for b in outbound.buttons
+        )
+    else:
+        lines.extend(f"- {b.title}" for b in outbound.buttons)
+    for link in outbound.links:
+        if link.url.startswith(URL_BUTTON_SCHEMES):
+            rows.append([InlineKeyboardButton(text=link.title or link.url, url=link.url)])
+        else:
+            lines.append(f"{link.title}: {link.url}" if link.title else link.url)
+    return rows, lines
+
+
+def _fits_callback(title: str, payload: str) -> bool:
+    return bool(title.strip()) and 1 <= len(payload.encode("utf-8")) <= CALLBACK_DATA_LIMIT
+
+
+def _photo_part(image: Image) -> Part:
+    fallback = f"{image.alt}\n{image.url}" if image.alt else image.url
+    if not image.url.startswith(PHOTO_URL_SCHEMES):
+        return TextPart(fallback)
+    caption = image.alt if image.alt and utf16_len(image.alt) <= CAPTION_LIMIT else None
+    return PhotoPart(url=image.url, caption=caption, fallback=fallback)
+
+
+def chat_id_of(target: str) -> int | str:
+    """Telegram chat ids are integers; `@channelname` targets stay strings."""
+    try:
+        return int(target)
+    except ValueError:
+        return target
+
+
+class TelegramSender:
+    """Sends rendered parts with the bot, honouring Telegram's flood control."""
+
+    def __init__(self, bot: Bot, *, max_retries: int = 3, max_wait_seconds: float = 60.0) -> None:
+        self.bot = bot
+        self.max_retries = max_retries
+        self.max_wait_seconds = max_wait_seconds
+
+    async def send(self, chat_id: int | str, outbound: Outbound) -> None:
+        for part in render(outbound):
+            await self.send_part(chat_id, part)
+
+    async def send_part(self, chat_id: int | str, part: Part) -> None:
+        match part:
+            case TextPart(text=text, keyboard=keyboard):
+                await self.call(
+                    lambda: self.bot.send_message(
+                        chat_id=chat_id, text=text, reply_markup=keyboard, parse_mode=None
+                    )
+                )
+            case PhotoPart():
+                await self._send_photo(chat_id, part)
+
+    async def _send_photo(self, chat_id: int | str, part: PhotoPart) -> None:
+        try:
+            await self.call(
+                lambda: self.bot.send_photo(
+                    chat_id=chat_id,
+                    photo=part.url,
+                    caption=part.caption,
+                    reply_markup=part.keyboard,
+                    parse_mode=None,
+                ),
+                refusal=TelegramBadRequest,
+            )
+        except TelegramBadRequest as exc:
+            # Telegram could not fetch or use the image: the link still helps.
+            log.info("Telegram refused a photo (%s); sending it as a link", exc.message)
+            await self.send_part(chat_id, TextPart(part.fallback, part.keyboard))
+
+    async def call(
+        self,
+        request: Callable[[], Awaitable[T]],
+        *,
+        refusal: type[AiogramError] | None = None,
+    ) -> T:
+        """Run one Bot API request, waiting out `retry_after` a bounded number
+        of times; any other refusal becomes a `ConnectorError` (or is re-raised
+        when it is the `refusal` the caller handles)."""
+        waits = 0
+        while True:
+            try:
+                return await request()
+            except TelegramRetryAfter as exc:
+                waits += 1
+                if waits > self.max_retries or exc.retry_after > self.max_wait_seconds:
+                    raise ConnectorError(
+                        f"Telegram rate limit: retry after {exc.retry_after} s"
+                    ) from exc
+                log.info("Telegram asked to wait %s s before sending", exc.retry_after)
+                await asyncio.sleep(exc.retry_after)
+            except AiogramError as exc:
+                if refusal is not None and isinstance(exc, refusal):
+                    raise
+                raise ConnectorError(f"Telegram refused the message: {exc}") from exc
