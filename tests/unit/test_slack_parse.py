@@ -1,0 +1,116 @@
+"""Parsing Slack payloads into `Inbound`: what is a customer's message, where
+the reply goes, and which id makes a redelivery a duplicate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.model import Address, ChannelIdentity
+from connectors.slack_parse import (
+    inbound_from_json,
+    inbound_to_json,
+    parse_action,
+    parse_event,
+    strip_mention,
+)
+
+BOT = "U0BOTUSER"
+
+
+def callback(event: dict[str, Any], event_id: str = "Ev1") -> dict[str, Any]:
+    return {"type": "event_callback", "team_id": "T1", "event_id": event_id, "event": event}
+
+
+def im(**extra: Any) -> dict[str, Any]:
+    event = {"type": "message", "channel": "D1", "user": "U1", "text": "hello",
+             "ts": "1763900000.000200", "channel_type": "im"}
+    event.update(extra)
+    return event
+
+
+def test_a_direct_message_is_answered_in_the_dm() -> None:
+    inbound = parse_event(callback(im()), bot_user_id=BOT, max_text=100)
+    assert inbound is not None
+    assert inbound.identity == ChannelIdentity("slack", "T1:U1")
+    assert inbound.address == Address("slack", "D1", None)
+    assert inbound.message_id == "Ev1"
+    assert (inbound.text, inbound.payload, inbound.ts) == ("hello", None, 1763900000.0002)
+
+
+def test_a_mention_is_answered_in_its_thread_without_the_mention() -> None:
+    event = {"type": "app_mention", "channel": "C1", "user": "U2", "ts": "5.0",
+             "text": f"<@{BOT}> where is my order?"}
+    inbound = parse_event(callback(event), bot_user_id=BOT, max_text=100)
+    assert inbound is not None
+    assert inbound.address == Address("slack", "C1", "5.0")
+    assert inbound.text == "where is my order?"
+    event["thread_ts"] = "4.0"
+    inbound = parse_event(callback(event), bot_user_id=BOT, max_text=100)
+    assert inbound is not None and inbound.address.thread == "4.0"
+
+
+def test_strip_mention_keeps_other_mentions() -> None:
+    assert strip_mention(f"<@{BOT}|segue>  hi", BOT) == "hi"
+    assert strip_mention("<@U999> hi", BOT) == "<@U999> hi"
+    assert strip_mention(f"hi <@{BOT}>", BOT) == f"hi <@{BOT}>"
+
+
+def test_what_is_not_a_customer_message_is_ignored() -> None:
+    ignored = [
+        im(subtype="bot_message", bot_id="B1"),
+        im(bot_id="B2"),
+        im(user=BOT),
+        im(subtype="message_changed"),
+        im(subtype="channel_join"),
+        im(channel_type="channel"),  # mentions arrive as app_mention
+        im(text="   "),
+        {"type": "reaction_added", "user": "U1"},
+    ]
+    for event in ignored:
+        assert parse_event(callback(event), bot_user_id=BOT, max_text=100) is None, event
+    assert parse_event({"type": "url_verification"}, bot_user_id=BOT, max_text=100) is None
+
+
+def test_file_shares_still_carry_text_and_long_text_is_capped() -> None:
+    inbound = parse_event(callback(im(subtype="file_share", text="x" * 50)), bot_user_id=BOT,
+                          max_text=10)
+    assert inbound is not None and inbound.text == "x" * 10
+
+
+def press(**action: Any) -> dict[str, Any]:
+    button = {"action_id": "segue_choice_0", "block_id": "b", "type": "button", "value": "p1",
+              "text": {"type": "plain_text", "text": "One"}, "action_ts": "9.5"}
+    button.update(action)
+    return {"type": "block_actions", "user": {"id": "U1", "name": "dana", "team_id": "T1"},
+            "team": {"id": "T1"}, "channel": {"id": "D1"},
+            "container": {"type": "message", "message_ts": "9.0", "channel_id": "D1"},
+            "message": {"ts": "9.0", "text": "Pick"}, "actions": [button]}
+
+
+def test_a_button_press_is_its_title_and_payload_with_a_stable_id() -> None:
+    inbound = parse_action(press(), max_text=100)
+    assert inbound is not None
+    assert (inbound.text, inbound.payload, inbound.display_name) == ("One", "p1", "dana")
+    assert inbound.identity == ChannelIdentity("slack", "T1:U1")
+    assert inbound.address == Address("slack", "D1", None)
+    assert inbound.message_id == parse_action(press(), max_text=100).message_id  # type: ignore[union-attr]
+    again = parse_action(press(action_ts="9.9"), max_text=100)
+    assert again is not None and again.message_id != inbound.message_id
+
+
+def test_a_press_in_a_thread_answers_in_the_thread() -> None:
+    body = press()
+    body["message"]["thread_ts"] = "8.0"
+    inbound = parse_action(body, max_text=100)
+    assert inbound is not None and inbound.address.thread == "8.0"
+
+
+def test_non_button_actions_are_ignored() -> None:
+    assert parse_action(press(type="static_select"), max_text=100) is None
+    assert parse_action({"type": "view_submission"}, max_text=100) is None
+
+
+def test_inbound_survives_the_inbox() -> None:
+    inbound = parse_action(press(), max_text=100)
+    assert inbound is not None
+    assert inbound_from_json(inbound_to_json(inbound)) == inbound
