@@ -20,11 +20,19 @@ class ConversationState:
     last_address: Address | None = None
     dialog: dict[str, Any] = field(default_factory=dict)
     turns: int = 0
+    # Owned by the handoff step: queued / claimed, by whom, since when.
+    handoff: dict[str, Any] | None = None
+    # Owned by the linking step: a link code waiting for a yes/no.
+    pending_link: dict[str, Any] | None = None
 
     def to_json(self) -> str:
         data: dict[str, Any] = {"turns": self.turns, "dialog": self.dialog}
         if self.last_address is not None:
             data["last_address"] = self.last_address.to_json()
+        if self.handoff is not None:
+            data["handoff"] = self.handoff
+        if self.pending_link is not None:
+            data["pending_link"] = self.pending_link
         return json.dumps(data, separators=(",", ":"))
 
     @classmethod
@@ -37,4 +45,6 @@ class ConversationState:
             last_address=Address.from_json(address) if address else None,
             dialog=data.get("dialog", {}),
             turns=data.get("turns", 0),
+            handoff=data.get("handoff"),
+            pending_link=data.get("pending_link"),
         )

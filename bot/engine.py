@@ -43,6 +43,21 @@ class Turn:
     replies: tuple[Outbound, ...] = ()
 
 
+class TurnHook(Protocol):
+    """An engine-level step around the dialog policy (linking, handoff).
+
+    `intercept` runs inside the customer's turn, under their lock, before the
+    policy: it returns the turn's replies to take the turn over (an empty
+    list: no reply at all), or None to let the next hook or the policy decide.
+    `after_save` runs once the turn is saved and before its replies are
+    delivered, for effects outside the customer's own keys.
+    """
+
+    async def intercept(self, context: TurnContext) -> list[Outbound] | None: ...
+
+    async def after_save(self, context: TurnContext, turn: Turn) -> None: ...
+
+
 @dataclass(slots=True)
 class EngineOptions:
     lock_ttl_seconds: float = 30.0
@@ -106,6 +121,7 @@ class Engine:
         self.options = options or EngineOptions()
         self._local_locks: dict[str, _LocalLock] = {}
         self.identities = IdentityCache()
+        self.hooks: list[TurnHook] = []
 
     def add_sender(self, channel: str, sender: OutboundSender) -> None:
         self.senders[channel] = sender
@@ -171,12 +187,15 @@ class Engine:
                 raise
         if not saved:
             raise LockLost(f"lock of customer {customer_id} expired before the turn was saved")
+        turn = Turn(customer_id, False, inbound.address, tuple(replies))
+        for hook in self.hooks:
+            await hook.after_save(context, turn)
         if context.erase_customer:
             # After the save, so the confirmation is delivered but not kept.
             await self.store.erase(customer_id)
             self.identities.drop(inbound.identity)
             log.info("erased the data of customer %s at their request", customer_id)
-        return Turn(customer_id, False, inbound.address, tuple(replies))
+        return turn
 
     async def deliver(self, turn: Turn) -> None:
         """Step 8: send each reply to the address the customer wrote from."""
@@ -202,7 +221,9 @@ class Engine:
         context.state.last_address = context.inbound.address
         context.state.turns += 1
         try:
-            replies = await self.policy.decide(context)
+            replies = await self._intercepted(context)
+            if replies is None:
+                replies = await self.policy.decide(context)
         except Exception:
             # The one place a failing dialog is logged with its traceback; the
             # customer gets an apology and the message still counts as handled.
@@ -210,6 +231,13 @@ class Engine:
             context.erase_customer = False
             replies = [APOLOGY]
         return [_with_reply_to(r, context.inbound.message_id) for r in replies]
+
+    async def _intercepted(self, context: TurnContext) -> list[Outbound] | None:
+        for hook in self.hooks:
+            replies = await hook.intercept(context)
+            if replies is not None:
+                return replies
+        return None
 
     async def _lock_and_load(self, customer_id: str, token: str, message_key: str) -> LoadResult:
         deadline = time.monotonic() + self.options.lock_wait_seconds

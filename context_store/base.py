@@ -51,6 +51,11 @@ class InboxItem:
     attempts: int
 
 
+def merge_histories(*histories: Sequence[HistoryEntry]) -> list[HistoryEntry]:
+    """Entries of several histories in time order (stable for equal times)."""
+    return sorted((e for h in histories for e in h), key=lambda e: e.ts)
+
+
 @runtime_checkable
 class ContextStore(Protocol):
     """Conversation state, history, identities and the small shared primitives
@@ -101,6 +106,27 @@ class ContextStore(Protocol):
         """Remove every key of the customer, and their identities' mappings,
         leaving only a marker that makes `lock_and_load` answer `moved`, so
         workers that cached the old id resolve the identity again."""
+
+    async def append(self, customer_id: str, entries: Sequence[HistoryEntry]) -> None:
+        """Append to the history outside a turn (agent replies, notices)."""
+
+    async def merge(self, source: str, target: str, *, lock_ttl_seconds: float) -> None:
+        """Join customer `source` into `target`: histories merged in time
+        order, `source`'s identities now resolve to `target`, `target`'s state
+        kept, and `source` answers `moved` from then on. Takes both customers'
+        locks; raises `LockTimeout` if it cannot."""
+
+    async def unlink(self, customer_id: str, identity: ChannelIdentity) -> None:
+        """Detach one channel identity; its next message starts a new customer."""
+
+    async def put_token(self, key: str, value: str, ttl_seconds: int) -> bool:
+        """Store a one-time token unless the key exists; False if it does."""
+
+    async def peek_token(self, key: str) -> str | None:
+        """A token's value without using it up."""
+
+    async def take_token(self, key: str) -> str | None:
+        """Use a token up: its value, once; None to every later or concurrent call."""
 
     async def incr(self, key: str, ttl_seconds: int) -> int:
         """Increment a shared counter that expires `ttl_seconds` after creation."""

@@ -32,6 +32,9 @@ class KeyBuilder:
     def counter(self, name: str) -> str:
         return f"{self.prefix}:counter:{name}"
 
+    def token(self, key: str) -> str:
+        return f"{self.prefix}:token:{key}"
+
     def parked(self) -> str:
         return f"{self.prefix}:parked"
 

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import secrets
 import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from bot.errors import LockTimeout
 from bot.model import ChannelIdentity, HistoryEntry
-from context_store.base import InboxItem, LoadResult, StoreLimits
+from context_store.base import InboxItem, LoadResult, StoreLimits, merge_histories
 
 
 @dataclass(slots=True)
@@ -38,6 +40,7 @@ class MemoryContextStore:
         self._customers: dict[str, _Customer] = {}
         self._moved: dict[str, float] = {}  # customer id -> marker expires at
         self._counters: dict[str, tuple[int, float]] = {}
+        self._tokens: dict[str, tuple[str, float]] = {}
         self._parked: deque[str] = deque(maxlen=1000)
         self._inbox: dict[str, str] = {}
         self._inbox_new: deque[str] = deque()
@@ -123,6 +126,62 @@ class MemoryContextStore:
             if owner == customer_id:
                 del self._identities[identity]
         self._moved[customer_id] = time.monotonic() + self.limits.moved_marker_seconds
+
+    async def append(self, customer_id: str, entries: Sequence[HistoryEntry]) -> None:
+        customer = self._customers.setdefault(customer_id, _Customer())
+        customer.history.extend(entries)
+        while len(customer.history) > self.limits.history_max:
+            customer.history.popleft()
+
+    async def merge(self, source: str, target: str, *, lock_ttl_seconds: float) -> None:
+        tokens = {source: secrets.token_hex(8), target: secrets.token_hex(8)}
+        for customer_id in sorted(tokens):
+            await self._wait_lock(customer_id, tokens[customer_id], lock_ttl_seconds)
+        src = self._customers.pop(source, _Customer())
+        dst = self._customers.setdefault(target, _Customer())
+        merged = merge_histories(src.history, dst.history)[-self.limits.history_max :]
+        dst.history = deque(merged)
+        dst.identities |= src.identities
+        for identity in src.identities:
+            self._identities[identity] = target
+        self._moved[source] = time.monotonic() + self.limits.moved_marker_seconds
+        dst.lock = None
+
+    async def _wait_lock(self, customer_id: str, token: str, ttl_seconds: float) -> None:
+        delay = 0.005
+        for _ in range(200):
+            customer = self._customers.setdefault(customer_id, _Customer())
+            now = time.monotonic()
+            if customer.lock is None or customer.lock[1] <= now:
+                customer.lock = (token, now + ttl_seconds)
+                return
+            await asyncio.sleep(delay)  # a turn in progress; it takes milliseconds
+            delay = min(delay * 2, 0.1)
+        raise LockTimeout(f"customer {customer_id} stayed locked")
+
+    async def unlink(self, customer_id: str, identity: ChannelIdentity) -> None:
+        if self._identities.get(identity) == customer_id:
+            del self._identities[identity]
+        customer = self._customers.get(customer_id)
+        if customer is not None:
+            customer.identities.discard(identity)
+
+    async def put_token(self, key: str, value: str, ttl_seconds: int) -> bool:
+        now = time.monotonic()
+        current = self._tokens.get(key)
+        if current is not None and current[1] > now:
+            return False
+        self._tokens[key] = (value, now + ttl_seconds)
+        return True
+
+    async def peek_token(self, key: str) -> str | None:
+        current = self._tokens.get(key)
+        return current[0] if current is not None and current[1] > time.monotonic() else None
+
+    async def take_token(self, key: str) -> str | None:
+        value = await self.peek_token(key)
+        self._tokens.pop(key, None)
+        return value
 
     async def incr(self, key: str, ttl_seconds: int) -> int:
         now = time.monotonic()

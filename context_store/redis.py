@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import secrets
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -12,9 +14,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from bot.errors import StoreError, StoreUnavailable
+from bot.errors import LockTimeout, StoreError, StoreUnavailable
 from bot.model import ChannelIdentity, HistoryEntry
-from context_store.base import InboxItem, LoadResult, StoreLimits
+from context_store.base import InboxItem, LoadResult, StoreLimits, merge_histories
 from context_store.keys import KeyBuilder, identity_member, parse_identity_member
 
 # KEYS: identity. ARGV: new customer id, retention seconds.
@@ -192,6 +194,86 @@ class RedisContextStore:
                 self.keys.customer(customer_id, "moved"), "", ex=self.limits.moved_marker_seconds
             )
         )
+
+    async def append(self, customer_id: str, entries: Sequence[HistoryEntry]) -> None:
+        if not entries:
+            return
+        key = self.keys.customer(customer_id, "history")
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.rpush(key, *(json.dumps(e.to_json(), separators=(",", ":")) for e in entries))
+            pipe.ltrim(key, -self.limits.history_max, -1)
+            if self.limits.retention_seconds:
+                pipe.expire(key, self.limits.retention_seconds)
+            await self._run(pipe.execute())
+
+    async def merge(self, source: str, target: str, *, lock_ttl_seconds: float) -> None:
+        # Locks in a fixed order, so two merges of the same pair cannot deadlock.
+        tokens = {source: secrets.token_hex(8), target: secrets.token_hex(8)}
+        held: list[str] = []
+        try:
+            for customer_id in sorted(tokens):
+                await self._wait_lock(customer_id, tokens[customer_id], lock_ttl_seconds)
+                held.append(customer_id)
+            await self._merge_locked(source, target)
+        finally:
+            for customer_id in held:
+                await self.unlock(customer_id, token=tokens[customer_id])
+
+    async def _merge_locked(self, source: str, target: str) -> None:
+        k = self.keys
+        cap = self.limits.history_max
+        merged = merge_histories(await self.history(source, cap), await self.history(target, cap))
+        moved_identities = await self.identities(source)
+        history, members = k.customer(target, "history"), k.customer(target, "identities")
+        # Target first: a crash half-way leaves the source intact and resolvable.
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.delete(history)
+            if merged:
+                pipe.rpush(history, *(json.dumps(e.to_json(), separators=(",", ":"))
+                                      for e in merged[-cap:]))
+            if moved_identities:
+                pipe.sadd(members, *(identity_member(i) for i in moved_identities))
+            if self.limits.retention_seconds:
+                pipe.expire(history, self.limits.retention_seconds)
+                pipe.expire(members, self.limits.retention_seconds)
+            await self._run(pipe.execute())
+        for identity in moved_identities:
+            await self._run(self.client.set(k.identity(identity), target))
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.set(k.customer(source, "moved"), target, ex=self.limits.moved_marker_seconds)
+            for part in ("state", "history", "identities"):
+                pipe.delete(k.customer(source, part))
+            await self._run(pipe.execute())
+
+    async def _wait_lock(self, customer_id: str, token: str, ttl_seconds: float) -> None:
+        key = self.keys.customer(customer_id, "lock")
+        ttl_ms = max(1, int(ttl_seconds * 1000))
+        delay = 0.005
+        for _ in range(200):
+            if await self._run(self.client.set(key, token, nx=True, px=ttl_ms)):
+                return
+            await asyncio.sleep(delay)  # another worker's turn; it takes milliseconds
+            delay = min(delay * 2, 0.1)
+        raise LockTimeout(f"customer {customer_id} stayed locked")
+
+    async def unlink(self, customer_id: str, identity: ChannelIdentity) -> None:
+        key = self.keys.identity(identity)
+        if await self._run(self.client.get(key)) == customer_id:
+            await self._run(self.client.delete(key))
+        members = self.keys.customer(customer_id, "identities")
+        await self._run(self.client.srem(members, identity_member(identity)))
+
+    async def put_token(self, key: str, value: str, ttl_seconds: int) -> bool:
+        name = self.keys.token(key)
+        return bool(await self._run(self.client.set(name, value, nx=True, ex=ttl_seconds)))
+
+    async def peek_token(self, key: str) -> str | None:
+        value = await self._run(self.client.get(self.keys.token(key)))
+        return None if value is None else str(value)
+
+    async def take_token(self, key: str) -> str | None:
+        value = await self._run(self.client.getdel(self.keys.token(key)))
+        return None if value is None else str(value)
 
     async def incr(self, key: str, ttl_seconds: int) -> int:
         name = self.keys.counter(key)

@@ -153,3 +153,55 @@ async def test_parked_items_are_kept_newest_first(store: ContextStore) -> None:
     for i in range(3):
         await store.park(f'{{"n":{i}}}')
     assert await store.parked(2) == ['{"n":2}', '{"n":1}']
+
+
+async def test_append_adds_to_the_history_outside_a_turn(store: ContextStore) -> None:
+    assert await save(store, "c1", entry("hi", ts=1.0))
+    await store.append("c1", [entry("from an agent", ts=2.0, sender="agent")])
+    assert [e.text for e in await store.history("c1", 10)] == ["hi", "from an agent"]
+
+
+async def test_merge_joins_histories_in_time_order_and_moves_identities(
+    store: ContextStore,
+) -> None:
+    web = await store.resolve_customer(WEB, "web-customer")
+    telegram = await store.resolve_customer(TELEGRAM, "tg-customer")
+    assert await save(store, web, entry("w1", ts=1.0), entry("w3", ts=3.0), state='{"web":1}')
+    loaded = await store.lock_and_load(telegram, token="t", ttl_seconds=5, message_key=None)
+    assert loaded.locked
+    assert await store.save_and_unlock(
+        telegram, token="t", state='{"tg":1}', entries=[entry("t2", ts=2.0), entry("t4", ts=4.0)],
+        message_key=None, identity=TELEGRAM,
+    )
+    await store.merge(telegram, web, lock_ttl_seconds=5)
+    assert [e.text for e in await store.history(web, 10)] == ["w1", "t2", "w3", "t4"]
+    assert await store.load_state(web) == '{"web":1}'
+    assert await store.resolve_customer(TELEGRAM, "other") == web
+    assert await store.identities(web) == [TELEGRAM, WEB]
+    assert (await store.lock_and_load(telegram, token="x", ttl_seconds=5, message_key=None)).moved
+    # Both locks were released.
+    assert (await store.lock_and_load(web, token="y", ttl_seconds=5, message_key=None)).locked
+
+
+async def test_unlink_detaches_one_identity(store: ContextStore) -> None:
+    customer = await store.resolve_customer(WEB, "c1")
+    await store.resolve_customer(TELEGRAM, "c1-other")
+    assert await save(store, customer, entry("hi"))
+    await store.unlink(customer, WEB)
+    assert await store.identities(customer) == []
+    assert await store.resolve_customer(WEB, "fresh") == "fresh"
+
+
+async def test_tokens_are_single_use_even_when_raced(store: ContextStore) -> None:
+    assert await store.put_token("link:123456", "c1", 60)
+    assert not await store.put_token("link:123456", "c2", 60)
+    assert await store.peek_token("link:123456") == "c1"
+    results = await asyncio.gather(*(store.take_token("link:123456") for _ in range(10)))
+    assert results.count("c1") == 1 and results.count(None) == 9
+    assert await store.peek_token("link:123456") is None
+
+
+async def test_tokens_expire(store: ContextStore) -> None:
+    assert await store.put_token("short", "v", 1)
+    await asyncio.sleep(1.1)  # expiry is the behaviour under test
+    assert await store.take_token("short") is None
