@@ -1,0 +1,134 @@
+"""Rendering replies through the real aiogram client to the local Bot API server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bot.app import Segue
+from bot.errors import ConnectorError
+from bot.model import Address, Button, ChannelIdentity, Image, Link, Outbound
+from bot.policy import TurnContext
+from context_store import RedisContextStore
+from tests.fakes.telegram_api import (
+    CUSTOMER,
+    FakeTelegram,
+    keyboard_of,
+    message_update,
+    segue_on_fake,
+)
+
+CHAT = CUSTOMER["id"]
+ADDRESS = Address("telegram", str(CHAT))
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeTelegram]:
+    async with FakeTelegram() as server:
+        yield server
+
+
+@pytest.fixture
+async def segue(fake: FakeTelegram, redis_url: str) -> AsyncIterator[Segue]:
+    async with segue_on_fake(fake, RedisContextStore.from_url(redis_url)) as running:
+        yield running
+
+
+async def send(segue: Segue, outbound: Outbound) -> None:
+    await segue.connectors["telegram"].send(ADDRESS, outbound)
+
+
+async def test_long_text_is_split_at_the_telegram_limit(fake: FakeTelegram, segue: Segue) -> None:
+    # 2,000 words of 7 letters: 15,999 characters, a space every 8th.
+    text = " ".join(f"w{i:06d}" for i in range(2000))
+    await send(segue, Outbound(text=text, buttons=(Button("More", "more"),)))
+    parts = [c.params["text"] for c in fake.sent()]
+    assert [len(p) for p in parts] == [4096, 4096, 4096, 3711]
+    assert "".join(parts) == text
+    assert all(p.endswith(" ") for p in parts[:-1])  # cut between words
+    # The buttons go with the last part, under the whole text.
+    assert [bool(keyboard_of(c)) for c in fake.sent()] == [False, False, False, True]
+
+
+async def test_rate_limit_retry_after_is_honoured(fake: FakeTelegram, segue: Segue) -> None:
+    fake.fail("sendMessage", status=429, description="Too Many Requests: retry after 1",
+              retry_after=1)
+    await send(segue, Outbound(text="hello"))
+    refused, delivered = fake.sent()
+    assert delivered.result["text"] == "hello"
+    assert delivered.at - refused.at >= 0.95
+
+
+async def test_rate_limit_beyond_the_retries_is_a_connector_error(
+    fake: FakeTelegram, segue: Segue
+) -> None:
+    fake.fail("sendMessage", status=429, description="Too Many Requests: retry after 600",
+              retry_after=600)
+    with pytest.raises(ConnectorError, match="retry after 600"):
+        await send(segue, Outbound(text="hello"))
+    assert len(fake.sent()) == 1
+
+
+async def test_blocked_customer_is_a_connector_error_and_the_turn_is_kept(
+    fake: FakeTelegram, segue: Segue
+) -> None:
+    fake.blocked_chats.add(CHAT)
+    with pytest.raises(ConnectorError, match="blocked"):
+        await send(segue, Outbound(text="hello"))
+    # Through the engine: the refusal is logged, the update still accepted.
+    assert await fake.post_update(message_update(fake.new_update_id(), "hi")) == 200
+    identity = ChannelIdentity("telegram", str(CHAT))
+    customer = await segue.store.resolve_customer(identity, "-")
+    assert [e.text for e in await segue.store.history(customer, 10)][0] == "hi"
+
+
+async def test_buttons_links_and_images_are_rendered_natively(
+    fake: FakeTelegram, segue: Segue
+) -> None:
+    outbound = Outbound(
+        text="Your parcel <is> on its way",
+        buttons=(Button("Order status", "order_status"),),
+        links=(Link("https://example.com/track/A1001", "Track it"),
+               Link("mailto:help@example.com", "Write to us")),
+        images=(Image("https://example.com/parcel.png", "The parcel"),),
+    )
+    await send(segue, outbound)
+    [message] = fake.sent()
+    [photo] = fake.sent("sendPhoto")
+    assert message.params["text"] == (
+        "Your parcel <is> on its way\nWrite to us: mailto:help@example.com"
+    )
+    assert "parse_mode" not in message.params and "parse_mode" not in photo.params
+    assert photo.params["photo"] == "https://example.com/parcel.png"
+    assert photo.params["caption"] == "The parcel"
+    assert keyboard_of(photo) == [
+        {"text": "Order status", "callback_data": "order_status"},
+        {"text": "Track it", "url": "https://example.com/track/A1001"},
+    ]
+
+
+async def test_refused_photo_falls_back_to_a_link(fake: FakeTelegram, segue: Segue) -> None:
+    fake.fail("sendPhoto", status=400,
+              description="Bad Request: wrong file identifier/HTTP URL specified")
+    await send(segue, Outbound(text="", images=(Image("https://example.com/x.png", "X"),),
+                               buttons=(Button("OK", "ok"),)))
+    [message] = fake.sent()
+    assert message.params["text"] == "X\nhttps://example.com/x.png"
+    assert keyboard_of(message) == [{"text": "OK", "callback_data": "ok"}]
+
+
+async def test_agent_messages_carry_the_agent_name(fake: FakeTelegram, segue: Segue) -> None:
+    await send(segue, Outbound(text="I can help.", sender="agent", agent_name="Sam"))
+    [message] = fake.sent()
+    assert message.params["text"] == "Sam: I can help."
+
+
+async def test_policy_replies_reach_the_chat_in_order(fake: FakeTelegram, segue: Segue) -> None:
+    class TwoReplies:
+        async def decide(self, turn: TurnContext) -> list[Outbound]:
+            return [Outbound(text="one"), Outbound(text="two")]
+
+    segue.engine.policy = TwoReplies()
+    assert await fake.post_update(message_update(fake.new_update_id(), "go")) == 200
+    assert [c.params["text"] for c in fake.sent()] == ["one", "two"]
