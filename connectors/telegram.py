@@ -24,7 +24,7 @@ from aiogram import Bot, Dispatcher, F, Router
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import AiogramError
-from aiogram.types import CallbackQuery, Message, Update
+from aiogram.types import CallbackQuery, InaccessibleMessage, Message, Update
 from aiogram.utils.token import TokenValidationError
 from aiohttp import web
 
@@ -158,7 +158,7 @@ class TelegramConnector:
 
     async def _poll(self) -> None:
         offset: int | None = None
-        delay = self.options.retry_delay_seconds
+        failures = 0
         while True:
             try:
                 updates = await self.bot.get_updates(
@@ -168,26 +168,33 @@ class TelegramConnector:
                     request_timeout=self.options.poll_timeout_seconds + 10,
                 )
             except AiogramError as exc:
-                log.warning("getUpdates failed (%s); retrying in %.1f s", exc, delay)
-                updates = None
-            for update in updates or ():
-                if await self.accept(update) is not Outcome.ACCEPTED:
-                    break
-                # Confirmed by the next getUpdates only now that it is processed.
-                offset = update.update_id + 1
+                log.warning("getUpdates failed: %s", exc)
+                failures += 1
             else:
-                if updates is not None:
-                    delay = self.options.retry_delay_seconds
-                    continue
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, self.options.retry_delay_max_seconds)
+                offset, accepted_all = await self._accept_in_order(updates, offset)
+                failures = 0 if accepted_all else failures + 1
+            if failures:
+                delay = self.options.retry_delay_seconds * 2 ** min(failures - 1, 10)
+                await asyncio.sleep(min(delay, self.options.retry_delay_max_seconds))
+
+    async def _accept_in_order(
+        self, updates: list[Update], offset: int | None
+    ) -> tuple[int | None, bool]:
+        """The next offset, and whether every update was accepted. An update
+        is confirmed (by the next getUpdates offset) only once it is accepted;
+        the first one that is not is fetched again, and those after it too."""
+        for update in updates:
+            if await self.accept(update) is not Outcome.ACCEPTED:
+                return offset, False
+            offset = update.update_id + 1
+        return offset, True
 
     async def accept(self, update: Update) -> Outcome:
         """Process one update; `ACCEPTED` means it must not be delivered again."""
         try:
             await self.dispatcher.feed_update(self.bot, update)
         except StoreUnavailable:
-            log.warning("store unavailable; Telegram update %s to be delivered again", update.update_id)
+            log.warning("store unavailable; Telegram update %s is to come again", update.update_id)
             return Outcome.UNAVAILABLE
         except Exception as exc:
             return await self._failed(update, exc)
@@ -308,7 +315,7 @@ def _command_as_typed(text: str) -> str:
     return text
 
 
-def _button_title(message: Message | object, data: str) -> str:
+def _button_title(message: Message | InaccessibleMessage, data: str) -> str:
     """The title of the pressed button, read from the message's keyboard."""
     markup = message.reply_markup if isinstance(message, Message) else None
     if markup is not None:

@@ -11,6 +11,7 @@ import pytest
 from bot.app import Segue
 from bot.model import ChannelIdentity, HistoryEntry, Outbound
 from bot.policy import TurnContext
+from connectors.telegram import TelegramConnector
 from context_store import RedisContextStore
 from tests.fakes.telegram_api import CUSTOMER, ApiCall, FakeTelegram, message_update, segue_on_fake
 from tests.redis_server import free_port, redis_server
@@ -37,8 +38,9 @@ def configure(policy: EchoPolicy) -> Callable[[Segue], None]:
     def apply(segue: Segue) -> None:
         segue.engine.policy = policy
         connector = segue.connectors["telegram"]
+        assert isinstance(connector, TelegramConnector)
         # Retry a refused update quickly: the test waits for it.
-        connector.options = replace(connector.options, retry_delay_seconds=0.05)  # type: ignore[attr-defined]
+        connector.options = replace(connector.options, retry_delay_seconds=0.05)
 
     return apply
 

@@ -13,9 +13,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from bot.app import Segue
-from bot.engine import APOLOGY
+from bot.engine import APOLOGY, Turn
 from bot.errors import StoreError
-from bot.model import Button, ChannelIdentity, HistoryEntry, Outbound
+from bot.model import Button, ChannelIdentity, HistoryEntry, Inbound, Outbound
 from bot.policy import TurnContext
 from connectors.telegram import UNSUPPORTED_REPLY
 from context_store import RedisContextStore
@@ -247,11 +247,25 @@ async def test_customer_markup_is_sent_back_as_plain_text(
 
 
 async def test_commands_arrive_as_typed(
-    fake: FakeTelegram, segue: Segue, policy: ScriptedPolicy
+    fake: FakeTelegram, segue: Segue, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    received: list[Inbound] = []
+    process = segue.engine.process
+
+    async def recording(inbound: Inbound) -> Turn:
+        received.append(inbound)
+        return await process(inbound)
+
+    # At the engine's door: what links and dialogs make of them is theirs.
+    monkeypatch.setattr(segue.engine, "process", recording)
     for text in ["/start c0ffee-token_42", "/link@segue_demo_bot 123456", "/start"]:
         assert await fake.post_update(message_update(fake.new_update_id(), text)) == 200
-    assert [text for text, _ in policy.seen] == ["/start c0ffee-token_42", "/link 123456", "/start"]
+    assert [i.text for i in received] == ["/start c0ffee-token_42", "/link 123456", "/start"]
+    first = received[0]
+    assert first.identity == ChannelIdentity("telegram", str(CHAT))
+    assert first.address.target == str(CHAT)
+    assert first.display_name == "Dana Reyes"
+    assert [i.message_id for i in received] == sorted({i.message_id for i in received})
 
 
 async def test_group_messages_are_ignored(
