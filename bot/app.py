@@ -11,7 +11,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bot.engine import Engine, EngineOptions
 from bot.errors import StoreUnavailable
-from bot.policy import EchoMenuPolicy, Policy
+from bot.linking import LinkHook, LinkOptions, LinkService
+from bot.policy import Policy
 from bot.settings import Settings
 from connectors.base import Connector
 from connectors.webchat import WebChatConnector, WebChatOptions
@@ -58,7 +59,9 @@ async def open_store(settings: Settings) -> ContextStore:
 
 
 def build_policy(settings: Settings) -> Policy:
-    return EchoMenuPolicy()
+    from dialogs.runtime import build_dialog_policy
+
+    return build_dialog_policy(settings)
 
 
 def webchat_secret(settings: Settings) -> str:
@@ -71,9 +74,11 @@ def webchat_secret(settings: Settings) -> str:
     return secrets.token_urlsafe(32)
 
 
-def build_connectors(settings: Settings, engine: Engine, store: ContextStore) -> list[Connector]:
+def build_connectors(
+    settings: Settings, engine: Engine, store: ContextStore, *, web_secret: str
+) -> list[Connector]:
     options = WebChatOptions(
-        secret=webchat_secret(settings),
+        secret=web_secret,
         max_text_length=settings.max_text_length,
         history_replay=settings.history_replay,
         session_max_age_seconds=settings.session_max_age_days * 86400,
@@ -104,9 +109,20 @@ async def create_segue(
         ),
     )
     segue = Segue(settings=settings, store=store, engine=engine)
-    for connector in build_connectors(settings, engine, store):
+    secret = webchat_secret(settings)
+    connectors = build_connectors(settings, engine, store, web_secret=secret)
+    links = LinkService(engine=engine, store=store, options=LinkOptions(
+        secret=secret,
+        public_url=settings.public_url,
+        telegram_bot_username=settings.telegram_bot_username,
+    ))
+    engine.hooks.append(LinkHook(links))
+    for connector in connectors:
         segue.connectors[connector.channel] = connector
         engine.add_sender(connector.channel, connector)
+    web_chat = segue.connectors["web"]
+    assert isinstance(web_chat, WebChatConnector)
+    web_chat.links = links
     return segue
 
 

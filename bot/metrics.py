@@ -2,7 +2,9 @@
 
 from prometheus_client import Counter, Histogram
 
-TURNS = Counter("segue_turns_total", "Inbound messages by channel and outcome", ["channel", "outcome"])
+TURNS = Counter(
+    "segue_turns_total", "Inbound messages by channel and outcome", ["channel", "outcome"]
+)
 TURN_SECONDS = Histogram(
     "segue_turn_seconds",
     "Time from an inbound message to its saved turn",
@@ -11,4 +13,6 @@ TURN_SECONDS = Histogram(
 DELIVERY_FAILURES = Counter(
     "segue_delivery_failures_total", "Replies a channel could not deliver", ["channel"]
 )
-BAD_INPUT = Counter("segue_bad_input_total", "Refused inbound input by channel and code", ["channel", "code"])
+BAD_INPUT = Counter(
+    "segue_bad_input_total", "Refused inbound input by channel and code", ["channel", "code"]
+)

@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     telegram_webhook_secret: SecretStr | None = None
     telegram_webhook_url: str | None = None
     telegram_api_url: str = "https://api.telegram.org"
+    # For "continue on Telegram" links (https://t.me/<username>?start=...).
+    telegram_bot_username: str | None = None
 
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
@@ -121,8 +123,11 @@ def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
     if data is None:
         return {}, {}
     if not isinstance(data, dict) or not isinstance(node, yaml.MappingNode):
-        raise ConfigError(str(ConfigProblem(str(path), 1, "the file must be a mapping of settings")))
-    lines = {k.value: k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
+        problem = ConfigProblem(str(path), 1, "the file must be a mapping of settings")
+        raise ConfigError(str(problem))
+    lines = {
+        k.value: k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)
+    }
     return data, lines
 
 

@@ -13,7 +13,7 @@ import logging
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
@@ -21,8 +21,11 @@ from bot import metrics
 from bot.engine import Engine
 from bot.errors import BadInput, LockLost, LockTimeout, StoreUnavailable
 from bot.model import Address, ChannelIdentity, HistoryEntry, Inbound, Outbound
-from bot.tokens import TokenSigner
+from bot.tokens import TokenSigner, verify_host_identity
 from context_store.base import ContextStore
+
+if TYPE_CHECKING:
+    from bot.linking import LinkService
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +47,8 @@ class WebChatOptions:
 class _Client:
     ws: web.WebSocketResponse
     session: str | None = None
+    # The channel user id: the session, or "u:<id>" for a host-signed identity.
+    user: str | None = None
     customer_id: str | None = None
 
 
@@ -80,6 +85,8 @@ class WebChatConnector:
         self.store = store
         self.options = options
         self.sessions = _Sessions()
+        # Set by the app: redeems resume links and joins signed-in visitors.
+        self.links: LinkService | None = None
         self._signer = TokenSigner(options.secret, "session")
         # Room for the longest text once JSON-escaped (up to 6 bytes a character).
         self._max_frame = options.max_text_length * 6 + 4096
@@ -158,32 +165,55 @@ class WebChatConnector:
     async def _on_hello(self, client: _Client, frame: dict[str, Any]) -> None:
         if client.session is not None:
             raise BadInput("already_hello", "this socket has a session already")
-        token = frame.get("session")
-        if token is None:
-            session = secrets.token_urlsafe(16)
-        elif isinstance(token, str):
-            data = self._signer.verify(token, max_age_seconds=self.options.session_max_age_seconds)
-            session = data.get("s") if isinstance(data, dict) else None
-            if not isinstance(session, str):
-                raise BadInput("session_invalid", "the session token is not valid")
-        else:
-            raise BadInput("bad_frame", "'session' must be a string")
-        customer_id = await self.engine.customer_of(ChannelIdentity(CHANNEL, session))
+        session, user = self._session_of(frame.get("session"))
+        identity_token = frame.get("identity")
+        resume_token = frame.get("resume")
+        for name, value in (("identity", identity_token), ("resume", resume_token)):
+            if value is not None and not isinstance(value, str):
+                raise BadInput("bad_frame", f"'{name}' must be a string")
+        if identity_token is not None:
+            verified = "u:" + verify_host_identity(identity_token, self.options.secret)
+            if user != verified and frame.get("session") is not None and self.links is not None:
+                # The same person, now signed in on the host site: their anonymous
+                # conversation joins the one of their account.
+                anonymous = await self.engine.customer_of(ChannelIdentity(CHANNEL, user))
+                account = await self.engine.customer_of(ChannelIdentity(CHANNEL, verified))
+                if anonymous != account:
+                    await self.links.merge_into(
+                        anonymous, account, ChannelIdentity(CHANNEL, verified), None)
+            user = verified
+        identity = ChannelIdentity(CHANNEL, user)
+        if resume_token is not None and self.links is not None:
+            await self.links.redeem_resume(resume_token, identity)
+        customer_id = await self.engine.customer_of(identity)
         history = await self.store.history(customer_id, self.options.history_replay)
-        client.session, client.customer_id = session, customer_id
+        client.session, client.user, client.customer_id = session, user, customer_id
         self.sessions.add(client)
         # A fresh signature on every hello: an active session never expires.
-        await client.ws.send_json(
-            {"type": "session", "session": self._signer.sign({"s": session}), "customer": customer_id}
-        )
+        token = self._signer.sign({"s": session, "u": user})
+        await client.ws.send_json({"type": "session", "session": token, "customer": customer_id})
         await client.ws.send_json(
             {"type": "history", "messages": [_history_item(e) for e in history]}
         )
 
+    def _session_of(self, token: object) -> tuple[str, str]:
+        """(session id, channel user id) of a session token, or of a new session."""
+        if token is None:
+            session = secrets.token_urlsafe(16)
+            return session, session
+        if not isinstance(token, str):
+            raise BadInput("bad_frame", "'session' must be a string")
+        data = self._signer.verify(token, max_age_seconds=self.options.session_max_age_seconds)
+        session = data.get("s") if isinstance(data, dict) else None
+        if not isinstance(session, str):
+            raise BadInput("session_invalid", "the session token is not valid")
+        user = data.get("u", session)
+        return session, user if isinstance(user, str) else session
+
     async def _on_message(self, client: _Client, frame: dict[str, Any]) -> None:
         if client.session is None:
             raise BadInput("hello_required", "send a hello frame first")
-        inbound = self._parse_message(client.session, frame)
+        inbound = self._parse_message(client.session, client.user or client.session, frame)
         # Show "typing" only for a turn slow enough for a person to notice.
         typing_shown: list[asyncio.Task[None]] = []
         timer = asyncio.get_running_loop().call_later(
@@ -200,7 +230,7 @@ class WebChatConnector:
             await _send_typing(client.ws, False)
         await self.engine.deliver(turn)
 
-    def _parse_message(self, session: str, frame: dict[str, Any]) -> Inbound:
+    def _parse_message(self, session: str, user: str, frame: dict[str, Any]) -> Inbound:
         client_id = frame.get("id")
         if not isinstance(client_id, str) or not client_id or len(client_id) > MAX_CLIENT_ID:
             raise BadInput("bad_frame", f"'id' must be a string of 1 to {MAX_CLIENT_ID} characters")
@@ -216,7 +246,7 @@ class WebChatConnector:
             raise BadInput("empty_text", "the message has no text")
         address = Address(CHANNEL, session)
         return Inbound(
-            identity=ChannelIdentity(CHANNEL, session),
+            identity=ChannelIdentity(CHANNEL, user),
             address=address,
             message_id=client_id,
             text=text,

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -297,14 +299,20 @@ class RedisContextStore:
 
     async def inbox_take(self, consumer: str, *, count: int, block_ms: int) -> list[InboxItem]:
         await self._ensure_group()
-        items = await self._reclaim(consumer, count)
-        if items:
-            return items
-        reply = await self._run(
-            self.client.xreadgroup(
-                _INBOX_GROUP, consumer, {self.keys.inbox(): ">"}, count=count, block=block_ms
+        try:
+            items = await self._reclaim(consumer, count)
+            if items:
+                return items
+            reply = await self._run(
+                self.client.xreadgroup(
+                    _INBOX_GROUP, consumer, {self.keys.inbox(): ">"}, count=count, block=block_ms
+                )
             )
-        )
+        except StoreError as exc:
+            # A Redis restarted without its data lost the group: make it again.
+            if "NOGROUP" in str(exc):
+                self._group_ready = False
+            raise
         for _stream, entries in reply or []:
             items.extend(InboxItem(item_id, fields["p"], 1) for item_id, fields in entries)
         return items
@@ -370,8 +378,12 @@ def connect(url: str) -> aioredis.Redis:
 
     Sentinel URLs read `redis+sentinel://[:password@]host:port[,host:port]/service[/db]`.
     """
+    # One quick retry: a webhook must answer (503) well within the platform's
+    # timeout when Redis is down, not after redis-py's default backoff.
+    retry = Retry(NoBackoff(), 1)
     if not url.startswith("redis+sentinel://"):
-        return aioredis.from_url(url, decode_responses=True)
+        return aioredis.from_url(url, decode_responses=True, retry=retry, socket_timeout=5,
+                                 socket_connect_timeout=2)
     from redis.asyncio.sentinel import Sentinel
 
     rest = url.removeprefix("redis+sentinel://")
@@ -385,5 +397,5 @@ def connect(url: str) -> aioredis.Redis:
     for hostport in hosts_part.split(","):
         host, _, port = hostport.partition(":")
         hosts.append((host, int(port or 26379)))
-    sentinel = Sentinel(hosts, password=password, decode_responses=True)
+    sentinel = Sentinel(hosts, password=password, decode_responses=True, retry=retry)
     return sentinel.master_for(service, db=int(db or 0), password=password)

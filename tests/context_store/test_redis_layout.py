@@ -45,3 +45,21 @@ async def test_unreachable_redis_is_store_unavailable() -> None:
     with pytest.raises(StoreUnavailable):
         await store.resolve_customer(WEB, "c1")
     await store.close()
+
+
+async def test_the_inbox_survives_a_redis_that_lost_its_data(
+    redis_url: str, redis_client: aioredis.Redis
+) -> None:
+    import pytest
+
+    from bot.errors import StoreError
+
+    store = RedisContextStore.from_url(redis_url)
+    await store.inbox_add("before")
+    assert [i.payload for i in await store.inbox_take("w", count=5, block_ms=10)] == ["before"]
+    await redis_client.flushdb()  # as a restart without persistence would
+    with pytest.raises(StoreError):
+        await store.inbox_take("w", count=5, block_ms=10)
+    await store.inbox_add("after")
+    assert [i.payload for i in await store.inbox_take("w", count=5, block_ms=10)] == ["after"]
+    await store.close()

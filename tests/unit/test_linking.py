@@ -1,0 +1,209 @@
+"""Linking channels by proof, on the engine with the memory store."""
+
+from __future__ import annotations
+
+import re
+
+from bot.engine import Engine
+from bot.linking import LinkHook, LinkOptions, LinkService
+from bot.model import Address, ChannelIdentity, Inbound, Outbound
+from bot.policy import TurnContext
+from context_store import ContextStore, MemoryContextStore
+
+
+class OrderPolicy:
+    """Asks for an order number, then answers: enough to see a question
+    asked on one channel answered on another."""
+
+    async def decide(self, turn: TurnContext) -> list[Outbound]:
+        if turn.state.dialog.get("asking"):
+            turn.state.dialog.clear()
+            return [Outbound(text=f"Order {turn.inbound.text} has shipped.")]
+        if turn.inbound.text == "where is my order":
+            turn.state.dialog["asking"] = True
+            return [Outbound(text="What's the order number?")]
+        return [Outbound(text="ok")]
+
+
+class Sent:
+    def __init__(self) -> None:
+        self.items: list[tuple[Address, Outbound]] = []
+
+    async def send(self, address: Address, outbound: Outbound) -> None:
+        self.items.append((address, outbound))
+
+    def texts(self, channel: str) -> list[str]:
+        return [o.text for a, o in self.items if a.channel == channel]
+
+
+def make(store: ContextStore | None = None, **options: object) -> tuple[Engine, Sent]:
+    store = store or MemoryContextStore()
+    sent = Sent()
+    engine = Engine(store=store, policy=OrderPolicy(),
+                    senders={c: sent for c in ("web", "telegram", "slack")})
+    service = LinkService(engine=engine, store=store,
+                          options=LinkOptions(secret="s3cret", telegram_bot_username="segue_bot",
+                                              public_url="https://chat.example",
+                                              **options))  # type: ignore[arg-type]
+    engine.hooks.append(LinkHook(service))
+    return engine, sent
+
+
+class Person:
+    """One channel identity talking to the engine."""
+
+    def __init__(self, engine: Engine, channel: str, user: str, name: str | None = None) -> None:
+        self.engine, self.channel, self.user, self.name = engine, channel, user, name
+        self.n = 0
+
+    async def say(self, text: str, payload: str | None = None) -> list[Outbound]:
+        self.n += 1
+        turn = await self.engine.handle(Inbound(
+            identity=ChannelIdentity(self.channel, self.user),
+            address=Address(self.channel, self.user), message_id=f"{self.user}-{self.n}",
+            text=text, payload=payload, display_name=self.name,
+        ))
+        return list(turn.replies)
+
+    async def customer(self) -> str:
+        return await self.engine.customer_of(ChannelIdentity(self.channel, self.user))
+
+
+def code_in(replies: list[Outbound]) -> str:
+    match = re.search(r"\b(\d{6})\b", replies[0].text)
+    assert match, replies[0].text
+    return match.group(1)
+
+
+async def test_a_code_from_the_web_joins_telegram_after_a_confirmation() -> None:
+    engine, sent = make()
+    web = Person(engine, "web", "sess-1", "Dana")
+    telegram = Person(engine, "telegram", "5551234", "Dana R")
+    assert (await web.say("where is my order"))[0].text == "What's the order number?"
+    issued = await web.say("link")
+    code = code_in(issued)
+    links = {link.title: link.url for link in issued[0].links}
+    assert links["Continue on Telegram"].startswith("https://t.me/segue_bot?start=")
+    assert links["Continue on the web"].startswith("https://chat.example/webchat/?resume=")
+
+    asked = await telegram.say(f"/link {code}")
+    assert "web chat conversation (Dana)" in asked[0].text
+    assert [b.payload for b in asked[0].buttons] == ["link_yes", "link_no"]
+    assert await telegram.customer() != await web.customer()
+
+    joined = await telegram.say("Yes, link it", payload="link_yes")
+    assert joined[0].text.startswith("Linked!")
+    assert joined[1].text == "Where we left off: What's the order number?"
+    assert await telegram.customer() == await web.customer()
+    # The web side is told, with a way out.
+    assert any("Telegram chat (Dana R) joined" in t and "unlink telegram" in t
+               for t in sent.texts("web"))
+    # The question asked on the web is answered on Telegram.
+    assert (await telegram.say("A1001"))[0].text == "Order A1001 has shipped."
+    history = await engine.store.history(await web.customer(), 50)
+    texts = [e.text for e in history]
+    assert texts[0] == "where is my order" and texts[-1] == "Order A1001 has shipped."
+    assert {e.channel for e in history} == {"web", "telegram"}
+
+
+async def test_saying_no_links_nothing_and_the_code_stays_usable() -> None:
+    engine, _ = make()
+    web, slack = Person(engine, "web", "s"), Person(engine, "slack", "T1:U1")
+    code = code_in(await web.say("link"))
+    await slack.say(f"link {code}")
+    assert (await slack.say("no", payload="link_no"))[0].text == "OK, nothing was linked."
+    assert await slack.customer() != await web.customer()
+
+
+async def test_a_code_is_single_use() -> None:
+    engine, _ = make()
+    web = Person(engine, "web", "s")
+    first, second = Person(engine, "telegram", "1"), Person(engine, "slack", "T:U")
+    code = code_in(await web.say("link"))
+    await first.say(f"link {code}")
+    await first.say("yes", payload="link_yes")
+    replies = await second.say(f"link {code}")
+    assert "not valid or has expired" in replies[0].text
+    assert await second.customer() != await web.customer()
+
+
+async def test_wrong_codes_are_limited_per_identity() -> None:
+    engine, _ = make()
+    web, guesser = Person(engine, "web", "s"), Person(engine, "telegram", "666")
+    code = code_in(await web.say("link"))
+    wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+    for _ in range(5):
+        assert "not valid" in (await guesser.say(f"link {wrong}"))[0].text
+    refused = await guesser.say(f"link {code}")
+    assert "Too many link attempts" in refused[0].text
+    assert not refused[0].buttons
+
+
+async def test_wrong_codes_from_many_identities_lock_codes_down() -> None:
+    engine, _ = make(attempts_global=10)
+    code = code_in(await Person(engine, "web", "s").say("link"))
+    wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+    for n in range(10):
+        await Person(engine, "web", f"throwaway-{n}").say(f"link {wrong}")
+    refused = await Person(engine, "telegram", "1").say(f"link {code}")
+    assert "Too many link attempts" in refused[0].text
+
+
+async def test_a_telegram_deep_link_joins_once() -> None:
+    engine, _ = make()
+    web = Person(engine, "web", "s", "Dana")
+    await web.say("where is my order")
+    issued = await web.say("link")
+    start = [link.url for link in issued[0].links if "t.me" in link.url][0]
+    token = start.split("start=")[1]
+    telegram = Person(engine, "telegram", "42")
+    welcome = await telegram.say(f"/start {token}")
+    assert "continues your web chat conversation" in welcome[0].text
+    assert welcome[1].text == "Where we left off: What's the order number?"
+    assert await telegram.customer() == await web.customer()
+    other = Person(engine, "telegram", "43")
+    assert "used already" in (await other.say(f"/start {token}"))[0].text
+    assert await other.customer() != await web.customer()
+
+
+async def test_a_forged_deep_link_is_refused() -> None:
+    engine, _ = make()
+    telegram = Person(engine, "telegram", "42")
+    assert "expired" in (await telegram.say("/start forged.token.value"))[0].text
+
+
+async def test_channels_lists_and_unlink_detaches() -> None:
+    engine, _ = make()
+    web, telegram = Person(engine, "web", "s"), Person(engine, "telegram", "7")
+    code = code_in(await web.say("link"))
+    await telegram.say(f"link {code}")
+    await telegram.say("yes", payload="link_yes")
+    listed = (await web.say("channels"))[0].text
+    assert "Telegram" in listed and "web chat" in listed
+    assert "no longer linked" in (await web.say("unlink telegram"))[0].text
+    assert await telegram.customer() != await web.customer()
+    assert "No Telegram chat is linked" in (await web.say("unlink telegram"))[0].text
+
+
+async def test_two_workers_racing_for_one_code_exactly_one_wins(redis_url: str) -> None:
+    import asyncio
+
+    from context_store import RedisContextStore
+
+    store_a, store_b = RedisContextStore.from_url(redis_url), RedisContextStore.from_url(redis_url)
+    worker_a, _ = make(store_a)
+    worker_b, _ = make(store_b)
+    web = Person(worker_a, "web", "s")
+    code = code_in(await web.say("link"))
+    tg, slack = Person(worker_a, "telegram", "1"), Person(worker_b, "slack", "T:U")
+    await tg.say(f"link {code}")
+    await slack.say(f"link {code}")
+    results = await asyncio.gather(tg.say("yes", payload="link_yes"),
+                                   slack.say("yes", payload="link_yes"))
+    wins = [r for r in results if r[0].text.startswith("Linked!")]
+    assert len(wins) == 1
+    owner = await web.customer()
+    joined = [await p.customer() == owner for p in (tg, slack)]
+    assert joined.count(True) == 1
+    await store_a.close()
+    await store_b.close()
