@@ -112,4 +112,9 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _check_dialogs(settings: Settings) -> list:  # type: ignore[type-arg]
-    return []
+    from dialogs.check import check_dialogs
+
+    _, problems = check_dialogs(
+        settings.dialogs_dir, in_process_actions=settings.action_server_url is None
+    )
+    return problems

@@ -1,0 +1,1 @@
+"""The shipped demo support bot: its flows (YAML) and its rasa-sdk actions."""

@@ -1,0 +1,324 @@
+"""Loading dialog YAML files into `Dialogs`, collecting every problem with its place."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from bot.model import Button, Image, Link
+from dialogs import model as m
+from dialogs.source import Located, LocatedList, Problem, Where, read_yaml
+
+SECTIONS = ("intents", "entities", "slots", "responses", "actions", "flows", "fallback")
+STEP_KINDS = ("say", "ask", "action", "branch", "goto", "handoff", "erase")
+PACKAGED_DEMO = Path(__file__).parent / "demo"
+
+
+def resolve_dir(dialogs_dir: str | Path) -> Path:
+    """The directory to load. The default `dialogs` falls back to the packaged
+    demo bot when run from somewhere without a `dialogs/` directory."""
+    path = Path(dialogs_dir)
+    if not path.exists() and str(dialogs_dir) == "dialogs":
+        return PACKAGED_DEMO
+    return path
+
+
+def dialog_files(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.rglob("*.yml") if p.is_file())
+
+
+def load_dialogs(dialogs_dir: str | Path) -> tuple[m.Dialogs | None, list[Problem]]:
+    """Parse every `*.yml` under the directory; `None` if any file is unusable."""
+    directory = resolve_dir(dialogs_dir)
+    if not directory.is_dir():
+        return None, [Problem(Where(str(directory)), "dialogs directory not found")]
+    files = dialog_files(directory)
+    if not files:
+        return None, [Problem(Where(str(directory)), "no dialog files (*.yml) found")]
+    parser = _Parser()
+    for path in files:
+        data, problems = read_yaml(path, str(path))
+        parser.problems.extend(problems)
+        if data is not None:
+            parser.add_file(data)
+    return parser.build(Where(str(directory))), parser.problems
+
+
+class _Parser:
+    """Accumulates sections from several files, then builds the frozen model."""
+
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+        self.intents: dict[str, m.Intent] = {}
+        self.entities: dict[str, m.Entity] = {}
+        self.slots: dict[str, m.Slot] = {}
+        self.responses: dict[str, m.Response] = {}
+        self.flows: dict[str, m.Flow] = {}
+        self.action_names: dict[str, Where] = {}
+        self.action_module: str | None = None
+        self.fallback: m.Fallback | None = None
+
+    def problem(self, where: Where, message: str) -> None:
+        self.problems.append(Problem(where, message))
+
+    def add_file(self, data: Located) -> None:
+        for key in data:
+            if key not in SECTIONS:
+                self.problem(data.at(key), f"unknown section {key!r} (known: {', '.join(SECTIONS)})")
+        for name, body, where in self._entries(data, "intents"):
+            self._add(self.intents, name, where, self._intent(name, body, where))
+        for name, body, where in self._entries(data, "entities"):
+            self._add(self.entities, name, where, self._entity(name, body, where))
+        for name, body, where in self._entries(data, "slots"):
+            self._add(self.slots, name, where, self._slot(name, body, where))
+        for name, body, where in self._entries(data, "responses"):
+            self._add(self.responses, name, where, self._response(name, body, where))
+        for name, body, where in self._entries(data, "flows"):
+            self._add(self.flows, name, where, self._flow(name, body, where))
+        if "actions" in data:
+            self._actions(data["actions"], data.at("actions"))
+        if "fallback" in data:
+            self.fallback = self._fallback(data["fallback"], data.at("fallback"))
+
+    def build(self, where: Where) -> m.Dialogs | None:
+        if any(p.message.startswith("invalid YAML") for p in self.problems):
+            return None
+        fallback = self.fallback or m.Fallback(None, 2, None, None, where)
+        return m.Dialogs(
+            intents=self.intents,
+            entities=self.entities,
+            slots=self.slots,
+            responses=self.responses,
+            actions=m.ActionsConfig(self.action_module, self.action_names),
+            flows=self.flows,
+            fallback=fallback,
+        )
+
+    # Sections.
+
+    def _entries(self, data: Located, section: str) -> list[tuple[str, Any, Where]]:
+        body = data.get(section)
+        if body is None:
+            return []
+        if not isinstance(body, Located):
+            self.problem(data.at(section), f"{section} must be a mapping of names")
+            return []
+        return [(str(k), v, body.at(k)) for k, v in body.items()]
+
+    def _add(self, table: dict[str, Any], name: str, where: Where, item: Any) -> None:
+        if item is None:
+            return
+        if name in table:
+            self.problem(where, f"{name!r} is defined twice (first at {table[name].where})")
+            return
+        table[name] = item
+
+    def _intent(self, name: str, body: Any, where: Where) -> m.Intent | None:
+        examples = body.get("examples") if isinstance(body, Located) else body
+        if not isinstance(examples, list) or not examples:
+            self.problem(where, f"intent {name!r} needs a list of examples")
+            return None
+        return m.Intent(name, tuple(str(e) for e in examples), where)
+
+    def _entity(self, name: str, body: Any, where: Where) -> m.Entity | None:
+        if not isinstance(body, Located) or not ({"regex", "lookup"} & body.keys()):
+            self.problem(where, f"entity {name!r} needs a regex or a lookup list")
+            return None
+        regex = self._regex(body, "regex", f"entity {name!r}")
+        lookup = body.get("lookup") or []
+        if not isinstance(lookup, list):
+            self.problem(body.at("lookup"), f"lookup of entity {name!r} must be a list")
+            lookup = []
+        return m.Entity(name, regex, tuple(str(v) for v in lookup), where)
+
+    def _regex(self, body: Located, key: str, owner: str) -> re.Pattern[str] | None:
+        source = body.get(key)
+        if source is None:
+            return None
+        try:
+            return re.compile(str(source))
+        except re.error as exc:
+            self.problem(body.at(key), f"bad regex in {owner}: {exc}")
+            return None
+
+    def _slot(self, name: str, body: Any, where: Where) -> m.Slot | None:
+        body = body if isinstance(body, Located) else _empty(where)
+        kind = body.get("type", "text")
+        if kind not in ("text", "bool"):
+            self.problem(body.at("type"), f"slot {name!r}: type must be text or bool")
+            kind = "text"
+        normalize = body.get("normalize", "none")
+        if normalize not in ("upper", "lower", "none"):
+            self.problem(body.at("normalize"), f"slot {name!r}: normalize must be upper or lower")
+            normalize = "none"
+        return m.Slot(
+            name=name,
+            type=kind,
+            entity=_opt_str(body.get("entity")),
+            validate=self._regex(body, "validate", f"slot {name!r}"),
+            normalize=normalize,
+            prompt=_opt_str(body.get("prompt")),
+            invalid=_opt_str(body.get("invalid")),
+            where=where,
+        )
+
+    def _response(self, name: str, body: Any, where: Where) -> m.Response | None:
+        if isinstance(body, str):
+            return m.Response(name, m.Variant(body), {}, where)
+        if not isinstance(body, Located) or "text" not in body:
+            self.problem(where, f"response {name!r} needs a text")
+            return None
+        default = self._variant(body, where)
+        channels: dict[str, m.Variant] = {}
+        per_channel = body.get("channels")
+        if per_channel is None:
+            return m.Response(name, default, channels, where)
+        if not isinstance(per_channel, Located):
+            self.problem(body.at("channels"), "channels must map a channel to a variant")
+            return m.Response(name, default, channels, where)
+        for channel, variant in per_channel.items():
+            if isinstance(variant, str):
+                channels[channel] = m.Variant(variant, default.buttons, default.images)
+            elif isinstance(variant, Located):
+                merged = Located({**body, **variant})
+                merged.where, merged.key_where = variant.where, variant.key_where
+                channels[channel] = self._variant(merged, variant.where)
+            else:
+                self.problem(per_channel.at(channel), f"bad variant for channel {channel!r}")
+        return m.Response(name, default, channels, where)
+
+    def _variant(self, body: Located, where: Where) -> m.Variant:
+        buttons, images, links = [], [], []
+        for item in body.get("buttons") or []:
+            if isinstance(item, dict) and "title" in item and "payload" in item:
+                buttons.append(Button(str(item["title"]), str(item["payload"])))
+            else:
+                self.problem(body.at("buttons"), "a button needs a title and a payload")
+        for item in body.get("images") or []:
+            if isinstance(item, dict) and "url" in item:
+                images.append(Image(str(item["url"]), str(item.get("alt", ""))))
+            else:
+                self.problem(body.at("images"), "an image needs a url")
+        for item in body.get("links") or []:
+            if isinstance(item, dict) and "url" in item and "title" in item:
+                links.append(Link(str(item["url"]), str(item["title"])))
+            else:
+                self.problem(body.at("links"), "a link needs a url and a title")
+        return m.Variant(str(body["text"]), tuple(buttons), tuple(images), tuple(links))
+
+    def _actions(self, body: Any, where: Where) -> None:
+        if not isinstance(body, Located):
+            self.problem(where, "actions must be a mapping with module and names")
+            return
+        if "module" in body:
+            if self.action_module is not None:
+                self.problem(body.at("module"), "the actions module is set twice")
+            self.action_module = str(body["module"])
+        names = body.get("names") or []
+        if not isinstance(names, LocatedList):
+            self.problem(body.at("names"), "actions.names must be a list")
+            return
+        for i, action in enumerate(names):
+            self.action_names[str(action)] = names.at(i)
+
+    def _fallback(self, body: Any, where: Where) -> m.Fallback | None:
+        if not isinstance(body, Located):
+            self.problem(where, "fallback must be a mapping")
+            return None
+        after = body.get("handoff_after", 2)
+        if not isinstance(after, int) or after < 0:
+            self.problem(body.at("handoff_after"), "handoff_after must be a whole number >= 0")
+            after = 2
+        return m.Fallback(
+            response=_opt_str(body.get("response")),
+            handoff_after=after,
+            handoff_response=_opt_str(body.get("handoff_response")),
+            action_failed=_opt_str(body.get("action_failed")),
+            where=where,
+        )
+
+    # Flows.
+
+    def _flow(self, name: str, body: Any, where: Where) -> m.Flow | None:
+        if not isinstance(body, Located) or not isinstance(body.get("steps"), LocatedList):
+            self.problem(where, f"flow {name!r} needs a list of steps")
+            return None
+        triggers = body.get("triggers") or []
+        if not isinstance(triggers, list):
+            self.problem(body.at("triggers"), f"triggers of flow {name!r} must be a list")
+            triggers = []
+        steps: list[m.Step] = []
+        labels: dict[str, int] = {}
+        for index, raw in enumerate(body["steps"]):
+            step = self._step(raw, body["steps"].at(index))
+            if step is None:
+                continue
+            if step.id is not None:
+                if step.id in labels:
+                    self.problem(step.where, f"step id {step.id!r} is used twice in flow {name!r}")
+                labels[step.id] = len(steps)
+            steps.append(step)
+        return m.Flow(name, tuple(str(t) for t in triggers), tuple(steps), where, labels)
+
+    def _step(self, raw: Any, where: Where) -> m.Step | None:
+        if not isinstance(raw, Located):
+            self.problem(where, "a step must be a mapping such as {say: utter_greet}")
+            return None
+        kinds = [k for k in STEP_KINDS if k in raw]
+        if len(kinds) != 1:
+            self.problem(where, f"a step needs exactly one of: {', '.join(STEP_KINDS)}")
+            return None
+        kind, value, step_id = kinds[0], raw[kinds[0]], _opt_str(raw.get("id"))
+        response = _opt_str(raw.get("response"))
+        if kind == "branch":
+            return self._branch(value, raw.at("branch"), step_id)
+        if not isinstance(value, str | bool) or value == "":
+            self.problem(raw.at(kind), f"{kind} needs a name")
+            return None
+        text = str(value)
+        match kind:
+            case "say":
+                return m.Say(text, where, step_id)
+            case "ask":
+                return m.Ask(text, response, where, step_id)
+            case "action":
+                return m.RunAction(text, where, step_id)
+            case "goto":
+                return m.Goto(text, where, step_id)
+            case "handoff":
+                return m.Handoff(text, response, where, step_id)
+            case _:
+                return m.Erase(None if value is True else text, where, step_id)
+
+    def _branch(self, value: Any, where: Where, step_id: str | None) -> m.Branch | None:
+        if not isinstance(value, LocatedList):
+            self.problem(where, "branch needs a list of cases")
+            return None
+        cases: list[m.Case] = []
+        otherwise: str | None = None
+        for index, case in enumerate(value):
+            at = value.at(index)
+            if isinstance(case, Located) and "else" in case:
+                otherwise = str(case["else"])
+                continue
+            test = case.get("if") if isinstance(case, Located) else None
+            if not isinstance(test, Located) or "slot" not in test or "goto" not in case:
+                self.problem(at, "a case needs `if: {slot: …, equals|set: …}` and `goto`")
+                continue
+            if "equals" in test:
+                op, operand = "equals", test["equals"]
+            else:
+                op, operand = ("set" if test.get("set", True) else "unset"), None
+            cases.append(m.Case(str(test["slot"]), op, operand, str(case["goto"]), at))
+        return m.Branch(tuple(cases), otherwise, where, step_id)
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _empty(where: Where) -> Located:
+    data = Located()
+    data.where, data.key_where = where, {}
+    return data

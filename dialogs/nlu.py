@@ -1,0 +1,259 @@
+"""Intent recognition and entity extraction.
+
+The built-in classifier is trained from the intents' example phrases when the
+bot starts: TF-IDF vectors of words, word pairs and character trigrams,
+compared by cosine similarity with every example (nearest neighbour). Unknown
+words are corrected to a known word one edit away first, so "wheres my ordr??"
+still finds "where is my order". Everything is precomputed; a message costs a
+few dictionary look-ups per feature.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import unicodedata
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Protocol
+
+import aiohttp
+
+from dialogs.model import Entity, Intent
+
+log = logging.getLogger(__name__)
+
+_NON_WORD = re.compile(r"[^a-z0-9]+")
+_APOSTROPHES = re.compile(r"['\u2019`]")
+_REPEATS = re.compile(r"(.)\1{2,}")
+_DOUBLES = re.compile(r"(.)\1+")
+# Word pairs tell "forget me" from "tell me"; trigrams survive typos the
+# one-edit correction cannot fix. Weights chosen on the demo bot's held-out set.
+_WEIGHTS = {"w": 1.0, "b": 0.6, "c": 0.5}
+# Function words say little about the intent alone ("what is the capital of
+# France" is no order question); they still count inside word pairs.
+_STOPWORDS = frozenset(
+    "a an the is are am was be to of for in on at with my me i you your it its this that "
+    "what can do does did and or will would could there some about have has we our just "
+    "im id ive its so".split()
+)
+
+
+@dataclass(frozen=True, slots=True)
+class EntityValue:
+    """An entity found in a message."""
+
+    entity: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class NluResult:
+    """The understanding of one message; `intent` is None when nothing fits."""
+
+    intent: str | None
+    confidence: float
+    entities: tuple[EntityValue, ...] = ()
+
+    def entity(self, name: str) -> str | None:
+        for found in self.entities:
+            if found.entity == name:
+                return found.value
+        return None
+
+
+class Nlu(Protocol):
+    """Understands one message: its intent, a confidence in [0, 1], and entities."""
+
+    async def parse(self, text: str) -> NluResult: ...
+
+
+def normalise(text: str) -> list[str]:
+    """Lower-case ASCII words: accents, apostrophes and punctuation removed."""
+    folded = unicodedata.normalize("NFKD", text.lower()).encode("ascii", "ignore").decode()
+    folded = _APOSTROPHES.sub("", folded)
+    return _NON_WORD.sub(" ", folded).split()
+
+
+def _deletes(word: str) -> set[str]:
+    return {word[:i] + word[i + 1 :] for i in range(len(word))}
+
+
+class _Speller:
+    """Maps an unknown word to a known word at most one edit (or swap) away."""
+
+    def __init__(self, counts: Counter[str]) -> None:
+        self.counts = counts
+        self.index: dict[str, set[str]] = defaultdict(set)
+        for word in counts:
+            self.index[word].add(word)
+            if len(word) >= 3:
+                for variant in _deletes(word):
+                    self.index[variant].add(word)
+
+    def correct(self, word: str) -> str:
+        if word in self.counts:
+            return word
+        for squeezed in (_REPEATS.sub(r"\1\1", word), _DOUBLES.sub(r"\1", word)):
+            if squeezed in self.counts:  # "hiii", "nooo", "yess"
+                return squeezed
+        if len(word) < 4:
+            return word
+        # A missing letter ("ordr"); longer words may also have a wrong, extra
+        # or swapped one. Short words are left alone: "like" is not "live".
+        candidates: set[str] = set(self.index.get(word, ()))
+        if len(word) >= 5:
+            for variant in _deletes(word):
+                candidates |= self.index.get(variant, set())
+        if not candidates:
+            return word
+        return max(candidates, key=lambda w: (self.counts[w], w))
+
+
+class IntentClassifier:
+    """Nearest-example intent classifier; see the module docstring."""
+
+    def __init__(self, intents: Iterable[Intent]) -> None:
+        examples = [(i.name, normalise(e)) for i in intents for e in i.examples]
+        self.labels = [name for name, _ in examples]
+        self._speller = _Speller(Counter(w for _, words in examples for w in words))
+        features = [self._raw_features(words) for _, words in examples]
+        df = Counter(f for feats in features for f in feats)
+        total = len(features) + 1
+        self._idf = {f: math.log(total / n) + 1.0 for f, n in df.items()}
+        self._postings: dict[str, list[tuple[int, float]]] = defaultdict(list)
+        for index, feats in enumerate(features):
+            for feature, weight in self._vector(feats).items():
+                self._postings[feature].append((index, weight))
+        self.classify = lru_cache(maxsize=8192)(self._classify)
+
+    def _raw_features(self, words: list[str]) -> Counter[str]:
+        feats: Counter[str] = Counter()
+        content = [w for w in words if w not in _STOPWORDS] or words
+        for word in content:
+            feats["w" + word] += 1
+            padded = f"#{word}#"
+            for i in range(len(padded) - 2):
+                feats["c" + padded[i : i + 3]] += 1
+        for first, second in zip(words, words[1:], strict=False):
+            feats[f"b{first} {second}"] += 1
+        return feats
+
+    def _vector(self, feats: Counter[str]) -> dict[str, float]:
+        vector = {
+            f: _WEIGHTS[f[0]] * (1 + math.log(n)) * self._idf[f]
+            for f, n in feats.items()
+            if f in self._idf
+        }
+        norm = math.sqrt(sum(v * v for v in vector.values())) or 1.0
+        return {f: v / norm for f, v in vector.items()}
+
+    def _classify(self, text: str) -> tuple[str | None, float]:
+        words = [self._speller.correct(w) for w in normalise(text)]
+        if not words:
+            return None, 0.0
+        scores: dict[int, float] = defaultdict(float)
+        for feature, weight in self._vector(self._raw_features(words)).items():
+            for index, example_weight in self._postings[feature]:
+                scores[index] += weight * example_weight
+        if not scores:
+            return None, 0.0
+        best = max(scores, key=scores.__getitem__)
+        # Words never seen in any example make the guess less sure: "tell me
+        # a joke" shares "tell me" with an order question, and little else.
+        content = [w for w in words if w not in _STOPWORDS] or words
+        unknown = sum(1 for w in content if w not in self._speller.counts)
+        certainty = 1.0 - 0.5 * unknown / len(content)
+        return self.labels[best], min(1.0, scores[best] * certainty)
+
+
+class EntityExtractor:
+    """Finds entities by regular expression or by a list of words."""
+
+    def __init__(self, entities: Iterable[Entity]) -> None:
+        self.regexes = [(e.name, e.regex) for e in entities if e.regex is not None]
+        self.lookups = [
+            (e.name, value, re.compile(r"\b" + re.escape(" ".join(normalise(value))) + r"\b"))
+            for e in entities
+            for value in e.lookup
+        ]
+
+    def extract(self, text: str) -> tuple[EntityValue, ...]:
+        found: list[EntityValue] = []
+        for name, regex in self.regexes:
+            match = regex.search(text)
+            if match is not None:
+                found.append(EntityValue(name, match.group(match.lastindex or 0)))
+        if self.lookups:
+            flat = " ".join(normalise(text))
+            for name, value, pattern in self.lookups:
+                if pattern.search(flat):
+                    found.append(EntityValue(name, value))
+        return tuple(found)
+
+
+class BuiltinNlu:
+    """The in-process NLU: no network, trained at start-up."""
+
+    def __init__(self, intents: Iterable[Intent], entities: Iterable[Entity]) -> None:
+        self.classifier = IntentClassifier(intents)
+        self.extractor = EntityExtractor(entities)
+
+    def parse_now(self, text: str) -> NluResult:
+        intent, confidence = self.classifier.classify(text)
+        return NluResult(intent, confidence, self.extractor.extract(text))
+
+    async def parse(self, text: str) -> NluResult:
+        return self.parse_now(text)
+
+
+class RasaNlu:
+    """An external NLU service speaking Rasa's `POST /model/parse` protocol.
+
+    Failures are logged and read as "not understood", so the customer gets the
+    fallback instead of an error. Entities the service misses are still found
+    by the local extractor.
+    """
+
+    def __init__(self, url: str, *, extractor: EntityExtractor, timeout_seconds: float) -> None:
+        self.url = url
+        self.extractor = extractor
+        self.timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+
+    async def parse(self, text: str) -> NluResult:
+        try:
+            async with aiohttp.ClientSession(timeout=self.timeout) as http:
+                async with http.post(self.url, json={"text": text}) as response:
+                    response.raise_for_status()
+                    body = await response.json()
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            log.error("the NLU service at %s failed: %s", self.url, exc)
+            return NluResult(None, 0.0, self.extractor.extract(text))
+        return merge_entities(parse_rasa_response(body), self.extractor.extract(text))
+
+
+def parse_rasa_response(body: Any) -> NluResult:
+    """Reads a Rasa `/model/parse` answer; anything unexpected means "not understood"."""
+    if not isinstance(body, dict):
+        return NluResult(None, 0.0)
+    intent = body.get("intent") or {}
+    name = intent.get("name") if isinstance(intent, dict) else None
+    try:
+        confidence = float(intent.get("confidence", 0.0)) if name else 0.0
+    except (TypeError, ValueError):
+        confidence = 0.0
+    entities = tuple(
+        EntityValue(str(e["entity"]), str(e["value"]))
+        for e in body.get("entities") or []
+        if isinstance(e, dict) and "entity" in e and "value" in e
+    )
+    return NluResult(str(name) if name else None, confidence, entities)
+
+
+def merge_entities(result: NluResult, local: tuple[EntityValue, ...]) -> NluResult:
+    known = {e.entity for e in result.entities}
+    extra = tuple(e for e in local if e.entity not in known)
+    return NluResult(result.intent, result.confidence, result.entities + extra)
