@@ -143,6 +143,9 @@ class TelegramConnector:
     # Transports.
 
     async def webhook(self, request: web.Request) -> web.Response:
+        # Not aiogram's SimpleRequestHandler: it answers 200 while a slow turn
+        # is still running and 500 for any error, where Telegram must get 2xx
+        # only once the turn is saved, and 503 when the store is away.
         secret = self.options.webhook_secret or ""
         given = request.headers.get(SECRET_HEADER, "")
         if not secret or not hmac.compare_digest(given.encode(), secret.encode()):

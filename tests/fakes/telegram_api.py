@@ -73,6 +73,7 @@ class FakeTelegram:
     url: str = ""
     _failures: dict[str, list[_Failure]] = field(default_factory=dict)
     _pending: list[dict[str, Any]] = field(default_factory=list)
+    _answered: set[str] = field(default_factory=set)
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(872310001))
     _message_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1400))
@@ -225,6 +226,11 @@ class FakeTelegram:
         return await self._ok("sendChatAction", params, True)
 
     async def _api_answerCallbackQuery(self, params: dict[str, str]) -> web.Response:
+        if params["callback_query_id"] in self._answered:
+            await self._record(ApiCall("answerCallbackQuery", params, time.monotonic()))
+            return _error(400, "Bad Request: query is too old and response timeout expired "
+                               "or query ID is invalid")
+        self._answered.add(params["callback_query_id"])
         return await self._ok("answerCallbackQuery", params, True)
 
     def _refused(self, params: dict[str, str]) -> web.Response | None:

@@ -137,6 +137,10 @@ async def test_button_press_is_answered_and_reaches_the_policy(
     assert answer.params["callback_query_id"] == press["callback_query"]["id"]
     await fake.wait_for("sendMessage", 2)
     assert policy.seen[-1] == ("Talk to a person", "human")
+    # Delivered again (say our 200 was lost): accepted, not processed twice.
+    assert await fake.post_update(press) == 200
+    assert len(fake.sent()) == 2
+    assert len(fake.sent("answerCallbackQuery")) == 2  # the second refused, harmlessly
     assert customer_texts(await history_of(segue)) == ["hello", "Talk to a person"]
 
 
