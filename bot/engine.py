@@ -181,6 +181,7 @@ class Engine:
                     entries=record(inbound, replies),
                     message_key=message_key,
                     identity=inbound.identity,
+                    address=inbound.address,
                 )
             except BaseException:
                 await self._release_quietly(customer_id, token)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from bot.model import ChannelIdentity, HistoryEntry
+from bot.model import Address, ChannelIdentity, HistoryEntry
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,15 +86,20 @@ class ContextStore(Protocol):
         entries: Sequence[HistoryEntry],
         message_key: str | None,
         identity: ChannelIdentity | None,
+        address: Address | None = None,
     ) -> bool:
         """Atomically write state (unless None), append `entries`, mark
-        `message_key` processed, record `identity`, and release the lock.
+        `message_key` processed, record `identity` and the latest `address`
+        of its channel, and release the lock.
         Returns False, writing nothing, if `token` no longer holds the lock."""
 
     async def unlock(self, customer_id: str, *, token: str) -> None:
         """Release the lock if `token` still holds it."""
 
     async def load_state(self, customer_id: str) -> str | None: ...
+
+    async def addresses(self, customer_id: str) -> dict[str, Address]:
+        """The latest address the customer wrote from, by channel."""
 
     async def history(self, customer_id: str, limit: int) -> list[HistoryEntry]:
         """The last `limit` entries, oldest first."""

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from bot.errors import LockTimeout
-from bot.model import ChannelIdentity, HistoryEntry
+from bot.model import Address, ChannelIdentity, HistoryEntry
 from context_store.base import InboxItem, LoadResult, StoreLimits, merge_histories
 
 
@@ -25,6 +25,7 @@ class _Customer:
     state: str | None = None
     history: deque[HistoryEntry] = field(default_factory=deque)
     identities: set[ChannelIdentity] = field(default_factory=set)
+    addresses: dict[str, Address] = field(default_factory=dict)
     lock: tuple[str, float] | None = None  # (token, expires at)
     seen: dict[str, float] = field(default_factory=dict)  # message key -> expires at
 
@@ -80,6 +81,7 @@ class MemoryContextStore:
         entries: Sequence[HistoryEntry],
         message_key: str | None,
         identity: ChannelIdentity | None,
+        address: Address | None = None,
     ) -> bool:
         now = time.monotonic()
         customer = self._customers.get(customer_id)
@@ -92,6 +94,8 @@ class MemoryContextStore:
             customer.history.popleft()
         if identity is not None:
             customer.identities.add(identity)
+        if address is not None:
+            customer.addresses[address.channel] = address
         if message_key is not None:
             customer.seen[message_key] = now + self.limits.dedup_ttl_seconds
             self._forget_expired_marks(customer, now)
@@ -102,6 +106,10 @@ class MemoryContextStore:
         customer = self._customers.get(customer_id)
         if customer is not None and self._holds(customer, token, time.monotonic()):
             customer.lock = None
+
+    async def addresses(self, customer_id: str) -> dict[str, Address]:
+        customer = self._customers.get(customer_id)
+        return dict(customer.addresses) if customer else {}
 
     async def load_state(self, customer_id: str) -> str | None:
         customer = self._customers.get(customer_id)
@@ -142,6 +150,7 @@ class MemoryContextStore:
         merged = merge_histories(src.history, dst.history)[-self.limits.history_max :]
         dst.history = deque(merged)
         dst.identities |= src.identities
+        dst.addresses = {**src.addresses, **dst.addresses}
         for identity in src.identities:
             self._identities[identity] = target
         self._moved[source] = time.monotonic() + self.limits.moved_marker_seconds

@@ -17,7 +17,7 @@ from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.errors import LockTimeout, StoreError, StoreUnavailable
-from bot.model import ChannelIdentity, HistoryEntry
+from bot.model import Address, ChannelIdentity, HistoryEntry
 from context_store.base import InboxItem, LoadResult, StoreLimits, merge_histories
 from context_store.keys import KeyBuilder, identity_member, parse_identity_member
 
@@ -42,10 +42,29 @@ if s then return {1, s} end
 return {1}
 """
 
-# KEYS: lock, seen, state, history, identities.
+# KEYS: lock, seen, state, history, identities, addresses.
 # ARGV: token, state ('' keeps it), mark seen (1/0), dedup ttl, history max,
-#       retention seconds, identity member ('' for none), entries...
+#       retention seconds, identity member ('' for none), address channel
+#       ('' for none), address JSON, entries...
 _SAVE_AND_UNLOCK = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] ~= '' then redis.call('SET', KEYS[3], ARGV[2]) end
+if #ARGV > 9 then
+  redis.call('RPUSH', KEYS[4], unpack(ARGV, 10))
+  redis.call('LTRIM', KEYS[4], -tonumber(ARGV[5]), -1)
+end
+if ARGV[7] ~= '' then redis.call('SADD', KEYS[5], ARGV[7]) end
+if ARGV[8] ~= '' then redis.call('HSET', KEYS[6], ARGV[8], ARGV[9]) end
+if ARGV[3] == '1' then redis.call('SET', KEYS[2], '1', 'EX', ARGV[4]) end
+local keep = tonumber(ARGV[6])
+if keep > 0 then
+  for i = 3, 6 do redis.call('EXPIRE', KEYS[i], keep) end
+end
+redis.call('DEL', KEYS[1])
+return 1
+"""
+
+_UNLOCK = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 if ARGV[2] ~= '' then redis.call('SET', KEYS[3], ARGV[2]) end
 if #ARGV > 7 then
@@ -141,6 +160,7 @@ class RedisContextStore:
         entries: Sequence[HistoryEntry],
         message_key: str | None,
         identity: ChannelIdentity | None,
+        address: Address | None = None,
     ) -> bool:
         k = self.keys
         keys = [
@@ -149,6 +169,7 @@ class RedisContextStore:
             k.customer(customer_id, "state"),
             k.customer(customer_id, "history"),
             k.customer(customer_id, "identities"),
+            k.customer(customer_id, "addresses"),
         ]
         args: list[Any] = [
             token,
@@ -158,12 +179,18 @@ class RedisContextStore:
             self.limits.history_max,
             self.limits.retention_seconds,
             identity_member(identity) if identity else "",
+            address.channel if address else "",
+            json.dumps(address.to_json()) if address else "",
         ]
         args.extend(json.dumps(e.to_json(), separators=(",", ":")) for e in entries)
         return bool(await self._call(self._save, keys, args))
 
     async def unlock(self, customer_id: str, *, token: str) -> None:
         await self._call(self._unlock, [self.keys.customer(customer_id, "lock")], [token])
+
+    async def addresses(self, customer_id: str) -> dict[str, Address]:
+        raw = await self._run(self.client.hgetall(self.keys.customer(customer_id, "addresses")))
+        return {channel: Address.from_json(json.loads(v)) for channel, v in raw.items()}
 
     async def load_state(self, customer_id: str) -> str | None:
         value = await self._run(self.client.get(self.keys.customer(customer_id, "state")))
@@ -226,7 +253,10 @@ class RedisContextStore:
         cap = self.limits.history_max
         merged = merge_histories(await self.history(source, cap), await self.history(target, cap))
         moved_identities = await self.identities(source)
+        source_addresses = await self.addresses(source)
+        target_addresses = await self.addresses(target)
         history, members = k.customer(target, "history"), k.customer(target, "identities")
+        addresses = k.customer(target, "addresses")
         # Target first: a crash half-way leaves the source intact and resolvable.
         async with self.client.pipeline(transaction=True) as pipe:
             pipe.delete(history)
@@ -235,6 +265,9 @@ class RedisContextStore:
                                       for e in merged[-cap:]))
             if moved_identities:
                 pipe.sadd(members, *(identity_member(i) for i in moved_identities))
+            for channel, address in source_addresses.items():
+                if channel not in target_addresses:
+                    pipe.hset(addresses, channel, json.dumps(address.to_json()))
             if self.limits.retention_seconds:
                 pipe.expire(history, self.limits.retention_seconds)
                 pipe.expire(members, self.limits.retention_seconds)
@@ -243,7 +276,7 @@ class RedisContextStore:
             await self._run(self.client.set(k.identity(identity), target))
         async with self.client.pipeline(transaction=True) as pipe:
             pipe.set(k.customer(source, "moved"), target, ex=self.limits.moved_marker_seconds)
-            for part in ("state", "history", "identities"):
+            for part in ("state", "history", "identities", "addresses"):
                 pipe.delete(k.customer(source, part))
             await self._run(pipe.execute())
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.model import ChannelIdentity, HistoryEntry
+from bot.model import Address, ChannelIdentity, HistoryEntry
 from context_store import ContextStore
 
 WEB = ChannelIdentity("web", "s1")
@@ -171,9 +171,10 @@ async def test_merge_joins_histories_in_time_order_and_moves_identities(
     assert loaded.locked
     assert await store.save_and_unlock(
         telegram, token="t", state='{"tg":1}', entries=[entry("t2", ts=2.0), entry("t4", ts=4.0)],
-        message_key=None, identity=TELEGRAM,
+        message_key=None, identity=TELEGRAM, address=Address("telegram", "5551234"),
     )
     await store.merge(telegram, web, lock_ttl_seconds=5)
+    assert set(await store.addresses(web)) == {"telegram"}
     assert [e.text for e in await store.history(web, 10)] == ["w1", "t2", "w3", "t4"]
     assert await store.load_state(web) == '{"web":1}'
     assert await store.resolve_customer(TELEGRAM, "other") == web
@@ -205,3 +206,13 @@ async def test_tokens_expire(store: ContextStore) -> None:
     assert await store.put_token("short", "v", 1)
     await asyncio.sleep(1.1)  # expiry is the behaviour under test
     assert await store.take_token("short") is None
+
+
+async def test_the_latest_address_of_each_channel_is_kept(store: ContextStore) -> None:
+    for target in ("chat-1", "chat-2"):
+        await store.lock_and_load("c1", token="t", ttl_seconds=5, message_key=None)
+        assert await store.save_and_unlock(
+            "c1", token="t", state=None, entries=[], message_key=None, identity=TELEGRAM,
+            address=Address("telegram", target),
+        )
+    assert await store.addresses("c1") == {"telegram": Address("telegram", "chat-2")}
