@@ -169,7 +169,7 @@ class LinkService:
     async def merge_into(self, source: str, target: str, joined: ChannelIdentity,
                          display_name: str | None) -> None:
         """Join `source` into `target` and tell the target's channel."""
-        await self.store.merge(source, target,
+        await self.store.merge(source, target, also=[joined],
                                lock_ttl_seconds=self.engine.options.lock_ttl_seconds)
         for identity in await self.store.identities(target):
             self.engine.identities.drop(identity)

@@ -115,11 +115,20 @@ class ContextStore(Protocol):
     async def append(self, customer_id: str, entries: Sequence[HistoryEntry]) -> None:
         """Append to the history outside a turn (agent replies, notices)."""
 
-    async def merge(self, source: str, target: str, *, lock_ttl_seconds: float) -> None:
+    async def merge(
+        self,
+        source: str,
+        target: str,
+        *,
+        lock_ttl_seconds: float,
+        also: Sequence[ChannelIdentity] = (),
+    ) -> None:
         """Join customer `source` into `target`: histories merged in time
         order, `source`'s identities now resolve to `target`, `target`'s state
-        kept, and `source` answers `moved` from then on. Takes both customers'
-        locks; raises `LockTimeout` if it cannot."""
+        kept, and `source` answers `moved` from then on. `also` names
+        identities of `source` that may not have written yet (so are not
+        recorded) and must move too. Takes both customers' locks; raises
+        `LockTimeout` if it cannot."""
 
     async def unlink(self, customer_id: str, identity: ChannelIdentity) -> None:
         """Detach one channel identity; its next message starts a new customer."""

@@ -141,7 +141,14 @@ class MemoryContextStore:
         while len(customer.history) > self.limits.history_max:
             customer.history.popleft()
 
-    async def merge(self, source: str, target: str, *, lock_ttl_seconds: float) -> None:
+    async def merge(
+        self,
+        source: str,
+        target: str,
+        *,
+        lock_ttl_seconds: float,
+        also: Sequence[ChannelIdentity] = (),
+    ) -> None:
         tokens = {source: secrets.token_hex(8), target: secrets.token_hex(8)}
         for customer_id in sorted(tokens):
             await self._wait_lock(customer_id, tokens[customer_id], lock_ttl_seconds)
@@ -149,9 +156,9 @@ class MemoryContextStore:
         dst = self._customers.setdefault(target, _Customer())
         merged = merge_histories(src.history, dst.history)[-self.limits.history_max :]
         dst.history = deque(merged)
-        dst.identities |= src.identities
+        dst.identities |= src.identities | set(also)
         dst.addresses = {**src.addresses, **dst.addresses}
-        for identity in src.identities:
+        for identity in src.identities | set(also):
             self._identities[identity] = target
         self._moved[source] = time.monotonic() + self.limits.moved_marker_seconds
         dst.lock = None

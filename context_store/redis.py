@@ -235,7 +235,14 @@ class RedisContextStore:
                 pipe.expire(key, self.limits.retention_seconds)
             await self._run(pipe.execute())
 
-    async def merge(self, source: str, target: str, *, lock_ttl_seconds: float) -> None:
+    async def merge(
+        self,
+        source: str,
+        target: str,
+        *,
+        lock_ttl_seconds: float,
+        also: Sequence[ChannelIdentity] = (),
+    ) -> None:
         # Locks in a fixed order, so two merges of the same pair cannot deadlock.
         tokens = {source: secrets.token_hex(8), target: secrets.token_hex(8)}
         held: list[str] = []
@@ -243,16 +250,18 @@ class RedisContextStore:
             for customer_id in sorted(tokens):
                 await self._wait_lock(customer_id, tokens[customer_id], lock_ttl_seconds)
                 held.append(customer_id)
-            await self._merge_locked(source, target)
+            await self._merge_locked(source, target, also)
         finally:
             for customer_id in held:
                 await self.unlock(customer_id, token=tokens[customer_id])
 
-    async def _merge_locked(self, source: str, target: str) -> None:
+    async def _merge_locked(
+        self, source: str, target: str, also: Sequence[ChannelIdentity]
+    ) -> None:
         k = self.keys
         cap = self.limits.history_max
         merged = merge_histories(await self.history(source, cap), await self.history(target, cap))
-        moved_identities = await self.identities(source)
+        moved_identities = sorted(set(await self.identities(source)) | set(also))
         source_addresses = await self.addresses(source)
         target_addresses = await self.addresses(target)
         history, members = k.customer(target, "history"), k.customer(target, "identities")

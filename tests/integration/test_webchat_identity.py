@@ -1,0 +1,116 @@
+"""Web chat identities: host-signed users and resume links, end to end."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+import redis.asyncio as aioredis
+
+from bot.policy import EchoMenuPolicy
+from bot.settings import Settings
+from bot.tokens import sign_host_identity
+from context_store import RedisContextStore
+from tests.app_server import RunningApp, serve_segue
+from tests.webchat_client import WebChatClient
+
+SECRET = "identity-test-secret"
+
+
+@pytest.fixture
+async def app(redis_url: str) -> AsyncIterator[RunningApp]:
+    settings = Settings(redis_url=redis_url, webchat_secret=SECRET,
+                        public_url="https://chat.example")
+    async with serve_segue(settings, store=RedisContextStore.from_url(redis_url),
+                           policy=EchoMenuPolicy()) as running:
+        yield running
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+def identity(user: str, *, secret: str = SECRET, expires_in: int = 3600) -> str:
+    return sign_host_identity(user, secret, expires_at=int(time.time()) + expires_in)
+
+
+async def test_the_same_signed_user_on_two_devices_is_one_customer(
+    app: RunningApp, http: aiohttp.ClientSession
+) -> None:
+    laptop = await WebChatClient.connect(http, app.ws_url, identity=identity("user-42"))
+    await laptop.turn("hello from the laptop")
+    phone = await WebChatClient.connect(http, app.ws_url, identity=identity("user-42"))
+    assert phone.customer == laptop.customer
+    assert phone.session != laptop.session
+    assert phone.history[0]["text"] == "hello from the laptop"
+    stranger = await WebChatClient.connect(http, app.ws_url, identity=identity("user-43"))
+    assert stranger.customer != laptop.customer
+    for client in (laptop, phone, stranger):
+        await client.close()
+
+
+@pytest.mark.parametrize(
+    ("token", "code"),
+    [
+        (identity("user-42", secret="not the secret"), "identity_invalid"),
+        ("user-42.99999999999.deadbeef", "identity_invalid"),
+        ("no-dots-at-all", "identity_invalid"),
+        (identity("user-42", expires_in=-10), "identity_expired"),
+    ],
+)
+async def test_bad_identity_tokens_are_refused_and_store_nothing(
+    app: RunningApp, http: aiohttp.ClientSession, redis_client: aioredis.Redis,
+    token: str, code: str,
+) -> None:
+    ws = await http.ws_connect(app.ws_url)
+    await ws.send_str(json.dumps({"type": "hello", "identity": token}))
+    error = json.loads((await ws.receive()).data)
+    assert error["type"] == "error" and error["code"] == code
+    assert [k async for k in redis_client.scan_iter(match="segue:*")] == []
+    await ws.close()
+
+
+async def test_signing_in_joins_the_anonymous_conversation_to_the_account(
+    app: RunningApp, http: aiohttp.ClientSession
+) -> None:
+    account = await WebChatClient.connect(http, app.ws_url, identity=identity("user-7"))
+    await account.turn("earlier, signed in")
+    await account.close()
+    anonymous = await WebChatClient.connect(http, app.ws_url)
+    await anonymous.turn("before signing in")
+    await anonymous.close()
+    signed_in = await WebChatClient.connect(http, app.ws_url, session=anonymous.session,
+                                            identity=identity("user-7"))
+    assert signed_in.customer == account.customer
+    texts = [m["text"] for m in signed_in.history if m["sender"] == "customer"]
+    assert texts == ["earlier, signed in", "before signing in"]
+    await signed_in.close()
+
+
+async def test_a_resume_link_is_redeemed_by_the_page_once_not_by_a_bare_get(
+    app: RunningApp, http: aiohttp.ClientSession
+) -> None:
+    first = await WebChatClient.connect(http, app.ws_url)
+    await first.turn("my question")
+    reply = (await first.turn("link"))[0]
+    web_link = [link["url"] for link in reply["links"] if link["title"] == "Continue on the web"][0]
+    assert web_link.startswith("https://chat.example/webchat/?resume=")
+    token = web_link.split("resume=")[1]
+    # A link preview or crawler fetching the URL redeems nothing.
+    async with http.get(f"{app.base_url}/webchat/?resume={token}") as page:
+        assert page.status == 200
+    other = await WebChatClient.connect(http, app.ws_url, resume=token)
+    assert other.customer == first.customer
+    assert "my question" in [m["text"] for m in other.history]
+    ws = await http.ws_connect(app.ws_url)
+    await ws.send_str(json.dumps({"type": "hello", "resume": token}))
+    error = json.loads((await ws.receive()).data)
+    assert error["code"] == "resume_used"
+    for client in (first, other):
+        await client.close()
+    await ws.close()
