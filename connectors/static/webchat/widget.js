@@ -11,6 +11,8 @@
   wsUrl.protocol = wsUrl.protocol === "https:" ? "wss:" : "ws:";
   var storageKey = "segue.session." + base.host;
   var identity = script.getAttribute("data-identity");
+  // A "continue on the web" link: redeemed by this page's own hello, once.
+  var resume = new URLSearchParams(location.search).get("resume");
 
   var css = [
     "#segue-chat{position:fixed;right:1rem;bottom:1rem;width:22rem;max-width:calc(100vw - 2rem);",
@@ -84,18 +86,30 @@
     (opts.buttons || []).length && bubble.appendChild(renderButtons(opts.buttons));
     (opts.links || []).forEach(function (link) {
       var a = el("a", "", link.title);
-      if (/^https?:/i.test(link.url)) a.href = link.url;
+      var target = safeUrl(link.url);
+      if (target) a.href = target;
       a.target = "_blank"; a.rel = "noopener noreferrer";
       bubble.appendChild(el("br")); bubble.appendChild(a);
     });
     (opts.images || []).forEach(function (image) {
-      if (!/^https?:/i.test(image.url)) return;
-      var img = el("img"); img.src = image.url; img.alt = image.alt || ""; img.style.maxWidth = "100%";
+      var source = safeUrl(image.url);
+      if (!source) return;
+      var img = el("img"); img.src = source; img.alt = image.alt || ""; img.style.maxWidth = "100%";
       bubble.appendChild(img);
     });
     log.appendChild(bubble);
     log.scrollTop = log.scrollHeight;
     return bubble;
+  }
+
+  // Only http(s) links, relative ones resolved against this server.
+  function safeUrl(url) {
+    try {
+      var parsed = new URL(url, base);
+      return /^https?:$/.test(parsed.protocol) ? parsed.href : null;
+    } catch (e) {
+      return null;
+    }
   }
 
   function renderButtons(buttons) {
@@ -134,6 +148,12 @@
     switch (frame.type) {
       case "session":
         try { localStorage.setItem(storageKey, frame.session); } catch (e) { /* private mode */ }
+        if (resume) {
+          resume = null;
+          var url = new URL(location.href);
+          url.searchParams.delete("resume");
+          history.replaceState(null, "", url.href);
+        }
         break;
       case "history":
         // Replace what is shown by the server's record, then re-add what is unacknowledged.
@@ -171,6 +191,13 @@
         if (frame.code === "session_invalid" || frame.code === "session_expired") {
           try { localStorage.removeItem(storageKey); } catch (e) { /* private mode */ }
           ws.send(JSON.stringify(hello(null)));
+        } else if (/^(resume|identity)_/.test(frame.code) && !ready) {
+          // An unusable link or sign-in token: carry on as this browser's own chat.
+          status.textContent = frame.message;
+          if (frame.code.indexOf("resume_") === 0) resume = null; else identity = null;
+          var stored = null;
+          try { stored = localStorage.getItem(storageKey); } catch (e) { /* private mode */ }
+          ws.send(JSON.stringify(hello(stored)));
         } else {
           status.textContent = frame.message;
         }
@@ -182,7 +209,6 @@
     var frame = { type: "hello" };
     if (session) frame.session = session;
     if (identity) frame.identity = identity;
-    var resume = new URLSearchParams(location.search).get("resume");
     if (resume) frame.resume = resume;
     return frame;
   }
