@@ -182,7 +182,8 @@ class InProcessActions:
         try:
             result = await self.executor.run(payload)
         except Exception as exc:  # the action is user code: any failure is its failure
-            raise ActionFailed(f"action {payload['next_action']!r} failed: {exc!r}") from exc
+            name = payload["next_action"]
+            raise ActionFailed(f"action {name!r} failed: {type(exc).__name__}: {exc}") from exc
         if result is None:
             raise ActionFailed("the action call named no action")
         return ActionResult.from_json({"events": result.events, "responses": result.responses})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import inspect
 from pathlib import Path
+from typing import Any
 
 from rasa_sdk import Action
 
@@ -33,7 +34,8 @@ def action_classes(module_name: str) -> dict[str, type[Action]]:
     for _, cls in inspect.getmembers(module, inspect.isclass):
         if issubclass(cls, Action) and cls.__module__ == module.__name__:
             if not inspect.isabstract(cls):
-                found[cls().name()] = cls
+                instance: Any = cls()
+                found[str(instance.name())] = cls
     return found
 
 
@@ -90,7 +92,8 @@ class _Checker:
     def _flow(self, flow: m.Flow) -> None:
         for intent in flow.triggers:
             if intent not in self.d.intents:
-                self._bad(flow.where, f"flow {flow.name!r} is triggered by unknown intent {intent!r}")
+                message = f"flow {flow.name!r} is triggered by unknown intent {intent!r}"
+                self._bad(flow.where, message)
         if not flow.steps:
             self._bad(flow.where, f"flow {flow.name!r} has no steps")
         for step in flow.steps:
@@ -112,7 +115,8 @@ class _Checker:
                     self._bad(step.where, f"ask {slot!r} has no response and the slot no prompt")
             case m.RunAction(action=action):
                 if action not in self.d.actions.names:
-                    self._bad(step.where, f"unknown action {action!r} (declare it in actions.names)")
+                    message = f"unknown action {action!r} (declare it in actions.names)"
+                    self._bad(step.where, message)
             case m.Branch(cases=cases, otherwise=otherwise):
                 for case in cases:
                     self._slot(case.slot, case.where)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from bot.model import Button, Image, Link
 from dialogs import model as m
@@ -65,7 +65,8 @@ class _Parser:
     def add_file(self, data: Located) -> None:
         for key in data:
             if key not in SECTIONS:
-                self.problem(data.at(key), f"unknown section {key!r} (known: {', '.join(SECTIONS)})")
+                known = ", ".join(SECTIONS)
+                self.problem(data.at(key), f"unknown section {key!r} (known: {known})")
         for name, body, where in self._entries(data, "intents"):
             self._add(self.intents, name, where, self._intent(name, body, where))
         for name, body, where in self._entries(data, "entities"):
@@ -306,10 +307,10 @@ class _Parser:
             if not isinstance(test, Located) or "slot" not in test or "goto" not in case:
                 self.problem(at, "a case needs `if: {slot: …, equals|set: …}` and `goto`")
                 continue
-            if "equals" in test:
-                op, operand = "equals", test["equals"]
-            else:
-                op, operand = ("set" if test.get("set", True) else "unset"), None
+            op: Literal["equals", "set", "unset"] = "equals"
+            operand = test.get("equals")
+            if "equals" not in test:
+                op = "set" if test.get("set", True) else "unset"
             cases.append(m.Case(str(test["slot"]), op, operand, str(case["goto"]), at))
         return m.Branch(tuple(cases), otherwise, where, step_id)
 

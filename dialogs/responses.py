@@ -39,7 +39,9 @@ class Responses:
             links=variant.links,
         )
 
-    def of_action(self, message: ActionMessage, channel: str, slots: Mapping[str, Any]) -> Outbound | None:
+    def of_action(
+        self, message: ActionMessage, channel: str, slots: Mapping[str, Any]
+    ) -> Outbound | None:
         """An action's reply; a named response it refers to is rendered like ours."""
         if message.response is not None and message.response in self.responses:
             return self.render(message.response, channel, slots)

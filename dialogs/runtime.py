@@ -261,7 +261,8 @@ class DialogPolicy:
             state.fallbacks = 0
             if fallback.handoff_response is None:
                 run.replies.append(Outbound(text=DEFAULT_HANDOFF))
-            self._handoff(run, "the bot did not understand twice in a row", fallback.handoff_response)
+            reason = "the bot did not understand twice in a row"
+            self._handoff(run, reason, fallback.handoff_response)
         elif fallback.response is not None:
             self._say(run, fallback.response)
         else:

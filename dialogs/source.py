@@ -52,7 +52,7 @@ class LocatedList(list[Any]):
 
 
 def _loader_for(file: str) -> type[yaml.SafeLoader]:
-    class _Loader(yaml.SafeLoader):
+    class _Loader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML ships no types
         def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> Any:
             data = Located(super().construct_mapping(node, deep=True))
             data.where = Where(file, node.start_mark.line + 1)

@@ -35,7 +35,7 @@ class OrderBook:
         return self._orders.get(order_id.upper())
 
 
-class ActionOrderStatus(Action):
+class ActionOrderStatus(Action):  # type: ignore[misc]  # rasa-sdk ships no types
     """Says the status of the order in slot `order_id`; an unknown number is
     answered clearly and the slot emptied so the flow can ask again."""
 

@@ -1,0 +1,124 @@
+"""The built-in intent classifier and entity extraction, on the demo bot's intents."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from dialogs.check import check_dialogs
+from dialogs.model import Entity, Intent
+from dialogs.nlu import (
+    BuiltinNlu,
+    EntityExtractor,
+    EntityValue,
+    NluResult,
+    merge_entities,
+    normalise,
+    parse_rasa_response,
+)
+from dialogs.source import Where
+from tests.dialogs.heldout import HELD_OUT, OUT_OF_SCOPE
+
+THRESHOLD = 0.45  # the default nlu_threshold
+HERE = Where("test")
+
+
+@pytest.fixture(scope="module")
+def demo_nlu() -> BuiltinNlu:
+    dialogs, problems = check_dialogs("dialogs")
+    assert dialogs is not None, problems
+    return BuiltinNlu(dialogs.intents.values(), dialogs.entities.values())
+
+
+def recognised(nlu: BuiltinNlu, text: str) -> str | None:
+    result = nlu.parse_now(text)
+    return result.intent if result.confidence >= THRESHOLD else None
+
+
+def test_normalisation_folds_case_accents_apostrophes_and_punctuation() -> None:
+    assert normalise("Where's   my ÓRDER??") == ["wheres", "my", "order"]
+    assert normalise("") == []
+
+
+def test_held_out_phrasings_are_not_training_examples(demo_nlu: BuiltinNlu) -> None:
+    dialogs, _ = check_dialogs("dialogs")
+    assert dialogs is not None
+    trained = {tuple(normalise(e)) for i in dialogs.intents.values() for e in i.examples}
+    leaked = [p for ps in HELD_OUT.values() for p in ps if tuple(normalise(p)) in trained]
+    assert leaked == []
+    assert sum(len(p) for p in HELD_OUT.values()) >= 60
+
+
+def test_accuracy_on_held_out_phrasings(demo_nlu: BuiltinNlu) -> None:
+    misses = [
+        (text, intent, recognised(demo_nlu, text))
+        for intent, phrases in HELD_OUT.items()
+        for text in phrases
+        if recognised(demo_nlu, text) != intent
+    ]
+    total = sum(len(p) for p in HELD_OUT.values())
+    accuracy = 1 - len(misses) / total
+    print(f"\nintent accuracy on {total} held-out phrasings: {accuracy:.1%}")
+    for text, want, got in misses:
+        print(f"  missed {text!r}: expected {want}, got {got}")
+    assert accuracy >= 0.90
+
+
+def test_out_of_scope_messages_stay_under_the_threshold(demo_nlu: BuiltinNlu) -> None:
+    assert {text: recognised(demo_nlu, text) for text in OUT_OF_SCOPE} == dict.fromkeys(
+        OUT_OF_SCOPE
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [("wheres my order??", "order_status"), ("whre is my ordr", "order_status"),
+     ("hiii", "greet"), ("nooo", "deny"), ("TALK TO A HUMAN!!!", "human")],
+)
+def test_typos_and_shouting_still_work(demo_nlu: BuiltinNlu, text: str, intent: str) -> None:
+    assert recognised(demo_nlu, text) == intent
+
+
+def test_classification_is_fast(demo_nlu: BuiltinNlu) -> None:
+    texts = [f"where is my order number {i} please" for i in range(500)]
+    started = time.perf_counter()
+    for text in texts:  # all distinct: no cache hits
+        demo_nlu.parse_now(text)
+    per_message = (time.perf_counter() - started) / len(texts)
+    assert per_message < 0.0005, f"{per_message * 1e6:.0f} µs per message"
+
+
+def test_entities_by_regex_and_lookup() -> None:
+    extractor = EntityExtractor([
+        Entity("order_id", __import__("re").compile(r"(?i)\b([a-z]\d{4})\b"), (), HERE),
+        Entity("city", None, ("New York", "Paris"), HERE),
+    ])
+    assert extractor.extract("is a1001 going to new-york?") == (
+        EntityValue("order_id", "a1001"), EntityValue("city", "New York"),
+    )
+    assert extractor.extract("nothing here") == ()
+
+
+def test_an_empty_or_unknown_message_has_no_intent() -> None:
+    nlu = BuiltinNlu([Intent("greet", ("hello",), HERE)], [])
+    assert nlu.parse_now("   ").intent is None
+    assert nlu.parse_now("zzz qqq").confidence == 0.0
+
+
+def test_a_rasa_parse_answer_is_read() -> None:
+    body = {
+        "text": "where is A1001",
+        "intent": {"name": "order_status", "confidence": 0.93},
+        "entities": [{"entity": "order_id", "value": "A1001", "start": 9, "end": 14}],
+    }
+    assert parse_rasa_response(body) == NluResult(
+        "order_status", 0.93, (EntityValue("order_id", "A1001"),)
+    )
+    assert parse_rasa_response({"intent": None}) == NluResult(None, 0.0)
+    assert parse_rasa_response(["not", "a", "dict"]) == NluResult(None, 0.0)
+    merged = merge_entities(
+        NluResult("x", 1.0, (EntityValue("a", "1"),)),
+        (EntityValue("a", "2"), EntityValue("b", "3")),
+    )
+    assert merged.entities == (EntityValue("a", "1"), EntityValue("b", "3"))
