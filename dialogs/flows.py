@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -180,7 +181,7 @@ class _Parser:
             return m.Response(name, default, channels, where)
         for channel, variant in per_channel.items():
             if isinstance(variant, str):
-                channels[channel] = m.Variant(variant, default.buttons, default.images)
+                channels[channel] = replace(default, text=variant)
             elif isinstance(variant, Located):
                 merged = Located({**body, **variant})
                 merged.where, merged.key_where = variant.where, variant.key_where
