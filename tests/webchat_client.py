@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import secrets
 from typing import Any
 
 import aiohttp
@@ -17,6 +18,9 @@ class WebChatClient:
         self.session: str | None = None
         self.customer: str | None = None
         self.history: list[dict[str, Any]] = []
+        # Ids unique per client object, as the widget's random ids are, so a
+        # client reconnecting with the same session never repeats one.
+        self._prefix = secrets.token_hex(3)
         self._ids = itertools.count(1)
 
     @classmethod
@@ -52,7 +56,7 @@ class WebChatClient:
         return frame
 
     async def say(self, text: str, *, payload: str | None = None, msg_id: str | None = None) -> str:
-        msg_id = msg_id or f"m{next(self._ids)}"
+        msg_id = msg_id or f"m{self._prefix}-{next(self._ids)}"
         frame: dict[str, Any] = {"type": "message", "text": text, "id": msg_id}
         if payload is not None:
             frame["payload"] = payload

@@ -13,7 +13,8 @@ WEB = ChannelIdentity("web", "s1")
 async def test_customer_keys_share_one_hash_tag_and_expire(
     redis_url: str, redis_client: aioredis.Redis
 ) -> None:
-    store = RedisContextStore.from_url(redis_url, limits=StoreLimits(retention_seconds=3600, dedup_ttl_seconds=600))
+    limits = StoreLimits(retention_seconds=3600, dedup_ttl_seconds=600)
+    store = RedisContextStore.from_url(redis_url, limits=limits)
     customer = await store.resolve_customer(WEB, "c1")
     await store.lock_and_load(customer, token="t", ttl_seconds=30, message_key="m1")
     lock_ttl = await redis_client.pttl("segue:{c:c1}:lock")

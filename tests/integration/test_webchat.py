@@ -48,9 +48,11 @@ async def test_hello_gives_a_session_and_a_reply_carries_reply_to(
 ) -> None:
     client = await WebChatClient.connect(http, app.ws_url)
     assert client.session and client.customer and client.history == []
-    replies = await client.turn("hello")
+    msg_id = await client.say("hello")
+    assert await client.receive() == {"type": "ack", "id": msg_id}
+    replies = [await client.receive()]
     assert replies[0]["sender"] == "bot"
-    assert replies[0]["reply_to"] == "m1"
+    assert replies[0]["reply_to"] == msg_id
     assert [b["payload"] for b in replies[0]["buttons"]] == ["order_status", "human"]
     pressed = await client.turn("Order status", payload="order_status")
     assert "order_status" in pressed[0]["text"]
@@ -89,9 +91,11 @@ async def test_a_resent_id_is_acked_again_and_processed_once(
     app: RunningApp, http: aiohttp.ClientSession, redis_client: aioredis.Redis
 ) -> None:
     client = await WebChatClient.connect(http, app.ws_url)
-    await client.turn("once")
-    await client.say("once", msg_id="m1")
-    assert await client.receive() == {"type": "ack", "id": "m1"}
+    await client.say("once", msg_id="first")
+    assert (await client.receive())["type"] == "ack"
+    assert (await client.receive())["reply_to"] == "first"
+    await client.say("once", msg_id="first")
+    assert await client.receive() == {"type": "ack", "id": "first"}
     # The next frame answers a new message: nothing was sent for the duplicate.
     replies = await client.turn("next")
     assert replies[0]["text"] == "You said: next"
@@ -232,7 +236,8 @@ async def test_two_sockets_of_one_customer_are_served_one_turn_at_a_time(
     # Every reply directly follows its message: turns never interleave.
     for i in range(0, len(texts), 2):
         assert texts[i + 1] == f"You said: {texts[i]}"
-    assert sorted(texts[0::2]) == sorted([f"a{i}" for i in range(10)] + [f"b{i}" for i in range(10)])
+    sent = [f"a{i}" for i in range(10)] + [f"b{i}" for i in range(10)]
+    assert sorted(texts[0::2]) == sorted(sent)
     await first.close()
     await second.close()
 
