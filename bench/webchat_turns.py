@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.redis_server import free_port, redis_server  # noqa: E402
 
-TEXTS = ("hello", "where is my order", "A1001", "thanks", "what can you do")
+TEXTS = ("hello", "where is my order", "A1001", "what can you do")
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from bot.model import Address
 
@@ -33,13 +34,13 @@ class ConversationState:
             data["handoff"] = self.handoff
         if self.pending_link is not None:
             data["pending_link"] = self.pending_link
-        return json.dumps(data, separators=(",", ":"))
+        return orjson.dumps(data).decode()
 
     @classmethod
     def from_json(cls, raw: str | None) -> ConversationState:
         if not raw:
             return cls()
-        data = json.loads(raw)
+        data = orjson.loads(raw)
         address = data.get("last_address")
         return cls(
             last_address=Address.from_json(address) if address else None,

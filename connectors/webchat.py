@@ -8,13 +8,13 @@ accepted message is acknowledged with `ack` once it is saved, then answered.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from aiohttp import WSMsgType, web
 
 from bot import metrics
@@ -25,11 +25,13 @@ from bot.tokens import TokenSigner, verify_host_identity
 from context_store.base import ContextStore
 
 if TYPE_CHECKING:
+    from bot.bus import Bus, WebPresence
     from bot.linking import LinkService
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "web"
+BUS_TOPIC = "webchat"
 STATIC_DIR = Path(__file__).parent / "static" / "webchat"
 MAX_CLIENT_ID = 128
 TYPING_AFTER_SECONDS = 0.3
@@ -74,6 +76,9 @@ class _Sessions:
     def get(self, session: str) -> set[_Client]:
         return self.by_session.get(session, set())
 
+    def ids(self) -> list[str]:
+        return list(self.by_session)
+
 
 class WebChatConnector:
     """The web chat channel on Segue's aiohttp app."""
@@ -90,6 +95,11 @@ class WebChatConnector:
         self._signer = TokenSigner(options.secret, "session")
         # Room for the longest text once JSON-escaped (up to 6 bytes a character).
         self._max_frame = options.max_text_length * 6 + 4096
+        # Set by `use_workers` when several workers share one store.
+        self.bus: Bus | None = None
+        self.presence: WebPresence | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def mount(self, app: web.Application) -> None:
         app.router.add_get("/webchat/ws", self.websocket)
@@ -97,24 +107,84 @@ class WebChatConnector:
         app.router.add_get("/webchat", self.redirect_to_page)
         app.router.add_get("/webchat/widget.js", self.widget_script)
 
+    def use_workers(self, bus: Bus, presence: WebPresence) -> None:
+        """Reach sockets held by other workers: frames for a session with no
+        socket here go over `bus`; `presence` tells where sessions are open."""
+        self.bus, self.presence = bus, presence
+        bus.subscribe(BUS_TOPIC, self._on_bus_frame)
+
     async def start(self) -> None:
-        return None
+        if self.presence is not None and self._heartbeat is None:
+            self._heartbeat = asyncio.create_task(self._refresh_presence(self.presence))
 
     async def stop(self) -> None:
+        self._stopping = True
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            await asyncio.gather(self._heartbeat, return_exceptions=True)
+            self._heartbeat = None
+        if self.presence is not None:
+            # Before the sockets close: their handlers no longer touch the store.
+            for session in self.sessions.ids():
+                await _quietly(self.presence.closed(session))
         for clients in list(self.sessions.by_session.values()):
             for client in list(clients):
                 await client.ws.close(code=1001, message=b"server shutting down")
 
     def is_connected(self, session: str) -> bool:
+        """Whether this worker holds a socket of `session`."""
         return bool(self.sessions.get(session))
+
+    async def is_reachable(self, session: str) -> bool:
+        """Whether any worker holds a socket of `session`."""
+        if self.is_connected(session):
+            return True
+        return self.presence is not None and await self.presence.elsewhere(session)
 
     # Outbound half.
 
     async def send(self, address: Address, outbound: Outbound) -> None:
         frame = render(outbound)
-        for client in list(self.sessions.get(address.target)):
+        delivered = await self._send_local(address.target, frame)
+        # A turn's replies go to the socket that sent the message, which is
+        # here; an agent's message may also be awaited in tabs on other workers.
+        if self.bus is not None and (not delivered or outbound.sender == "agent"):
+            origin = self.presence.worker if self.presence is not None else ""
+            await self.bus.publish(
+                BUS_TOPIC, {"session": address.target, "frame": frame, "origin": origin})
+
+    async def _send_local(self, session: str, frame: str) -> bool:
+        delivered = False
+        for client in list(self.sessions.get(session)):
             if not client.ws.closed:
                 await client.ws.send_str(frame)
+                delivered = True
+        return delivered
+
+    async def _on_bus_frame(self, event: dict[str, Any]) -> None:
+        session, frame = event.get("session"), event.get("frame")
+        mine = self.presence is not None and event.get("origin") == self.presence.worker
+        if isinstance(session, str) and isinstance(frame, str) and not mine:
+            await self._send_local(session, frame)
+
+    async def _register(self, client: _Client) -> None:
+        assert client.session is not None
+        first = not self.sessions.get(client.session)
+        self.sessions.add(client)
+        if first and self.presence is not None:
+            await self.presence.opened([client.session])
+
+    async def _unregister(self, client: _Client) -> None:
+        self.sessions.discard(client)
+        session = client.session
+        if (session is not None and not self.sessions.get(session)
+                and self.presence is not None and not self._stopping):
+            await _quietly(self.presence.closed(session))
+
+    async def _refresh_presence(self, presence: WebPresence) -> None:
+        while True:
+            await asyncio.sleep(presence.ttl_seconds / 3)
+            await _quietly(presence.opened(self.sessions.ids()))
 
     # Inbound half.
 
@@ -140,7 +210,7 @@ class WebChatConnector:
                 elif msg.type == WSMsgType.BINARY:
                     await self._refuse(client, BadInput("bad_frame", "frames must be JSON text"))
         finally:
-            self.sessions.discard(client)
+            await self._unregister(client)
         return ws
 
     async def _on_text(self, client: _Client, data: str) -> None:
@@ -188,7 +258,7 @@ class WebChatConnector:
         customer_id = await self.engine.customer_of(identity)
         history = await self.store.history(customer_id, self.options.history_replay)
         client.session, client.user, client.customer_id = session, user, customer_id
-        self.sessions.add(client)
+        await self._register(client)
         # A fresh signature on every hello: an active session never expires.
         token = self._signer.sign({"s": session, "u": user})
         await client.ws.send_json({"type": "session", "session": token, "customer": customer_id})
@@ -224,7 +294,8 @@ class WebChatConnector:
             turn = await self.engine.process(inbound)
         finally:
             timer.cancel()
-        await client.ws.send_json({"type": "ack", "id": inbound.message_id})
+        ack = {"type": "ack", "id": inbound.message_id}
+        await client.ws.send_str(orjson.dumps(ack).decode())
         if typing_shown:
             await typing_shown[0]
             await _send_typing(client.ws, False)
@@ -260,7 +331,7 @@ class WebChatConnector:
 
 def parse_frame(data: str) -> dict[str, Any]:
     try:
-        frame = json.loads(data)
+        frame = orjson.loads(data)
     except ValueError as exc:
         raise BadInput("bad_json", "the frame is not valid JSON") from exc
     if not isinstance(frame, dict):
@@ -284,7 +355,7 @@ def render(outbound: Outbound) -> str:
         frame["reply_to"] = outbound.reply_to
     if outbound.agent_name:
         frame["agent_name"] = outbound.agent_name
-    return json.dumps(frame, separators=(",", ":"))
+    return orjson.dumps(frame).decode()
 
 
 def _history_item(entry: HistoryEntry) -> dict[str, Any]:
@@ -294,6 +365,14 @@ def _history_item(entry: HistoryEntry) -> dict[str, Any]:
 async def _send_typing(ws: web.WebSocketResponse, on: bool) -> None:
     if not ws.closed:
         await ws.send_json({"type": "typing", "on": on})
+
+
+async def _quietly(awaitable: Any) -> None:
+    """Presence is refreshed periodically; one failed update only delays it."""
+    try:
+        await awaitable
+    except Exception as exc:
+        log.warning("web chat presence not updated: %s", exc)
 
 
 async def _send_error(ws: web.WebSocketResponse, code: str, message: str) -> None:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 import time
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -180,9 +180,9 @@ class RedisContextStore:
             self.limits.retention_seconds,
             identity_member(identity) if identity else "",
             address.channel if address else "",
-            json.dumps(address.to_json()) if address else "",
+            orjson.dumps(address.to_json()) if address else "",
         ]
-        args.extend(json.dumps(e.to_json(), separators=(",", ":")) for e in entries)
+        args.extend(orjson.dumps(e.to_json()) for e in entries)
         return bool(await self._call(self._save, keys, args))
 
     async def unlock(self, customer_id: str, *, token: str) -> None:
@@ -190,7 +190,7 @@ class RedisContextStore:
 
     async def addresses(self, customer_id: str) -> dict[str, Address]:
         raw = await self._run(self.client.hgetall(self.keys.customer(customer_id, "addresses")))
-        return {channel: Address.from_json(json.loads(v)) for channel, v in raw.items()}
+        return {channel: Address.from_json(orjson.loads(v)) for channel, v in raw.items()}
 
     async def load_state(self, customer_id: str) -> str | None:
         value = await self._run(self.client.get(self.keys.customer(customer_id, "state")))
@@ -199,7 +199,7 @@ class RedisContextStore:
     async def history(self, customer_id: str, limit: int) -> list[HistoryEntry]:
         key = self.keys.customer(customer_id, "history")
         raw = await self._run(self.client.lrange(key, -limit, -1))
-        return [HistoryEntry.from_json(json.loads(item)) for item in raw]
+        return [HistoryEntry.from_json(orjson.loads(item)) for item in raw]
 
     async def identities(self, customer_id: str) -> list[ChannelIdentity]:
         key = self.keys.customer(customer_id, "identities")
@@ -229,7 +229,7 @@ class RedisContextStore:
             return
         key = self.keys.customer(customer_id, "history")
         async with self.client.pipeline(transaction=True) as pipe:
-            pipe.rpush(key, *(json.dumps(e.to_json(), separators=(",", ":")) for e in entries))
+            pipe.rpush(key, *(orjson.dumps(e.to_json()) for e in entries))
             pipe.ltrim(key, -self.limits.history_max, -1)
             if self.limits.retention_seconds:
                 pipe.expire(key, self.limits.retention_seconds)
@@ -270,13 +270,13 @@ class RedisContextStore:
         async with self.client.pipeline(transaction=True) as pipe:
             pipe.delete(history)
             if merged:
-                pipe.rpush(history, *(json.dumps(e.to_json(), separators=(",", ":"))
+                pipe.rpush(history, *(orjson.dumps(e.to_json())
                                       for e in merged[-cap:]))
             if moved_identities:
                 pipe.sadd(members, *(identity_member(i) for i in moved_identities))
             for channel, address in source_addresses.items():
                 if channel not in target_addresses:
-                    pipe.hset(addresses, channel, json.dumps(address.to_json()))
+                    pipe.hset(addresses, channel, orjson.dumps(address.to_json()))
             if self.limits.retention_seconds:
                 pipe.expire(history, self.limits.retention_seconds)
                 pipe.expire(members, self.limits.retention_seconds)
@@ -424,7 +424,7 @@ def connect(url: str) -> aioredis.Redis:
     # timeout when Redis is down, not after redis-py's default backoff.
     retry = Retry(NoBackoff(), 1)
     if not url.startswith("redis+sentinel://"):
-        return aioredis.from_url(url, decode_responses=True, retry=retry, socket_timeout=5,
+        return aioredis.from_url(url, decode_responses=True, retry=retry,
                                  socket_connect_timeout=2)
     from redis.asyncio.sentinel import Sentinel
 
