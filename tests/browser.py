@@ -7,9 +7,7 @@ test machines run as root), so browser tests never skip.
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
+from tests.system_packages import ensure_binary
 
 CHROMIUM_ARGS = [
     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -18,13 +16,4 @@ CHROMIUM_ARGS = [
 
 
 def chromium_path() -> str:
-    path = shutil.which("chromium")
-    if path:
-        return path
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-    subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=True, env=env)
-    path = shutil.which("chromium")
-    if not path:
-        raise RuntimeError("chromium could not be installed")
-    return path
+    return ensure_binary("chromium", "chromium")

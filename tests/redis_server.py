@@ -6,7 +6,6 @@ machines run as root); tests never skip for want of Redis.
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
@@ -15,18 +14,11 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from tests.system_packages import ensure_binary
+
 
 def ensure_redis_server() -> str:
-    path = shutil.which("redis-server")
-    if path:
-        return path
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-    subprocess.run(["apt-get", "install", "-y", "-qq", "redis-server"], check=True, env=env)
-    path = shutil.which("redis-server")
-    if not path:
-        raise RuntimeError("redis-server could not be installed")
-    return path
+    return ensure_binary("redis-server", "redis-server")
 
 
 def free_port() -> int:
