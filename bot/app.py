@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -17,6 +18,9 @@ from bot.settings import Settings
 from connectors.base import Connector
 from connectors.webchat import WebChatConnector, WebChatOptions
 from context_store import ContextStore, MemoryContextStore, RedisContextStore, StoreLimits
+
+if TYPE_CHECKING:
+    from bot.handoff_setup import Handoff
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +35,7 @@ class Segue:
     store: ContextStore
     engine: Engine
     connectors: dict[str, Connector] = field(default_factory=dict)
+    handoff: Handoff | None = None
 
 
 def store_limits(settings: Settings) -> StoreLimits:
@@ -123,6 +128,10 @@ async def create_segue(
     web_chat = segue.connectors["web"]
     assert isinstance(web_chat, WebChatConnector)
     web_chat.links = links
+    from bot.handoff_setup import build_handoff
+
+    # After the link hook: link commands keep working while a person holds the chat.
+    segue.handoff = await build_handoff(settings, engine, web_chat)
     return segue
 
 
@@ -135,9 +144,26 @@ def build_app(segue: Segue) -> web.Application:
     app.router.add_get("/", index)
     for connector in segue.connectors.values():
         connector.mount(app)
+    if segue.handoff is not None:
+        segue.handoff.mount(app)
+        app.on_startup.append(_start_handoff)
+        # Before `_stop`, which closes the store's client that the handoff shares.
+        app.on_cleanup.append(_stop_handoff)
     app.on_startup.append(_start_connectors)
     app.on_cleanup.append(_stop)
     return app
+
+
+async def _start_handoff(app: web.Application) -> None:
+    handoff = app[SEGUE_KEY].handoff
+    if handoff is not None:
+        await handoff.start()
+
+
+async def _stop_handoff(app: web.Application) -> None:
+    handoff = app[SEGUE_KEY].handoff
+    if handoff is not None:
+        await handoff.stop()
 
 
 async def create_app(settings: Settings) -> web.Application:

@@ -41,6 +41,10 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="validate configuration and dialogs")
     check.add_argument("--config", type=Path, help="YAML configuration (default config/segue.yml)")
     check.set_defaults(func=_check)
+
+    from bot.agents_cli import add_agent_commands
+
+    add_agent_commands(sub)
     return parser
 
 

@@ -65,6 +65,16 @@ class Settings(BaseSettings):
     nlu_url: str | None = None
     nlu_threshold: float = Field(default=0.45, ge=0, le=1)
 
+    # Handoff to people. `agents` creates console accounts at start-up:
+    # "name:password[:agent|admin],..." (a secret: it holds passwords).
+    agents: SecretStr | None = None
+    agent_session_hours: float = Field(default=12.0, gt=0)
+    agent_login_max_failures: int = Field(default=5, gt=0, description="per username")
+    agent_login_max_failures_per_address: int = Field(default=20, gt=0)
+    agent_login_window_seconds: int = Field(default=900, gt=0)
+    # Told to customers who ask for a person while no agent is online.
+    business_hours: str = "Monday to Friday, 9:00-17:00"
+
     @model_validator(mode="after")
     def _telegram_webhook_needs_secret(self) -> Settings:
         if self.telegram_token and self.telegram_mode == "webhook":

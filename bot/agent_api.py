@@ -1,0 +1,224 @@
+"""The agent console's HTTP surface: `/agent/` (the page), `/agent/api/*`
+(JSON, CONTRACT.md "Agent API") and `/agent/ws` (live events).
+
+Every call but login needs a session: the `segue_agent` cookie set by login,
+or `Authorization: Bearer <token>`. Refusals are JSON `{"error", "message"}`;
+their HTTP status is chosen here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from bot.agent_hub import AgentHub
+from bot.agents import AgentAuth, AgentError, NotAuthenticated, TooManyLogins
+from bot.errors import LockLost, LockTimeout, StoreUnavailable
+from bot.handoff_desk import HandoffDesk
+from context_store.agents import AgentAccount
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "connectors" / "static" / "agent"
+COOKIE = "segue_agent"
+STATUS = {
+    "bad_json": 400, "bad_fields": 400, "bad_text": 400, "unknown_agent": 400,
+    "unauthenticated": 401, "bad_credentials": 401,
+    "not_yours": 403, "not_in_queue": 403, "bad_origin": 403,
+    "unknown_customer": 404, "not_found": 404,
+    "already_claimed": 409, "not_handed_off": 409,
+    "too_many_logins": 429,
+}
+_FILES = {"": ("index.html", "text/html"), "app.js": ("app.js", "text/javascript"),
+          "app.css": ("app.css", "text/css")}
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _problem(code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": code, "message": message},
+                             status=STATUS.get(code, 400), headers=headers)
+
+
+def _json_errors(handler: Handler) -> Handler:
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except TooManyLogins as exc:
+            return _problem(exc.code, exc.message, {"Retry-After": str(exc.retry_after)})
+        except AgentError as exc:
+            return _problem(exc.code, exc.message)
+        except StoreUnavailable:
+            return web.json_response({"error": "unavailable", "message": "try again shortly"},
+                                     status=503)
+        except (LockTimeout, LockLost):
+            return web.json_response(
+                {"error": "busy", "message": "the conversation is busy: try again"}, status=503)
+
+    return wrapped
+
+
+def _token_of(request: web.Request) -> tuple[str | None, bool]:
+    """The session token, and whether it came from the cookie."""
+    auth = request.headers.get("Authorization", "")
+    if auth.startswith("Bearer "):
+        return auth.removeprefix("Bearer ").strip() or None, False
+    return request.cookies.get(COOKIE), True
+
+
+def _same_origin(request: web.Request) -> bool:
+    origin = request.headers.get("Origin")
+    return origin is None or urlsplit(origin).netloc == request.host
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    try:
+        data = json.loads(await request.text())
+    except ValueError as exc:
+        raise AgentError("bad_json", "the body is not valid JSON") from exc
+    if not isinstance(data, dict):
+        raise AgentError("bad_json", "the body must be a JSON object")
+    return data
+
+
+class AgentApi:
+    """Routes of the console, bound to one worker's desk, hub and auth."""
+
+    def __init__(self, *, auth: AgentAuth, desk: HandoffDesk, hub: AgentHub) -> None:
+        self.auth = auth
+        self.desk = desk
+        self.hub = hub
+
+    def mount(self, app: web.Application) -> None:
+        r = app.router
+        r.add_get("/agent", self.redirect)
+        for name in _FILES:
+            r.add_get(f"/agent/{name}", self.static)
+        r.add_get("/agent/ws", self.websocket)
+        r.add_post("/agent/api/login", _json_errors(self.login))
+        r.add_post("/agent/api/logout", _json_errors(self.logout))
+        r.add_get("/agent/api/me", _json_errors(self.me))
+        r.add_get("/agent/api/agents", _json_errors(self.agent_list))
+        r.add_get("/agent/api/queue", _json_errors(self.queue))
+        base = "/agent/api/conversations/{customer}"
+        r.add_get(base, _json_errors(self.conversation))
+        r.add_post(f"{base}/claim", _json_errors(self.claim))
+        r.add_post(f"{base}/messages", _json_errors(self.message))
+        r.add_post(f"{base}/transfer", _json_errors(self.transfer))
+        r.add_post(f"{base}/release", _json_errors(self.release))
+        r.add_post(f"{base}/close", _json_errors(self.close))
+        r.add_route("*", "/agent/api/{tail:.*}", self.not_found)
+
+    async def not_found(self, request: web.Request) -> web.Response:
+        return _problem("not_found", "no such call in the agent API")
+
+    async def redirect(self, request: web.Request) -> web.Response:
+        raise web.HTTPPermanentRedirect("/agent/")
+
+    async def static(self, request: web.Request) -> web.FileResponse:
+        name, kind = _FILES[request.path.removeprefix("/agent/")]
+        return web.FileResponse(STATIC_DIR / name, headers={
+            "Content-Type": f"{kind}; charset=utf-8",
+            # The console shows customer text: no inline scripts, no other origins.
+            "Content-Security-Policy": "default-src 'self'; connect-src 'self'; "
+                                       "frame-ancestors 'none'; base-uri 'none'",
+            "X-Content-Type-Options": "nosniff",
+        })
+
+    async def _agent(self, request: web.Request) -> AgentAccount:
+        token, from_cookie = _token_of(request)
+        # A cookie rides along with requests other sites make; a header does not.
+        if from_cookie and request.method != "GET" and not _same_origin(request):
+            raise AgentError("bad_origin", "requests from other sites are refused")
+        return await self.auth.authenticate(token)
+
+    async def login(self, request: web.Request) -> web.Response:
+        body = await _body(request)
+        username, password = body.get("username"), body.get("password")
+        if not isinstance(username, str) or not isinstance(password, str):
+            raise AgentError("bad_fields", "'username' and 'password' must be strings")
+        if not _same_origin(request):
+            raise AgentError("bad_origin", "requests from other sites are refused")
+        login = await self.auth.login(username.strip().lower(), password,
+                                      address=request.remote or "unknown")
+        response = web.json_response({"token": login.token, "expires_at": login.expires_at,
+                                      "agent": _agent_json(login.agent)})
+        response.set_cookie(COOKIE, login.token, path="/agent", httponly=True,
+                            samesite="Strict", secure=request.secure,
+                            max_age=int(self.auth.options.session_seconds))
+        return response
+
+    async def logout(self, request: web.Request) -> web.Response:
+        await self._agent(request)
+        token, _ = _token_of(request)
+        assert token is not None
+        await self.auth.logout(token)
+        await self.hub.end_session(token)
+        response = web.json_response({"ok": True})
+        response.del_cookie(COOKIE, path="/agent")
+        return response
+
+    async def me(self, request: web.Request) -> web.Response:
+        return web.json_response({"agent": _agent_json(await self._agent(request))})
+
+    async def agent_list(self, request: web.Request) -> web.Response:
+        await self._agent(request)
+        online = await self.desk.agents.agents_online()
+        accounts = await self.desk.agents.agents()
+        return web.json_response({"agents": [
+            {**_agent_json(a), "online": a.username in online} for a in accounts]})
+
+    async def queue(self, request: web.Request) -> web.Response:
+        return web.json_response(await self.desk.queue(await self._agent(request)))
+
+    async def conversation(self, request: web.Request) -> web.Response:
+        agent = await self._agent(request)
+        return web.json_response(await self.desk.view(agent, request.match_info["customer"]))
+
+    async def claim(self, request: web.Request) -> web.Response:
+        agent = await self._agent(request)
+        return web.json_response(await self.desk.claim(agent, request.match_info["customer"]))
+
+    async def message(self, request: web.Request) -> web.Response:
+        agent = await self._agent(request)
+        body = await _body(request)
+        result = await self.desk.reply(agent, request.match_info["customer"], body.get("text"))
+        return web.json_response(result)
+
+    async def transfer(self, request: web.Request) -> web.Response:
+        agent = await self._agent(request)
+        body = await _body(request)
+        customer = request.match_info["customer"]
+        return web.json_response(await self.desk.transfer(agent, customer, body.get("agent")))
+
+    async def release(self, request: web.Request) -> web.Response:
+        agent = await self._agent(request)
+        return web.json_response(await self.desk.release(agent, request.match_info["customer"]))
+
+    async def close(self, request: web.Request) -> web.Response:
+        agent = await self._agent(request)
+        return web.json_response(await self.desk.close(agent, request.match_info["customer"]))
+
+    async def websocket(self, request: web.Request) -> web.StreamResponse:
+        token, _ = _token_of(request)
+        if not _same_origin(request):
+            return _problem("bad_origin", "connections from other sites are refused")
+        try:
+            agent = await self.auth.authenticate(token)
+        except NotAuthenticated as exc:
+            return _problem(exc.code, exc.message)
+        except StoreUnavailable:
+            return web.json_response({"error": "unavailable", "message": "try again shortly"},
+                                     status=503)
+        assert token is not None
+        return await self.hub.serve(request, agent, token)
+
+
+def _agent_json(agent: AgentAccount) -> dict[str, str]:
+    return {"username": agent.username, "name": agent.display_name, "role": agent.role}

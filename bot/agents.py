@@ -1,0 +1,169 @@
+"""Agent accounts and console logins: argon2 password hashes, session tokens
+with an expiry, and failed logins limited per username and per client address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from bot.errors import SegueError
+from context_store.agents import ROLES, AgentAccount, AgentSession, AgentStore, Role
+
+log = logging.getLogger(__name__)
+
+USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+MAX_PASSWORD = 1024
+
+
+class AgentError(SegueError):
+    """An agent-facing refusal; `code` names it for the API."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class LoginRefused(AgentError):
+    def __init__(self) -> None:
+        super().__init__("bad_credentials", "wrong username or password")
+
+
+class TooManyLogins(AgentError):
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("too_many_logins", "too many failed logins: try again later")
+        self.retry_after = retry_after
+
+
+class NotAuthenticated(AgentError):
+    def __init__(self, message: str = "log in first") -> None:
+        super().__init__("unauthenticated", message)
+
+
+@dataclass(frozen=True, slots=True)
+class AuthOptions:
+    session_seconds: float = 12 * 3600
+    max_failures_per_user: int = 5
+    max_failures_per_address: int = 20
+    window_seconds: int = 900
+
+
+@dataclass(frozen=True, slots=True)
+class Login:
+    token: str
+    agent: AgentAccount
+    expires_at: float
+
+
+def session_id(token: str) -> str:
+    """What the store keeps: a digest, so a copy of the store opens no console."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def check_username(username: str) -> str:
+    if not USERNAME.match(username):
+        raise AgentError("bad_username", "a username is 1 to 64 characters: a-z, 0-9, _ . - "
+                                         "(starting with a letter or digit)")
+    return username
+
+
+class AgentAuth:
+    """Creates accounts, logs agents in and out, and checks session tokens."""
+
+    def __init__(self, store: AgentStore, *, options: AuthOptions | None = None,
+                 hasher: PasswordHasher | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.options = options or AuthOptions()
+        self.hasher = hasher or PasswordHasher()
+        self.clock = clock
+        self._dummy_hash: str | None = None
+
+    async def add(self, username: str, password: str, *, role: Role = "agent",
+                  display_name: str | None = None) -> AgentAccount:
+        """Create or replace an account."""
+        check_username(username)
+        if role not in ROLES:
+            raise AgentError("bad_role", f"role must be one of {', '.join(ROLES)}")
+        if not password or len(password) > MAX_PASSWORD:
+            raise AgentError("bad_password", f"a password is 1 to {MAX_PASSWORD} characters")
+        hashed = await asyncio.to_thread(self.hasher.hash, password)
+        account = AgentAccount(username=username, display_name=display_name or username,
+                               role=role, password_hash=hashed)
+        await self.store.put_agent(account)
+        return account
+
+    async def login(self, username: str, password: str, *, address: str) -> Login:
+        keys = (f"user:{username}", f"addr:{address}")
+        limits = (self.options.max_failures_per_user, self.options.max_failures_per_address)
+        for key, limit in zip(keys, limits, strict=True):
+            if await self.store.failures(key) >= limit:
+                raise TooManyLogins(self.options.window_seconds)
+        account = await self.store.get_agent(username) if USERNAME.match(username) else None
+        if not await self._verify(account, password):
+            for key in keys:
+                await self.store.add_failure(key, self.options.window_seconds)
+            log.info("failed console login for %r", username)
+            raise LoginRefused()
+        assert account is not None
+        await self.store.clear_failures(keys[0])
+        token = secrets.token_urlsafe(32)
+        expires_at = self.clock() + self.options.session_seconds
+        await self.store.put_session(session_id(token), AgentSession(username, expires_at))
+        return Login(token=token, agent=account, expires_at=expires_at)
+
+    async def _verify(self, account: AgentAccount | None, password: str) -> bool:
+        if account is None and self._dummy_hash is None:
+            self._dummy_hash = await asyncio.to_thread(self.hasher.hash, secrets.token_hex(16))
+        # An unknown username costs a verification too, so timing tells nothing.
+        hashed = account.password_hash if account is not None else self._dummy_hash
+        assert hashed is not None
+        try:
+            await asyncio.to_thread(self.hasher.verify, hashed, password[:MAX_PASSWORD])
+        except (VerificationError, InvalidHashError):
+            return False
+        return account is not None
+
+    async def authenticate(self, token: str | None) -> AgentAccount:
+        """The account of a live session token; `NotAuthenticated` otherwise."""
+        if not token:
+            raise NotAuthenticated()
+        session = await self.store.get_session(session_id(token))
+        if session is None:
+            raise NotAuthenticated("the session is unknown or has ended: log in again")
+        if session.expires_at <= self.clock():
+            await self.store.drop_session(session_id(token))
+            raise NotAuthenticated("the session has expired: log in again")
+        account = await self.store.get_agent(session.username)
+        if account is None:
+            raise NotAuthenticated("the account no longer exists")
+        return account
+
+    async def logout(self, token: str) -> None:
+        await self.store.drop_session(session_id(token))
+
+
+def parse_agent_list(spec: str) -> list[tuple[str, str, Role]]:
+    """`name:password[:role],...` (SEGUE_AGENTS) as (name, password, role)."""
+    accounts: list[tuple[str, str, Role]] = []
+    for item in (part.strip() for part in spec.split(",")):
+        if not item:
+            continue
+        name, sep, rest = item.partition(":")
+        if not sep or not rest:
+            raise AgentError("bad_agents", "SEGUE_AGENTS entries look like name:password[:role]")
+        password, _, role = rest.rpartition(":")
+        if role not in ROLES or not password:
+            password, role = rest, "agent"
+        accounts.append((check_username(name), password, role))  # type: ignore[arg-type]
+    return accounts

@@ -1,0 +1,86 @@
+"""`segue agents add NAME [--role agent|admin] [--name DISPLAY]`: creates or
+replaces a console account; the password comes from stdin.
+
+Accounts are kept in the configured Redis. With no Redis configured the
+command refuses (exit 2): an account written to this command's own memory
+would vanish when it exits, which would only look like success. Consoles on
+the embedded store get their accounts from SEGUE_AGENTS at start-up instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from bot.agents import AgentAuth, AgentError
+from bot.errors import ConfigError, StoreUnavailable
+from bot.settings import load_settings
+from context_store.agents import ROLES
+from context_store.agents_redis import RedisAgentStore
+from context_store.redis import connect
+
+
+def add_agent_commands(subparsers: Any) -> None:
+    """Add `agents add` to the `segue` command's subparsers."""
+    agents = subparsers.add_parser("agents", help="manage agent console accounts")
+    agents_sub = agents.add_subparsers(dest="agents_command", required=True)
+    add = agents_sub.add_parser("add", help="create or replace an account (password on stdin)")
+    add.add_argument("username", help="login name: a-z, 0-9, _ . - (at most 64)")
+    add.add_argument("--role", choices=ROLES, default="agent")
+    add.add_argument("--name", dest="display_name", help="name shown to customers")
+    add.add_argument("--config", type=Path, help="YAML configuration (default config/segue.yml)")
+    add.set_defaults(func=_add)
+
+
+def read_password(stdin: TextIO) -> str:
+    """No echo on a terminal; otherwise the first line (for scripts and pipes)."""
+    if stdin.isatty():
+        first = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != first:
+            raise AgentError("bad_password", "the passwords differ")
+        return first
+    return stdin.readline().rstrip("\r\n")
+
+
+def _add(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(f"segue: invalid configuration:\n{exc}", file=sys.stderr)
+        return 2
+    if settings.redis_url is None:
+        print("segue: SEGUE_REDIS_URL is not set, so there is nowhere lasting to keep the "
+              "account (the in-memory store ends with this command). Set SEGUE_REDIS_URL, or "
+              "give accounts to `segue run` with SEGUE_AGENTS=name:password[:role],...",
+              file=sys.stderr)
+        return 2
+    try:
+        password = read_password(sys.stdin)
+    except (AgentError, EOFError) as exc:
+        print(f"segue: {exc}", file=sys.stderr)
+        return 2
+    url = settings.redis_url.get_secret_value()
+    try:
+        asyncio.run(_store_account(url, args.username, password, args.role, args.display_name))
+    except AgentError as exc:
+        print(f"segue: {exc.message}", file=sys.stderr)
+        return 2
+    except StoreUnavailable as exc:
+        print(f"segue: {exc}", file=sys.stderr)
+        return 3
+    print(f"agent {args.username!r} ({args.role}) saved")
+    return 0
+
+
+async def _store_account(url: str, username: str, password: str, role: Any,
+                         display_name: str | None) -> None:
+    client = connect(url)
+    try:
+        auth = AgentAuth(RedisAgentStore(client))
+        await auth.add(username, password, role=role, display_name=display_name)
+    finally:
+        await client.aclose()

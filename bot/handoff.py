@@ -1,0 +1,86 @@
+"""Handoff to people, inside the customer's turn.
+
+`HandoffHook` is the engine-level step: while a conversation waits for or is
+held by a person, it takes every turn over with no reply at all (so no flow
+can answer by mistake) and, once the turn is saved, sends the message live to
+the agents' consoles. `/agent` asks for a person on any channel.
+
+`HandoffPolicy` wraps the dialog policy: when a flow, the fallback counter or
+an action asks for a person (`TurnContext.handoff_reason`), it marks the
+conversation queued in the same turn and adds the waiting notice after the
+flow's own words. Doing it in the turn, not after it, keeps the notice in
+order behind the flow's reply and makes "queued" durable with the turn.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from bot.engine import Engine, Turn, record
+from bot.model import Outbound
+from bot.policy import Policy, TurnContext
+
+log = logging.getLogger(__name__)
+
+AGENT_COMMAND = re.compile(r"^/(?:agent|human|operator)(?:@\w+)?$", re.IGNORECASE)
+ASKED = "A person from our team will take over this conversation shortly."
+
+
+def is_active(handoff: dict[str, Any] | None) -> bool:
+    """Whether a person holds or is about to hold the conversation."""
+    return bool(handoff) and handoff.get("status") in ("queued", "claimed")  # type: ignore[union-attr]
+
+
+class HandoffPolicy:
+    """The dialog policy, plus queueing when it asks for a person."""
+
+    def __init__(self, inner: Policy, desk: Any) -> None:
+        self.inner = inner
+        self.desk = desk
+
+    async def decide(self, turn: TurnContext) -> list[Outbound]:
+        replies = await self.inner.decide(turn)
+        if turn.handoff_reason and not is_active(turn.state.handoff):
+            replies.extend(await self.desk.begin(turn, turn.handoff_reason))
+        return replies
+
+
+class HandoffHook:
+    """Silence while handed off, live messages to agents, and `/agent`."""
+
+    def __init__(self, desk: Any) -> None:
+        self.desk = desk
+
+    async def intercept(self, context: TurnContext) -> list[Outbound] | None:
+        if is_active(context.state.handoff):
+            return []
+        if AGENT_COMMAND.match(context.inbound.text.strip()):
+            context.handoff_reason = "customer sent /agent"
+            return [Outbound(text=ASKED), *await self.desk.begin(context, context.handoff_reason)]
+        return None
+
+    async def after_save(self, context: TurnContext, turn: Turn) -> None:
+        state = context.state
+        merged_into = (state.pending_link or {}).get("merge_into")
+        if merged_into:
+            # The link hook has just joined this customer into another one.
+            await self.desk.follow_merge(context.customer_id, merged_into, state.handoff)
+            return
+        if is_active(state.handoff):
+            entries = record(context.inbound, list(turn.replies))
+            await self.desk.announce(context.customer_id, state, entries)
+        elif context.handoff_reason:
+            # The policy asked for a person but is not wrapped in HandoffPolicy.
+            await self.desk.queue_later(context.customer_id, context.handoff_reason)
+
+
+def install(engine: Engine, desk: Any) -> HandoffHook:
+    """Register the hook (after linking, so link commands still work while
+    a person holds the conversation) and wrap the engine's policy."""
+    hook = HandoffHook(desk)
+    engine.hooks.append(hook)
+    if not isinstance(engine.policy, HandoffPolicy):
+        engine.policy = HandoffPolicy(engine.policy, desk)
+    return hook

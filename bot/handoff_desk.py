@@ -1,0 +1,412 @@
+"""The agents' side of a handoff: queue, claim, reply, transfer, release, close.
+
+Every action changes the customer's state under the customer's own lock, the
+one their turns take, so an agent's claim and the customer's message never
+overwrite each other, and two agents claiming at once (on any workers) are
+served one after the other: the second finds the conversation claimed.
+The queue index in the `AgentStore` follows the states; live events go over
+the bus to every worker's consoles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.agents import AgentError
+from bot.bus import Bus
+from bot.conversation import ConversationState
+from bot.engine import Engine
+from bot.errors import LockLost, LockTimeout
+from bot.handoff import is_active
+from bot.model import Address, HistoryEntry, Outbound
+from bot.policy import TurnContext
+from context_store.agents import AgentAccount, AgentStore
+
+AGENTS_TOPIC = "agents"
+CUSTOMER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class DeskError(AgentError):
+    """An agent action refused; `code` picks the HTTP status at the API's edge."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeskOptions:
+    business_hours: str = "Monday to Friday, 9:00-17:00"
+    max_text_length: int = 4096
+    history_max: int = 1000
+    lock_ttl_seconds: float = 30.0
+    lock_wait_seconds: float = 10.0
+
+
+@dataclass(slots=True)
+class _Outgoing:
+    """Messages an action sends once its change is saved."""
+
+    items: list[tuple[Address | None, Outbound]] = field(default_factory=list)
+
+
+_Change = Callable[[ConversationState, _Outgoing], Awaitable[list[HistoryEntry]]]
+
+
+def waiting_notice(ahead: int, online: bool, business_hours: str) -> str:
+    if not online:
+        return (f"No agent is online right now. Our team is available {business_hours}. "
+                "Leave your message here and a person will answer as soon as they are back.")
+    if ahead == 0:
+        return "You're next in line."
+    people = "1 person is" if ahead == 1 else f"{ahead} people are"
+    return f"{people} waiting ahead of you."
+
+
+def _claimed(base: dict[str, Any], agent: AgentAccount) -> dict[str, Any]:
+    kept = {k: v for k, v in base.items() if k != "started_turn"}
+    return {**kept, "status": "claimed", "agent": agent.username,
+            "agent_name": agent.display_name, "claimed_at": time.time()}
+
+
+def _new_handoff(reason: str) -> dict[str, Any]:
+    return {"status": "queued", "since": time.time(), "reason": reason,
+            "agent": None, "agent_name": None}
+
+
+def _may_act(agent: AgentAccount, handoff: dict[str, Any] | None) -> None:
+    if agent.role == "admin":
+        return
+    if not is_active(handoff):
+        raise DeskError("not_in_queue", "this conversation is not waiting for a person")
+    assert handoff is not None
+    if handoff["status"] == "claimed" and handoff.get("agent") != agent.username:
+        raise DeskError("not_yours", f"{handoff.get('agent_name')} holds this conversation")
+
+
+class HandoffDesk:
+    """Handoff operations for the turn hook and the agent API."""
+
+    def __init__(self, *, engine: Engine, agents: AgentStore, bus: Bus,
+                 options: DeskOptions | None = None,
+                 web_reachable: Callable[[str], Awaitable[bool]] | None = None) -> None:
+        self.engine = engine
+        self.store = engine.store
+        self.agents = agents
+        self.bus = bus
+        self.options = options or DeskOptions()
+        self.web_reachable = web_reachable
+
+    # Inside a customer's turn (see bot.handoff).
+
+    async def begin(self, context: TurnContext, reason: str) -> list[Outbound]:
+        """Mark the conversation queued in this turn; the waiting notice."""
+        ahead = await self.agents.queue_length()
+        online = bool(await self.agents.agents_online())
+        context.state.handoff = {**_new_handoff(reason), "started_turn": context.state.turns}
+        return [Outbound(text=waiting_notice(ahead, online, self.options.business_hours))]
+
+    async def announce(self, customer: str, state: ConversationState,
+                       entries: list[HistoryEntry]) -> None:
+        """After a saved turn of a handed-off conversation: tell the consoles."""
+        handoff = state.handoff
+        assert handoff is not None
+        if handoff.get("started_turn") == state.turns:
+            await self.agents.index_queued(customer, handoff["since"])
+            await self.publish({"type": "queued", "customer": customer,
+                                "since": handoff["since"], "reason": handoff.get("reason")})
+            return
+        for entry in entries:
+            await self.publish({"type": "message", "customer": customer,
+                                "agent": handoff.get("agent"), "entry": entry.to_json()})
+
+    async def queue_later(self, customer: str, reason: str) -> None:
+        async def change(state: ConversationState, out: _Outgoing) -> list[HistoryEntry]:
+            if not is_active(state.handoff):
+                state.handoff = _new_handoff(reason)
+            return []
+
+        state = await self._change(customer, change)
+        await self._index(customer, state.handoff)
+        await self.publish({"type": "queued", "customer": customer, "reason": reason})
+
+    async def follow_merge(self, source: str, target: str,
+                           handoff: dict[str, Any] | None) -> None:
+        """`source` was joined into `target`: its handoff (and agent) goes along."""
+        if is_active(handoff):
+            assert handoff is not None
+            adopted = {k: v for k, v in handoff.items() if k != "started_turn"}
+
+            async def change(state: ConversationState, out: _Outgoing) -> list[HistoryEntry]:
+                if not is_active(state.handoff):
+                    state.handoff = adopted
+                return []
+
+            state = await self._change(target, change)
+            await self.agents.index_closed(source)
+            await self._index(target, state.handoff)
+        await self.publish({"type": "moved", "customer": source, "to": target})
+
+    # The agents' actions.
+
+    async def queue(self, agent: AgentAccount) -> dict[str, Any]:
+        waiting = []
+        for entry in await self.agents.queued():
+            state = ConversationState.from_json(await self.store.load_state(entry.customer))
+            if not is_active(state.handoff):
+                continue  # erased or expired since it was queued
+            assert state.handoff is not None
+            last = state.last_address.channel if state.last_address else None
+            waiting.append({"customer": entry.customer, "since": entry.since,
+                            "reason": state.handoff.get("reason"), "channel": last})
+        claimed = [{"customer": c, "agent": a} for c, a in sorted((await self.agents.claimed())
+                                                                  .items())
+                   if agent.role == "admin" or a == agent.username]
+        return {"queue": waiting, "claimed": claimed}
+
+    async def view(self, agent: AgentAccount, customer: str) -> dict[str, Any]:
+        state = await self._existing(customer)
+        _may_act(agent, state.handoff)
+        history = await self.store.history(customer, self.options.history_max)
+        identities = await self.store.identities(customer)
+        addresses = await self.store.addresses(customer)
+        dialog = state.dialog
+        return {
+            "customer": customer,
+            "handoff": state.handoff,
+            "last_channel": state.last_address.channel if state.last_address else None,
+            "channels": [{"channel": i.channel, "user_id": i.user_id} for i in identities],
+            "addresses": {ch: a.to_json() for ch, a in sorted(addresses.items())},
+            "flow": dialog.get("flow"),
+            "slots": dialog.get("slots") or {},
+            "history": [e.to_json() for e in history],
+        }
+
+    async def claim(self, agent: AgentAccount, customer: str) -> dict[str, Any]:
+        async def change(state: ConversationState, out: _Outgoing) -> list[HistoryEntry]:
+            handoff = state.handoff
+            if is_active(handoff) and handoff["status"] == "claimed":  # type: ignore[index]
+                assert handoff is not None
+                if handoff.get("agent") == agent.username:
+                    return []
+                raise DeskError("already_claimed",
+                                f"already claimed by {handoff.get('agent_name')}")
+            if not is_active(handoff) and agent.role != "admin":
+                raise DeskError("not_in_queue", "this conversation is not waiting for a person")
+            base = handoff if is_active(handoff) else _new_handoff("taken over by an admin")
+            assert base is not None
+            state.handoff = _claimed(base, agent)
+            joined = Outbound(text=f"{agent.display_name} from our team has joined the "
+                                   "conversation.", sender="agent", agent_name=agent.display_name)
+            return [await self._prepare(customer, state, joined, out)]
+
+        state = await self._act(customer, change)
+        await self.publish({"type": "claimed", "customer": customer, "agent": agent.username})
+        return {"customer": customer, "handoff": state.handoff}
+
+    async def reply(self, agent: AgentAccount, customer: str, text: object) -> dict[str, Any]:
+        if not isinstance(text, str) or not text.strip():
+            raise DeskError("bad_text", "'text' must be a non-empty string")
+        if len(text) > self.options.max_text_length:
+            raise DeskError("bad_text",
+                            f"'text' is longer than {self.options.max_text_length} characters")
+        claimed_now: list[bool] = []
+
+        async def change(state: ConversationState, out: _Outgoing) -> list[HistoryEntry]:
+            _may_act(agent, state.handoff)
+            handoff = state.handoff
+            if not is_active(handoff) or handoff["status"] == "queued":  # type: ignore[index]
+                # Answering a waiting conversation takes it.
+                state.handoff = _claimed(handoff or _new_handoff("taken over by an admin"), agent)
+                claimed_now.append(True)
+            message = Outbound(text=text, sender="agent", agent_name=agent.display_name)
+            return [await self._prepare(customer, state, message, out)]
+
+        state, delivered, entries = await self._act_and_deliver(customer, change)
+        if claimed_now:
+            await self.publish({"type": "claimed", "customer": customer,
+                                "agent": agent.username})
+        holder = (state.handoff or {}).get("agent")
+        await self.publish({"type": "message", "customer": customer, "agent": holder,
+                            "entry": entries[0].to_json()})
+        return {"delivered": delivered[0] is not None, "channel": delivered[0],
+                "entry": entries[0].to_json()}
+
+    async def transfer(self, agent: AgentAccount, customer: str, to: object) -> dict[str, Any]:
+        target = await self.agents.get_agent(to) if isinstance(to, str) else None
+        if target is None:
+            raise DeskError("unknown_agent", "'agent' must name an existing agent account")
+        previous: list[str | None] = []
+
+        async def change(state: ConversationState, out: _Outgoing) -> list[HistoryEntry]:
+            _may_act(agent, state.handoff)
+            base = state.handoff if is_active(state.handoff) else _new_handoff(
+                "taken over by an admin")
+            assert base is not None
+            previous.append(base.get("agent"))
+            state.handoff = _claimed(base, target)
+            notice = Outbound(text=f"{target.display_name} from our team is taking over this "
+                                   "conversation.", sender="agent",
+                              agent_name=target.display_name)
+            return [await self._prepare(customer, state, notice, out)]
+
+        state = await self._act(customer, change)
+        await self.publish({"type": "transferred", "customer": customer,
+                            "agent": target.username, "from": previous[0],
+                            "by": agent.username})
+        return {"customer": customer, "handoff": state.handoff}
+
+    async def release(self, agent: AgentAccount, customer: str) -> dict[str, Any]:
+        """Back to the bot, with the flow state the conversation had."""
+        return await self._end(agent, customer, close=False)
+
+    async def close(self, agent: AgentAccount, customer: str) -> dict[str, Any]:
+        """Done: back to the bot, which starts afresh."""
+        return await self._end(agent, customer, close=True)
+
+    async def _end(self, agent: AgentAccount, customer: str, *, close: bool) -> dict[str, Any]:
+        async def change(state: ConversationState, out: _Outgoing) -> list[HistoryEntry]:
+            _may_act(agent, state.handoff)
+            if not is_active(state.handoff):
+                raise DeskError("not_handed_off", "no person holds this conversation")
+            since = float(state.handoff.get("since", 0))  # type: ignore[union-attr]
+            state.handoff = None
+            if close:
+                state.dialog = {}
+                notices = [Outbound(text=f"{agent.display_name} closed this conversation. "
+                                         "Write here any time if you need anything else.")]
+            else:
+                notices = [Outbound(text="You're back with our assistant. Ask for a person "
+                                         "again at any time."),
+                           *await self._where_we_were(customer, state, since)]
+            return [await self._prepare(customer, state, n, out) for n in notices]
+
+        state = await self._act(customer, change)
+        await self.publish({"type": "closed" if close else "released", "customer": customer,
+                            "by": agent.username})
+        return {"customer": customer, "handoff": state.handoff}
+
+    async def _where_we_were(self, customer: str, state: ConversationState,
+                             since: float) -> list[Outbound]:
+        """The flow's open question, asked again, if it was waiting for an answer."""
+        if not state.dialog.get("waiting"):
+            return []
+        for entry in reversed(await self.store.history(customer, 50)):
+            if entry.sender == "bot" and entry.ts < since:
+                return [Outbound(text=f"Where we left off: {entry.text}", buttons=entry.buttons)]
+        return []
+
+    # Routing.
+
+    async def route(self, customer: str, state: ConversationState) -> Address | None:
+        """Where a message to the customer goes: the channel they wrote from
+        last; for a web chat with no socket on any worker, another linked
+        channel; None when only the history can keep it."""
+        last = state.last_address
+        if last is None:
+            return None
+        if last.channel != "web" and last.channel in self.engine.senders:
+            return last
+        if last.channel == "web" and await self._web_open(last.target):
+            return last
+        others = {ch: a for ch, a in (await self.store.addresses(customer)).items()
+                  if ch != last.channel and ch in self.engine.senders and ch != "web"}
+        if not others:
+            return None
+        for entry in reversed(await self.store.history(customer, 50)):
+            if entry.sender == "customer" and entry.channel in others:
+                return others[entry.channel]
+        return others[sorted(others)[0]]
+
+    async def _web_open(self, session: str) -> bool:
+        return self.web_reachable is not None and await self.web_reachable(session)
+
+    async def _prepare(self, customer: str, state: ConversationState, outbound: Outbound,
+                       out: _Outgoing) -> HistoryEntry:
+        address = await self.route(customer, state)
+        out.items.append((address, outbound))
+        if address is not None:
+            channel = address.channel
+        else:
+            channel = state.last_address.channel if state.last_address else "web"
+        return HistoryEntry.of_outbound(outbound, channel, time.time())
+
+    # Changing a customer's state under their lock.
+
+    async def _act(self, customer: str, change: _Change) -> ConversationState:
+        state, _, _ = await self._act_and_deliver(customer, change)
+        return state
+
+    async def _act_and_deliver(
+        self, customer: str, change: _Change
+    ) -> tuple[ConversationState, list[str | None], list[HistoryEntry]]:
+        out = _Outgoing()
+        entries: list[HistoryEntry] = []
+
+        async def recorded(state: ConversationState, outgoing: _Outgoing) -> list[HistoryEntry]:
+            entries.extend(await change(state, outgoing))
+            return entries
+
+        out_state = await self._change(customer, recorded, out)
+        await self._index(customer, out_state.handoff)
+        delivered: list[str | None] = []
+        for address, outbound in out.items:
+            ok = address is not None and await self.engine.send(address, outbound)
+            delivered.append(address.channel if ok and address is not None else None)
+        return out_state, delivered, entries
+
+    async def _existing(self, customer: str) -> ConversationState:
+        if not CUSTOMER_ID.match(customer):
+            raise DeskError("unknown_customer", "no such customer")
+        raw = await self.store.load_state(customer)
+        if raw is None:
+            raise DeskError("unknown_customer", "no such customer")
+        return ConversationState.from_json(raw)
+
+    async def _change(self, customer: str, change: _Change,
+                      out: _Outgoing | None = None) -> ConversationState:
+        await self._existing(customer)  # never lock (and so create) an unknown customer
+        token = secrets.token_hex(8)
+        raw = await self._lock(customer, token)
+        try:
+            state = ConversationState.from_json(raw)
+            entries = await change(state, out or _Outgoing())
+            saved = await self.store.save_and_unlock(
+                customer, token=token, state=state.to_json(), entries=entries,
+                message_key=None, identity=None)
+        except BaseException:
+            await self.store.unlock(customer, token=token)
+            raise
+        if not saved:
+            raise LockLost(f"lock of customer {customer} expired during an agent action")
+        return state
+
+    async def _lock(self, customer: str, token: str) -> str | None:
+        deadline = time.monotonic() + self.options.lock_wait_seconds
+        delay = 0.005
+        while True:
+            loaded = await self.store.lock_and_load(
+                customer, token=token, ttl_seconds=self.options.lock_ttl_seconds,
+                message_key=None)
+            if loaded.moved:
+                raise DeskError("unknown_customer", "this conversation was joined into another")
+            if loaded.locked:
+                return loaded.state
+            if time.monotonic() >= deadline:
+                raise LockTimeout(f"customer {customer} stayed locked")
+            # The customer's turn (or another agent's action) takes milliseconds.
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+    async def _index(self, customer: str, handoff: dict[str, Any] | None) -> None:
+        if not is_active(handoff):
+            await self.agents.index_closed(customer)
+        elif handoff["status"] == "claimed":  # type: ignore[index]
+            await self.agents.index_claimed(customer, handoff["agent"])  # type: ignore[index]
+        else:
+            await self.agents.index_queued(customer, handoff["since"])  # type: ignore[index]
+
+    async def publish(self, event: dict[str, Any]) -> None:
+        await self.bus.publish(AGENTS_TOPIC, event)

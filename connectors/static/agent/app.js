@@ -1,0 +1,288 @@
+// Segue agent console. Plain browser JavaScript, no build step.
+// Everything a customer wrote is inserted with textContent, never as HTML.
+(function () {
+  "use strict";
+
+  var CHANNELS = { web: "web chat", telegram: "Telegram", slack: "Slack" };
+  var me = null;
+  var current = null;      // customer id on screen
+  var view = null;         // its last loaded view
+  var socket = null;
+  var retry = 500;
+
+  function $(id) { return document.getElementById(id); }
+
+  function el(tag, cls, text) {
+    var node = document.createElement(tag);
+    if (cls) node.className = cls;
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
+
+  function when(ts) {
+    var d = new Date(ts * 1000);
+    return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  }
+
+  function api(method, path, body) {
+    var init = { method: method, credentials: "same-origin", headers: {} };
+    if (body !== undefined) {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    return fetch("/agent/api/" + path, init).then(function (resp) {
+      return resp.json().catch(function () { return {}; }).then(function (data) {
+        if (resp.status === 401) showLogin();
+        if (!resp.ok) {
+          var err = new Error(data.message || ("HTTP " + resp.status));
+          err.code = data.error;
+          throw err;
+        }
+        return data;
+      });
+    });
+  }
+
+  // Logging in and out.
+
+  function showLogin(message) {
+    me = null;
+    if (socket) { socket.onclose = null; socket.close(); socket = null; }
+    $("desk").hidden = true;
+    $("login").hidden = false;
+    $("login-error").textContent = message || "";
+  }
+
+  function showDesk(agent) {
+    me = agent;
+    $("login").hidden = true;
+    $("desk").hidden = false;
+    $("me").textContent = agent.name + " (" + agent.role + ")";
+    connect();
+    loadQueue();
+    loadAgents();
+  }
+
+  $("login-form").addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    $("login-error").textContent = "";
+    api("POST", "login", {
+      username: $("login-username").value,
+      password: $("login-password").value
+    }).then(function (data) {
+      $("login-password").value = "";
+      showDesk(data.agent);
+    }).catch(function (err) { $("login-error").textContent = err.message; });
+  });
+
+  $("logout").addEventListener("click", function () {
+    api("POST", "logout").finally(function () { showLogin("You are logged out."); });
+  });
+
+  // Live events.
+
+  function connect() {
+    var scheme = location.protocol === "https:" ? "wss://" : "ws://";
+    socket = new WebSocket(scheme + location.host + "/agent/ws");
+    socket.onopen = function () { retry = 500; setLive(true); loadQueue(); };
+    socket.onmessage = function (msg) { onEvent(JSON.parse(msg.data)); };
+    socket.onclose = function (ev) {
+      setLive(false);
+      socket = null;
+      if (ev.code === 4401) { showLogin("Your session has ended. Please log in again."); return; }
+      if (me) setTimeout(connect, retry);
+      retry = Math.min(retry * 2, 10000);
+    };
+  }
+
+  function setLive(on) {
+    $("live").textContent = on ? "live" : "offline";
+    $("live").className = on ? "live" : "live off";
+  }
+
+  function onEvent(ev) {
+    if (ev.type === "hello") return;
+    if (ev.type === "message") {
+      if (ev.customer === current && view && !shown(ev.entry)) {
+        view.history.push(ev.entry);
+        $("history").appendChild(messageItem(ev.entry));
+        scrollDown();
+      }
+      markUnread(ev.customer);
+      return;
+    }
+    loadQueue();
+    if (ev.type === "moved" && (ev.customer === current || ev.to === current)) {
+      openConversation(ev.to);
+    } else if (ev.customer === current) {
+      openConversation(current);
+    }
+  }
+
+  function shown(entry) {
+    return view.history.some(function (e) {
+      return e.ts === entry.ts && e.sender === entry.sender && e.text === entry.text;
+    });
+  }
+
+  // The lists.
+
+  function loadQueue() {
+    return api("GET", "queue").then(function (data) {
+      $("queue-count").textContent = data.queue.length;
+      fillList($("queue"), data.queue.map(function (q) {
+        var meta = "waiting since " + when(q.since);
+        if (q.channel) meta += " · " + (CHANNELS[q.channel] || q.channel);
+        if (q.reason) meta += " · " + q.reason;
+        return { customer: q.customer, meta: meta };
+      }));
+      fillList($("mine"), data.claimed.map(function (c) {
+        return { customer: c.customer, meta: c.agent === me.username ? "yours" : "held by " + c.agent };
+      }));
+    }).catch(function () {});
+  }
+
+  function fillList(list, items) {
+    clear(list);
+    items.forEach(function (item) {
+      var li = el("li", item.customer === current ? "current" : "");
+      li.dataset.customer = item.customer;
+      li.appendChild(el("span", "who", item.customer));
+      li.appendChild(el("span", "meta", item.meta));
+      li.addEventListener("click", function () { openConversation(item.customer); });
+      list.appendChild(li);
+    });
+  }
+
+  function markUnread(customer) {
+    document.querySelectorAll("li[data-customer]").forEach(function (li) {
+      if (li.dataset.customer === customer && customer !== current) li.style.fontWeight = "700";
+    });
+  }
+
+  function loadAgents() {
+    api("GET", "agents").then(function (data) {
+      var select = $("transfer-to");
+      clear(select);
+      data.agents.forEach(function (a) {
+        if (a.username === me.username) return;
+        var option = el("option", "", a.name + (a.online ? " (online)" : ""));
+        option.value = a.username;
+        select.appendChild(option);
+      });
+    }).catch(function () {});
+  }
+
+  // One conversation.
+
+  function openConversation(customer) {
+    current = customer;
+    $("action-error").textContent = "";
+    return api("GET", "conversations/" + encodeURIComponent(customer)).then(function (data) {
+      if (current !== customer) return;
+      view = data;
+      render(data);
+      document.querySelectorAll("li[data-customer]").forEach(function (li) {
+        li.classList.toggle("current", li.dataset.customer === customer);
+      });
+    }).catch(function (err) {
+      $("action-error").textContent = err.message;
+    });
+  }
+
+  function render(data) {
+    $("empty").hidden = true;
+    $("conversation").hidden = false;
+    $("conv-title").textContent = "Customer " + data.customer;
+    var h = data.handoff;
+    var status = "with the bot";
+    if (h && h.status === "queued") status = "waiting for a person" + (h.reason ? " (" + h.reason + ")" : "");
+    if (h && h.status === "claimed") status = "held by " + (h.agent_name || h.agent);
+    if (data.last_channel) status += " · last wrote on " + (CHANNELS[data.last_channel] || data.last_channel);
+    $("conv-status").textContent = status;
+
+    var mine = h && h.status === "claimed" && h.agent === me.username;
+    var admin = me.role === "admin";
+    $("claim").disabled = !!(h && h.status === "claimed") || (!h && !admin);
+    $("release").disabled = !h;
+    $("close").disabled = !h;
+    $("transfer").disabled = !(mine || admin || (h && h.status === "queued"));
+    $("reply-send").disabled = !(mine || admin || (h && h.status === "queued"));
+
+    var history = $("history");
+    clear(history);
+    data.history.forEach(function (entry) { history.appendChild(messageItem(entry)); });
+    scrollDown();
+
+    var channels = $("channels");
+    clear(channels);
+    data.channels.forEach(function (c) {
+      var li = el("li");
+      li.appendChild(badge(c.channel));
+      li.appendChild(document.createTextNode(" " + c.user_id));
+      channels.appendChild(li);
+    });
+    $("flow").textContent = data.flow || "none";
+    var slots = $("slots");
+    clear(slots);
+    Object.keys(data.slots).forEach(function (name) {
+      slots.appendChild(el("dt", "", name));
+      slots.appendChild(el("dd", "", JSON.stringify(data.slots[name])));
+    });
+  }
+
+  function badge(channel) {
+    return el("span", "badge " + channel, CHANNELS[channel] || channel);
+  }
+
+  function messageItem(entry) {
+    var li = el("li", "msg " + entry.sender);
+    var head = el("div", "head");
+    head.appendChild(badge(entry.channel));
+    var who = entry.sender === "agent" ? (entry.agent_name || "agent") : entry.sender;
+    head.appendChild(el("span", "sender", who));
+    head.appendChild(el("span", "time", when(entry.ts)));
+    li.appendChild(head);
+    li.appendChild(el("div", "text", entry.text));
+    return li;
+  }
+
+  function scrollDown() {
+    var history = $("history");
+    history.scrollTop = history.scrollHeight;
+  }
+
+  function act(path, body) {
+    if (!current) return Promise.resolve();
+    var customer = current;
+    $("action-error").textContent = "";
+    return api("POST", "conversations/" + encodeURIComponent(customer) + "/" + path, body)
+      .then(function () { loadQueue(); return openConversation(customer); })
+      .catch(function (err) { $("action-error").textContent = err.message; });
+  }
+
+  $("claim").addEventListener("click", function () { act("claim"); });
+  $("release").addEventListener("click", function () { act("release"); });
+  $("close").addEventListener("click", function () { act("close"); });
+  $("transfer").addEventListener("click", function () {
+    var to = $("transfer-to").value;
+    if (to) act("transfer", { agent: to });
+  });
+  $("reply-form").addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    var text = $("reply-text").value;
+    if (!text.trim()) return;
+    act("messages", { text: text }).then(function () { $("reply-text").value = ""; });
+  });
+  $("reply-text").addEventListener("keydown", function (ev) {
+    if (ev.key === "Enter" && !ev.shiftKey) {
+      ev.preventDefault();
+      $("reply-form").requestSubmit();
+    }
+  });
+
+  api("GET", "me").then(function (data) { showDesk(data.agent); })
+    .catch(function () { showLogin(); });
+})();

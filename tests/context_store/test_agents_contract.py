@@ -1,0 +1,114 @@
+"""One contract for both `AgentStore` implementations (memory and Redis)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from context_store.agents import AgentAccount, AgentSession, AgentStore, MemoryAgentStore
+from context_store.agents_redis import RedisAgentStore
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def agents(request: pytest.FixtureRequest) -> AsyncIterator[AgentStore]:
+    if request.param == "memory":
+        yield MemoryAgentStore()
+        return
+    client = aioredis.from_url(request.getfixturevalue("redis_url"), decode_responses=True)
+    yield RedisAgentStore(client)
+    await client.aclose()
+
+
+def account(name: str, role: str = "agent") -> AgentAccount:
+    return AgentAccount(username=name, display_name=name.title(), role=role,  # type: ignore[arg-type]
+                        password_hash="$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA")
+
+
+async def test_accounts_are_kept_replaced_and_listed_by_name(agents: AgentStore) -> None:
+    assert await agents.get_agent("ann") is None
+    await agents.put_agent(account("zed"))
+    await agents.put_agent(account("ann"))
+    await agents.put_agent(account("ann", "admin"))
+    assert (await agents.get_agent("ann")) == account("ann", "admin")
+    assert [a.username for a in await agents.agents()] == ["ann", "zed"]
+
+
+async def test_a_session_lives_until_dropped(agents: AgentStore) -> None:
+    session = AgentSession("ann", time.time() + 60)
+    await agents.put_session("digest-1", session)
+    assert await agents.get_session("digest-1") == session
+    assert await agents.get_session("digest-2") is None
+    await agents.drop_session("digest-1")
+    assert await agents.get_session("digest-1") is None
+
+
+async def test_failures_count_up_and_clear(agents: AgentStore) -> None:
+    assert await agents.failures("user:ann") == 0
+    assert [await agents.add_failure("user:ann", 60) for _ in range(3)] == [1, 2, 3]
+    assert await agents.failures("user:ann") == 3
+    assert await agents.failures("user:bob") == 0
+    await agents.clear_failures("user:ann")
+    assert await agents.failures("user:ann") == 0
+
+
+async def test_the_queue_is_oldest_first_and_claims_leave_it(agents: AgentStore) -> None:
+    await agents.index_queued("c2", 200.0)
+    await agents.index_queued("c1", 100.0)
+    await agents.index_queued("c3", 300.0)
+    assert [e.customer for e in await agents.queued()] == ["c1", "c2", "c3"]
+    assert await agents.queue_length() == 3
+    await agents.index_claimed("c1", "ann")
+    assert [e.customer for e in await agents.queued()] == ["c2", "c3"]
+    assert await agents.claimed() == {"c1": "ann"}
+    await agents.index_queued("c1", 400.0)  # released back to the queue
+    assert await agents.claimed() == {}
+    assert (await agents.queued())[-1].customer == "c1"
+    for customer in ("c1", "c2", "c3"):
+        await agents.index_closed(customer)
+    assert await agents.queued() == [] and await agents.queue_length() == 0
+
+
+async def test_agent_presence_per_worker(agents: AgentStore) -> None:
+    await agents.touch_agent("ann", "w1", 30)
+    await agents.touch_agent("ann", "w2", 30)
+    await agents.touch_agent("bob", "w1", 30)
+    assert await agents.agents_online() == {"ann", "bob"}
+    await agents.drop_agent("ann", "w1")
+    assert await agents.agents_online() == {"ann", "bob"}  # still open on w2
+    await agents.drop_agent("ann", "w2")
+    assert await agents.agents_online() == {"bob"}
+
+
+async def test_presence_runs_out(agents: AgentStore) -> None:
+    await agents.touch_agent("ann", "w1", -1)
+    await agents.touch_web(["s1"], "w1", -1)
+    assert await agents.agents_online() == set()
+    assert await agents.web_workers("s1") == set()
+
+
+async def test_web_sockets_by_worker(agents: AgentStore) -> None:
+    await agents.touch_web(["s1", "s2"], "w1", 30)
+    await agents.touch_web(["s1"], "w2", 30)
+    assert await agents.web_workers("s1") == {"w1", "w2"}
+    assert await agents.web_workers("s3") == set()
+    await agents.drop_web("s1", "w1")
+    assert await agents.web_workers("s1") == {"w2"}
+    await agents.touch_web([], "w1", 30)  # nothing to refresh is fine
+
+
+async def test_redis_keys_expire_where_they_can_be_left_behind(redis_url: str) -> None:
+    client = aioredis.from_url(redis_url, decode_responses=True)
+    try:
+        agents = RedisAgentStore(client)
+        await agents.put_session("digest", AgentSession("ann", time.time() + 120))
+        await agents.add_failure("user:ann", 900)
+        await agents.touch_web(["s1"], "w1", 60)
+        ttls = {key: await client.ttl(key) async for key in client.scan_iter("segue:*")}
+        assert 0 < ttls["segue:agent-session:digest"] <= 120
+        assert 0 < ttls["segue:agent-login:user:ann"] <= 900
+        assert 0 < ttls["segue:{w:s1}:sockets"] <= 60
+    finally:
+        await client.aclose()
