@@ -1,0 +1,251 @@
+"""Handoff across channels: customer messages from Telegram and Slack reach
+the agent live, replies go to the channel the customer wrote from last, a
+customer who moves from Slack to Telegram keeps their agent, and a web chat
+with no socket falls back to a linked channel, else to the history.
+
+Real app on loopback, real Redis, aiogram and slack-bolt against the local
+Telegram Bot API and Slack Web API fakes."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from bot.app import Segue, build_app, create_segue
+from bot.model import ChannelIdentity
+from context_store import RedisContextStore
+from tests.app_server import RunningApp
+from tests.fakes.slack_api import TEAM_ID, FakeSlackApi, signed_headers
+from tests.fakes.telegram_api import CUSTOMER, TOKEN, FakeTelegram, message_update
+from tests.integration.test_handoff_rig import (
+    AgentClient,
+    add_accounts,
+    agent_frame,
+    handoff_settings,
+    web_customer,
+)
+from tests.integration.test_slack_rig import SECRET as SLACK_SECRET
+from tests.integration.test_slack_rig import TOKEN as SLACK_TOKEN
+from tests.integration.test_slack_rig import dm
+from tests.redis_server import free_port
+from tests.webchat_client import WebChatClient
+
+SLACK_USER = "U2147483697"
+TELEGRAM_ID = ChannelIdentity("telegram", str(CUSTOMER["id"]))
+SLACK_ID = ChannelIdentity("slack", f"{TEAM_ID}:{SLACK_USER}")
+CODE = re.compile(r"\b(\d{6})\b")
+
+
+@dataclass(slots=True)
+class Rig:
+    app: RunningApp
+    telegram: FakeTelegram
+    slack: FakeSlackApi
+    http: aiohttp.ClientSession
+    events: int = 0
+    updates: int = 0
+
+    @property
+    def segue(self) -> Segue:
+        return self.app.segue
+
+    async def slack_says(self, text: str) -> None:
+        self.events += 1
+        raw = json.dumps(dm(text, event_id=f"Ev{self.events:08d}", user=SLACK_USER)).encode()
+        headers = {**signed_headers(SLACK_SECRET, raw), "Content-Type": "application/json"}
+        async with self.http.post(f"{self.app.base_url}/slack/events", data=raw,
+                                  headers=headers) as resp:
+            assert resp.status == 200, await resp.text()
+
+    async def telegram_says(self, text: str) -> None:
+        update = message_update(self.telegram.new_update_id(), text)
+        assert await self.telegram.post_update(update) == 200
+
+    async def slack_posts(self, count: int) -> list[str]:
+        return [p["text"] for p in await self.slack.wait_posted(count)]
+
+    async def telegram_sent(self, count: int) -> list[str]:
+        return [c.params["text"] for c in await self.telegram.wait_for("sendMessage", count)]
+
+    async def customer_of(self, identity: ChannelIdentity) -> str:
+        return await self.segue.store.resolve_customer(identity, "unseen")
+
+    async def agent(self, name: str) -> AgentClient:
+        return await AgentClient(self.http, self.app.base_url).login(name)
+
+
+@asynccontextmanager
+async def rig(redis_url: str) -> AsyncIterator[Rig]:
+    port = free_port()
+    settings = handoff_settings(
+        telegram_token=TOKEN, telegram_mode="webhook", telegram_webhook_secret="tg-secret-1",
+        telegram_webhook_url=f"http://127.0.0.1:{port}/telegram/webhook",
+        slack_bot_token=SLACK_TOKEN, slack_signing_secret=SLACK_SECRET,
+    )
+    async with FakeTelegram() as telegram, FakeSlackApi(token=SLACK_TOKEN) as slack:
+        settings = settings.model_copy(update={"telegram_api_url": telegram.url,
+                                               "slack_api_url": slack.url})
+        segue = await create_segue(settings, store=RedisContextStore.from_url(redis_url))
+        runner = web.AppRunner(build_app(segue), handle_signals=False)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, "127.0.0.1", port).start()
+            app = RunningApp(segue, f"http://127.0.0.1:{port}")
+            await add_accounts(app)
+            async with aiohttp.ClientSession() as http:
+                yield Rig(app, telegram, slack, http)
+        finally:
+            await runner.cleanup()
+
+
+@pytest.fixture
+async def channels(redis_url: str) -> AsyncIterator[Rig]:
+    async with rig(redis_url) as running:
+        yield running
+
+
+async def test_telegram_messages_reach_the_agent_live_and_replies_go_back(
+    channels: Rig,
+) -> None:
+    ann = await (await channels.agent("ann")).listen()
+    await channels.telegram_says("/agent")
+    asked, notice = await channels.telegram_sent(2)
+    assert asked.startswith("A person from our team") and notice == "You're next in line."
+    customer = (await ann.event("queued"))["customer"]
+    assert customer == await channels.customer_of(TELEGRAM_ID)
+    await ann.act(customer, "claim")
+    await channels.telegram.wait_for("sendMessage", 3)
+
+    await channels.telegram_says("my parcel is late")
+    live = await ann.event("message", text="my parcel is late")
+    assert (live["customer"], live["entry"]["channel"]) == (customer, "telegram")
+    answer = await ann.act(customer, "messages", {"text": "Checking now."})
+    assert answer["channel"] == "telegram"
+    assert (await channels.telegram_sent(4))[-1] == "ann: Checking now."
+    # The bot said nothing to the customer's message: the agent's reply came next.
+    assert len(channels.telegram.sent()) == 4
+    await ann.close()
+
+
+async def test_slack_messages_reach_the_agent_live(channels: Rig) -> None:
+    ann = await (await channels.agent("ann")).listen()
+    await channels.slack_says("talk to a human")
+    await channels.slack_posts(2)
+    customer = (await ann.event("queued"))["customer"]
+    assert customer == await channels.customer_of(SLACK_ID)
+    await ann.act(customer, "claim")
+    await channels.slack_says("it is about a refund")
+    live = await ann.event("message", text="it is about a refund")
+    assert live["entry"]["channel"] == "slack"
+    await ann.act(customer, "messages", {"text": "Refunds take 3 days."})
+    posted = await channels.slack_posts(4)
+    assert posted[-1] == "*ann:* Refunds take 3 days."
+    await ann.close()
+
+
+async def test_moving_from_slack_to_telegram_keeps_the_agent(channels: Rig) -> None:
+    ann = await (await channels.agent("ann")).listen()
+    await channels.slack_says("talk to a human")
+    await channels.slack_posts(2)
+    customer = (await ann.event("queued"))["customer"]
+    await ann.act(customer, "claim")
+    await channels.slack_posts(3)
+
+    # The customer links Telegram to the conversation by the code flow.
+    await channels.slack_says("link")
+    match = CODE.search((await channels.slack_posts(4))[-1])
+    assert match is not None
+    await channels.telegram_says(f"link {match.group(1)}")
+    await channels.telegram_sent(1)
+    await channels.telegram_says("yes")
+    await ann.event("moved")
+    assert await channels.customer_of(TELEGRAM_ID) == customer
+
+    await channels.telegram_says("I am on my phone now")
+    live = await ann.event("message", text="I am on my phone now")
+    assert (live["customer"], live["entry"]["channel"]) == (customer, "telegram")
+    sent_before = len(channels.telegram.sent())
+    answer = await ann.act(customer, "messages", {"text": "No problem."})
+    assert answer["channel"] == "telegram"
+    assert (await channels.telegram_sent(sent_before + 1))[-1] == "ann: No problem."
+    view = await ann.conversation(customer)
+    assert view["handoff"]["agent"] == "ann"
+    assert {c["channel"] for c in view["channels"]} == {"slack", "telegram"}
+    assert {e["channel"] for e in view["history"]} == {"slack", "telegram"}
+    await ann.close()
+
+
+async def test_the_handoff_follows_when_the_held_side_joins_another(channels: Rig) -> None:
+    # This time Telegram issues the code, so the handed-off Slack customer is
+    # the one joined into the Telegram customer: the claim must move along.
+    ann = await (await channels.agent("ann")).listen()
+    await channels.telegram_says("hello")
+    await channels.telegram_sent(1)
+    await channels.slack_says("talk to a human")
+    await channels.slack_posts(2)
+    slack_customer = (await ann.event("queued"))["customer"]
+    await ann.act(slack_customer, "claim")
+    await channels.telegram_says("link")
+    match = CODE.search((await channels.telegram_sent(2))[-1])
+    assert match is not None
+    await channels.slack_says(f"link {match.group(1)}")
+    await channels.slack_posts(4)
+    await channels.slack_says("yes")
+    moved = await ann.event("moved")
+    telegram_customer = await channels.customer_of(TELEGRAM_ID)
+    assert (moved["customer"], moved["to"]) == (slack_customer, telegram_customer)
+    view = await ann.conversation(telegram_customer)
+    assert (view["handoff"]["status"], view["handoff"]["agent"]) == ("claimed", "ann")
+    assert (await ann.call("GET", "queue"))[1]["claimed"] == [
+        {"customer": telegram_customer, "agent": "ann"}]
+    await channels.telegram_says("still there?")
+    assert (await ann.event("message", text="still there?"))["customer"] == telegram_customer
+    await ann.close()
+
+
+async def test_a_closed_web_chat_falls_back_to_a_linked_channel(channels: Rig) -> None:
+    web = await web_customer(channels.http, channels.app)
+    [code_reply] = await web.turn("link")
+    match = CODE.search(code_reply["text"])
+    assert match is not None
+    await channels.telegram_says(f"link {match.group(1)}")
+    await channels.telegram_sent(1)
+    await channels.telegram_says("yes")
+    await channels.telegram_sent(2)
+    await web.turn("talk to a human", expect=2)  # the web chat is where they wrote last
+    await web.close()
+    customer = web.customer or ""
+    ann = await channels.agent("ann")
+    sent_before = len(channels.telegram.sent())
+    await ann.act(customer, "claim")
+    answer = await ann.act(customer, "messages", {"text": "Found you on Telegram."})
+    assert answer["channel"] == "telegram"
+    texts = await channels.telegram_sent(sent_before + 2)
+    assert texts[-1] == "ann: Found you on Telegram."
+
+
+async def test_a_closed_web_chat_with_nothing_linked_keeps_the_reply_in_history(
+    channels: Rig,
+) -> None:
+    web = await web_customer(channels.http, channels.app)
+    await web.turn("talk to a human", expect=2)
+    await web.close()
+    customer = web.customer or ""
+    ann = await channels.agent("ann")
+    await ann.act(customer, "claim")
+    answer = await ann.act(customer, "messages", {"text": "Write back any time."})
+    assert (answer["delivered"], answer["channel"]) == (False, None)
+    back = await WebChatClient.connect(channels.http, channels.app.ws_url, session=web.session)
+    replayed: list[dict[str, Any]] = back.history
+    assert replayed[-1]["text"] == "Write back any time." and replayed[-1]["agent_name"] == "ann"
+    await ann.act(customer, "messages", {"text": "Welcome back."})
+    assert (await agent_frame(back))["text"] == "Welcome back."
+    await back.close()
