@@ -1,0 +1,104 @@
+"""The agent console in a real headless Chromium, next to the customer's web
+chat widget in a second page; the customer also writes from Telegram (the
+local Bot API fake), so the conversation holds messages from two channels."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from tests.browser import CHROMIUM_ARGS, chromium_path
+from tests.integration.test_handoff_channels import Rig, rig
+
+ATTACK = '<img src=x onerror="alert(1)"><b>bold</b>'
+
+
+@pytest.fixture
+async def channels(redis_url: str) -> AsyncIterator[Rig]:
+    async with rig(redis_url) as running:
+        yield running
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(executable_path=chromium_path(),
+                                                    args=CHROMIUM_ARGS)
+        yield chromium
+        await chromium.close()
+
+
+async def customer_says(page: Page, text: str) -> None:
+    await page.get_by_label("Message").fill(text)
+    await page.get_by_role("button", name="Send").click()
+
+
+async def test_login_claim_reply_reaches_the_web_chat(channels: Rig, browser: Browser) -> None:
+    alerts: list[str] = []
+    customer = await browser.new_page()
+    customer.on("dialog", lambda d: alerts.append(d.message))
+    await customer.goto(f"{channels.app.base_url}/webchat/")
+    chat = customer.get_by_role("log")
+
+    # The customer links Telegram, writes from there, then asks for a person on the web.
+    await customer_says(customer, "link")
+    await expect(chat.locator(".sg-bot").last).to_contain_text("Your link code is")
+    code = re.search(r"\b(\d{6})\b", await chat.locator(".sg-bot").last.inner_text())
+    assert code is not None
+    await channels.telegram_says(f"link {code.group(1)}")
+    await channels.telegram_sent(1)
+    await channels.telegram_says("yes")
+    await channels.telegram_sent(2)
+    await channels.telegram_says(ATTACK)
+    await channels.telegram_sent(3)
+    await customer_says(customer, "talk to a human")
+    await expect(chat.locator(".sg-bot").last).to_contain_text("No agent is online")
+
+    console = await browser.new_page()
+    console.on("dialog", lambda d: alerts.append(d.message))
+    await console.goto(f"{channels.app.base_url}/agent/")
+    await console.locator("#login-username").fill("ann")
+    await console.locator("#login-password").fill("wrong")
+    await console.locator("#login-submit").click()
+    await expect(console.locator("#login-error")).to_have_text("wrong username or password")
+    await console.locator("#login-password").fill("ann-pass-1")
+    await console.locator("#login-submit").click()
+    await expect(console.locator("#me")).to_have_text("ann (agent)")
+    await expect(console.locator("#live")).to_have_text("live")
+
+    waiting = console.locator("#queue li")
+    await expect(waiting).to_have_count(1)
+    await waiting.first.click()
+    history = console.locator("#history")
+    await expect(history.locator(".msg.customer .text")).to_contain_text(
+        ["link", "yes", ATTACK, "talk to a human"])
+    badges = await history.locator(".msg.customer .badge").all_inner_texts()
+    assert {"web chat", "Telegram"} <= set(badges)
+    await expect(console.locator("#channels li")).to_have_count(2)
+    # Customer text is text: no element was made of it, no script ran.
+    assert await history.locator("img, b").count() == 0
+
+    await console.locator("#claim").click()
+    await expect(console.locator("#conv-status")).to_contain_text("held by ann")
+    await expect(chat.locator(".sg-agent").last).to_contain_text(
+        "ann from our team has joined the conversation.")
+
+    await console.locator("#reply-text").fill("Hello, I'm looking at your order now.")
+    await console.locator("#reply-send").click()
+    await expect(chat.locator(".sg-agent").last).to_contain_text(
+        "Hello, I'm looking at your order now.")
+    await expect(chat.locator(".sg-agent").last).to_contain_text("ann")
+
+    # The customer answers; it shows up live in the console, and the bot keeps quiet.
+    await customer_says(customer, "thank you!")
+    await expect(history.locator(".msg.customer .text").last).to_have_text("thank you!")
+    await expect(history.locator(".msg").last).to_have_class(re.compile(r"\bcustomer\b"))
+
+    await console.locator("#release").click()
+    await expect(chat.locator(".sg-bot").last).to_contain_text("back with our assistant")
+    assert alerts == []
+    await console.close()
+    await customer.close()
