@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.engine import Engine, Turn, record
 from bot.model import Outbound
 from bot.policy import Policy, TurnContext
+
+if TYPE_CHECKING:
+    from bot.handoff_desk import HandoffDesk
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +33,13 @@ ASKED = "A person from our team will take over this conversation shortly."
 
 def is_active(handoff: dict[str, Any] | None) -> bool:
     """Whether a person holds or is about to hold the conversation."""
-    return bool(handoff) and handoff.get("status") in ("queued", "claimed")  # type: ignore[union-attr]
+    return handoff is not None and handoff.get("status") in ("queued", "claimed")
 
 
 class HandoffPolicy:
     """The dialog policy, plus queueing when it asks for a person."""
 
-    def __init__(self, inner: Policy, desk: Any) -> None:
+    def __init__(self, inner: Policy, desk: HandoffDesk) -> None:
         self.inner = inner
         self.desk = desk
 
@@ -50,7 +53,7 @@ class HandoffPolicy:
 class HandoffHook:
     """Silence while handed off, live messages to agents, and `/agent`."""
 
-    def __init__(self, desk: Any) -> None:
+    def __init__(self, desk: HandoffDesk) -> None:
         self.desk = desk
 
     async def intercept(self, context: TurnContext) -> list[Outbound] | None:
@@ -76,7 +79,7 @@ class HandoffHook:
             await self.desk.queue_later(context.customer_id, context.handoff_reason)
 
 
-def install(engine: Engine, desk: Any) -> HandoffHook:
+def install(engine: Engine, desk: HandoffDesk) -> HandoffHook:
     """Register the hook (after linking, so link commands still work while
     a person holds the conversation) and wrap the engine's policy."""
     hook = HandoffHook(desk)

@@ -1,0 +1,57 @@
+"""`segue agents add`: the password from stdin, the account in Redis."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+import redis
+
+from bot.cli import main
+from context_store.agents import AgentAccount
+
+
+@pytest.fixture(autouse=True)
+def no_config(tmp_path: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # type: ignore[arg-type]
+    monkeypatch.delenv("SEGUE_REDIS_URL", raising=False)
+
+
+def test_adds_an_account_to_redis(redis_url: str, monkeypatch: pytest.MonkeyPatch,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("SEGUE_REDIS_URL", redis_url)
+    monkeypatch.setattr("sys.stdin", io.StringIO("correct horse\n"))
+    assert main(["agents", "add", "ann", "--role", "admin", "--name", "Ann Lee"]) == 0
+    assert "'ann' (admin) saved" in capsys.readouterr().out
+    with redis.Redis.from_url(redis_url, decode_responses=True) as client:
+        account = AgentAccount.from_json(client.hget("segue:{agents}:accounts", "ann"))
+    assert (account.role, account.display_name) == ("admin", "Ann Lee")
+    assert account.password_hash.startswith("$argon2id$")
+
+
+def test_refuses_without_redis_and_stores_nothing(monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("pw\n"))
+    assert main(["agents", "add", "ann"]) == 2
+    err = capsys.readouterr().err
+    assert "SEGUE_REDIS_URL is not set" in err and "SEGUE_AGENTS" in err
+
+
+@pytest.mark.parametrize(("args", "stdin"), [
+    (["agents", "add", "ann"], "\n"),
+    (["agents", "add", "Not Valid"], "pw\n"),
+])
+def test_bad_input_exits_2_and_stores_nothing(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch, args: list[str], stdin: str
+) -> None:
+    monkeypatch.setenv("SEGUE_REDIS_URL", redis_url)
+    monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+    assert main(args) == 2
+    with redis.Redis.from_url(redis_url) as client:
+        assert client.dbsize() == 0
+
+
+def test_an_unknown_role_is_a_usage_error() -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["agents", "add", "ann", "--role", "root"])
+    assert exited.value.code == 2
