@@ -106,6 +106,7 @@ class AgentApi:
         r.add_get("/agent/api/me", _json_errors(self.me))
         r.add_get("/agent/api/agents", _json_errors(self.agent_list))
         r.add_get("/agent/api/queue", _json_errors(self.queue))
+        r.add_get("/agent/api/claimed", _json_errors(self.claimed))
         base = "/agent/api/conversations/{customer}"
         r.add_get(base, _json_errors(self.conversation))
         r.add_post(f"{base}/claim", _json_errors(self.claim))
@@ -175,7 +176,11 @@ class AgentApi:
             {**_agent_json(a), "online": a.username in online} for a in accounts]})
 
     async def queue(self, request: web.Request) -> web.Response:
-        return web.json_response(await self.desk.queue(await self._agent(request)))
+        await self._agent(request)
+        return web.json_response(await self.desk.queue())
+
+    async def claimed(self, request: web.Request) -> web.Response:
+        return web.json_response(await self.desk.claimed(await self._agent(request)))
 
     async def conversation(self, request: web.Request) -> web.Response:
         agent = await self._agent(request)

@@ -151,7 +151,8 @@ class HandoffDesk:
 
     # The agents' actions.
 
-    async def queue(self, agent: AgentAccount) -> dict[str, Any]:
+    async def queue(self) -> list[dict[str, Any]]:
+        """Conversations waiting for a person, oldest first."""
         waiting = []
         for entry in await self.agents.queued():
             state = ConversationState.from_json(await self.store.load_state(entry.customer))
@@ -161,10 +162,13 @@ class HandoffDesk:
             last = state.last_address.channel if state.last_address else None
             waiting.append({"customer": entry.customer, "since": entry.since,
                             "reason": state.handoff.get("reason"), "channel": last})
-        claimed = [{"customer": c, "agent": a} for c, a in sorted((await self.agents.claimed())
-                                                                  .items())
-                   if agent.role == "admin" or a == agent.username]
-        return {"queue": waiting, "claimed": claimed}
+        return waiting
+
+    async def claimed(self, agent: AgentAccount) -> list[dict[str, str]]:
+        """Conversations held by `agent` (by anyone, for an admin)."""
+        held = sorted((await self.agents.claimed()).items())
+        return [{"customer": c, "agent": a} for c, a in held
+                if agent.role == "admin" or a == agent.username]
 
     async def view(self, agent: AgentAccount, customer: str) -> dict[str, Any]:
         state = await self._existing(customer)

@@ -44,7 +44,7 @@ async def queued_customer(http: aiohttp.ClientSession, app: RunningApp) -> str:
 
 
 CALLS = [
-    ("GET", "me"), ("GET", "agents"), ("GET", "queue"), ("POST", "logout"),
+    ("GET", "me"), ("GET", "agents"), ("GET", "queue"), ("GET", "claimed"), ("POST", "logout"),
     ("GET", "conversations/c1"), ("POST", "conversations/c1/claim"),
     ("POST", "conversations/c1/messages"), ("POST", "conversations/c1/transfer"),
     ("POST", "conversations/c1/release"), ("POST", "conversations/c1/close"),
@@ -175,8 +175,9 @@ async def test_queue_view_claim_reply_release(
 
     status, queue = await ann.call("GET", "queue")
     assert status == 200
-    assert [q["customer"] for q in queue["queue"]] == [customer.customer]
-    assert queue["queue"][0]["channel"] == "web" and queue["claimed"] == []
+    assert [q["customer"] for q in queue] == [customer.customer]
+    assert queue[0]["channel"] == "web"
+    assert (await ann.call("GET", "claimed"))[1] == []
     view = await ann.conversation(customer.customer or "")
     assert view["handoff"]["status"] == "queued"
     assert [e["text"] for e in view["history"]][:1] == ["talk to a human"]
@@ -186,8 +187,9 @@ async def test_queue_view_claim_reply_release(
     assert claimed["handoff"]["agent"] == "ann"
     joined = await agent_frame(customer)
     assert joined["text"] == "ann from our team has joined the conversation."
-    assert (await ann.call("GET", "queue"))[1]["claimed"] == [
+    assert (await ann.call("GET", "claimed"))[1] == [
         {"customer": customer.customer, "agent": "ann"}]
+    assert (await ann.call("GET", "queue"))[1] == []
 
     # While a person holds it, the bot is silent and the message goes to the agent live.
     assert await customer.turn("my parcel never came", expect=0) == []
@@ -206,7 +208,8 @@ async def test_queue_view_claim_reply_release(
     assert back["sender"] == "bot" and "back with our assistant" in back["text"]
     [greeting] = await customer.turn("hello")
     assert "order" in greeting["text"]
-    assert (await ann.call("GET", "queue"))[1] == {"queue": [], "claimed": []}
+    assert (await ann.call("GET", "queue"))[1] == []
+    assert (await ann.call("GET", "claimed"))[1] == []
     await customer.close()
     await ann.close()
 

@@ -130,15 +130,16 @@
   // The lists.
 
   function loadQueue() {
-    return api("GET", "queue").then(function (data) {
-      $("queue-count").textContent = data.queue.length;
-      fillList($("queue"), data.queue.map(function (q) {
+    return Promise.all([api("GET", "queue"), api("GET", "claimed")]).then(function (lists) {
+      var queue = lists[0], claimed = lists[1];
+      $("queue-count").textContent = queue.length;
+      fillList($("queue"), queue.map(function (q) {
         var meta = "waiting since " + when(q.since);
         if (q.channel) meta += " · " + (CHANNELS[q.channel] || q.channel);
         if (q.reason) meta += " · " + q.reason;
         return { customer: q.customer, meta: meta };
       }));
-      fillList($("mine"), data.claimed.map(function (c) {
+      fillList($("mine"), claimed.map(function (c) {
         return { customer: c.customer, meta: c.agent === me.username ? "yours" : "held by " + c.agent };
       }));
     }).catch(function () {});
