@@ -206,9 +206,10 @@ class LinkService:
         try:
             data = self._resume.verify(
                 token, max_age_seconds=self.options.code_ttl_seconds)
-        except BadInput:
-            return [Outbound(text="That link has expired. Send “link” on the other channel to "
-                                  "get a new one.")]
+        except BadInput as exc:
+            problem = "has expired" if exc.code == "resume_expired" else "is not a valid link"
+            return [Outbound(text=f"That link {problem}. Send “link” on the channel you came "
+                                  "from to get a new one, or just tell me what you need.")]
         nonce = data.get("n") if isinstance(data, dict) else None
         raw = await self.store.take_token(f"resume:{nonce}")
         if raw is None:

@@ -169,7 +169,7 @@ async def test_a_telegram_deep_link_joins_once() -> None:
 async def test_a_forged_deep_link_is_refused() -> None:
     engine, _ = make()
     telegram = Person(engine, "telegram", "42")
-    assert "expired" in (await telegram.say("/start forged.token.value"))[0].text
+    assert "not a valid link" in (await telegram.say("/start forged.token.value"))[0].text
 
 
 async def test_channels_lists_and_unlink_detaches() -> None:
