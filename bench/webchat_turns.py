@@ -124,7 +124,7 @@ def main() -> None:
         base_cmd = [sys.executable, str(ROOT / "bench" / "baseline_server.py"),
                     str(base_port), redis_url]
         with server(segue_cmd, segue_env, seg_port), server(base_cmd, {}, base_port):
-            for name, port in (("baseline", base_port), ("segue", seg_port)):
+            for port in (base_port, seg_port):
                 asyncio.run(drive(f"http://127.0.0.1:{port}/webchat/ws", 10, 20))  # warm-up
             for _ in range(args.rounds):
                 for name, port in (("baseline", base_port), ("segue", seg_port)):

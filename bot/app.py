@@ -24,8 +24,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SEGUE_KEY = web.AppKey("segue", "Segue")
-
 
 @dataclass(slots=True)
 class Segue:
@@ -36,6 +34,9 @@ class Segue:
     engine: Engine
     connectors: dict[str, Connector] = field(default_factory=dict)
     handoff: Handoff | None = None
+
+
+SEGUE_KEY: web.AppKey[Segue] = web.AppKey("segue")
 
 
 def store_limits(settings: Settings) -> StoreLimits:

@@ -116,14 +116,16 @@ class SlackConnector:
         bolt_response = await self.bolt.async_dispatch(await to_bolt_request(request))
         return await to_aiohttp_response(bolt_response)
 
-    async def _on_event(self, body: dict[str, Any], context: AsyncBoltContext, ack: AsyncAck) -> None:
-        inbound = parse_event(body, bot_user_id=context.bot_user_id, max_text=self.max_text_length)
+    async def _on_event(
+        self, body: dict[str, Any], context: AsyncBoltContext, ack: AsyncAck
+    ) -> None:
+        inbound = parse_event(body, bot_user_id=context.bot_user_id)
         if inbound is not None:
             await self._queue(inbound)
         await ack()
 
     async def _on_action(self, body: dict[str, Any], ack: AsyncAck) -> None:
-        inbound = parse_action(body, max_text=self.max_text_length)
+        inbound = parse_action(body)
         if inbound is not None:
             await self._queue(inbound)
         await ack()
@@ -141,7 +143,18 @@ class SlackConnector:
 
     async def handle_item(self, data: dict[str, Any]) -> None:
         """Run the turn of one queued message, then deliver its replies."""
-        turn = await self.engine.process(inbound_from_json(data))
+        inbound = inbound_from_json(data)
+        if len(inbound.text) > self.max_text_length:
+            # Refused with a word to the customer; nothing of it is stored.
+            await self.send(
+                inbound.address,
+                Outbound(
+                    text=f"Sorry, that message is too long for me ({len(inbound.text)} characters; "
+                    f"the limit is {self.max_text_length}). Please send a shorter one."
+                ),
+            )
+            return
+        turn = await self.engine.process(inbound)
         await self.engine.deliver(turn)
 
     # Outbound half.

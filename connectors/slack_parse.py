@@ -22,7 +22,7 @@ def identity(team_id: str, user_id: str) -> ChannelIdentity:
     return ChannelIdentity(CHANNEL, f"{team_id}:{user_id}")
 
 
-def parse_event(body: dict[str, Any], *, bot_user_id: str | None, max_text: int) -> Inbound | None:
+def parse_event(body: dict[str, Any], *, bot_user_id: str | None) -> Inbound | None:
     """The customer message in an `event_callback`, if it is one.
 
     Direct messages are answered in the DM; a mention in a channel is
@@ -35,11 +35,12 @@ def parse_event(body: dict[str, Any], *, bot_user_id: str | None, max_text: int)
         return None
     if not _from_a_person(event, bot_user_id):
         return None
-    team_id = body.get("team_id") or event.get("team")
-    user, channel, ts = event.get("user"), event.get("channel"), event.get("ts")
-    text, event_id = event.get("text") or "", body.get("event_id")
-    if not all(isinstance(v, str) and v for v in (team_id, user, channel, ts, event_id)):
+    fields = _strings(body.get("team_id") or event.get("team"), event.get("user"),
+                      event.get("channel"), event.get("ts"), body.get("event_id"))
+    if fields is None:
         return None
+    team_id, user, channel, ts, event_id = fields
+    text = str(event.get("text") or "")
     kind = event.get("type")
     if kind == "message" and event.get("channel_type") == "im":
         address = Address(CHANNEL, channel)
@@ -54,12 +55,12 @@ def parse_event(body: dict[str, Any], *, bot_user_id: str | None, max_text: int)
         identity=identity(team_id, user),
         address=address,
         message_id=event_id,
-        text=text[:max_text],
+        text=text,
         ts=float(ts),
     )
 
 
-def parse_action(body: dict[str, Any], *, max_text: int) -> Inbound | None:
+def parse_action(body: dict[str, Any]) -> Inbound | None:
     """A button press in a `block_actions` payload: its title is the text,
     its value the payload, like a quick reply on the other channels."""
     if body.get("type") != "block_actions":
@@ -71,13 +72,15 @@ def parse_action(body: dict[str, Any], *, max_text: int) -> Inbound | None:
     if not actions or not isinstance(actions[0], dict) or actions[0].get("type") != "button":
         return None
     action = actions[0]
-    team_id = user.get("team_id") or (body.get("team") or {}).get("id")
-    user_id = user.get("id")
-    channel = container.get("channel_id") or (body.get("channel") or {}).get("id")
-    message_ts = container.get("message_ts") or message.get("ts")
-    fields = (team_id, user_id, channel, message_ts, action.get("action_id"), action.get("action_ts"))
-    if not all(isinstance(v, str) and v for v in fields):
+    fields = _strings(
+        user.get("team_id") or (body.get("team") or {}).get("id"), user.get("id"),
+        container.get("channel_id") or (body.get("channel") or {}).get("id"),
+        container.get("message_ts") or message.get("ts"),
+        action.get("action_id"), action.get("action_ts"),
+    )
+    if fields is None:
         return None
+    team_id, user_id, channel, message_ts, _, _ = fields
     title = (action.get("text") or {}).get("text") or ""
     # The press answers in the thread the buttons were posted in, if any.
     thread = container.get("thread_ts") or message.get("thread_ts")
@@ -86,7 +89,7 @@ def parse_action(body: dict[str, Any], *, max_text: int) -> Inbound | None:
         address=Address(CHANNEL, channel, thread),
         # Stable across redeliveries of this press, distinct for another press.
         message_id=f"action:{message_ts}:{action['action_id']}:{action['action_ts']}",
-        text=title[:max_text],
+        text=title,
         payload=str(action.get("value") or ""),
         display_name=user.get("name") or user.get("username"),
         ts=float(action["action_ts"]),
@@ -132,3 +135,10 @@ def inbound_from_json(data: dict[str, Any]) -> Inbound:
         display_name=data.get("display_name"),
         ts=float(data["ts"]),
     )
+
+
+def _strings(*values: Any) -> list[str] | None:
+    """The values if every one is a non-empty string, else None."""
+    if all(isinstance(v, str) and v for v in values):
+        return list(values)
+    return None

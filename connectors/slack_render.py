@@ -74,7 +74,11 @@ def _actions(buttons: tuple[Button, ...], offset: int) -> dict[str, Any]:
             {
                 "type": "button",
                 "action_id": f"{ACTION_PREFIX}{offset + i}",
-                "text": {"type": "plain_text", "text": _cut(b.title, BUTTON_TEXT_MAX), "emoji": True},
+                "text": {
+                    "type": "plain_text",
+                    "text": _cut(b.title, BUTTON_TEXT_MAX),
+                    "emoji": True,
+                },
                 "value": b.payload[:BUTTON_VALUE_MAX],
             }
             for i, b in enumerate(buttons)

@@ -274,11 +274,11 @@ class WebChatConnector:
         if not isinstance(token, str):
             raise BadInput("bad_frame", "'session' must be a string")
         data = self._signer.verify(token, max_age_seconds=self.options.session_max_age_seconds)
-        session = data.get("s") if isinstance(data, dict) else None
-        if not isinstance(session, str):
+        signed = data.get("s") if isinstance(data, dict) else None
+        if not isinstance(signed, str):
             raise BadInput("session_invalid", "the session token is not valid")
-        user = data.get("u", session)
-        return session, user if isinstance(user, str) else session
+        signed_user = data.get("u")
+        return signed, signed_user if isinstance(signed_user, str) else signed
 
     async def _on_message(self, client: _Client, frame: dict[str, Any]) -> None:
         if client.session is None:

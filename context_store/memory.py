@@ -123,7 +123,7 @@ class MemoryContextStore:
 
     async def identities(self, customer_id: str) -> list[ChannelIdentity]:
         customer = self._customers.get(customer_id)
-        return sorted(customer.identities) if customer else []  # type: ignore[type-var]
+        return sorted(customer.identities) if customer else []
 
     async def erase(self, customer_id: str) -> None:
         customer = self._customers.pop(customer_id, None)
@@ -245,7 +245,7 @@ class MemoryContextStore:
     def _reclaim(self, count: int) -> list[InboxItem]:
         now = time.monotonic()
         stale = now - self.inbox_stale_ms / 1000
-        items = []
+        items: list[InboxItem] = []
         for item_id, (taken_at, attempts) in list(self._inbox_taken.items()):
             if taken_at <= stale and len(items) < count:
                 self._inbox_taken[item_id] = (now, attempts + 1)

@@ -204,7 +204,7 @@ class RedisContextStore:
     async def identities(self, customer_id: str) -> list[ChannelIdentity]:
         key = self.keys.customer(customer_id, "identities")
         members = await self._run(self.client.smembers(key))
-        return sorted(parse_identity_member(m) for m in members)  # type: ignore[type-var]
+        return sorted(parse_identity_member(m) for m in members)
 
     async def erase(self, customer_id: str) -> None:
         for identity in await self.identities(customer_id):
@@ -276,7 +276,7 @@ class RedisContextStore:
                 pipe.sadd(members, *(identity_member(i) for i in moved_identities))
             for channel, address in source_addresses.items():
                 if channel not in target_addresses:
-                    pipe.hset(addresses, channel, orjson.dumps(address.to_json()))
+                    pipe.hset(addresses, channel, orjson.dumps(address.to_json()).decode())
             if self.limits.retention_seconds:
                 pipe.expire(history, self.limits.retention_seconds)
                 pipe.expire(members, self.limits.retention_seconds)
@@ -424,8 +424,10 @@ def connect(url: str) -> aioredis.Redis:
     # timeout when Redis is down, not after redis-py's default backoff.
     retry = Retry(NoBackoff(), 1)
     if not url.startswith("redis+sentinel://"):
-        return aioredis.from_url(url, decode_responses=True, retry=retry,
-                                 socket_connect_timeout=2)
+        client: aioredis.Redis = aioredis.from_url(  # type: ignore[no-untyped-call]
+            url, decode_responses=True, retry=retry, socket_connect_timeout=2
+        )
+        return client
     from redis.asyncio.sentinel import Sentinel
 
     rest = url.removeprefix("redis+sentinel://")
@@ -439,5 +441,8 @@ def connect(url: str) -> aioredis.Redis:
     for hostport in hosts_part.split(","):
         host, _, port = hostport.partition(":")
         hosts.append((host, int(port or 26379)))
-    sentinel = Sentinel(hosts, password=password, decode_responses=True, retry=retry)
-    return sentinel.master_for(service, db=int(db or 0), password=password)
+    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        hosts, password=password, decode_responses=True, retry=retry
+    )
+    master: aioredis.Redis = sentinel.master_for(service, db=int(db or 0), password=password)
+    return master

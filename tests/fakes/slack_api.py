@@ -102,12 +102,16 @@ class FakeSlackApi:
     def rate_limit(self, method: str, *, times: int = 1, retry_after: int = 1) -> None:
         """Answer the next `times` calls of `method` with 429 and Retry-After."""
         self._refusals.setdefault(method, []).append(
-            _Refusal(times, 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(retry_after)})
+            _Refusal(
+                times, 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(retry_after)}
+            )
         )
 
     def refuse(self, method: str, error: str, *, times: int = 1) -> None:
         """Answer the next `times` calls of `method` with `{"ok": false}`."""
-        self._refusals.setdefault(method, []).append(_Refusal(times, 200, {"ok": False, "error": error}))
+        self._refusals.setdefault(method, []).append(
+            _Refusal(times, 200, {"ok": False, "error": error})
+        )
 
     # Reading what happened.
 
@@ -161,11 +165,20 @@ class FakeSlackApi:
                 refusals.pop(0)
             return refusal.status, refusal.body, refusal.headers
         if method == "auth.test":
-            return 200, {
-                "ok": True, "url": "https://example.slack.com/", "team": "Example",
-                "user": "segue", "team_id": TEAM_ID, "user_id": BOT_USER_ID, "bot_id": BOT_ID,
-                "is_enterprise_install": False,
-            }, {}
+            return (
+                200,
+                {
+                    "ok": True,
+                    "url": "https://example.slack.com/",
+                    "team": "Example",
+                    "user": "segue",
+                    "team_id": TEAM_ID,
+                    "user_id": BOT_USER_ID,
+                    "bot_id": BOT_ID,
+                    "is_enterprise_install": False,
+                },
+                {},
+            )
         if method == "chat.postMessage":
             return self._post_message(args)
         if method == "apps.connections.open":
@@ -179,8 +192,13 @@ class FakeSlackApi:
         if not args.get("text") and not args.get("blocks"):
             return 200, {"ok": False, "error": "no_text"}, {}
         ts = f"{int(time.time())}.{next(self._ts):06d}"
-        message = {"type": "message", "text": args.get("text", ""), "user": BOT_USER_ID,
-                   "bot_id": BOT_ID, "ts": ts}
+        message = {
+            "type": "message",
+            "text": args.get("text", ""),
+            "user": BOT_USER_ID,
+            "bot_id": BOT_ID,
+            "ts": ts,
+        }
         if args.get("thread_ts"):
             message["thread_ts"] = args["thread_ts"]
         return 200, {"ok": True, "channel": channel, "ts": ts, "message": message}, {}
@@ -191,8 +209,14 @@ class FakeSlackApi:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         self._sockets.append(ws)
-        await ws.send_json({"type": "hello", "num_connections": 1,
-                            "debug_info": {"host": "fake"}, "connection_info": {"app_id": "A0"}})
+        await ws.send_json(
+            {
+                "type": "hello",
+                "num_connections": 1,
+                "debug_info": {"host": "fake"},
+                "connection_info": {"app_id": "A0"},
+            }
+        )
         async with self._changed:
             self._changed.notify_all()
         try:

@@ -18,9 +18,7 @@ from bot.model import Address, Button, Outbound
 from bot.policy import TurnContext
 from context_store import RedisContextStore
 from tests.fakes.slack_api import BOT_USER_ID, FakeSlackApi
-from tests.redis_server import free_port, redis_server
 from tests.integration.test_slack_rig import (
-    SECRET,
     TOKEN,
     bot_message,
     buttons_of,
@@ -29,6 +27,8 @@ from tests.integration.test_slack_rig import (
     press,
     running_segue,
 )
+from tests.redis_server import free_port, redis_server
+
 
 class EchoPolicy:
     """Echoes the text (or the pressed button's payload) and offers two
@@ -90,7 +90,9 @@ async def test_mention_in_a_channel_is_answered_in_its_thread(
     api: FakeSlackApi, store: RedisContextStore
 ) -> None:
     async with running_segue(api, store, policy=EchoPolicy()) as rig:
-        body = mention(f"<@{BOT_USER_ID}> where is my order?", event_id="Ev10", ts="1763900100.000300")
+        body = mention(
+            f"<@{BOT_USER_ID}> where is my order?", event_id="Ev10", ts="1763900100.000300"
+        )
         assert (await rig.post_event(body)).status == 200
         (reply,) = await rig.replies(1)
         assert reply["channel"] == "C0LAN2Q65"
@@ -134,8 +136,11 @@ async def test_url_verification_answers_the_challenge(
     api: FakeSlackApi, store: RedisContextStore, redis_client: aioredis.Redis
 ) -> None:
     async with running_segue(api, store) as rig:
-        body = {"token": "Jhj5dZrVaK7ZwHHjRyZWjbDl", "type": "url_verification",
-                "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"}
+        body = {
+            "token": "Jhj5dZrVaK7ZwHHjRyZWjbDl",
+            "type": "url_verification",
+            "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P",
+        }
         response = await rig.post_event(body)
         assert response.status == 200
         assert (await response.json())["challenge"] == body["challenge"]
@@ -226,11 +231,31 @@ async def test_customer_text_is_escaped_in_mrkdwn(
     api: FakeSlackApi, store: RedisContextStore
 ) -> None:
     async with running_segue(api, store, policy=EchoPolicy()) as rig:
-        await rig.post_event(dm("<!channel> & <https://evil.example|click> <b>x</b>", event_id="Ev70"))
+        await rig.post_event(
+            dm("<!channel> & <https://evil.example|click> <b>x</b>", event_id="Ev70")
+        )
         (reply,) = await rig.replies(1)
-        expected = "echo: &lt;!channel&gt; &amp; &lt;https://evil.example|click&gt; &lt;b&gt;x&lt;/b&gt;"
+        expected = (
+            "echo: &lt;!channel&gt; &amp; &lt;https://evil.example|click&gt; &lt;b&gt;x&lt;/b&gt;"
+        )
         assert reply["text"] == expected
-        assert reply["blocks"][0] == {"type": "section", "text": {"type": "mrkdwn", "text": expected}}
+        assert reply["blocks"][0] == {
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": expected},
+        }
+
+
+async def test_a_message_over_the_text_limit_is_refused_and_nothing_stored(
+    api: FakeSlackApi, store: RedisContextStore
+) -> None:
+    async with running_segue(api, store, policy=EchoPolicy(), max_text_length=50) as rig:
+        assert (await rig.post_event(dm("x" * 51, event_id="Ev80"))).status == 200
+        (reply,) = await rig.replies(1)
+        assert "too long" in reply["text"] and "51 characters" in reply["text"]
+        assert await rig.history("U2147483697") == []
+        await rig.post_event(dm("x" * 50, event_id="Ev81"))
+        replies = await rig.replies(2)
+        assert replies[1]["text"] == "echo: " + "x" * 50
 
 
 async def test_rate_limited_post_message_waits_for_retry_after(
@@ -275,7 +300,9 @@ async def test_worker_dying_after_the_ack_is_replaced_and_the_message_processed_
         assert len(api.posted()) == 3
         history = await rig.history("U2147483697")
         assert sorted(e.text for e in history if e.sender == "customer") == [
-            "last", "later", "survive"
+            "last",
+            "later",
+            "survive",
         ]
 
 

@@ -29,7 +29,7 @@ def im(**extra: Any) -> dict[str, Any]:
 
 
 def test_a_direct_message_is_answered_in_the_dm() -> None:
-    inbound = parse_event(callback(im()), bot_user_id=BOT, max_text=100)
+    inbound = parse_event(callback(im()), bot_user_id=BOT)
     assert inbound is not None
     assert inbound.identity == ChannelIdentity("slack", "T1:U1")
     assert inbound.address == Address("slack", "D1", None)
@@ -40,12 +40,12 @@ def test_a_direct_message_is_answered_in_the_dm() -> None:
 def test_a_mention_is_answered_in_its_thread_without_the_mention() -> None:
     event = {"type": "app_mention", "channel": "C1", "user": "U2", "ts": "5.0",
              "text": f"<@{BOT}> where is my order?"}
-    inbound = parse_event(callback(event), bot_user_id=BOT, max_text=100)
+    inbound = parse_event(callback(event), bot_user_id=BOT)
     assert inbound is not None
     assert inbound.address == Address("slack", "C1", "5.0")
     assert inbound.text == "where is my order?"
     event["thread_ts"] = "4.0"
-    inbound = parse_event(callback(event), bot_user_id=BOT, max_text=100)
+    inbound = parse_event(callback(event), bot_user_id=BOT)
     assert inbound is not None and inbound.address.thread == "4.0"
 
 
@@ -67,14 +67,13 @@ def test_what_is_not_a_customer_message_is_ignored() -> None:
         {"type": "reaction_added", "user": "U1"},
     ]
     for event in ignored:
-        assert parse_event(callback(event), bot_user_id=BOT, max_text=100) is None, event
-    assert parse_event({"type": "url_verification"}, bot_user_id=BOT, max_text=100) is None
+        assert parse_event(callback(event), bot_user_id=BOT) is None, event
+    assert parse_event({"type": "url_verification"}, bot_user_id=BOT) is None
 
 
-def test_file_shares_still_carry_text_and_long_text_is_capped() -> None:
-    inbound = parse_event(callback(im(subtype="file_share", text="x" * 50)), bot_user_id=BOT,
-                          max_text=10)
-    assert inbound is not None and inbound.text == "x" * 10
+def test_file_shares_still_carry_text() -> None:
+    inbound = parse_event(callback(im(subtype="file_share", text="x" * 50)), bot_user_id=BOT)
+    assert inbound is not None and inbound.text == "x" * 50
 
 
 def press(**action: Any) -> dict[str, Any]:
@@ -88,29 +87,29 @@ def press(**action: Any) -> dict[str, Any]:
 
 
 def test_a_button_press_is_its_title_and_payload_with_a_stable_id() -> None:
-    inbound = parse_action(press(), max_text=100)
+    inbound = parse_action(press())
     assert inbound is not None
     assert (inbound.text, inbound.payload, inbound.display_name) == ("One", "p1", "dana")
     assert inbound.identity == ChannelIdentity("slack", "T1:U1")
     assert inbound.address == Address("slack", "D1", None)
-    assert inbound.message_id == parse_action(press(), max_text=100).message_id  # type: ignore[union-attr]
-    again = parse_action(press(action_ts="9.9"), max_text=100)
+    assert inbound.message_id == parse_action(press()).message_id  # type: ignore[union-attr]
+    again = parse_action(press(action_ts="9.9"))
     assert again is not None and again.message_id != inbound.message_id
 
 
 def test_a_press_in_a_thread_answers_in_the_thread() -> None:
     body = press()
     body["message"]["thread_ts"] = "8.0"
-    inbound = parse_action(body, max_text=100)
+    inbound = parse_action(body)
     assert inbound is not None and inbound.address.thread == "8.0"
 
 
 def test_non_button_actions_are_ignored() -> None:
-    assert parse_action(press(type="static_select"), max_text=100) is None
-    assert parse_action({"type": "view_submission"}, max_text=100) is None
+    assert parse_action(press(type="static_select")) is None
+    assert parse_action({"type": "view_submission"}) is None
 
 
 def test_inbound_survives_the_inbox() -> None:
-    inbound = parse_action(press(), max_text=100)
+    inbound = parse_action(press())
     assert inbound is not None
     assert inbound_from_json(inbound_to_json(inbound)) == inbound

@@ -19,8 +19,12 @@ def test_plain_text_is_one_mrkdwn_section_with_the_same_fallback() -> None:
 
 
 def test_buttons_become_an_actions_block_whose_values_are_the_payloads() -> None:
-    message = render(Outbound(text="Pick", buttons=(Button("Order <status>", "order_status"),
-                                                     Button("Person", "human"))))
+    message = render(
+        Outbound(
+            text="Pick",
+            buttons=(Button("Order <status>", "order_status"), Button("Person", "human")),
+        )
+    )
     actions = message.blocks[-1]
     assert actions["type"] == "actions"
     assert [e["value"] for e in actions["elements"]] == ["order_status", "human"]
@@ -35,26 +39,35 @@ def test_buttons_become_an_actions_block_whose_values_are_the_payloads() -> None
 
 def test_many_buttons_are_split_into_blocks_slack_accepts() -> None:
     buttons = tuple(Button(f"b{i}", f"p{i}") for i in range(ACTIONS_MAX + 3))
-    blocks = [b for b in render(Outbound(text="x", buttons=buttons)).blocks if b["type"] == "actions"]
+    blocks = [
+        b for b in render(Outbound(text="x", buttons=buttons)).blocks if b["type"] == "actions"
+    ]
     assert [len(b["elements"]) for b in blocks] == [ACTIONS_MAX, 3]
     assert len({e["action_id"] for b in blocks for e in b["elements"]}) == ACTIONS_MAX + 3
 
 
 def test_images_and_links() -> None:
-    message = render(Outbound(
-        text="See",
-        images=(Image("https://example.com/a.png", "a parcel"),),
-        links=(Link("https://example.com/track?id=1&x=2", "Track <it>"),),
-    ))
+    message = render(
+        Outbound(
+            text="See",
+            images=(Image("https://example.com/a.png", "a parcel"),),
+            links=(Link("https://example.com/track?id=1&x=2", "Track <it>"),),
+        )
+    )
     link = "<https://example.com/track?id=1&amp;x=2|Track &lt;it&gt;>"
     assert {"type": "section", "text": {"type": "mrkdwn", "text": link}} in message.blocks
-    assert {"type": "image", "image_url": "https://example.com/a.png",
-            "alt_text": "a parcel"} in message.blocks
+    assert {
+        "type": "image",
+        "image_url": "https://example.com/a.png",
+        "alt_text": "a parcel",
+    } in message.blocks
     assert message.text == f"See\n{link}"
 
 
 def test_a_link_cannot_be_broken_out_of() -> None:
-    assert link_mrkdwn(Link("https://e.com/a|b>c", "t|x")) == "<https://e.com/a%7Cb%3Ec|t\N{DIVIDES}x>"
+    assert (
+        link_mrkdwn(Link("https://e.com/a|b>c", "t|x")) == "<https://e.com/a%7Cb%3Ec|t\N{DIVIDES}x>"
+    )
 
 
 def test_long_text_is_split_into_sections_without_cutting_an_entity() -> None:
