@@ -18,15 +18,11 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from bot.errors import StoreError, StoreUnavailable
 from context_store.agents import AgentAccount, AgentSession, QueueEntry
+from context_store.redis import run_redis
 
 # KEYS: counter. ARGV: window seconds. INCR and set the TTL only when new.
 _ADD_FAILURE = """
@@ -67,66 +63,66 @@ class RedisAgentStore:
         return self._key(f"{{w:{session}}}", "sockets")
 
     async def put_agent(self, account: AgentAccount) -> None:
-        await _run(self.client.hset(self._accounts, account.username, account.to_json()))
+        await run_redis(self.client.hset(self._accounts, account.username, account.to_json()))
 
     async def get_agent(self, username: str) -> AgentAccount | None:
-        raw = await _run(self.client.hget(self._accounts, username))
+        raw = await run_redis(self.client.hget(self._accounts, username))
         return None if raw is None else AgentAccount.from_json(raw)
 
     async def agents(self) -> list[AgentAccount]:
-        raw = await _run(self.client.hgetall(self._accounts))
+        raw = await run_redis(self.client.hgetall(self._accounts))
         return [AgentAccount.from_json(raw[name]) for name in sorted(raw)]
 
     async def put_session(self, session_id: str, session: AgentSession) -> None:
         ttl = max(1, math.ceil(session.expires_at - time.time()))
         key = self._key("agent-session", session_id)
-        await _run(self.client.set(key, session.to_json(), ex=ttl))
+        await run_redis(self.client.set(key, session.to_json(), ex=ttl))
 
     async def get_session(self, session_id: str) -> AgentSession | None:
-        raw = await _run(self.client.get(self._key("agent-session", session_id)))
+        raw = await run_redis(self.client.get(self._key("agent-session", session_id)))
         return None if raw is None else AgentSession.from_json(raw)
 
     async def drop_session(self, session_id: str) -> None:
-        await _run(self.client.delete(self._key("agent-session", session_id)))
+        await run_redis(self.client.delete(self._key("agent-session", session_id)))
 
     async def failures(self, key: str) -> int:
-        raw = await _run(self.client.get(self._key("agent-login", key)))
+        raw = await run_redis(self.client.get(self._key("agent-login", key)))
         return int(raw or 0)
 
     async def add_failure(self, key: str, window_seconds: int) -> int:
         name = self._key("agent-login", key)
-        return int(await _run(self._add_failure(keys=[name], args=[window_seconds])))
+        return int(await run_redis(self._add_failure(keys=[name], args=[window_seconds])))
 
     async def clear_failures(self, key: str) -> None:
-        await _run(self.client.delete(self._key("agent-login", key)))
+        await run_redis(self.client.delete(self._key("agent-login", key)))
 
     async def index_queued(self, customer: str, since: float) -> None:
         async with self.client.pipeline(transaction=True) as pipe:
             pipe.hdel(self._claims, customer)
             pipe.zadd(self._queue, {customer: since})
-            await _run(pipe.execute())
+            await run_redis(pipe.execute())
 
     async def index_claimed(self, customer: str, agent: str) -> None:
         async with self.client.pipeline(transaction=True) as pipe:
             pipe.zrem(self._queue, customer)
             pipe.hset(self._claims, customer, agent)
-            await _run(pipe.execute())
+            await run_redis(pipe.execute())
 
     async def index_closed(self, customer: str) -> None:
         async with self.client.pipeline(transaction=True) as pipe:
             pipe.zrem(self._queue, customer)
             pipe.hdel(self._claims, customer)
-            await _run(pipe.execute())
+            await run_redis(pipe.execute())
 
     async def queued(self) -> list[QueueEntry]:
-        entries = await _run(self.client.zrange(self._queue, 0, -1, withscores=True))
+        entries = await run_redis(self.client.zrange(self._queue, 0, -1, withscores=True))
         return [QueueEntry(customer, float(since)) for customer, since in entries]
 
     async def queue_length(self) -> int:
-        return int(await _run(self.client.zcard(self._queue)))
+        return int(await run_redis(self.client.zcard(self._queue)))
 
     async def claimed(self) -> dict[str, str]:
-        return dict(await _run(self.client.hgetall(self._claims)))
+        return dict(await run_redis(self.client.hgetall(self._claims)))
 
     async def touch_agent(self, username: str, worker: str, ttl_seconds: float) -> None:
         now = time.time()
@@ -134,13 +130,13 @@ class RedisAgentStore:
             pipe.zadd(self._online, {f"{username} {worker}": now + ttl_seconds})
             # Consoles of crashed workers: their entries simply run out.
             pipe.zremrangebyscore(self._online, "-inf", now)
-            await _run(pipe.execute())
+            await run_redis(pipe.execute())
 
     async def drop_agent(self, username: str, worker: str) -> None:
-        await _run(self.client.zrem(self._online, f"{username} {worker}"))
+        await run_redis(self.client.zrem(self._online, f"{username} {worker}"))
 
     async def agents_online(self) -> set[str]:
-        members = await _run(self.client.zrangebyscore(self._online, time.time(), "+inf"))
+        members = await run_redis(self.client.zrangebyscore(self._online, time.time(), "+inf"))
         return {member.rpartition(" ")[0] for member in members}
 
     async def touch_web(self, sessions: Sequence[str], worker: str, ttl_seconds: float) -> None:
@@ -151,20 +147,12 @@ class RedisAgentStore:
             for session in sessions:
                 pipe.zadd(self._web(session), {worker: expires})
                 pipe.expire(self._web(session), math.ceil(ttl_seconds))
-            await _run(pipe.execute())
+            await run_redis(pipe.execute())
 
     async def drop_web(self, session: str, worker: str) -> None:
-        await _run(self.client.zrem(self._web(session), worker))
+        await run_redis(self.client.zrem(self._web(session), worker))
 
     async def web_workers(self, session: str) -> set[str]:
-        workers = await _run(self.client.zrangebyscore(self._web(session), time.time(), "+inf"))
+        key = self._web(session)
+        workers = await run_redis(self.client.zrangebyscore(key, time.time(), "+inf"))
         return set(workers)
-
-
-async def _run(awaitable: Any) -> Any:
-    try:
-        return await awaitable
-    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-        raise StoreUnavailable(f"Redis is unreachable: {exc}") from exc
-    except RedisError as exc:
-        raise StoreError(f"Redis error: {exc}") from exc

@@ -407,12 +407,17 @@ class RedisContextStore:
 
     @staticmethod
     async def _run(awaitable: Any) -> Any:
-        try:
-            return await awaitable
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-            raise StoreUnavailable(f"Redis is unreachable: {exc}") from exc
-        except RedisError as exc:
-            raise StoreError(f"Redis error: {exc}") from exc
+        return await run_redis(awaitable)
+
+
+async def run_redis(awaitable: Any) -> Any:
+    """Await a redis-py call, turning its errors into Segue's store errors."""
+    try:
+        return await awaitable
+    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        raise StoreUnavailable(f"Redis is unreachable: {exc}") from exc
+    except RedisError as exc:
+        raise StoreError(f"Redis error: {exc}") from exc
 
 
 def connect(url: str) -> aioredis.Redis:

@@ -8,9 +8,8 @@ import re
 from collections.abc import AsyncIterator
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
-from tests.browser import CHROMIUM_ARGS, chromium_path
 from tests.integration.test_handoff_channels import Rig, rig
 
 ATTACK = '<img src=x onerror="alert(1)"><b>bold</b>'
@@ -20,15 +19,6 @@ ATTACK = '<img src=x onerror="alert(1)"><b>bold</b>'
 async def channels(redis_url: str) -> AsyncIterator[Rig]:
     async with rig(redis_url) as running:
         yield running
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=chromium_path(),
-                                                    args=CHROMIUM_ARGS)
-        yield chromium
-        await chromium.close()
 
 
 async def customer_says(page: Page, text: str) -> None:

@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from bot.policy import EchoMenuPolicy
 from bot.settings import Settings
 from context_store import RedisContextStore
 from tests.app_server import RunningApp, serve_segue
-from tests.browser import CHROMIUM_ARGS, chromium_path
 
 
 @pytest.fixture
@@ -20,15 +19,6 @@ async def app(redis_url: str) -> AsyncIterator[RunningApp]:
     async with serve_segue(settings, store=RedisContextStore.from_url(redis_url),
                            policy=EchoMenuPolicy()) as running:
         yield running
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=chromium_path(),
-                                                    args=CHROMIUM_ARGS)
-        yield chromium
-        await chromium.close()
 
 
 async def send(page: Page, text: str) -> None:
