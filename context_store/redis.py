@@ -282,7 +282,8 @@ class RedisContextStore:
                 pipe.expire(members, self.limits.retention_seconds)
             await self._run(pipe.execute())
         for identity in moved_identities:
-            await self._run(self.client.set(k.identity(identity), target))
+            keep = self.limits.retention_seconds or None
+            await self._run(self.client.set(k.identity(identity), target, ex=keep))
         async with self.client.pipeline(transaction=True) as pipe:
             pipe.set(k.customer(source, "moved"), target, ex=self.limits.moved_marker_seconds)
             for part in ("state", "history", "identities", "addresses"):

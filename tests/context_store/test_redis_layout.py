@@ -64,3 +64,22 @@ async def test_the_inbox_survives_a_redis_that_lost_its_data(
     await store.inbox_add("after")
     assert [i.payload for i in await store.inbox_take("w", count=5, block_ms=10)] == ["after"]
     await store.close()
+
+
+async def test_keys_left_after_a_merge_all_expire(
+    redis_url: str, redis_client: aioredis.Redis
+) -> None:
+    store = RedisContextStore.from_url(redis_url, limits=StoreLimits(retention_seconds=3600))
+    telegram = ChannelIdentity("telegram", "42")
+    web_customer = await store.resolve_customer(WEB, "c-web")
+    tg_customer = await store.resolve_customer(telegram, "c-tg")
+    for customer, identity in ((web_customer, WEB), (tg_customer, telegram)):
+        await store.lock_and_load(customer, token="t", ttl_seconds=30, message_key="m")
+        await store.save_and_unlock(
+            customer, token="t", state="{}", message_key="m", identity=identity,
+            entries=[HistoryEntry("customer", identity.channel, "hi", 1.0)],
+        )
+    await store.merge(tg_customer, web_customer, lock_ttl_seconds=5)
+    async for key in redis_client.scan_iter(match="segue:*"):
+        assert await redis_client.ttl(key) > 0, key
+    await store.close()
