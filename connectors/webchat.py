@@ -243,7 +243,7 @@ class WebChatConnector:
                 raise BadInput("bad_frame", f"'{name}' must be a string")
         if identity_token is not None:
             verified = "u:" + verify_host_identity(identity_token, self.options.secret)
-            if user != verified and frame.get("session") is not None and self.links is not None:
+            if user == session and frame.get("session") is not None and self.links is not None:
                 # The same person, now signed in on the host site: their anonymous
                 # conversation joins the one of their account.
                 anonymous = await self.engine.customer_of(ChannelIdentity(CHANNEL, user))
@@ -251,7 +251,14 @@ class WebChatConnector:
                 if anonymous != account:
                     await self.links.merge_into(
                         anonymous, account, ChannelIdentity(CHANNEL, verified), None)
+            elif user not in (session, verified):
+                # Another signed-in user on this browser: a session of their own.
+                session = secrets.token_urlsafe(16)
             user = verified
+        elif user != session:
+            # A signed-in session, but the page no longer vouches for the user
+            # (they signed out): start afresh rather than show their history.
+            session = user = secrets.token_urlsafe(16)
         identity = ChannelIdentity(CHANNEL, user)
         if resume_token is not None and self.links is not None:
             await self.links.redeem_resume(resume_token, identity)

@@ -65,25 +65,6 @@ return 1
 """
 
 _UNLOCK = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-if ARGV[2] ~= '' then redis.call('SET', KEYS[3], ARGV[2]) end
-if #ARGV > 7 then
-  redis.call('RPUSH', KEYS[4], unpack(ARGV, 8))
-  redis.call('LTRIM', KEYS[4], -tonumber(ARGV[5]), -1)
-end
-if ARGV[7] ~= '' then redis.call('SADD', KEYS[5], ARGV[7]) end
-if ARGV[3] == '1' then redis.call('SET', KEYS[2], '1', 'EX', ARGV[4]) end
-local keep = tonumber(ARGV[6])
-if keep > 0 then
-  redis.call('EXPIRE', KEYS[3], keep)
-  redis.call('EXPIRE', KEYS[4], keep)
-  redis.call('EXPIRE', KEYS[5], keep)
-end
-redis.call('DEL', KEYS[1])
-return 1
-"""
-
-_UNLOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """

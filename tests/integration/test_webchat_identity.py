@@ -10,6 +10,7 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
+from bot.model import ChannelIdentity
 from bot.policy import EchoMenuPolicy
 from bot.settings import Settings
 from bot.tokens import sign_host_identity
@@ -114,3 +115,29 @@ async def test_a_resume_link_is_redeemed_by_the_page_once_not_by_a_bare_get(
     for client in (first, other):
         await client.close()
     await ws.close()
+
+
+async def test_a_signed_in_session_without_its_identity_starts_afresh(
+    app: RunningApp, http: aiohttp.ClientSession
+) -> None:
+    alice = await WebChatClient.connect(http, app.ws_url, identity=identity("alice"))
+    await alice.turn("my address is 1 Private Lane")
+    await alice.close()
+    # Alice signed out of the site; the browser still holds her session token.
+    after = await WebChatClient.connect(http, app.ws_url, session=alice.session)
+    assert after.customer != alice.customer
+    assert after.history == []
+    await after.turn("hello")
+    await after.close()
+    # Bob signs in on the same browser: his own conversation, Alice's untouched.
+    bob = await WebChatClient.connect(http, app.ws_url, session=alice.session,
+                                      identity=identity("bob"))
+    assert bob.customer not in (alice.customer, after.customer)
+    assert bob.history == []
+    again = await WebChatClient.connect(http, app.ws_url, identity=identity("alice"))
+    assert again.customer == alice.customer
+    assert [m["text"] for m in again.history][0] == "my address is 1 Private Lane"
+    assert await app.segue.store.identities(alice.customer or "") == [
+        ChannelIdentity("web", "u:alice")]
+    for client in (bob, again):
+        await client.close()
