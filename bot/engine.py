@@ -165,7 +165,7 @@ class Engine:
         message_key = f"{inbound.channel}:{inbound.identity.user_id}:{inbound.message_id}"
         async with self._customer_turn(customer_id):
             token = secrets.token_hex(8)
-            loaded = await self._lock_and_load(customer_id, token, message_key)
+            loaded = await self._lock_and_load(customer_id, token, message_key, inbound.identity)
             if loaded.moved:
                 return None
             if loaded.duplicate:
@@ -240,7 +240,9 @@ class Engine:
                 return replies
         return None
 
-    async def _lock_and_load(self, customer_id: str, token: str, message_key: str) -> LoadResult:
+    async def _lock_and_load(
+        self, customer_id: str, token: str, message_key: str, identity: ChannelIdentity
+    ) -> LoadResult:
         deadline = time.monotonic() + self.options.lock_wait_seconds
         delay = 0.005
         while True:
@@ -249,6 +251,7 @@ class Engine:
                 token=token,
                 ttl_seconds=self.options.lock_ttl_seconds,
                 message_key=message_key,
+                identity=identity,
             )
             if loaded.locked or loaded.duplicate or loaded.moved:
                 return loaded

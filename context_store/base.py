@@ -72,10 +72,18 @@ class ContextStore(Protocol):
         """The customer of `identity`, creating it as `new_customer_id` if new."""
 
     async def lock_and_load(
-        self, customer_id: str, *, token: str, ttl_seconds: float, message_key: str | None
+        self,
+        customer_id: str,
+        *,
+        token: str,
+        ttl_seconds: float,
+        message_key: str | None,
+        identity: ChannelIdentity | None = None,
     ) -> LoadResult:
         """Take the customer's lock and read their state, unless `message_key`
-        was already processed or the lock is held."""
+        was already processed or the lock is held. With `identity`: answer
+        `moved` if the customer's recorded identities no longer include it
+        (it was unlinked, perhaps by another worker)."""
 
     async def save_and_unlock(
         self,

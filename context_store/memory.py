@@ -59,12 +59,20 @@ class MemoryContextStore:
         return self._identities.setdefault(identity, new_customer_id)
 
     async def lock_and_load(
-        self, customer_id: str, *, token: str, ttl_seconds: float, message_key: str | None
+        self,
+        customer_id: str,
+        *,
+        token: str,
+        ttl_seconds: float,
+        message_key: str | None,
+        identity: ChannelIdentity | None = None,
     ) -> LoadResult:
         now = time.monotonic()
         if self._moved.get(customer_id, 0.0) > now:
             return LoadResult(locked=False, moved=True)
         customer = self._customers.setdefault(customer_id, _Customer())
+        if identity is not None and customer.identities and identity not in customer.identities:
+            return LoadResult(locked=False, moved=True)
         if message_key is not None and customer.seen.get(message_key, 0.0) > now:
             return LoadResult(locked=False, duplicate=True)
         if customer.lock is not None and customer.lock[1] > now:

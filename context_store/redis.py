@@ -32,9 +32,12 @@ if tonumber(ARGV[2]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
 return c
 """
 
-# KEYS: lock, seen, state, moved. ARGV: token, ttl ms, check seen (1/0).
+# KEYS: lock, seen, state, moved, identities.
+# ARGV: token, ttl ms, check seen (1/0), identity member ('' for none).
 _LOCK_AND_LOAD = """
 if redis.call('EXISTS', KEYS[4]) == 1 then return {3} end
+if ARGV[4] ~= '' and redis.call('SCARD', KEYS[5]) > 0
+   and redis.call('SISMEMBER', KEYS[5], ARGV[4]) == 0 then return {3} end
 if ARGV[3] == '1' and redis.call('EXISTS', KEYS[2]) == 1 then return {2} end
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {0} end
 local s = redis.call('GET', KEYS[3])
@@ -113,7 +116,13 @@ class RedisContextStore:
         return str(await self._call(self._resolve, [self.keys.identity(identity)], args))
 
     async def lock_and_load(
-        self, customer_id: str, *, token: str, ttl_seconds: float, message_key: str | None
+        self,
+        customer_id: str,
+        *,
+        token: str,
+        ttl_seconds: float,
+        message_key: str | None,
+        identity: ChannelIdentity | None = None,
     ) -> LoadResult:
         k = self.keys
         keys = [
@@ -121,8 +130,14 @@ class RedisContextStore:
             k.seen(customer_id, message_key or ""),
             k.customer(customer_id, "state"),
             k.customer(customer_id, "moved"),
+            k.customer(customer_id, "identities"),
         ]
-        args = [token, max(1, int(ttl_seconds * 1000)), "1" if message_key else "0"]
+        args = [
+            token,
+            max(1, int(ttl_seconds * 1000)),
+            "1" if message_key else "0",
+            identity_member(identity) if identity else "",
+        ]
         reply = await self._call(self._lock_and_load, keys, args)
         if reply[0] == 3:
             return LoadResult(locked=False, moved=True)

@@ -216,3 +216,26 @@ async def test_the_latest_address_of_each_channel_is_kept(store: ContextStore) -
             address=Address("telegram", target),
         )
     assert await store.addresses("c1") == {"telegram": Address("telegram", "chat-2")}
+
+
+async def test_an_identity_no_longer_recorded_is_told_to_resolve_again(
+    store: ContextStore,
+) -> None:
+    customer = await store.resolve_customer(WEB, "c1")
+    assert await save(store, customer, entry("hi"))
+    ok = await store.lock_and_load(customer, token="t", ttl_seconds=5, message_key=None,
+                                   identity=WEB)
+    assert ok.locked
+    await store.unlock(customer, token="t")
+    await store.unlink(customer, WEB)
+    await store.resolve_customer(TELEGRAM, customer)
+    await store.lock_and_load(customer, token="t", ttl_seconds=5, message_key=None)
+    assert await store.save_and_unlock(customer, token="t", state=None, entries=[],
+                                       message_key=None, identity=TELEGRAM)
+    gone = await store.lock_and_load(customer, token="u", ttl_seconds=5, message_key=None,
+                                     identity=WEB)
+    assert gone.moved and not gone.locked
+    # A customer with no recorded identity yet (a first message) is not refused.
+    fresh = await store.lock_and_load("new", token="v", ttl_seconds=5, message_key=None,
+                                      identity=WEB)
+    assert fresh.locked

@@ -207,3 +207,23 @@ async def test_two_workers_racing_for_one_code_exactly_one_wins(redis_url: str) 
     assert joined.count(True) == 1
     await store_a.close()
     await store_b.close()
+
+
+async def test_unlink_takes_effect_on_a_worker_that_cached_the_identity() -> None:
+    store = MemoryContextStore()
+    worker_a, _ = make(store)
+    worker_b, _ = make(store)
+    victim = Person(worker_b, "web", "victim")
+    code = code_in(await victim.say("link"))
+    intruder = Person(worker_a, "telegram", "666")
+    await intruder.say(f"link {code}")
+    await intruder.say("yes", payload="link_yes")
+    assert await intruder.customer() == await victim.customer()
+    assert "no longer linked" in (await victim.say("unlink telegram"))[0].text
+    # worker_a still caches telegram:666 -> the victim; the store corrects it.
+    await intruder.say("what did they say?")
+    owner = await victim.customer()
+    assert await worker_a.customer_of(ChannelIdentity("telegram", "666")) != owner
+    texts = [e.text for e in await store.history(owner, 50)]
+    assert "what did they say?" not in texts
+    assert ChannelIdentity("telegram", "666") not in await store.identities(owner)
