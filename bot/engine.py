@@ -10,8 +10,8 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -62,6 +62,9 @@ class TurnHook(Protocol):
 class EngineOptions:
     lock_ttl_seconds: float = 30.0
     lock_wait_seconds: float = 10.0
+    # A turn still deciding after this long is given up with an apology, so
+    # a hung action cannot hold a customer's lock (which is kept alive) forever.
+    turn_timeout_seconds: float = 60.0
 
 
 @dataclass(slots=True)
@@ -173,7 +176,8 @@ class Engine:
             try:
                 state = ConversationState.from_json(loaded.state)
                 context = TurnContext(customer_id, inbound, state)
-                replies = await self._decide(context)
+                with self._lock_kept(customer_id, token):
+                    replies = await self._decide(context)
                 saved = await self.store.save_and_unlock(
                     customer_id,
                     token=token,
@@ -222,9 +226,10 @@ class Engine:
         context.state.last_address = context.inbound.address
         context.state.turns += 1
         try:
-            replies = await self._intercepted(context)
-            if replies is None:
-                replies = await self.policy.decide(context)
+            async with asyncio.timeout(self.options.turn_timeout_seconds):
+                replies = await self._intercepted(context)
+                if replies is None:
+                    replies = await self.policy.decide(context)
         except Exception:
             # The one place a failing dialog is logged with its traceback; the
             # customer gets an apology and the message still counts as handled.
@@ -260,6 +265,30 @@ class Engine:
             # Another worker holds the lock; its turn takes milliseconds.
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.1)
+
+    @contextmanager
+    def _lock_kept(self, customer_id: str, token: str) -> Iterator[None]:
+        """Keep the customer's lock alive while a slow turn decides, so no
+        other worker takes it and runs a later message first. Quick turns,
+        nearly all of them, only schedule and cancel a timer."""
+        loop = asyncio.get_running_loop()
+        interval = self.options.lock_ttl_seconds / 3
+        renewing: list[asyncio.Task[None]] = []
+
+        async def renew() -> None:
+            while await self.store.extend_lock(
+                customer_id, token=token, ttl_seconds=self.options.lock_ttl_seconds
+            ):
+                await asyncio.sleep(interval)
+            log.warning("lost the lock of customer %s during a turn", customer_id)
+
+        timer = loop.call_later(interval, lambda: renewing.append(loop.create_task(renew())))
+        try:
+            yield
+        finally:
+            timer.cancel()
+            for task in renewing:
+                task.cancel()
 
     async def _release_quietly(self, customer_id: str, token: str) -> None:
         try:

@@ -101,6 +101,9 @@ class ContextStore(Protocol):
         of its channel, and release the lock.
         Returns False, writing nothing, if `token` no longer holds the lock."""
 
+    async def extend_lock(self, customer_id: str, *, token: str, ttl_seconds: float) -> bool:
+        """Give the lock `ttl_seconds` more if `token` still holds it."""
+
     async def unlock(self, customer_id: str, *, token: str) -> None:
         """Release the lock if `token` still holds it."""
 

@@ -110,6 +110,14 @@ class MemoryContextStore:
         customer.lock = None
         return True
 
+    async def extend_lock(self, customer_id: str, *, token: str, ttl_seconds: float) -> bool:
+        customer = self._customers.get(customer_id)
+        now = time.monotonic()
+        if customer is None or not self._holds(customer, token, now):
+            return False
+        customer.lock = (token, now + ttl_seconds)
+        return True
+
     async def unlock(self, customer_id: str, *, token: str) -> None:
         customer = self._customers.get(customer_id)
         if customer is not None and self._holds(customer, token, time.monotonic()):

@@ -67,6 +67,11 @@ redis.call('DEL', KEYS[1])
 return 1
 """
 
+_EXTEND_LOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+
 _UNLOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -95,6 +100,7 @@ class RedisContextStore:
         self._lock_and_load = client.register_script(_LOCK_AND_LOAD)
         self._save = client.register_script(_SAVE_AND_UNLOCK)
         self._unlock = client.register_script(_UNLOCK)
+        self._extend_lock = client.register_script(_EXTEND_LOCK)
         self._group_ready = False
         self._last_reclaim = 0.0
 
@@ -180,6 +186,11 @@ class RedisContextStore:
         ]
         args.extend(orjson.dumps(e.to_json()) for e in entries)
         return bool(await self._call(self._save, keys, args))
+
+    async def extend_lock(self, customer_id: str, *, token: str, ttl_seconds: float) -> bool:
+        key = self.keys.customer(customer_id, "lock")
+        args = [token, max(1, int(ttl_seconds * 1000))]
+        return bool(await self._call(self._extend_lock, [key], args))
 
     async def unlock(self, customer_id: str, *, token: str) -> None:
         await self._call(self._unlock, [self.keys.customer(customer_id, "lock")], [token])

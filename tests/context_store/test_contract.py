@@ -239,3 +239,14 @@ async def test_an_identity_no_longer_recorded_is_told_to_resolve_again(
     fresh = await store.lock_and_load("new", token="v", ttl_seconds=5, message_key=None,
                                       identity=WEB)
     assert fresh.locked
+
+
+async def test_a_held_lock_can_be_extended_only_by_its_holder(store: ContextStore) -> None:
+    await store.lock_and_load("c1", token="a", ttl_seconds=0.2, message_key=None)
+    assert not await store.extend_lock("c1", token="b", ttl_seconds=5)
+    assert await store.extend_lock("c1", token="a", ttl_seconds=5)
+    await asyncio.sleep(0.3)  # past the first TTL: the extension is what is under test
+    assert not (await store.lock_and_load("c1", token="b", ttl_seconds=5,
+                                          message_key=None)).locked
+    await store.unlock("c1", token="a")
+    assert not await store.extend_lock("c1", token="a", ttl_seconds=5)

@@ -155,3 +155,46 @@ async def test_a_worker_with_a_stale_cached_customer_resolves_again() -> None:
     after = await worker_a.process(inbound("hello again", "3"))
     assert after.customer_id != before.customer_id
     assert [e.text for e in await store.history(after.customer_id, 10)] == ["hello again", "ok"]
+
+
+
+async def test_a_slow_turn_keeps_its_lock_and_turns_stay_in_order() -> None:
+    release = asyncio.Event()
+    order: list[str] = []
+
+    class SlowFirst:
+        async def decide(self, turn: TurnContext) -> list[Outbound]:
+            if turn.inbound.text == "slow":
+                await release.wait()
+            order.append(turn.inbound.text)
+            return [Outbound(text="ok")]
+
+    store = MemoryContextStore()
+    options = EngineOptions(lock_ttl_seconds=0.15, lock_wait_seconds=5)
+    worker_a = Engine(store=store, policy=SlowFirst(), senders={"web": RecordingSender()},
+                      options=options)
+    worker_b = Engine(store=store, policy=SlowFirst(), senders={"web": RecordingSender()},
+                      options=options)
+    slow = asyncio.create_task(worker_a.process(inbound("slow", "1")))
+    await asyncio.sleep(0.05)  # let the slow turn take the lock first
+    fast = asyncio.create_task(worker_b.process(inbound("fast", "2")))
+    await asyncio.sleep(0.5)  # several lock lifetimes: renewal is what is under test
+    assert order == []
+    release.set()
+    await asyncio.gather(slow, fast)
+    assert order == ["slow", "fast"]
+
+
+async def test_a_turn_that_never_decides_is_given_up_with_an_apology() -> None:
+    class Hung:
+        async def decide(self, turn: TurnContext) -> list[Outbound]:
+            await asyncio.Event().wait()
+            return []
+
+    store = MemoryContextStore()
+    sender = RecordingSender()
+    engine = Engine(store=store, policy=Hung(), senders={"web": sender},
+                    options=EngineOptions(turn_timeout_seconds=0.1))
+    turn = await engine.handle(inbound("hello?", "1"))
+    assert "Sorry" in sender.sent[0][1].text
+    assert [e.text for e in await store.history(turn.customer_id, 5)][0] == "hello?"
