@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.errors import LockTimeout, StoreError, StoreUnavailable
@@ -405,9 +405,10 @@ class RedisContextStore:
             await self._run(
                 self.client.xgroup_create(self.keys.inbox(), _INBOX_GROUP, id="0", mkstream=True)
             )
-        except ResponseError as exc:
+        except StoreError as exc:
+            # Made already, by another worker or before a restart.
             if "BUSYGROUP" not in str(exc):
-                raise StoreError(str(exc)) from exc
+                raise
         self._group_ready = True
 
     async def _call(self, script: Any, keys: list[str], args: list[Any]) -> Any:

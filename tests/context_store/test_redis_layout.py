@@ -83,3 +83,14 @@ async def test_keys_left_after_a_merge_all_expire(
     async for key in redis_client.scan_iter(match="segue:*"):
         assert await redis_client.ttl(key) > 0, key
     await store.close()
+
+
+async def test_a_restarted_worker_reads_the_inbox_it_made_before(redis_url: str) -> None:
+    before = RedisContextStore.from_url(redis_url)
+    await before.inbox_add("first")
+    assert [i.payload for i in await before.inbox_take("w", count=5, block_ms=10)] == ["first"]
+    await before.close()
+    after = RedisContextStore.from_url(redis_url)  # the consumer group exists already
+    await after.inbox_add("second")
+    assert [i.payload for i in await after.inbox_take("w2", count=5, block_ms=10)] == ["second"]
+    await after.close()
