@@ -14,6 +14,7 @@ import logging
 import re
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +54,9 @@ def channel_name(channel: str) -> str:
     return CHANNEL_NAMES.get(channel, channel)
 
 
+MergeListener = Callable[[str, str, dict[str, Any] | None], Awaitable[None]]
+
+
 class LinkService:
     """Issues and redeems codes and deep links, and merges customers."""
 
@@ -61,6 +65,8 @@ class LinkService:
         self.store = store
         self.options = options
         self._resume = TokenSigner(options.secret, "resume")
+        # Called after every merge with (source, target, source's handoff).
+        self.merge_listeners: list[MergeListener] = []
 
     async def issue(self, context: TurnContext) -> list[Outbound]:
         """A fresh code, and deep links to continue elsewhere."""
@@ -168,12 +174,16 @@ class LinkService:
 
     async def merge_into(self, source: str, target: str, joined: ChannelIdentity,
                          display_name: str | None) -> None:
-        """Join `source` into `target` and tell the target's channel."""
+        """Join `source` into `target`, tell the target's channel, and let
+        the listeners (handoff) carry over what they keep of `source`."""
+        source_handoff = ConversationState.from_json(await self.store.load_state(source)).handoff
         await self.store.merge(source, target, also=[joined],
                                lock_ttl_seconds=self.engine.options.lock_ttl_seconds)
         for identity in await self.store.identities(target):
             self.engine.identities.drop(identity)
         log.info("customer %s joined customer %s", source, target)
+        for listener in self.merge_listeners:
+            await listener(source, target, source_handoff)
         who = f" ({display_name})" if display_name else ""
         notice = Outbound(
             text=f"A {channel_name(joined.channel)} chat{who} joined this conversation. "
