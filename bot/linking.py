@@ -23,7 +23,7 @@ from bot.engine import Engine, Turn
 from bot.errors import BadInput
 from bot.model import Button, ChannelIdentity, HistoryEntry, Link, Outbound
 from bot.policy import TurnContext
-from bot.tokens import TokenSigner
+from bot.tokens import ShortToken
 from context_store.base import ContextStore
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,7 @@ _LINK = re.compile(r"^/?link(?:@\w+)?(?:\s+(\S+))?$", re.IGNORECASE)
 _UNLINK = re.compile(r"^/?unlink(?:@\w+)?\s+(\w+)$", re.IGNORECASE)
 _CHANNELS = re.compile(r"^/?channels(?:@\w+)?$", re.IGNORECASE)
 _START = re.compile(r"^/start(?:@\w+)?\s+(\S+)$")
+_COMMAND = re.compile(r"^/?(?:link|unlink|channels)\b", re.IGNORECASE)
 _YES_WORDS = {"yes", "y", "yes, that's me", "yes, link it", "ok"}
 _NO_WORDS = {"no", "n", "no, don't link", "cancel"}
 
@@ -64,7 +65,7 @@ class LinkService:
         self.engine = engine
         self.store = store
         self.options = options
-        self._resume = TokenSigner(options.secret, "resume")
+        self._resume = ShortToken(options.secret, "resume")
         # Called after every merge with (source, target, source's handoff).
         self.merge_listeners: list[MergeListener] = []
 
@@ -76,32 +77,35 @@ class LinkService:
             "name": context.inbound.display_name or "",
             "resume": await self._last_prompt(context.customer_id),
         }
+        token, nonce = self._resume.new()
         for _ in range(10):
             code = f"{secrets.randbelow(1_000_000):06d}"
-            if await self.store.put_token(f"link:{code}", json.dumps(origin),
+            # Each names the other: using one revokes both.
+            if await self.store.put_token(f"link:{code}", json.dumps({**origin, "nonce": nonce}),
                                           self.options.code_ttl_seconds):
                 break
         else:  # ten collisions in a row: far more live codes than expected
             return [Outbound(text="Sorry, I could not make a code just now. Please try again.")]
-        nonce = secrets.token_urlsafe(12)
-        await self.store.put_token(f"resume:{nonce}", json.dumps(origin),
+        await self.store.put_token(f"resume:{nonce}", json.dumps({**origin, "code": code}),
                                    self.options.code_ttl_seconds)
-        token = self._resume.sign({"n": nonce})
         minutes = self.options.code_ttl_seconds // 60
         text = (
             f"Your link code is {code}. Within {minutes} minutes, send “link {code}” "
             "from the other channel (web chat, Telegram or Slack) to continue this "
             "conversation there."
         )
-        return [Outbound(text=text, links=self._deep_links(token))]
+        return [Outbound(text=text, links=self._deep_links(token, context.inbound.channel))]
 
-    def _deep_links(self, token: str) -> tuple[Link, ...]:
+    def _deep_links(self, token: str, here: str) -> tuple[Link, ...]:
+        """Links to the other channels; the web link needs the public URL
+        except inside the web chat, where a relative one works."""
         links = []
-        if self.options.telegram_bot_username:
+        if self.options.telegram_bot_username and here != "telegram":
             links.append(Link(f"https://t.me/{self.options.telegram_bot_username}?start={token}",
                               "Continue on Telegram"))
-        base = (self.options.public_url or "").rstrip("/")
-        links.append(Link(f"{base}/webchat/?resume={token}", "Continue on the web"))
+        if self.options.public_url or here == "web":
+            base = (self.options.public_url or "").rstrip("/")
+            links.append(Link(f"{base}/webchat/?resume={token}", "Continue on the web"))
         return tuple(links)
 
     async def enter_code(self, context: TurnContext, code: str) -> list[Outbound]:
@@ -119,12 +123,19 @@ class LinkService:
         if origin["customer"] == context.customer_id:
             return [Outbound(text="This chat is already part of that conversation.")]
         context.state.pending_link = {"code": code, **origin}
-        who = f" ({origin['name']})" if origin["name"] else ""
-        return [Outbound(
-            text=f"This will join this chat with your {channel_name(origin['channel'])} "
-                 f"conversation{who}, including its history. Is that you?",
+        return [self.question(context.state.pending_link)]
+
+    @staticmethod
+    def question(pending: dict[str, Any], *, again: bool = False) -> Outbound:
+        """The yes/no that shows the person entering a code what it joins."""
+        who = f" ({pending['name']})" if pending.get("name") else ""
+        lead = "Please answer yes or no. " if again else ""
+        return Outbound(
+            text=f"{lead}This will join this chat with your "
+                 f"{channel_name(pending['channel'])} conversation{who}, including its "
+                 "history. Is that you?",
             buttons=(Button("Yes, link it", YES), Button("No, don't link", NO)),
-        )]
+        )
 
     async def _too_many_attempts(self, identity: ChannelIdentity) -> bool:
         window = self.options.attempts_window_seconds
@@ -149,6 +160,7 @@ class LinkService:
         if raw is None or json.loads(raw)["customer"] != pending.get("customer"):
             return [Outbound(text="That code has expired or was used already. Send “link” on "
                                   "the other channel to get a new one.")]
+        await self.store.take_token(f"resume:{json.loads(raw).get('nonce')}")
         # Merged after this turn is saved (see after_save), so this turn's
         # messages travel with the rest of the history.
         context.state.pending_link = {"merge_into": pending["customer"],
@@ -200,32 +212,35 @@ class LinkService:
                             display_name: str | None = None) -> str:
         """A deep link opened by its person: join `identity` to the link's
         conversation. Returns the customer id it now belongs to."""
-        data = self._resume.verify(token, max_age_seconds=self.options.code_ttl_seconds)
-        nonce = data.get("n") if isinstance(data, dict) else None
-        raw = await self.store.take_token(f"resume:{nonce}") if isinstance(nonce, str) else None
-        if raw is None:
+        origin = await self._redeem(self._resume.nonce_of(token))
+        if origin is None:
             raise BadInput("resume_used", "this link has been used already or has expired")
-        target = json.loads(raw)["customer"]
+        target = origin["customer"]
         source = await self.engine.customer_of(identity)
         if source != target:
             await self.merge_into(source, target, identity, display_name)
         return str(target)
 
+    async def _redeem(self, nonce: str) -> dict[str, Any] | None:
+        """Use a deep link up, and the code issued with it."""
+        raw = await self.store.take_token(f"resume:{nonce}")
+        if raw is None:
+            return None
+        origin: dict[str, Any] = json.loads(raw)
+        await self.store.take_token(f"link:{origin.get('code')}")
+        return origin
+
     async def start_link(self, context: TurnContext, token: str) -> list[Outbound]:
         """`/start <token>` in Telegram: a deep link the person opened."""
         try:
-            data = self._resume.verify(
-                token, max_age_seconds=self.options.code_ttl_seconds)
-        except BadInput as exc:
-            problem = "has expired" if exc.code == "resume_expired" else "is not a valid link"
-            return [Outbound(text=f"That link {problem}. Send “link” on the channel you came "
+            nonce = self._resume.nonce_of(token)
+        except BadInput:
+            return [Outbound(text="That is not a valid link. Send “link” on the channel you came "
                                   "from to get a new one, or just tell me what you need.")]
-        nonce = data.get("n") if isinstance(data, dict) else None
-        raw = await self.store.take_token(f"resume:{nonce}")
-        if raw is None:
-            return [Outbound(text="That link has been used already. Send “link” on the other "
-                                  "channel to get a new one.")]
-        origin = json.loads(raw)
+        origin = await self._redeem(nonce)
+        if origin is None:
+            return [Outbound(text="That link has expired or has been used already. Send “link” "
+                                  "on the other channel to get a new one.")]
         if origin["customer"] == context.customer_id:
             return [Outbound(text="This chat is already part of that conversation.")]
         context.state.pending_link = {"merge_into": origin["customer"],
@@ -263,11 +278,14 @@ class LinkHook:
     async def intercept(self, context: TurnContext) -> list[Outbound] | None:
         inbound = context.inbound
         text = inbound.text.strip()
-        if context.state.pending_link and "code" in context.state.pending_link:
+        pending = context.state.pending_link
+        if pending and "code" in pending:
             answer = _yes_no(inbound.payload, text)
             if answer is not None:
                 return await self.service.confirm(context, answer)
-            context.state.pending_link = None  # anything else cancels the question
+            if not _COMMAND.match(text):
+                return [self.service.question(pending, again=True)]
+            context.state.pending_link = None  # another linking command replaces it
         if (match := _LINK.match(text)) is not None:
             code = match.group(1)
             if code is None:

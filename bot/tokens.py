@@ -6,11 +6,13 @@ the purposes, so a token made for one purpose never passes as another.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import secrets
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
@@ -62,3 +64,30 @@ def verify_host_identity(token: str, secret: str, *, now: float | None = None) -
     if int(expires) < (time.time() if now is None else now):
         raise BadInput("identity_expired", "the identity token has expired")
     return user_id
+
+
+@dataclass(frozen=True, slots=True)
+class ShortToken:
+    """A random id with its HMAC: 38 characters of `[A-Za-z0-9_-]`, short
+    enough for Telegram's `start` parameter (64 at most). It proves only that
+    Segue made it; what it stands for, and its expiry, live in the store."""
+
+    secret: str
+    purpose: str
+    NONCE_LENGTH: ClassVar[int] = 16
+
+    def new(self) -> tuple[str, str]:
+        """(token, nonce): give out the token, store under the nonce."""
+        nonce = secrets.token_urlsafe(12)
+        return nonce + self._mac(nonce), nonce
+
+    def nonce_of(self, token: str) -> str:
+        nonce, mac = token[: self.NONCE_LENGTH], token[self.NONCE_LENGTH :]
+        if len(token) != 38 or not hmac.compare_digest(mac, self._mac(nonce)):
+            raise BadInput(f"{self.purpose}_invalid", f"the {self.purpose} token is not valid")
+        return nonce
+
+    def _mac(self, nonce: str) -> str:
+        message = f"segue.{self.purpose}:{nonce}".encode()
+        digest = hmac.new(self.secret.encode(), message, hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).decode()[:22]

@@ -227,3 +227,55 @@ async def test_unlink_takes_effect_on_a_worker_that_cached_the_identity() -> Non
     texts = [e.text for e in await store.history(owner, 50)]
     assert "what did they say?" not in texts
     assert ChannelIdentity("telegram", "666") not in await store.identities(owner)
+
+
+async def test_a_deep_link_fits_telegram_and_revokes_its_code() -> None:
+    engine, _ = make()
+    web = Person(engine, "web", "s")
+    issued = await web.say("link")
+    code = code_in(issued)
+    start = [link.url for link in issued[0].links if "t.me" in link.url][0]
+    token = start.split("start=")[1]
+    assert len(token) <= 64 and re.fullmatch(r"[A-Za-z0-9_-]+", token)
+    await Person(engine, "telegram", "1").say(f"/start {token}")
+    refused = await Person(engine, "slack", "T:U").say(f"link {code}")
+    assert "not valid or has expired" in refused[0].text
+
+
+async def test_a_used_code_revokes_its_deep_link() -> None:
+    engine, _ = make()
+    web = Person(engine, "web", "s")
+    issued = await web.say("link")
+    token = [link.url for link in issued[0].links if "t.me" in link.url][0].split("start=")[1]
+    slack = Person(engine, "slack", "T:U")
+    await slack.say(f"link {code_in(issued)}")
+    await slack.say("yes", payload="link_yes")
+    late = await Person(engine, "telegram", "9").say(f"/start {token}")
+    assert "expired or has been used" in late[0].text
+
+
+async def test_an_answer_that_is_not_yes_or_no_asks_again() -> None:
+    engine, _ = make()
+    web, telegram = Person(engine, "web", "s", "Dana"), Person(engine, "telegram", "3")
+    code = code_in(await web.say("link"))
+    await telegram.say(f"link {code}")
+    again = await telegram.say("maybe")
+    assert again[0].text.startswith("Please answer yes or no.")
+    assert [b.payload for b in again[0].buttons] == ["link_yes", "link_no"]
+    assert (await telegram.say("yes"))[0].text.startswith("Linked!")
+    assert await telegram.customer() == await web.customer()
+
+
+async def test_links_offered_depend_on_where_the_customer_is() -> None:
+    engine, _ = make()
+    from_telegram = await Person(engine, "telegram", "5").say("link")
+    titles = [link.title for link in from_telegram[0].links]
+    assert titles == ["Continue on the web"]  # no Telegram link inside Telegram
+    store = MemoryContextStore()
+    sent = Sent()
+    bare = Engine(store=store, policy=OrderPolicy(), senders={"slack": sent})
+    bare.hooks.append(LinkHook(LinkService(engine=bare, store=store,
+                                           options=LinkOptions(secret="s"))))
+    from_slack = await Person(bare, "slack", "T:U").say("link")
+    # Without a public URL a web link would be relative: useless outside the web chat.
+    assert from_slack[0].links == ()
