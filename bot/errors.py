@@ -25,6 +25,10 @@ class LockLost(StoreError):
     """The lock expired before the turn was saved; nothing was written."""
 
 
+class CustomerGone(StoreError):
+    """The customer was erased or joined into another one meanwhile."""
+
+
 class ConnectorError(SegueError):
     """A channel could not parse input or deliver output."""
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from bot.conversation import ConversationState
 from bot.engine import Engine, Turn
-from bot.errors import BadInput
+from bot.errors import BadInput, CustomerGone
 from bot.model import Button, ChannelIdentity, HistoryEntry, Link, Outbound
 from bot.policy import TurnContext
 from bot.tokens import ShortToken
@@ -161,6 +161,8 @@ class LinkService:
             return [Outbound(text="That code has expired or was used already. Send “link” on "
                                   "the other channel to get a new one.")]
         await self.store.take_token(f"resume:{json.loads(raw).get('nonce')}")
+        if await self.store.load_state(pending["customer"]) is None:
+            return [Outbound(text="That conversation no longer exists, so nothing was linked.")]
         # Merged after this turn is saved (see after_save), so this turn's
         # messages travel with the rest of the history.
         context.state.pending_link = {"merge_into": pending["customer"],
@@ -189,8 +191,12 @@ class LinkService:
         """Join `source` into `target`, tell the target's channel, and let
         the listeners (handoff) carry over what they keep of `source`."""
         source_handoff = ConversationState.from_json(await self.store.load_state(source)).handoff
-        await self.store.merge(source, target, also=[joined],
-                               lock_ttl_seconds=self.engine.options.lock_ttl_seconds)
+        try:
+            await self.store.merge(source, target, also=[joined],
+                                   lock_ttl_seconds=self.engine.options.lock_ttl_seconds)
+        except CustomerGone:
+            log.warning("customer %s was not joined: %s is gone", source, target)
+            return
         for identity in await self.store.identities(target):
             self.engine.identities.drop(identity)
         log.info("customer %s joined customer %s", source, target)

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
 Role = Literal["agent", "admin"]
 ROLES: tuple[Role, ...] = ("agent", "admin")
+# How often the memory store drops login counters whose window has passed.
+PURGE_SECONDS = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,14 +49,18 @@ class AgentSession:
 
     username: str
     expires_at: float  # time.time()
+    # Names the password the session was opened with (see bot.agents).
+    stamp: str = ""
 
     def to_json(self) -> str:
-        return json.dumps({"username": self.username, "expires_at": self.expires_at})
+        return json.dumps({"username": self.username, "expires_at": self.expires_at,
+                           "stamp": self.stamp})
 
     @classmethod
     def from_json(cls, raw: str) -> AgentSession:
         data: dict[str, Any] = json.loads(raw)
-        return cls(username=data["username"], expires_at=float(data["expires_at"]))
+        return cls(username=data["username"], expires_at=float(data["expires_at"]),
+                   stamp=str(data.get("stamp", "")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,10 +91,14 @@ class AgentStore(Protocol):
     async def drop_session(self, session_id: str) -> None: ...
 
     async def failures(self, key: str) -> int:
-        """Failed logins counted under `key` in the current window."""
+        """Login attempts counted under `key` in the current window."""
 
     async def add_failure(self, key: str, window_seconds: int) -> int:
-        """Count one failure; the count expires `window_seconds` after the first."""
+        """Count one attempt, atomically, and return the count; the count
+        expires `window_seconds` after the first."""
+
+    async def forgive_failure(self, key: str) -> None:
+        """Take back one counted attempt (it succeeded); never starts a count."""
 
     async def clear_failures(self, key: str) -> None: ...
 
@@ -129,10 +139,12 @@ class AgentStore(Protocol):
 class MemoryAgentStore:
     """`AgentStore` in process memory, for the embedded store: one worker only."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
         self._agents: dict[str, AgentAccount] = {}
         self._sessions: dict[str, AgentSession] = {}
         self._failures: dict[str, tuple[int, float]] = {}
+        self._next_purge = 0.0
         self._queue: dict[str, float] = {}
         self._claims: dict[str, str] = {}
         self._online: dict[tuple[str, str], float] = {}
@@ -162,15 +174,24 @@ class MemoryAgentStore:
 
     async def failures(self, key: str) -> int:
         count, expires = self._failures.get(key, (0, 0.0))
-        return count if expires > time.monotonic() else 0
+        return count if expires > self.clock() else 0
 
     async def add_failure(self, key: str, window_seconds: int) -> int:
-        now = time.monotonic()
+        now = self.clock()
+        if now >= self._next_purge:
+            # Counters of names tried once and never again would pile up.
+            self._failures = {k: v for k, v in self._failures.items() if v[1] > now}
+            self._next_purge = now + PURGE_SECONDS
         count, expires = self._failures.get(key, (0, 0.0))
         if expires <= now:
             count, expires = 0, now + window_seconds
         self._failures[key] = (count + 1, expires)
         return count + 1
+
+    async def forgive_failure(self, key: str) -> None:
+        count, expires = self._failures.get(key, (0, 0.0))
+        if count > 0 and expires > self.clock():
+            self._failures[key] = (count - 1, expires)
 
     async def clear_failures(self, key: str) -> None:
         self._failures.pop(key, None)

@@ -4,7 +4,7 @@ Keys (prefix `segue` by default):
 - `segue:{agents}:accounts`   hash username -> account JSON
 - `segue:{agents}:online`     sorted set "username worker" -> expiry (unix s)
 - `segue:agent-session:<id>`  session JSON, expiring with the session
-- `segue:agent-login:<key>`   failed-login counter with a TTL (the window)
+- `segue:agent-login:<key>`   login-attempt counter with a TTL (the window)
 - `segue:{handoff}:queue`     sorted set customer -> queued since
 - `segue:{handoff}:claims`    hash customer -> agent username
 - `segue:{w:<session>}:sockets` sorted set worker -> expiry, with a TTL
@@ -31,6 +31,14 @@ if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return n
 """
 
+# KEYS: counter. DECR only a live count: an expired one must not come back
+# as a key with no TTL.
+_FORGIVE_FAILURE = """
+local n = tonumber(redis.call('GET', KEYS[1]))
+if n and n > 0 then redis.call('DECR', KEYS[1]) end
+return 0
+"""
+
 
 class RedisAgentStore:
     """Accounts, sessions, the handoff index and presence in Redis."""
@@ -39,6 +47,7 @@ class RedisAgentStore:
         self.client = client
         self.prefix = prefix
         self._add_failure = client.register_script(_ADD_FAILURE)
+        self._forgive_failure = client.register_script(_FORGIVE_FAILURE)
 
     def _key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
@@ -92,6 +101,10 @@ class RedisAgentStore:
     async def add_failure(self, key: str, window_seconds: int) -> int:
         name = self._key("agent-login", key)
         return int(await run_redis(self._add_failure(keys=[name], args=[window_seconds])))
+
+    async def forgive_failure(self, key: str) -> None:
+        name = self._key("agent-login", key)
+        await run_redis(self._forgive_failure(keys=[name], args=[]))
 
     async def clear_failures(self, key: str) -> None:
         await run_redis(self.client.delete(self._key("agent-login", key)))

@@ -138,8 +138,9 @@ class ContextStore(Protocol):
         order, `source`'s identities now resolve to `target`, `target`'s state
         kept, and `source` answers `moved` from then on. `also` names
         identities of `source` that may not have written yet (so are not
-        recorded) and must move too. Takes both customers' locks; raises
-        `LockTimeout` if it cannot."""
+        recorded) and must move too; so do `source`'s dedup marks. Takes both
+        customers' locks; raises `LockTimeout` if it cannot, `CustomerGone`
+        if either was erased or merged away meanwhile."""
 
     async def unlink(self, customer_id: str, identity: ChannelIdentity) -> None:
         """Detach one channel identity; its next message starts a new customer."""

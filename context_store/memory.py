@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from bot.errors import LockTimeout
+from bot.errors import CustomerGone, LockTimeout
 from bot.model import Address, ChannelIdentity, HistoryEntry
 from context_store.base import InboxItem, LoadResult, StoreLimits, merge_histories
 
@@ -165,6 +165,9 @@ class MemoryContextStore:
         lock_ttl_seconds: float,
         also: Sequence[ChannelIdentity] = (),
     ) -> None:
+        now = time.monotonic()
+        if any(self._moved.get(c, 0.0) > now for c in (source, target)):
+            raise CustomerGone(f"customer {source} or {target} was erased or merged")
         tokens = {source: secrets.token_hex(8), target: secrets.token_hex(8)}
         for customer_id in sorted(tokens):
             await self._wait_lock(customer_id, tokens[customer_id], lock_ttl_seconds)
@@ -174,6 +177,7 @@ class MemoryContextStore:
         dst.history = deque(merged)
         dst.identities |= src.identities | set(also)
         dst.addresses = {**src.addresses, **dst.addresses}
+        dst.seen.update(src.seen)
         for identity in src.identities | set(also):
             self._identities[identity] = target
         self._moved[source] = time.monotonic() + self.limits.moved_marker_seconds

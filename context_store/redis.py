@@ -16,7 +16,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from bot.errors import LockTimeout, StoreError, StoreUnavailable
+from bot.errors import CustomerGone, LockTimeout, StoreError, StoreUnavailable
 from bot.model import Address, ChannelIdentity, HistoryEntry
 from context_store.base import InboxItem, LoadResult, StoreLimits, merge_histories
 from context_store.keys import KeyBuilder, identity_member, parse_identity_member
@@ -266,6 +266,9 @@ class RedisContextStore:
         self, source: str, target: str, also: Sequence[ChannelIdentity]
     ) -> None:
         k = self.keys
+        if await self._run(self.client.exists(k.customer(source, "moved"),
+                                              k.customer(target, "moved"))):
+            raise CustomerGone(f"customer {source} or {target} was erased or merged")
         cap = self.limits.history_max
         merged = merge_histories(await self.history(source, cap), await self.history(target, cap))
         moved_identities = sorted(set(await self.identities(source)) | set(also))
@@ -285,9 +288,10 @@ class RedisContextStore:
                 if channel not in target_addresses:
                     pipe.hset(addresses, channel, orjson.dumps(address.to_json()).decode())
             if self.limits.retention_seconds:
-                pipe.expire(history, self.limits.retention_seconds)
-                pipe.expire(members, self.limits.retention_seconds)
+                for key in (history, members, addresses):
+                    pipe.expire(key, self.limits.retention_seconds)
             await self._run(pipe.execute())
+        await self._copy_dedup_marks(source, target)
         for identity in moved_identities:
             keep = self.limits.retention_seconds or None
             await self._run(self.client.set(k.identity(identity), target, ex=keep))
@@ -296,6 +300,16 @@ class RedisContextStore:
             for part in ("state", "history", "identities", "addresses"):
                 pipe.delete(k.customer(source, part))
             await self._run(pipe.execute())
+
+    async def _copy_dedup_marks(self, source: str, target: str) -> None:
+        """A redelivery of a message the source processed is still a duplicate
+        once its identity resolves to the target."""
+        prefix = self.keys.seen(source, "")
+        async for key in self.client.scan_iter(match=prefix + "*", count=500):
+            ttl = await self._run(self.client.pttl(key))
+            if ttl > 0:
+                target_key = self.keys.seen(target, key[len(prefix):])
+                await self._run(self.client.set(target_key, "1", px=ttl))
 
     async def _wait_lock(self, customer_id: str, token: str, ttl_seconds: float) -> None:
         key = self.keys.customer(customer_id, "lock")

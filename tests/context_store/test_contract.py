@@ -250,3 +250,22 @@ async def test_a_held_lock_can_be_extended_only_by_its_holder(store: ContextStor
                                           message_key=None)).locked
     await store.unlock("c1", token="a")
     assert not await store.extend_lock("c1", token="a", ttl_seconds=5)
+
+
+async def test_a_merge_carries_dedup_marks_and_refuses_a_gone_customer(
+    store: ContextStore,
+) -> None:
+    import pytest
+
+    from bot.errors import CustomerGone
+
+    assert await save(store, "src", entry("hi"), key="m-1")
+    assert await save(store, "dst", entry("there"), key="m-2")
+    await store.merge("src", "dst", lock_ttl_seconds=5)
+    again = await store.lock_and_load("dst", token="t", ttl_seconds=5, message_key="m-1")
+    assert again.duplicate
+    with pytest.raises(CustomerGone):
+        await store.merge("other", "src", lock_ttl_seconds=5)
+    await store.erase("dst")
+    with pytest.raises(CustomerGone):
+        await store.merge("other", "dst", lock_ttl_seconds=5)

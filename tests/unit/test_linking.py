@@ -279,3 +279,14 @@ async def test_links_offered_depend_on_where_the_customer_is() -> None:
     from_slack = await Person(bare, "slack", "T:U").say("link")
     # Without a public URL a web link would be relative: useless outside the web chat.
     assert from_slack[0].links == ()
+
+
+async def test_a_code_of_an_erased_conversation_links_nothing() -> None:
+    engine, _ = make()
+    web, telegram = Person(engine, "web", "s"), Person(engine, "telegram", "8")
+    code = code_in(await web.say("link"))
+    await engine.store.erase(await web.customer())
+    await telegram.say(f"link {code}")
+    refused = await telegram.say("yes", payload="link_yes")
+    assert "no longer exists" in refused[0].text
+    assert (await telegram.say("hello"))[0].text == "ok"
