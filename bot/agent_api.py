@@ -80,7 +80,8 @@ def _same_origin(request: web.Request) -> bool:
 async def _body(request: web.Request) -> dict[str, Any]:
     try:
         data = json.loads(await request.text())
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
+        # RecursionError: nesting deeper than the parser goes is bad JSON too.
         raise AgentError("bad_json", "the body is not valid JSON") from exc
     if not isinstance(data, dict):
         raise AgentError("bad_json", "the body must be a JSON object")

@@ -74,6 +74,10 @@ async def test_login_refusals(http: aiohttp.ClientSession, app: RunningApp) -> N
     client = AgentClient(http, app.base_url)
     status, body = await client.call("POST", "login", raw="{not json")
     assert (status, body["error"]) == (400, "bad_json")
+    # Nested deeper than the parser goes: bad JSON, not a server error.
+    for raw in ("[" * 100_000, '{"a":' * 100_000):
+        status, body = await client.call("POST", "login", raw=raw)
+        assert (status, body["error"]) == (400, "bad_json")
     status, body = await client.call("POST", "login", {"username": "ann"})
     assert (status, body["error"]) == (400, "bad_fields")
     status, body = await client.call("POST", "login", {"username": "ann", "password": "nope"})
@@ -299,11 +303,13 @@ async def test_bad_json_and_bad_fields_store_nothing(
     path = f"conversations/{customer}/messages"
     for raw, error in [("{nope", "bad_json"), ("[1, 2]", "bad_json"), ('{"text": 5}', "bad_text"),
                        ('{"text": "   "}', "bad_text"), ('{"txt": "hi"}', "bad_text"),
-                       ('{"text": "' + "x" * 5000 + '"}', "bad_text")]:
+                       ('{"text": "' + "x" * 5000 + '"}', "bad_text"),
+                       ("[" * 100_000, "bad_json")]:
         status, body = await ann.call("POST", path, raw=raw)
         assert (status, body["error"]) == (400, error), raw
-    status, body = await ann.call("POST", f"conversations/{customer}/transfer", raw="{")
-    assert (status, body["error"]) == (400, "bad_json")
+    for raw in ("{", "[" * 100_000):
+        status, body = await ann.call("POST", f"conversations/{customer}/transfer", raw=raw)
+        assert (status, body["error"]) == (400, "bad_json")
     status, body = await ann.call("POST", f"conversations/{customer}/transfer", {"agent": "zoe"})
     assert (status, body["error"]) == (400, "unknown_agent")
     assert (await ann.conversation(customer))["history"] == before
