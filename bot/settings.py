@@ -6,12 +6,14 @@ accident shows `**********` instead of the secret.
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from bot.errors import ConfigError
@@ -75,6 +77,23 @@ class Settings(BaseSettings):
     # Told to customers who ask for a person while no agent is online.
     business_hours: str = "Monday to Friday, 9:00-17:00"
 
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        schemes = ("redis://", "rediss://", "unix://", "redis+sentinel://")
+        if value is not None and not value.get_secret_value().startswith(schemes):
+            raise ValueError("must start with " + ", ".join(schemes))
+        return value
+
+    @field_validator("telegram_webhook_secret")
+    @classmethod
+    def _webhook_secret_chars(cls, value: SecretStr | None) -> SecretStr | None:
+        # Telegram's own rule for secret_token.
+        allowed = r"[A-Za-z0-9_-]{1,256}"
+        if value is not None and not re.fullmatch(allowed, value.get_secret_value()):
+            raise ValueError("may only hold 1-256 letters, digits, '_' and '-'")
+        return value
+
     @model_validator(mode="after")
     def _telegram_webhook_needs_secret(self) -> Settings:
         if self.telegram_token and self.telegram_mode == "webhook":
@@ -85,8 +104,8 @@ class Settings(BaseSettings):
                 )
         if self.slack_bot_token and not (self.slack_signing_secret or self.slack_app_token):
             raise ValueError(
-                "slack_bot_token is set but neither slack_signing_secret (HTTP events) "
-                "nor slack_app_token (Socket Mode) is"
+                "slack_bot_token is set, so slack_signing_secret (for HTTP events) or "
+                "slack_app_token (for Socket Mode) is needed too"
             )
         return self
 
@@ -129,12 +148,11 @@ def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
-        raise ConfigError(str(ConfigProblem(str(path), line, f"invalid YAML: {exc}"))) from exc
+        raise ConfigError(ConfigProblem(str(path), line, f"invalid YAML: {exc}")) from exc
     if data is None:
         return {}, {}
     if not isinstance(data, dict) or not isinstance(node, yaml.MappingNode):
-        problem = ConfigProblem(str(path), 1, "the file must be a mapping of settings")
-        raise ConfigError(str(problem))
+        raise ConfigError(ConfigProblem(str(path), 1, "the file must be a mapping of settings"))
     lines = {
         k.value: k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)
     }
@@ -150,7 +168,8 @@ def check_settings(path: Path | None) -> tuple[Settings | None, list[ConfigProbl
         try:
             data, lines = _read_yaml(config_path)
         except ConfigError as exc:
-            return None, [ConfigProblem(str(config_path), None, str(exc))]
+            return None, [exc.args[0] if isinstance(exc.args[0], ConfigProblem)
+                          else ConfigProblem(str(config_path), None, str(exc))]
     elif path is not None:
         return None, [ConfigProblem(str(config_path), None, "no such file")]
     try:
@@ -160,7 +179,12 @@ def check_settings(path: Path | None) -> tuple[Settings | None, list[ConfigProbl
         for err in exc.errors():
             key = str(err["loc"][0]) if err["loc"] else ""
             label = f"{key}: " if key else ""
-            problems.append(ConfigProblem(str(config_path), lines.get(key), label + err["msg"]))
+            variable = f"SEGUE_{key.upper()}"
+            if key and variable in os.environ:  # the environment overrides the file
+                problems.append(ConfigProblem(f"environment {variable}", None, err["msg"]))
+            else:
+                problems.append(
+                    ConfigProblem(str(config_path), lines.get(key), label + err["msg"]))
         return None, problems
 
 

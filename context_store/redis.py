@@ -79,6 +79,7 @@ return 0
 
 _INBOX_GROUP = "segue-workers"
 PARKED_MAX = 1000
+PARKED_KEEP_SECONDS = 30 * 86400
 
 
 class RedisContextStore:
@@ -353,6 +354,8 @@ class RedisContextStore:
         async with self.client.pipeline(transaction=True) as pipe:
             pipe.lpush(self.keys.parked(), record)
             pipe.ltrim(self.keys.parked(), 0, PARKED_MAX - 1)
+            # Parked items hold customer text: kept no longer than customer data.
+            pipe.expire(self.keys.parked(), self.limits.retention_seconds or PARKED_KEEP_SECONDS)
             await self._run(pipe.execute())
 
     async def parked(self, limit: int) -> list[str]:

@@ -62,3 +62,32 @@ def test_telegram_webhook_mode_needs_a_secret(tmp_path: Path) -> None:
 def test_a_missing_named_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no such file"):
         load_settings(tmp_path / "absent.yml")
+
+
+def test_a_redis_url_of_another_scheme_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEGUE_REDIS_URL", "http://nope")
+    settings, problems = check_settings(None)
+    assert settings is None
+    assert str(problems[0]).startswith("environment SEGUE_REDIS_URL:")
+    assert "redis://" in str(problems[0])
+
+
+def test_a_bad_environment_value_is_blamed_on_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path, "port: 8080\n")
+    monkeypatch.setenv("SEGUE_PORT", "abc")
+    _, problems = check_settings(path)
+    assert [str(p).split(":")[0] for p in problems] == ["environment SEGUE_PORT"]
+
+
+def test_a_yaml_error_names_the_file_once(tmp_path: Path) -> None:
+    path = write(tmp_path, "host: a\nport: [1,\n")
+    _, problems = check_settings(path)
+    assert str(problems[0]).count(str(path)) == 1
+
+
+def test_telegram_webhook_secret_follows_telegrams_rule(tmp_path: Path) -> None:
+    path = write(tmp_path, "telegram_webhook_secret: 'bad secret!'\n")
+    _, problems = check_settings(path)
+    assert "telegram_webhook_secret" in str(problems[0])
