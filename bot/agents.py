@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import logging
 import re
 import secrets
@@ -56,6 +57,9 @@ class AuthOptions:
     max_failures_per_user: int = 5
     max_failures_per_address: int = 20
     window_seconds: int = 900
+    # Each argon2 computation takes 64 MiB: a burst of logins waits its turn
+    # rather than taking the worker's memory.
+    max_parallel_hashes: int = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,51 +92,78 @@ class AgentAuth:
         self.hasher = hasher or PasswordHasher()
         self.clock = clock
         self._dummy_hash: str | None = None
+        self._hashing = asyncio.Semaphore(self.options.max_parallel_hashes)
 
     async def add(self, username: str, password: str, *, role: Role = "agent",
                   display_name: str | None = None) -> AgentAccount:
-        """Create or replace an account."""
+        """Create or replace an account. A new password ends the account's
+        sessions; the same password again (accounts given at every start)
+        keeps them."""
         check_username(username)
         if role not in ROLES:
             raise AgentError("bad_role", f"role must be one of {', '.join(ROLES)}")
         if not password or len(password) > MAX_PASSWORD:
             raise AgentError("bad_password", f"a password is 1 to {MAX_PASSWORD} characters")
-        hashed = await asyncio.to_thread(self.hasher.hash, password)
+        existing = await self.store.get_agent(username)
+        if existing is not None and await self._matches(existing.password_hash, password) \
+                and not self.hasher.check_needs_rehash(existing.password_hash):
+            hashed = existing.password_hash
+        else:
+            async with self._hashing:
+                hashed = await asyncio.to_thread(self.hasher.hash, password)
         account = AgentAccount(username=username, display_name=display_name or username,
                                role=role, password_hash=hashed)
         await self.store.put_agent(account)
         return account
 
     async def login(self, username: str, password: str, *, address: str) -> Login:
-        keys = (f"user:{username}", f"addr:{address}")
-        limits = (self.options.max_failures_per_user, self.options.max_failures_per_address)
-        for key, limit in zip(keys, limits, strict=True):
-            if await self.store.failures(key) >= limit:
-                raise TooManyLogins(self.options.window_seconds)
-        account = await self.store.get_agent(username) if USERNAME.match(username) else None
+        """A new session, or a refusal. Every attempt is counted before its
+        password is checked, so a burst of concurrent guesses gets no more
+        checks than the limits allow."""
+        well_formed = USERNAME.match(username) is not None
+        window = self.options.window_seconds
+        if await self.store.add_failure(f"addr:{address}", window) \
+                > self.options.max_failures_per_address:
+            raise TooManyLogins(window)
+        if not well_formed:
+            # No account can have this name: refused without a hash or a
+            # counter of its own, so made-up names leave no keys behind.
+            log.info("console login with a malformed username")
+            raise LoginRefused()
+        # Unknown names are counted like real ones: a refusal must not tell them apart.
+        user_key = f"user:{username}"
+        if await self.store.add_failure(user_key, window) > self.options.max_failures_per_user:
+            raise TooManyLogins(window)
+        account = await self.store.get_agent(username)
         if not await self._verify(account, password):
-            for key in keys:
-                await self.store.add_failure(key, self.options.window_seconds)
             log.info("failed console login for %r", username)
             raise LoginRefused()
         assert account is not None
-        await self.store.clear_failures(keys[0])
+        await self.store.clear_failures(user_key)
+        await self.store.forgive_failure(f"addr:{address}")
         token = secrets.token_urlsafe(32)
         expires_at = self.clock() + self.options.session_seconds
-        await self.store.put_session(session_id(token), AgentSession(username, expires_at))
+        await self.store.put_session(session_id(token), AgentSession(
+            username, expires_at, stamp=credential_stamp(account)))
         return Login(token=token, agent=account, expires_at=expires_at)
 
     async def _verify(self, account: AgentAccount | None, password: str) -> bool:
         if account is None and self._dummy_hash is None:
-            self._dummy_hash = await asyncio.to_thread(self.hasher.hash, secrets.token_hex(16))
+            async with self._hashing:
+                self._dummy_hash = await asyncio.to_thread(self.hasher.hash,
+                                                           secrets.token_hex(16))
         # An unknown username costs a verification too, so timing tells nothing.
         hashed = account.password_hash if account is not None else self._dummy_hash
         assert hashed is not None
-        try:
-            await asyncio.to_thread(self.hasher.verify, hashed, password[:MAX_PASSWORD])
-        except (VerificationError, InvalidHashError):
-            return False
-        return account is not None
+        return await self._matches(hashed, password) and account is not None
+
+    async def _matches(self, hashed: str, password: str) -> bool:
+        async with self._hashing:
+            try:
+                await asyncio.to_thread(self.hasher.verify, hashed, password[:MAX_PASSWORD])
+            except (VerificationError, InvalidHashError):
+                return False
+        return True
 
     async def authenticate(self, token: str | None) -> AgentAccount:
         """The account of a live session token; `NotAuthenticated` otherwise."""
@@ -147,10 +178,19 @@ class AgentAuth:
         account = await self.store.get_agent(session.username)
         if account is None:
             raise NotAuthenticated("the account no longer exists")
+        if not hmac.compare_digest(session.stamp, credential_stamp(account)):
+            await self.store.drop_session(session_id(token))
+            raise NotAuthenticated("the password has changed: log in again")
         return account
 
     async def logout(self, token: str) -> None:
         await self.store.drop_session(session_id(token))
+
+
+def credential_stamp(account: AgentAccount) -> str:
+    """Names the password a session was opened with: a new password (a new
+    hash) no longer matches the stamp its older sessions carry."""
+    return hashlib.sha256(account.password_hash.encode()).hexdigest()[:32]
 
 
 def parse_agent_list(spec: str) -> list[tuple[str, str, Role]]:

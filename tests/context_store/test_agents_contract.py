@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 
@@ -37,7 +38,7 @@ async def test_accounts_are_kept_replaced_and_listed_by_name(agents: AgentStore)
 
 
 async def test_a_session_lives_until_dropped(agents: AgentStore) -> None:
-    session = AgentSession("ann", time.time() + 60)
+    session = AgentSession("ann", time.time() + 60, stamp="pw-stamp")
     await agents.put_session("digest-1", session)
     assert await agents.get_session("digest-1") == session
     assert await agents.get_session("digest-2") is None
@@ -52,6 +53,23 @@ async def test_failures_count_up_and_clear(agents: AgentStore) -> None:
     assert await agents.failures("user:bob") == 0
     await agents.clear_failures("user:ann")
     assert await agents.failures("user:ann") == 0
+
+
+async def test_a_forgiven_attempt_is_taken_back_but_never_starts_a_count(
+    agents: AgentStore,
+) -> None:
+    await agents.forgive_failure("addr:10.0.0.1")
+    assert await agents.failures("addr:10.0.0.1") == 0
+    assert await agents.add_failure("addr:10.0.0.1", 60) == 1
+    await agents.forgive_failure("addr:10.0.0.1")
+    await agents.forgive_failure("addr:10.0.0.1")
+    assert await agents.failures("addr:10.0.0.1") == 0
+    assert await agents.add_failure("addr:10.0.0.1", 60) == 1
+
+
+async def test_concurrent_attempts_each_get_their_own_count(agents: AgentStore) -> None:
+    counts = await asyncio.gather(*(agents.add_failure("user:ann", 60) for _ in range(30)))
+    assert sorted(counts) == list(range(1, 31))
 
 
 async def test_the_queue_is_oldest_first_and_claims_leave_it(agents: AgentStore) -> None:
@@ -105,10 +123,16 @@ async def test_redis_keys_expire_where_they_can_be_left_behind(redis_url: str) -
         agents = RedisAgentStore(client)
         await agents.put_session("digest", AgentSession("ann", time.time() + 120))
         await agents.add_failure("user:ann", 900)
+        await agents.add_failure("addr:10.0.0.1", 900)
+        await agents.add_failure("addr:10.0.0.1", 900)
+        await agents.forgive_failure("addr:10.0.0.1")
+        await agents.forgive_failure("addr:10.0.0.2")  # never counted: no key
         await agents.touch_web(["s1"], "w1", 60)
         ttls = {key: await client.ttl(key) async for key in client.scan_iter("segue:*")}
         assert 0 < ttls["segue:agent-session:digest"] <= 120
         assert 0 < ttls["segue:agent-login:user:ann"] <= 900
+        assert 0 < ttls["segue:agent-login:addr:10.0.0.1"] <= 900
+        assert "segue:agent-login:addr:10.0.0.2" not in ttls
         assert 0 < ttls["segue:{w:s1}:sockets"] <= 60
     finally:
         await client.aclose()

@@ -3,6 +3,7 @@ against the real app on loopback, the demo bot and a real Redis."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -100,6 +101,20 @@ async def test_failed_logins_are_limited_per_username(
             assert int(resp.headers["Retry-After"]) > 0
             assert (await resp.json())["error"] == "too_many_logins"
         await client.login("bob")  # another account is not locked
+
+
+async def test_concurrent_guesses_are_counted_before_they_are_checked(
+    http: aiohttp.ClientSession, redis_url: str
+) -> None:
+    async with running(redis_url) as app:  # 5 per username, 20 per address
+        client = AgentClient(http, app.base_url)
+        guesses = [client.call("POST", "login", {"username": "ann", "password": f"guess-{n}"})
+                   for n in range(60)]
+        statuses = [status for status, _ in await asyncio.gather(*guesses)]
+        assert (statuses.count(401), statuses.count(429)) == (5, 55)
+        status, body = await client.call("POST", "login",
+                                         {"username": "ann", "password": "ann-pass-1"})
+        assert (status, body["error"]) == (429, "too_many_logins")
 
 
 async def test_failed_logins_are_limited_per_client_address(

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
+from typing import Any
 
 import pytest
 from argon2 import PasswordHasher
@@ -39,7 +42,33 @@ def clock() -> Clock:
 def auth(clock: Clock) -> AgentAuth:
     options = AuthOptions(session_seconds=3600, max_failures_per_user=3,
                           max_failures_per_address=5, window_seconds=60)
-    return AgentAuth(MemoryAgentStore(), options=options, hasher=CHEAP, clock=clock)
+    return AgentAuth(MemoryAgentStore(clock=clock), options=options, hasher=CHEAP, clock=clock)
+
+
+class PeakHasher(PasswordHasher):
+    """The real argon2 hasher, noting how many hashes run at once."""
+
+    def __init__(self) -> None:
+        super().__init__(time_cost=2, memory_cost=16 * 1024, parallelism=1)
+        self.running = 0
+        self.peak = 0
+        self._lock = threading.Lock()
+
+    def _counted(self, work: Any) -> Any:
+        with self._lock:
+            self.running += 1
+            self.peak = max(self.peak, self.running)
+        try:
+            return work()
+        finally:
+            with self._lock:
+                self.running -= 1
+
+    def hash(self, password: str | bytes, *, salt: bytes | None = None) -> str:
+        return self._counted(lambda: super(PeakHasher, self).hash(password, salt=salt))
+
+    def verify(self, hash: str | bytes, password: str | bytes) -> bool:  # noqa: A002
+        return self._counted(lambda: super(PeakHasher, self).verify(hash, password))
 
 
 async def test_passwords_are_stored_as_argon2_hashes(auth: AgentAuth) -> None:
@@ -94,6 +123,85 @@ async def test_a_success_clears_the_username_count(auth: AgentAuth) -> None:
         with pytest.raises(LoginRefused):
             await auth.login("ann", "wrong", address="10.0.0.9")
     await auth.login("ann", "pw-1", address="10.0.0.9")
+
+
+async def test_concurrent_guesses_get_no_more_checks_than_the_limits(
+    clock: Clock,
+) -> None:
+    options = AuthOptions(max_failures_per_user=5, max_failures_per_address=20,
+                          window_seconds=900)
+    auth = AgentAuth(MemoryAgentStore(clock=clock), options=options, hasher=CHEAP, clock=clock)
+    await auth.add("ann", "right-one")
+    guesses = [auth.login("ann", f"guess-{n}", address="10.0.0.1") for n in range(60)]
+    outcomes = await asyncio.gather(*guesses, return_exceptions=True)
+    refused = [type(o) for o in outcomes]
+    assert refused.count(LoginRefused) == 5
+    assert refused.count(TooManyLogins) == 55
+    # The right password, from anywhere, waits for the window like any guess.
+    for address in ("10.0.0.1", "10.0.0.2"):
+        with pytest.raises(TooManyLogins):
+            await auth.login("ann", "right-one", address=address)
+    clock.now += 901
+    assert (await auth.login("ann", "right-one", address="10.0.0.1")).agent.username == "ann"
+
+
+async def test_a_success_does_not_count_against_the_address(auth: AgentAuth) -> None:
+    for name in ("ann", "bob", "cy", "dee", "eve", "fay", "gus"):
+        await auth.add(name, f"{name}-pass")
+        await auth.login(name, f"{name}-pass", address="10.0.0.1")  # one office, one address
+    for n in range(5):
+        with pytest.raises(LoginRefused):
+            await auth.login(f"zoe{n}", "wrong", address="10.0.0.1")
+    with pytest.raises(TooManyLogins):
+        await auth.login("ann", "ann-pass", address="10.0.0.1")
+
+
+async def test_malformed_names_leave_no_counters_and_old_ones_are_purged(
+    auth: AgentAuth, clock: Clock
+) -> None:
+    store = auth.store
+    assert isinstance(store, MemoryAgentStore)
+    for n in range(3):
+        with pytest.raises(LoginRefused):
+            await auth.login(f"Not A Name {n}", "x", address="10.0.0.1")
+    assert set(store._failures) == {"addr:10.0.0.1"}
+    with pytest.raises(LoginRefused):
+        await auth.login("zed", "x", address="10.0.0.2")
+    clock.now += 3600
+    with pytest.raises(LoginRefused):
+        await auth.login("yan", "x", address="10.0.0.3")
+    assert set(store._failures) == {"user:yan", "addr:10.0.0.3"}
+
+
+async def test_password_checks_run_a_few_at_a_time(clock: Clock) -> None:
+    hasher = PeakHasher()
+    auth = AgentAuth(MemoryAgentStore(clock=clock), hasher=hasher, clock=clock,
+                     options=AuthOptions(max_parallel_hashes=2))
+    names = [f"agent{n}" for n in range(8)]
+    await asyncio.gather(*(auth.add(name, f"{name}-pass") for name in names))
+    logins = await asyncio.gather(*(auth.login(name, f"{name}-pass", address=f"10.0.0.{n}")
+                                    for n, name in enumerate(names)))
+    assert [login.agent.username for login in logins] == names
+    assert hasher.peak == 2
+
+
+async def test_a_new_password_ends_the_accounts_sessions(auth: AgentAuth) -> None:
+    await auth.add("ann", "pw-1")
+    await auth.add("bob", "pw-b")
+    first = await auth.login("ann", "pw-1", address="10.0.0.1")
+    second = await auth.login("ann", "pw-1", address="10.0.0.2")
+    bobs = await auth.login("bob", "pw-b", address="10.0.0.3")
+    # The same password again (accounts given at every start) keeps them.
+    await auth.add("ann", "pw-1", role="admin")
+    assert (await auth.authenticate(first.token)).role == "admin"
+    await auth.add("ann", "pw-2")
+    for login in (first, second):
+        with pytest.raises(NotAuthenticated, match="password has changed"):
+            await auth.authenticate(login.token)
+        assert await auth.store.get_session(session_id(login.token)) is None
+    assert (await auth.authenticate(bobs.token)).username == "bob"
+    fresh = await auth.login("ann", "pw-2", address="10.0.0.1")
+    assert (await auth.authenticate(fresh.token)).username == "ann"
 
 
 @pytest.mark.parametrize(("username", "password", "role"), [

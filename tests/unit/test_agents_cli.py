@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 
 import pytest
 import redis
 
+from bot.agents import AgentAuth, NotAuthenticated
 from bot.cli import main
 from context_store.agents import AgentAccount
+from context_store.agents_redis import RedisAgentStore
+from context_store.redis import connect
 
 
 @pytest.fixture(autouse=True)
@@ -27,6 +31,38 @@ def test_adds_an_account_to_redis(redis_url: str, monkeypatch: pytest.MonkeyPatc
         account = AgentAccount.from_json(client.hget("segue:{agents}:accounts", "ann"))
     assert (account.role, account.display_name) == ("admin", "Ann Lee")
     assert account.password_hash.startswith("$argon2id$")
+
+
+def test_a_new_password_ends_the_agents_sessions(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SEGUE_REDIS_URL", redis_url)
+
+    async def log_in() -> str:
+        client = connect(redis_url)
+        try:
+            auth = AgentAuth(RedisAgentStore(client))
+            return (await auth.login("ann", "old horse", address="10.0.0.1")).token
+        finally:
+            await client.aclose()
+
+    async def who(token: str) -> str:
+        client = connect(redis_url)
+        try:
+            return (await AgentAuth(RedisAgentStore(client)).authenticate(token)).username
+        finally:
+            await client.aclose()
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("old horse\n"))
+    assert main(["agents", "add", "ann"]) == 0
+    token = asyncio.run(log_in())
+    monkeypatch.setattr("sys.stdin", io.StringIO("old horse\n"))
+    assert main(["agents", "add", "ann", "--role", "admin"]) == 0  # the same password
+    assert asyncio.run(who(token)) == "ann"
+    monkeypatch.setattr("sys.stdin", io.StringIO("new horse\n"))
+    assert main(["agents", "add", "ann"]) == 0
+    with pytest.raises(NotAuthenticated, match="password has changed"):
+        asyncio.run(who(token))
 
 
 def test_refuses_without_redis_and_stores_nothing(monkeypatch: pytest.MonkeyPatch,
