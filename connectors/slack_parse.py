@@ -1,9 +1,10 @@
 """The inbound half of the Slack channel: Events API and interactivity
-payloads (already verified by slack-bolt) as `Inbound`, or None when the
-payload is not a customer's message (bots, edits, joins, other events)."""
+payloads (already verified) as `Inbound`, or None when the payload is not a
+customer's message (bots, edits, joins, other events)."""
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -15,6 +16,46 @@ CHANNEL = "slack"
 # and bot posts all come with other subtypes.
 CUSTOMER_SUBTYPES = frozenset({"file_share", "thread_broadcast"})
 _LEADING_MENTION = re.compile(r"^\s*<@(?P<user>[A-Z0-9]+)(?:\|[^>]*)?>\s*")
+
+# Where slack-bolt reads a payload while routing it, taking Slack's types for
+# granted: an id or an object holding one; an object; a list of objects; text.
+_ID_FIELDS = ("team", "enterprise", "user", "channel")
+_OBJECT_FIELDS = ("event", "view", "container", "message", "previous_message", "item")
+_OBJECT_LIST_FIELDS = ("authorizations", "actions", "response_urls")
+_TEXT_FIELDS = ("type", "subtype", "channel_type", "callback_id", "command", "action_id")
+_NESTING_CHECKED = 3
+
+
+def well_formed(body: object, depth: int = 0) -> bool:
+    """Whether a parsed body has Slack's types wherever Bolt reads it without
+    checking: anything else would fail inside Bolt rather than be refused."""
+    if not isinstance(body, dict):
+        return False
+    if any(not isinstance(body.get(k), str | dict | None) for k in _ID_FIELDS):
+        return False
+    if any(not isinstance(body.get(k), str | None) for k in _TEXT_FIELDS):
+        return False
+    for key in _OBJECT_LIST_FIELDS:
+        items = body.get(key)
+        if items is not None and not (
+            isinstance(items, list) and all(isinstance(i, dict) for i in items)
+        ):
+            return False
+    if body.get("type") == "block_actions" and not (
+        body.get("actions") and isinstance(body["actions"][0].get("action_id"), str)
+    ):
+        return False
+    for key in _OBJECT_FIELDS:
+        value = body.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            return False
+        if depth < _NESTING_CHECKED and not well_formed(value, depth + 1):
+            return False
+    if isinstance(body.get("event"), dict) and not isinstance(body["event"].get("type"), str):
+        return False
+    return True
 
 
 def identity(team_id: str, user_id: str) -> ChannelIdentity:
@@ -40,12 +81,16 @@ def parse_event(body: dict[str, Any], *, bot_user_id: str | None) -> Inbound | N
     if fields is None:
         return None
     team_id, user, channel, ts, event_id = fields
-    text = str(event.get("text") or "")
+    at = _timestamp(ts)
+    text = event.get("text") or ""
+    if at is None or not isinstance(text, str):
+        return None
     kind = event.get("type")
     if kind == "message" and event.get("channel_type") == "im":
         address = Address(CHANNEL, channel)
     elif kind == "app_mention":
-        address = Address(CHANNEL, channel, event.get("thread_ts") or ts)
+        thread = event.get("thread_ts")
+        address = Address(CHANNEL, channel, thread if isinstance(thread, str) and thread else ts)
         text = strip_mention(text, bot_user_id)
     else:
         return None
@@ -56,7 +101,7 @@ def parse_event(body: dict[str, Any], *, bot_user_id: str | None) -> Inbound | N
         address=address,
         message_id=event_id,
         text=text,
-        ts=float(ts),
+        ts=at,
     )
 
 
@@ -66,33 +111,37 @@ def parse_action(body: dict[str, Any]) -> Inbound | None:
     if body.get("type") != "block_actions":
         return None
     actions = body.get("actions") or []
-    user = body.get("user") or {}
-    container = body.get("container") or {}
-    message = body.get("message") or {}
+    user = _object(body.get("user"))
+    container = _object(body.get("container"))
+    message = _object(body.get("message"))
     if not actions or not isinstance(actions[0], dict) or actions[0].get("type") != "button":
         return None
     action = actions[0]
     fields = _strings(
-        user.get("team_id") or (body.get("team") or {}).get("id"), user.get("id"),
-        container.get("channel_id") or (body.get("channel") or {}).get("id"),
+        user.get("team_id") or _object(body.get("team")).get("id"), user.get("id"),
+        container.get("channel_id") or _object(body.get("channel")).get("id"),
         container.get("message_ts") or message.get("ts"),
         action.get("action_id"), action.get("action_ts"),
     )
     if fields is None:
         return None
-    team_id, user_id, channel, message_ts, _, _ = fields
-    title = (action.get("text") or {}).get("text") or ""
+    team_id, user_id, channel, message_ts, action_id, action_ts = fields
+    at = _timestamp(action_ts)
+    if at is None:
+        return None
+    title = _object(action.get("text")).get("text")
     # The press answers in the thread the buttons were posted in, if any.
     thread = container.get("thread_ts") or message.get("thread_ts")
+    name = user.get("name") or user.get("username")
     return Inbound(
         identity=identity(team_id, user_id),
-        address=Address(CHANNEL, channel, thread),
+        address=Address(CHANNEL, channel, thread if isinstance(thread, str) else None),
         # Stable across redeliveries of this press, distinct for another press.
-        message_id=f"action:{message_ts}:{action['action_id']}:{action['action_ts']}",
-        text=title,
+        message_id=f"action:{message_ts}:{action_id}:{action_ts}",
+        text=title if isinstance(title, str) else "",
         payload=str(action.get("value") or ""),
-        display_name=user.get("name") or user.get("username"),
-        ts=float(action["action_ts"]),
+        display_name=name if isinstance(name, str) else None,
+        ts=at,
     )
 
 
@@ -135,6 +184,19 @@ def inbound_from_json(data: dict[str, Any]) -> Inbound:
         display_name=data.get("display_name"),
         ts=float(data["ts"]),
     )
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _timestamp(value: str) -> float | None:
+    """A Slack `ts` ("1763900100.000300") as seconds, or None if it is not one."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) else None
 
 
 def _strings(*values: Any) -> list[str] | None:

@@ -4,21 +4,25 @@ Segue's real app, replies through slack_sdk to the local fake Web API."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
+from prometheus_client import REGISTRY
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from slack_bolt.request.async_request import AsyncBoltRequest
 
 from bot.errors import ConnectorError
 from bot.inbox import encode_item
 from bot.model import Address, Button, Outbound
 from bot.policy import TurnContext
 from context_store import RedisContextStore
-from tests.fakes.slack_api import BOT_USER_ID, FakeSlackApi
+from tests.fakes.slack_api import BOT_USER_ID, FakeSlackApi, signed_headers
 from tests.integration.test_slack_rig import (
+    SECRET,
     TOKEN,
     bot_message,
     buttons_of,
@@ -187,6 +191,111 @@ async def test_bad_signature_is_refused_and_nothing_stored(
         assert unsigned.status == 401
         assert not any((await stored_keys(redis_client)).values())
     assert api.posted() == []
+
+
+# Bodies no Slack payload looks like, with the content type they claim.
+MALFORMED = {
+    "bad_json": (b"{bad", "application/json"),
+    "bad_form_payload": (b"payload=%7Bbad", "application/x-www-form-urlencoded"),
+    "not_utf8": (b'{"type": "event_callback", "text": "caf\xe9"}', "application/json"),
+    "deeply_nested": (b"[" * 100_000 + b"]" * 100_000, "application/json"),
+    "not_an_object": (b"[1, 2]", "application/json"),
+    "event_not_an_object": (b'{"type": "event_callback", "event": "hi"}', "application/json"),
+    "empty": (b"", "application/json"),
+}
+
+
+def refused(code: str) -> float:
+    """How many Slack requests were refused with `code` so far."""
+    labels = {"channel": "slack", "code": code}
+    return REGISTRY.get_sample_value("segue_bad_input_total", labels) or 0.0
+
+
+def problems(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+@pytest.mark.parametrize(("raw", "content_type"), MALFORMED.values(), ids=MALFORMED.keys())
+async def test_signed_malformed_body_is_refused_with_400_and_nothing_stored(
+    api: FakeSlackApi,
+    store: RedisContextStore,
+    redis_client: aioredis.Redis,
+    caplog: pytest.LogCaptureFixture,
+    raw: bytes,
+    content_type: str,
+) -> None:
+    async with running_segue(api, store, policy=EchoPolicy()) as rig:
+        before = refused("bad_body")
+        headers = {**signed_headers(SECRET, raw), "Content-Type": content_type}
+        response = await rig.client.post("/slack/events", data=raw, headers=headers)
+        assert response.status == 400
+        assert (await response.json())["error"] == "bad_body"
+        assert refused("bad_body") == before + 1
+        assert not any((await stored_keys(redis_client)).values())
+    assert problems(caplog) == []
+    assert api.posted() == []
+
+
+@pytest.mark.parametrize(("raw", "content_type"), MALFORMED.values(), ids=MALFORMED.keys())
+async def test_malformed_body_without_a_good_signature_is_refused_with_401(
+    api: FakeSlackApi,
+    store: RedisContextStore,
+    redis_client: aioredis.Redis,
+    caplog: pytest.LogCaptureFixture,
+    raw: bytes,
+    content_type: str,
+) -> None:
+    stale = int(time.time()) - 6 * 60
+    attempts = [
+        {},
+        signed_headers("not-the-signing-secret", raw),
+        signed_headers(SECRET, raw, timestamp=stale),
+        {**signed_headers(SECRET, raw), "X-Slack-Request-Timestamp": "soon"},
+    ]
+    async with running_segue(api, store, policy=EchoPolicy()) as rig:
+        before = refused("bad_signature")
+        for headers in attempts:
+            headers["Content-Type"] = content_type
+            response = await rig.client.post("/slack/events", data=raw, headers=headers)
+            assert response.status == 401
+            assert (await response.json())["error"] == "bad_signature"
+        assert refused("bad_signature") == before + len(attempts)
+        assert not any((await stored_keys(redis_client)).values())
+    assert problems(caplog) == []
+
+
+async def test_odd_signature_headers_are_refused_not_raised(
+    api: FakeSlackApi, store: RedisContextStore
+) -> None:
+    async with running_segue(api, store) as rig:
+        connector = rig.segue.connectors["slack"]
+        raw = json.dumps(dm("hi", event_id="EvB0")).encode()
+        good = signed_headers(SECRET, raw)
+        assert connector.signed(raw, good)
+        for timestamp in ["", "-1", "1e9", "\uff11\uff12", "9" * 5000]:
+            assert not connector.signed(raw, {**good, "X-Slack-Request-Timestamp": timestamp})
+        assert not connector.signed(raw, {**good, "X-Slack-Signature": "v0=\u00e9"})
+        garbled = b"\xff" + raw
+        assert connector.signed(garbled, signed_headers(SECRET, garbled))
+        assert not connector.signed(garbled, good)
+
+
+async def test_refused_requests_log_no_customer_text(
+    api: FakeSlackApi, store: RedisContextStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    text = "my card is 4111 1111 1111 1111"
+    async with running_segue(api, store) as rig:
+        forged = await rig.post_event(dm(text, event_id="EvB1"), secret="forged")
+        assert forged.status == 401
+        # Bolt's own check behind it stays quiet about bodies too.
+        raw = json.dumps(dm(text, event_id="EvB2"))
+        headers = {**signed_headers("forged", raw.encode()), "Content-Type": "application/json"}
+        request = AsyncBoltRequest(body=raw, headers=headers)
+        bolt = rig.segue.connectors["slack"].bolt
+        assert (await bolt.async_dispatch(request)).status == 401
+    assert caplog.records  # the capture was on
+    assert "4111" not in caplog.text
 
 
 async def test_stale_timestamp_is_refused(

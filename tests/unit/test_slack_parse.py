@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from bot.model import Address, ChannelIdentity
 from connectors.slack_parse import (
     inbound_from_json,
@@ -12,6 +14,7 @@ from connectors.slack_parse import (
     parse_action,
     parse_event,
     strip_mention,
+    well_formed,
 )
 
 BOT = "U0BOTUSER"
@@ -113,3 +116,57 @@ def test_inbound_survives_the_inbox() -> None:
     inbound = parse_action(press())
     assert inbound is not None
     assert inbound_from_json(inbound_to_json(inbound)) == inbound
+
+
+def test_fields_of_the_wrong_type_are_not_a_message() -> None:
+    assert parse_event(callback(im(ts="not-a-ts")), bot_user_id=BOT) is None
+    assert parse_event(callback(im(ts="nan")), bot_user_id=BOT) is None
+    assert parse_event(callback(im(text={"rich": "text"})), bot_user_id=BOT) is None
+    mention = {"type": "app_mention", "channel": "C1", "user": "U1", "text": "hi",
+               "ts": "5.0", "thread_ts": ["4.0"]}
+    inbound = parse_event(callback(mention), bot_user_id=BOT)
+    assert inbound is not None and inbound.address.thread == "5.0"
+
+    assert parse_action(press(action_ts="soon")) is None
+    for key, value in [("user", "U1"), ("team", "T1"), ("channel", "D1"),
+                       ("container", "c"), ("message", "m")]:
+        body = press()
+        body[key] = value
+        inbound = parse_action(body)  # a missing id is no press; never an exception
+        assert inbound is None or inbound.identity.user_id == "T1:U1"
+    inbound = parse_action(press(text="One"))
+    assert inbound is not None and inbound.text == ""
+
+
+def test_slack_payloads_are_well_formed() -> None:
+    assert well_formed(callback(im()))
+    assert well_formed(callback(im(subtype="message_changed", message={"user": "U1"})))
+    assert well_formed(press())
+    assert well_formed({"type": "url_verification", "challenge": "c"})
+    assert well_formed({"command": "/order", "text": "A1", "user_id": "U1"})
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        [],
+        "event_callback",
+        None,
+        {"type": "event_callback", "event": "hello"},
+        {"type": "event_callback", "event": {"text": "no type"}},
+        {"type": "event_callback", "event": {"type": ["message"]}},
+        {"type": "event_callback", "event": {"type": "message", "user": 5}},
+        {"type": "event_callback", "event": {"type": "message", "message": {"channel": 1}}},
+        {"type": "event_callback", "authorizations": 5},
+        {"type": "event_callback", "authorizations": [5]},
+        {"type": 1},
+        {"type": "block_actions", "actions": []},
+        {"type": "block_actions", "actions": [{"type": "button"}]},
+        {"type": "block_actions", "actions": "button"},
+        {"type": "view_submission", "view": "modal"},
+        {"type": "shortcut", "callback_id": 5},
+        {"team": ["T1"]},
+    ],
+)
+def test_bodies_bolt_cannot_route_are_not_well_formed(body: Any) -> None:
+    assert not well_formed(body)
