@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from bot import metrics
 from bot.engine import Engine
-from bot.errors import BadInput, LockLost, LockTimeout, StoreUnavailable
+from bot.errors import BadInput, LockLost, LockTimeout, StoreError, StoreUnavailable
 from bot.model import Address, ChannelIdentity, HistoryEntry, Inbound, Outbound
 from bot.tokens import TokenSigner, verify_host_identity
 from context_store.base import ContextStore
@@ -34,6 +34,9 @@ CHANNEL = "web"
 BUS_TOPIC = "webchat"
 STATIC_DIR = Path(__file__).parent / "static" / "webchat"
 MAX_CLIENT_ID = 128
+HELLO_WITHIN_SECONDS = 10.0
+# More sockets than this on one session is a script, not a person with tabs.
+MAX_SOCKETS_PER_SESSION = 10
 TYPING_AFTER_SECONDS = 0.3
 
 
@@ -93,8 +96,11 @@ class WebChatConnector:
         # Set by the app: redeems resume links and joins signed-in visitors.
         self.links: LinkService | None = None
         self._signer = TokenSigner(options.secret, "session")
-        # Room for the longest text once JSON-escaped (up to 6 bytes a character).
-        self._max_frame = options.max_text_length * 6 + 4096
+        # Room for the longest text however it is escaped (12 bytes for a
+        # character outside the BMP as a \\u surrogate pair), so an allowed
+        # text is never cut off by the frame limit; longer texts get
+        # `text_too_long`, and only far larger frames close the socket (1009).
+        self._max_frame = max(1 << 20, options.max_text_length * 12 + 4096)
         # Set by `use_workers` when several workers share one store.
         self.bus: Bus | None = None
         self.presence: WebPresence | None = None
@@ -204,11 +210,20 @@ class WebChatConnector:
         await ws.prepare(request)
         client = _Client(ws)
         try:
-            async for msg in ws:
+            while not ws.closed:
+                wait = HELLO_WITHIN_SECONDS if client.session is None else None
+                try:
+                    msg = await ws.receive(timeout=wait)
+                except TimeoutError:
+                    await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"hello expected")
+                    break
                 if msg.type == WSMsgType.TEXT:
                     await self._on_text(client, msg.data)
                 elif msg.type == WSMsgType.BINARY:
                     await self._refuse(client, BadInput("bad_frame", "frames must be JSON text"))
+                elif msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED,
+                                  WSMsgType.ERROR):
+                    break
         finally:
             await self._unregister(client)
         return ws
@@ -231,6 +246,12 @@ class WebChatConnector:
         except (LockTimeout, LockLost) as exc:
             log.warning("web chat turn not saved: %s", exc)
             await _send_error(client.ws, "busy", "the message was not accepted: send it again")
+        except StoreError as exc:
+            log.error("web chat message refused by the store: %s", exc)
+            message = "the message was not accepted: send it again"
+            await _send_error(client.ws, "store_error", message)
+        except ConnectionResetError:
+            pass  # the socket closed under us; a reconnect resends what was not acked
 
     async def _on_hello(self, client: _Client, frame: dict[str, Any]) -> None:
         if client.session is not None:
@@ -262,6 +283,8 @@ class WebChatConnector:
         identity = ChannelIdentity(CHANNEL, user)
         if resume_token is not None and self.links is not None:
             await self.links.redeem_resume(resume_token, identity)
+        if len(self.sessions.get(session)) >= MAX_SOCKETS_PER_SESSION:
+            raise BadInput("too_many_sockets", "this session is open in too many places")
         customer_id = await self.engine.customer_of(identity)
         history = await self.store.history(customer_id, self.options.history_replay)
         client.session, client.user, client.customer_id = session, user, customer_id
@@ -314,6 +337,8 @@ class WebChatConnector:
             raise BadInput("bad_frame", f"'id' must be a string of 1 to {MAX_CLIENT_ID} characters")
         text = frame.get("text")
         payload = frame.get("payload")
+        if text is None:
+            raise BadInput("bad_frame", "'text' is required (a button's title, for a press)")
         if not isinstance(text, str) or (payload is not None and not isinstance(payload, str)):
             raise BadInput("bad_frame", "'text' (and 'payload', if given) must be strings")
         if len(text) > self.options.max_text_length:

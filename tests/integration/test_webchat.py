@@ -111,6 +111,7 @@ async def test_a_resent_id_is_acked_again_and_processed_once(
         ("[1, 2]", "bad_frame"),
         ('{"type": "shout", "text": "hi"}', "unknown_type"),
         ('{"type": "message", "text": "hi"}', "bad_frame"),
+        ('{"type": "message", "payload": "order_status", "id": "p1"}', "bad_frame"),
         ('{"type": "message", "text": 5, "id": "a"}', "bad_frame"),
         ('{"type": "message", "text": "   ", "id": "a"}', "empty_text"),
         (json.dumps({"type": "message", "text": "x" * 101, "id": "a"}), "text_too_long"),
@@ -266,3 +267,47 @@ async def test_store_down_refuses_the_message_and_a_resend_is_processed(
                 assert frames[0] == {"type": "ack", "id": "q1"}
                 assert frames[1]["text"] == "You said: are you there?"
                 await client.close()
+
+
+async def test_the_longest_allowed_text_passes_however_it_is_escaped(
+    redis_url: str, http: aiohttp.ClientSession
+) -> None:
+    store = RedisContextStore.from_url(redis_url)
+    async with serve_segue(settings(redis_url), store=store, policy=EchoMenuPolicy()) as app:
+        client = await WebChatClient.connect(http, app.ws_url)
+        text = "\U0001F600" * 4096  # 12 bytes each once JSON-escaped as a surrogate pair
+        await client.ws.send_str(json.dumps({"type": "message", "text": text, "id": "big"}))
+        assert await client.receive() == {"type": "ack", "id": "big"}
+        assert (await client.receive())["reply_to"] == "big"
+        await client.ws.send_str(json.dumps({"type": "message", "text": text + "x", "id": "b2"}))
+        assert (await client.receive())["code"] == "text_too_long"
+        await client.close()
+
+
+async def test_a_socket_that_never_says_hello_is_closed(
+    app: RunningApp, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import connectors.webchat
+
+    monkeypatch.setattr(connectors.webchat, "HELLO_WITHIN_SECONDS", 0.2)
+    ws = await http.ws_connect(app.ws_url)
+    closed = await ws.receive(timeout=5)
+    assert closed.type == aiohttp.WSMsgType.CLOSE and closed.data == 1008
+    await ws.close()
+
+
+async def test_one_session_cannot_open_sockets_without_end(
+    app: RunningApp, http: aiohttp.ClientSession
+) -> None:
+    first = await WebChatClient.connect(http, app.ws_url)
+    tabs = [await WebChatClient.connect(http, app.ws_url, session=first.session)
+            for _ in range(9)]
+    ws = await http.ws_connect(app.ws_url)
+    await ws.send_str(json.dumps({"type": "hello", "session": first.session}))
+    assert json.loads((await ws.receive()).data)["code"] == "too_many_sockets"
+    await tabs[0].close()
+    another = await WebChatClient.connect(http, app.ws_url, session=first.session)
+    assert another.customer == first.customer
+    for client in (first, *tabs[1:], another):
+        await client.close()
+    await ws.close()
