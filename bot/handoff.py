@@ -66,10 +66,13 @@ class HandoffHook:
 
     async def after_save(self, context: TurnContext, turn: Turn) -> None:
         state = context.state
-        merged_into = (state.pending_link or {}).get("merge_into")
-        if merged_into:
-            # The link hook has just joined this customer into another one.
-            await self.desk.follow_merge(context.customer_id, merged_into, state.handoff)
+        if context.erase_customer:
+            # The engine erases the customer next: nothing of them stays listed.
+            await self.desk.forget(context.customer_id)
+            return
+        if (state.pending_link or {}).get("merge_into"):
+            # The link hook has just joined this customer into another one,
+            # and the desk, told of every merge, has moved the handoff along.
             return
         if is_active(state.handoff):
             entries = record(context.inbound, list(turn.replies))

@@ -134,7 +134,8 @@ class HandoffDesk:
 
     async def follow_merge(self, source: str, target: str,
                            handoff: dict[str, Any] | None) -> None:
-        """`source` was joined into `target`: its handoff (and agent) goes along."""
+        """`source` was joined into `target` (in a turn or not): its handoff
+        (and agent) goes along."""
         if is_active(handoff):
             assert handoff is not None
             adopted = {k: v for k, v in handoff.items() if k != "started_turn"}
@@ -144,10 +145,15 @@ class HandoffDesk:
                     state.handoff = adopted
                 return []
 
+            await self.agents.index_closed(source)  # gone, whatever becomes of the target
             state = await self._change(target, change)
-            await self.agents.index_closed(source)
             await self._index(target, state.handoff)
         await self.publish({"type": "moved", "customer": source, "to": target})
+
+    async def forget(self, customer: str) -> None:
+        """The customer is being erased: off the queue and the claims."""
+        await self.agents.index_closed(customer)
+        await self.publish({"type": "erased", "customer": customer})
 
     # The agents' actions.
 
@@ -155,9 +161,15 @@ class HandoffDesk:
         """Conversations waiting for a person, oldest first."""
         waiting = []
         for entry in await self.agents.queued():
-            state = ConversationState.from_json(await self.store.load_state(entry.customer))
+            raw = await self.store.load_state(entry.customer)
+            if raw is None:
+                # Erased, merged away or expired: ids are never reused, so
+                # the entry can go (an inactive state may be queued again).
+                await self.agents.index_closed(entry.customer)
+                continue
+            state = ConversationState.from_json(raw)
             if not is_active(state.handoff):
-                continue  # erased or expired since it was queued
+                continue
             assert state.handoff is not None
             last = state.last_address.channel if state.last_address else None
             waiting.append({"customer": entry.customer, "since": entry.since,
@@ -166,9 +178,15 @@ class HandoffDesk:
 
     async def claimed(self, agent: AgentAccount) -> list[dict[str, str]]:
         """Conversations held by `agent` (by anyone, for an admin)."""
-        held = sorted((await self.agents.claimed()).items())
-        return [{"customer": c, "agent": a} for c, a in held
-                if agent.role == "admin" or a == agent.username]
+        held = []
+        for customer, holder in sorted((await self.agents.claimed()).items()):
+            if agent.role != "admin" and holder != agent.username:
+                continue
+            if await self.store.load_state(customer) is None:
+                await self.agents.index_closed(customer)  # gone, as in `queue`
+                continue
+            held.append({"customer": customer, "agent": holder})
+        return held
 
     async def view(self, agent: AgentAccount, customer: str) -> dict[str, Any]:
         state = await self._existing(customer)

@@ -15,6 +15,7 @@ from bot.bus import Bus, LocalBus, RedisBus, WebPresence, new_worker_id
 from bot.engine import Engine
 from bot.handoff import install
 from bot.handoff_desk import DeskOptions, HandoffDesk
+from bot.linking import LinkHook, LinkService
 from bot.settings import Settings
 from connectors.webchat import WebChatConnector
 from context_store import ContextStore, RedisContextStore
@@ -57,6 +58,15 @@ def agent_store_for(store: ContextStore) -> tuple[AgentStore, Bus]:
     return MemoryAgentStore(), LocalBus()
 
 
+def link_services(engine: Engine, web_chat: WebChatConnector) -> list[LinkService]:
+    """Where customers are merged: in turns (the link hook) and outside them
+    (the web chat's resume links and signed-in visitors)."""
+    found = [hook.service for hook in engine.hooks if isinstance(hook, LinkHook)]
+    if web_chat.links is not None:
+        found.append(web_chat.links)
+    return list({id(links): links for links in found}.values())
+
+
 def auth_options(settings: Settings) -> AuthOptions:
     return AuthOptions(
         session_seconds=settings.agent_session_hours * 3600,
@@ -81,6 +91,8 @@ async def build_handoff(settings: Settings, engine: Engine,
                            lock_wait_seconds=settings.lock_wait_seconds,
                        ))
     install(engine, desk)
+    for links in link_services(engine, web_chat):
+        links.merge_listeners.append(desk.follow_merge)
     hub = AgentHub(auth=auth, agents=agents, bus=bus, worker=worker)
     if settings.agents is not None:
         for name, password, role in parse_agent_list(settings.agents.get_secret_value()):

@@ -37,8 +37,9 @@ def escape(text: str) -> str:
 
 def render(outbound: Outbound) -> SlackMessage:
     text = escape(outbound.text)
-    if outbound.sender == "agent" and outbound.agent_name:
-        text = f"*{escape(outbound.agent_name)}:* {text}"
+    name = outbound.agent_name
+    if outbound.sender == "agent" and name and not names_itself(outbound.text, name):
+        text = f"*{escape(name)}:* {text}"
     blocks: list[dict[str, Any]] = [_section(part) for part in _chunks(text, SECTION_MAX)]
     fallback = [text]
     if outbound.links:
@@ -49,6 +50,15 @@ def render(outbound: Outbound) -> SlackMessage:
         chunk = outbound.buttons[start : start + ACTIONS_MAX]
         blocks.append(_actions(chunk, start))
     return SlackMessage(text="\n".join(fallback), blocks=tuple(blocks[:BLOCKS_MAX]))
+
+
+def names_itself(text: str, name: str) -> bool:
+    """Whether `text` already opens with `name` as a whole word ("Ann from our
+    team has joined"), where a "*Ann:*" prefix would only repeat it."""
+    if not name.strip() or text[: len(name)].casefold() != name.casefold():
+        return False
+    rest = text[len(name) :]
+    return not rest or not (rest[0].isalnum() or rest[0] == "_")
 
 
 def link_mrkdwn(link: Link) -> str:

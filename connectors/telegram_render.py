@@ -84,7 +84,8 @@ def render(outbound: Outbound) -> list[Part]:
     """The Bot API calls of one reply, in order; the keyboard goes on the last."""
     text = outbound.text
     if outbound.sender == "agent" and outbound.agent_name:
-        text = f"{outbound.agent_name}: {text}"
+        if not names_itself(text, outbound.agent_name):
+            text = f"{outbound.agent_name}: {text}"
     rows, extra_lines = _keyboard_rows(outbound)
     if extra_lines:
         text = "\n".join([text, *extra_lines]) if text.strip() else "\n".join(extra_lines)
@@ -97,6 +98,15 @@ def render(outbound: Outbound) -> list[Part]:
         return [TextPart(BUTTON_PROMPT, keyboard)]
     parts[-1] = replace(parts[-1], keyboard=keyboard)
     return parts
+
+
+def names_itself(text: str, name: str) -> bool:
+    """Whether `text` already opens with `name` as a whole word ("Ann from our
+    team has joined"), where a "Ann:" prefix would only repeat it."""
+    if not name.strip() or text[: len(name)].casefold() != name.casefold():
+        return False
+    rest = text[len(name) :]
+    return not rest or not (rest[0].isalnum() or rest[0] == "_")
 
 
 def _keyboard_rows(outbound: Outbound) -> tuple[list[list[InlineKeyboardButton]], list[str]]:

@@ -81,3 +81,16 @@ def test_long_text_is_split_into_sections_without_cutting_an_entity() -> None:
 def test_agent_messages_show_the_agent_name() -> None:
     message = render(Outbound(text="Hello", sender="agent", agent_name="Ana <admin>"))
     assert message.text == "*Ana &lt;admin&gt;:* Hello"
+
+
+def test_a_notice_that_names_the_agent_is_not_prefixed_again() -> None:
+    joined = "Ann from our team has joined the conversation."
+    message = render(Outbound(text=joined, sender="agent", agent_name="Ann"))
+    assert message.text == joined
+    lower = render(Outbound(text="ann from our team is here.", sender="agent", agent_name="Ann"))
+    assert lower.text == "ann from our team is here."
+    # Another word that merely starts with the name still gets the prefix.
+    message = render(Outbound(text="Annual plans renew today.", sender="agent", agent_name="Ann"))
+    assert message.text == "*Ann:* Annual plans renew today."
+    message = render(Outbound(text="Ann <b>", sender="agent", agent_name="Ann <b>"))
+    assert message.text == "Ann &lt;b&gt;"

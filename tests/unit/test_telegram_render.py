@@ -141,3 +141,17 @@ def test_a_malformed_token_is_a_config_error() -> None:
 def test_a_secret_telegram_would_refuse_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="SEGUE_TELEGRAM_WEBHOOK_SECRET"):
         build(telegram_mode="webhook", telegram_webhook_secret=SecretStr("has spaces!"))
+
+
+def test_agent_messages_show_the_agent_name_once() -> None:
+    (part,) = render(Outbound(text="Checking now.", sender="agent", agent_name="ann"))
+    assert isinstance(part, TextPart) and part.text == "ann: Checking now."
+    joined = "ann from our team has joined the conversation."
+    (part,) = render(Outbound(text=joined, sender="agent", agent_name="ann"))
+    assert isinstance(part, TextPart) and part.text == joined
+    (part,) = render(Outbound(text="Ann: hi", sender="agent", agent_name="ann"))
+    assert isinstance(part, TextPart) and part.text == "Ann: hi"
+    (part,) = render(Outbound(text="annual plans renew.", sender="agent", agent_name="ann"))
+    assert isinstance(part, TextPart) and part.text == "ann: annual plans renew."
+    (part,) = render(Outbound(text="ann from the bot", agent_name="ann"))
+    assert isinstance(part, TextPart) and part.text == "ann from the bot"
