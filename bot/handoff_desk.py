@@ -23,7 +23,7 @@ from bot.bus import Bus
 from bot.conversation import ConversationState
 from bot.engine import Engine
 from bot.errors import LockLost, LockTimeout
-from bot.handoff import is_active
+from bot.handoff import claimed_by, is_active, new_handoff, waiting_notice
 from bot.model import Address, HistoryEntry, Outbound
 from bot.policy import TurnContext
 from context_store.agents import AgentAccount, AgentStore
@@ -55,27 +55,6 @@ class _Outgoing:
 _Change = Callable[[ConversationState, _Outgoing], Awaitable[list[HistoryEntry]]]
 
 
-def waiting_notice(ahead: int, online: bool, business_hours: str) -> str:
-    if not online:
-        return (f"No agent is online right now. Our team is available {business_hours}. "
-                "Leave your message here and a person will answer as soon as they are back.")
-    if ahead == 0:
-        return "You're next in line."
-    people = "1 person is" if ahead == 1 else f"{ahead} people are"
-    return f"{people} waiting ahead of you."
-
-
-def _claimed(base: dict[str, Any], agent: AgentAccount) -> dict[str, Any]:
-    kept = {k: v for k, v in base.items() if k != "started_turn"}
-    return {**kept, "status": "claimed", "agent": agent.username,
-            "agent_name": agent.display_name, "claimed_at": time.time()}
-
-
-def _new_handoff(reason: str) -> dict[str, Any]:
-    return {"status": "queued", "since": time.time(), "reason": reason,
-            "agent": None, "agent_name": None}
-
-
 def _may_act(agent: AgentAccount, handoff: dict[str, Any] | None) -> None:
     if agent.role == "admin":
         return
@@ -105,7 +84,7 @@ class HandoffDesk:
         """Mark the conversation queued in this turn; the waiting notice."""
         ahead = await self.agents.queue_length()
         online = bool(await self.agents.agents_online())
-        context.state.handoff = {**_new_handoff(reason), "started_turn": context.state.turns}
+        context.state.handoff = {**new_handoff(reason), "started_turn": context.state.turns}
         return [Outbound(text=waiting_notice(ahead, online, self.options.business_hours))]
 
     async def announce(self, customer: str, state: ConversationState,
@@ -125,7 +104,7 @@ class HandoffDesk:
     async def queue_later(self, customer: str, reason: str) -> None:
         async def change(state: ConversationState, out: _Outgoing) -> list[HistoryEntry]:
             if not is_active(state.handoff):
-                state.handoff = _new_handoff(reason)
+                state.handoff = new_handoff(reason)
             return []
 
         state = await self._change(customer, change)
@@ -146,7 +125,8 @@ class HandoffDesk:
                 return []
 
             await self.agents.index_closed(source)  # gone, whatever becomes of the target
-            state = await self._change(target, change)
+            # A signed-in visitor's account may never have written: it starts here.
+            state = await self._change(target, change, create=True)
             await self._index(target, state.handoff)
         await self.publish({"type": "moved", "customer": source, "to": target})
 
@@ -217,9 +197,9 @@ class HandoffDesk:
                                 f"already claimed by {handoff.get('agent_name')}")
             if not is_active(handoff) and agent.role != "admin":
                 raise DeskError("not_in_queue", "this conversation is not waiting for a person")
-            base = handoff if is_active(handoff) else _new_handoff("taken over by an admin")
+            base = handoff if is_active(handoff) else new_handoff("taken over by an admin")
             assert base is not None
-            state.handoff = _claimed(base, agent)
+            state.handoff = claimed_by(base, agent)
             joined = Outbound(text=f"{agent.display_name} from our team has joined the "
                                    "conversation.", sender="agent", agent_name=agent.display_name)
             return [await self._prepare(customer, state, joined, out)]
@@ -241,7 +221,7 @@ class HandoffDesk:
             handoff = state.handoff
             if not is_active(handoff) or handoff["status"] == "queued":  # type: ignore[index]
                 # Answering a waiting conversation takes it.
-                state.handoff = _claimed(handoff or _new_handoff("taken over by an admin"), agent)
+                state.handoff = claimed_by(handoff or new_handoff("taken over by an admin"), agent)
                 claimed_now.append(True)
             message = Outbound(text=text, sender="agent", agent_name=agent.display_name)
             return [await self._prepare(customer, state, message, out)]
@@ -264,11 +244,11 @@ class HandoffDesk:
 
         async def change(state: ConversationState, out: _Outgoing) -> list[HistoryEntry]:
             _may_act(agent, state.handoff)
-            base = state.handoff if is_active(state.handoff) else _new_handoff(
+            base = state.handoff if is_active(state.handoff) else new_handoff(
                 "taken over by an admin")
             assert base is not None
             previous.append(base.get("agent"))
-            state.handoff = _claimed(base, target)
+            state.handoff = claimed_by(base, target)
             notice = Outbound(text=f"{target.display_name} from our team is taking over this "
                                    "conversation.", sender="agent",
                               agent_name=target.display_name)
@@ -387,9 +367,10 @@ class HandoffDesk:
             raise DeskError("unknown_customer", "no such customer")
         return ConversationState.from_json(raw)
 
-    async def _change(self, customer: str, change: _Change,
-                      out: _Outgoing | None = None) -> ConversationState:
-        await self._existing(customer)  # never lock (and so create) an unknown customer
+    async def _change(self, customer: str, change: _Change, out: _Outgoing | None = None,
+                      *, create: bool = False) -> ConversationState:
+        if not create:
+            await self._existing(customer)  # never lock (and so create) an unknown customer
         token = secrets.token_hex(8)
         raw = await self._lock(customer, token)
         try:

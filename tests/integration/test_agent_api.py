@@ -308,6 +308,24 @@ async def test_unknown_customers_are_404_and_nothing_is_stored(
     assert {key async for key in redis_client.scan_iter("segue:{c:*")} == before
 
 
+async def test_customers_gone_from_the_store_leave_the_lists_and_no_keys(
+    http: aiohttp.ClientSession, app: RunningApp, redis_client: aioredis.Redis
+) -> None:
+    waiting = await queued_customer(http, app)
+    held = await queued_customer(http, app)
+    root = await agent(http, app, "root")
+    await root.act(held, "claim")
+    for customer in (waiting, held):  # erased, or expired by the retention setting
+        await app.segue.store.erase(customer)
+    assert (await root.call("GET", "queue"))[1] == []
+    assert (await root.call("GET", "claimed"))[1] == []
+    for key in ("segue:{handoff}:queue", "segue:{handoff}:claims"):
+        assert not await redis_client.exists(key)
+    left = [key async for key in redis_client.scan_iter("segue:*")
+            if waiting in key or held in key]
+    assert left and all([await redis_client.ttl(key) > 0 for key in left])
+
+
 async def test_bad_json_and_bad_fields_store_nothing(
     http: aiohttp.ClientSession, app: RunningApp
 ) -> None:

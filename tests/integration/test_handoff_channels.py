@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -17,19 +18,24 @@ from typing import Any
 
 import aiohttp
 import pytest
+import redis.asyncio as aioredis
 from aiohttp import web
 
 from bot.app import Segue, build_app, create_segue
 from bot.model import ChannelIdentity
+from bot.tokens import sign_host_identity
 from context_store import RedisContextStore
 from tests.app_server import RunningApp
 from tests.fakes.slack_api import TEAM_ID, FakeSlackApi, signed_headers
 from tests.fakes.telegram_api import CUSTOMER, TOKEN, FakeTelegram, message_update
 from tests.integration.test_handoff_rig import (
+    WEB_SECRET,
     AgentClient,
     add_accounts,
     agent_frame,
+    hand_off,
     handoff_settings,
+    running,
     web_customer,
 )
 from tests.integration.test_slack_rig import SECRET as SLACK_SECRET
@@ -249,3 +255,59 @@ async def test_a_closed_web_chat_with_nothing_linked_keeps_the_reply_in_history(
     await ann.act(customer, "messages", {"text": "Welcome back."})
     assert (await agent_frame(back))["text"] == "Welcome back."
     await back.close()
+
+
+async def test_signing_in_on_the_site_keeps_the_place_in_the_queue(
+    redis_url: str, redis_client: aioredis.Redis
+) -> None:
+    async with running(redis_url) as app, aiohttp.ClientSession() as http:
+        ann = await (await AgentClient(http, app.base_url).login("ann")).listen()
+        visitor = await web_customer(http, app)
+        await hand_off(visitor)
+        anonymous = (await ann.event("queued"))["customer"]
+        await visitor.close()
+        # The visitor signs in; their account has never written before.
+        token = sign_host_identity("user-7", WEB_SECRET, expires_at=int(time.time()) + 600)
+        signed_in = await WebChatClient.connect(http, app.ws_url, session=visitor.session,
+                                                identity=token)
+        account = signed_in.customer
+        assert account not in (None, anonymous)
+        moved = await ann.event("moved")
+        assert (moved["customer"], moved["to"]) == (anonymous, account)
+        status, queue = await ann.call("GET", "queue")
+        assert (status, [q["customer"] for q in queue]) == (200, [account])
+        assert await redis_client.zrange("segue:{handoff}:queue", 0, -1) == [account]
+        # Still waiting for a person: the bot keeps quiet, the agent sees it live.
+        assert await signed_in.turn("hello?", expect=0) == []
+        assert (await ann.event("message", text="hello?"))["customer"] == account
+        await signed_in.close()
+        await ann.close()
+
+
+async def test_a_resume_link_takes_the_agent_along(
+    redis_url: str, redis_client: aioredis.Redis
+) -> None:
+    async with running(redis_url) as app, aiohttp.ClientSession() as http:
+        ann = await (await AgentClient(http, app.base_url).login("ann")).listen()
+        laptop = await web_customer(http, app)
+        [reply] = await laptop.turn("link")
+        [link] = [x["url"] for x in reply["links"] if x["title"] == "Continue on the web"]
+        phone = await web_customer(http, app)
+        await hand_off(phone)
+        held = (await ann.event("queued"))["customer"]
+        await ann.act(held, "claim")
+        await agent_frame(phone)
+        await phone.close()
+        # On the phone, the person opens the link the laptop showed.
+        opened = await WebChatClient.connect(http, app.ws_url, session=phone.session,
+                                             resume=link.split("resume=")[1])
+        target = laptop.customer or ""
+        assert opened.customer == target
+        moved = await ann.event("moved")
+        assert (moved["customer"], moved["to"]) == (held, target)
+        assert (await ann.call("GET", "claimed"))[1] == [{"customer": target, "agent": "ann"}]
+        assert await redis_client.hgetall("segue:{handoff}:claims") == {target: "ann"}
+        assert (await ann.conversation(target))["handoff"]["agent"] == "ann"
+        for client in (laptop, opened):
+            await client.close()
+        await ann.close()

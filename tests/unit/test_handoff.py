@@ -4,20 +4,22 @@ is told."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
 from bot.app import Segue, create_segue
 from bot.bus import LocalBus
 from bot.engine import Engine, EngineOptions
-from bot.handoff import HandoffPolicy, install
-from bot.handoff_desk import HandoffDesk, waiting_notice
+from bot.handoff import HandoffPolicy, install, waiting_notice
+from bot.handoff_desk import HandoffDesk
 from bot.model import Address, ChannelIdentity, Inbound, Outbound
 from bot.policy import TurnContext
 from bot.settings import Settings
 from context_store import MemoryContextStore
-from context_store.agents import MemoryAgentStore
+from context_store.agents import AgentAccount, MemoryAgentStore
 
 
 class Scripted:
@@ -28,8 +30,10 @@ class Scripted:
 
     async def decide(self, turn: TurnContext) -> list[Outbound]:
         self.seen.append(turn.inbound.text)
-        if turn.inbound.text == "escalate":
+        if turn.inbound.text.startswith("escalate"):
             turn.handoff_reason = "action action_escalate asked for a person"
+        if turn.inbound.text.endswith("forget me"):
+            turn.erase_customer = True
         return [Outbound(text=f"Echo: {turn.inbound.text}")]
 
 
@@ -41,8 +45,8 @@ class Recorder:
         self.sent.append(outbound)
 
 
-def message(text: str, n: int, payload: str | None = None) -> Inbound:
-    return Inbound(identity=ChannelIdentity("web", "u1"), address=Address("web", "u1"),
+def message(text: str, n: int, payload: str | None = None, user: str = "u1") -> Inbound:
+    return Inbound(identity=ChannelIdentity("web", user), address=Address("web", user),
                    message_id=str(n), text=text, payload=payload)
 
 
@@ -56,9 +60,20 @@ def engine_with(policy: object) -> tuple[Engine, HandoffDesk, MemoryAgentStore, 
     return engine, desk, agents, bus
 
 
-async def texts(engine: Engine, text: str, n: int, payload: str | None = None) -> list[str]:
-    turn = await engine.process(message(text, n, payload))
+async def texts(engine: Engine, text: str, n: int, payload: str | None = None,
+                user: str = "u1") -> list[str]:
+    turn = await engine.process(message(text, n, payload, user))
     return [r.text for r in turn.replies]
+
+
+def recorded(bus: LocalBus) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+
+    async def record(event: dict[str, Any]) -> None:
+        events.append(event)
+
+    bus.subscribe("agents", record)
+    return events
 
 
 async def test_an_action_asking_for_a_person_queues_and_the_bot_falls_silent() -> None:
@@ -109,6 +124,53 @@ async def test_a_policy_that_is_not_wrapped_still_gets_queued() -> None:
     await texts(engine, "escalate", 1)
     assert len(await agents.queued()) == 1
     assert await texts(engine, "hello?", 2) == []
+
+
+async def test_a_merge_in_a_turn_moves_the_handoff_once() -> None:
+    segue = await create_segue(Settings(webchat_secret="s" * 32), store=MemoryContextStore(),
+                               policy=Scripted())
+    assert segue.handoff is not None
+    engine, agents = segue.engine, segue.handoff.agents
+    events = recorded(segue.handoff.bus)
+    await texts(engine, "escalate", 1, user="phone")
+    [queued] = await agents.queued()
+    [code_text] = await texts(engine, "link", 2, user="laptop")
+    code = re.search(r"\b(\d{6})\b", code_text)
+    assert code is not None
+    await texts(engine, f"link {code.group(1)}", 3, user="phone")
+    await texts(engine, "yes", 4, user="phone")
+    laptop = await engine.customer_of(ChannelIdentity("web", "laptop"))
+    assert await engine.customer_of(ChannelIdentity("web", "phone")) == laptop
+    assert [(e["customer"], e["to"]) for e in events if e["type"] == "moved"] == [
+        (queued.customer, laptop)]
+    assert [e.customer for e in await agents.queued()] == [laptop]
+    assert await texts(engine, "hello?", 5, user="laptop") == []  # still with a person
+
+
+async def test_an_erased_customer_leaves_the_queue() -> None:
+    engine, _, agents, bus = engine_with(Scripted())
+    events = recorded(bus)
+    replies = await texts(engine, "escalate, then forget me", 1)
+    assert replies[0] == "Echo: escalate, then forget me"
+    assert await agents.queued() == [] and await agents.claimed() == {}
+    assert [e["type"] for e in events] == ["erased"]
+
+
+async def test_customers_gone_from_the_store_are_dropped_from_the_lists() -> None:
+    engine, desk, agents, _ = engine_with(Scripted())
+    root = AgentAccount("root", "Root", "admin", "unused-hash")
+    await texts(engine, "escalate", 1, user="u1")
+    await texts(engine, "escalate", 2, user="u2")
+    waiting, held = (e.customer for e in await agents.queued())
+    await desk.claim(root, held)
+    await texts(engine, "escalate", 3, user="u3")
+    stays = await engine.customer_of(ChannelIdentity("web", "u3"))
+    for gone in (waiting, held):  # erased, or expired by the retention setting
+        await engine.store.erase(gone)
+    assert [q["customer"] for q in await desk.queue()] == [stays]
+    assert await desk.claimed(root) == []
+    assert [e.customer for e in await agents.queued()] == [stays]
+    assert await agents.claimed() == {}
 
 
 @pytest.fixture
