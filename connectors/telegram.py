@@ -33,10 +33,17 @@ from bot.engine import APOLOGY, Engine, Turn
 from bot.errors import ConfigError, ConnectorError, StoreUnavailable
 from bot.model import Address, ChannelIdentity, Inbound, Outbound
 from bot.settings import Settings
-from connectors.telegram_render import TelegramSender, TextPart, chat_id_of
+from connectors.telegram_render import (
+    TOKEN_FILTER,
+    TelegramSender,
+    TextPart,
+    chat_id_of,
+    describe,
+)
 from context_store.base import ContextStore
 
 log = logging.getLogger(__name__)
+log.addFilter(TOKEN_FILTER)
 
 CHANNEL = "telegram"
 WEBHOOK_PATH = "/telegram/webhook"
@@ -171,7 +178,7 @@ class TelegramConnector:
                     request_timeout=self.options.poll_timeout_seconds + 10,
                 )
             except AiogramError as exc:
-                log.warning("getUpdates failed: %s", exc)
+                log.warning("getUpdates failed: %s", describe(exc, self.bot.token))
                 failures += 1
             else:
                 offset, accepted_all = await self._accept_in_order(updates, offset)
@@ -204,16 +211,25 @@ class TelegramConnector:
         return Outcome.ACCEPTED
 
     async def _failed(self, update: Update, exc: Exception) -> Outcome:
-        log.error(
-            "Telegram update %s failed: %s", update.update_id, type(exc).__name__, exc_info=exc
-        )
+        if isinstance(exc, ConnectorError | AiogramError):
+            # Telegram's side failed: the short account says it all.
+            reason = describe(exc, self.bot.token)
+            log.error("Telegram update %s failed: %s", update.update_id, reason)
+        else:
+            log.error(
+                "Telegram update %s failed: %s",
+                update.update_id,
+                type(exc).__name__,
+                exc_info=exc,
+            )
         try:
             attempts = await self.store.incr(
                 f"telegram:attempts:{update.update_id}", self.options.attempts_ttl_seconds
             )
             if attempts < self.options.max_attempts:
                 return Outcome.FAILED
-            await self.store.park(_parked_record(update, exc, attempts))
+            error = describe(exc, self.bot.token)
+            await self.store.park(_parked_record(update, error, attempts))
         except StoreUnavailable:
             return Outcome.UNAVAILABLE
         log.error("Telegram update %s parked after %s attempts", update.update_id, attempts)
@@ -292,7 +308,7 @@ class TelegramConnector:
             try:
                 await self.bot.send_chat_action(chat_id=chat_id, action="typing")
             except AiogramError as exc:
-                log.debug("typing action failed: %s", exc)
+                log.debug("typing action failed: %s", describe(exc, self.bot.token))
                 return
             await asyncio.sleep(self.options.typing_every_seconds)
 
@@ -301,7 +317,7 @@ class TelegramConnector:
             await self.bot.answer_callback_query(callback_query_id=query.id)
         except AiogramError as exc:
             # Already answered on an earlier delivery, or too old: harmless.
-            log.debug("answerCallbackQuery failed: %s", exc)
+            log.debug("answerCallbackQuery failed: %s", describe(exc, self.bot.token))
 
     async def _reply_directly(self, chat_id: int, text: str) -> None:
         try:
@@ -337,14 +353,14 @@ def _chat_of(update: Update) -> int | None:
     return None
 
 
-def _parked_record(update: Update, exc: Exception, attempts: int) -> str:
+def _parked_record(update: Update, error: str, attempts: int) -> str:
     return json.dumps(
         {
             "channel": CHANNEL,
             "kind": "update",
             "update_id": update.update_id,
             "attempts": attempts,
-            "error": f"{type(exc).__name__}: {exc}",
+            "error": error,
             "update": update.model_dump(mode="json", exclude_none=True),
             "ts": time.time(),
         }

@@ -2,6 +2,9 @@
 
 Text is always sent without `parse_mode`, so nothing a customer or an agent
 typed can turn into markup. Parts Telegram cannot show fall back to text.
+
+The bot token is part of every Bot API URL, and aiohttp quotes the URL in
+some of its errors: what this connector raises or logs never carries it.
 """
 
 from __future__ import annotations
@@ -11,15 +14,31 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import TypeVar
+from urllib.parse import quote
 
 from aiogram import Bot
-from aiogram.exceptions import AiogramError, TelegramBadRequest, TelegramRetryAfter
+from aiogram.exceptions import (
+    AiogramError,
+    TelegramBadRequest,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+)
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+from aiohttp import (
+    ClientOSError,
+    ClientResponseError,
+    InvalidURL,
+    NonHttpUrlClientError,
+    ServerDisconnectedError,
+    TooManyRedirects,
+)
 
 from bot.errors import ConnectorError
 from bot.model import Image, Outbound
 
 log = logging.getLogger(__name__)
+
+REDACTED = "***"
 
 # Bot API limits, counted in UTF-16 code units as Telegram counts them.
 TEXT_LIMIT = 4096
@@ -150,11 +169,81 @@ def chat_id_of(target: str) -> int | str:
         return target
 
 
+def redact(text: str, token: str) -> str:
+    """`text` with the bot token, as written or as quoted in a URL, made `***`."""
+    for form in sorted({token, quote(token), quote(token, safe="")}, key=len, reverse=True):
+        if form:
+            text = text.replace(form, REDACTED)
+    return text
+
+
+def describe(exc: BaseException, token: str) -> str:
+    """A short account of a failed Bot API request, safe to log. A network
+    error is told by its type and a short reason only: aiohttp's own words
+    quote the request URL."""
+    if isinstance(exc, TelegramNetworkError):
+        cause = exc.__cause__
+        if cause is None:  # aiogram's own "Request timeout error"
+            return f"{type(exc).__name__}: {redact(exc.message, token)}"
+        return f"{type(cause).__name__}: {_network_reason(cause)}"
+    return f"{type(exc).__name__}: {redact(str(exc), token)}"
+
+
+def _network_reason(cause: BaseException) -> str:
+    if isinstance(cause, TooManyRedirects):
+        return "too many redirects"
+    if isinstance(cause, InvalidURL | NonHttpUrlClientError):
+        return "not a usable URL"
+    if isinstance(cause, ClientResponseError):
+        return f"HTTP {cause.status}"
+    if isinstance(cause, ServerDisconnectedError):
+        return "the server disconnected"
+    if isinstance(cause, TimeoutError):
+        return "timed out"
+    if isinstance(cause, ClientOSError) and cause.strerror:
+        return cause.strerror
+    return "the request failed"
+
+
+class TokenFilter(logging.Filter):
+    """Takes the bot tokens it knows out of log records, tracebacks included:
+    one can hold an exception whose text quotes a Bot API URL."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tokens: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            return True  # a malformed call: the handler reports it as usual
+        clean = self._clean(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        if record.exc_info:
+            trace = logging.Formatter().formatException(record.exc_info)
+            clean = self._clean(trace)
+            if clean != trace:
+                record.exc_info, record.exc_text = None, clean
+        return True
+
+    def _clean(self, text: str) -> str:
+        for token in self.tokens:
+            text = redact(text, token)
+        return text
+
+
+TOKEN_FILTER = TokenFilter()
+log.addFilter(TOKEN_FILTER)
+
+
 class TelegramSender:
     """Sends rendered parts with the bot, honouring Telegram's flood control."""
 
     def __init__(self, bot: Bot, *, max_retries: int = 3, max_wait_seconds: float = 60.0) -> None:
         self.bot = bot
+        TOKEN_FILTER.tokens.add(bot.token)
         self.max_retries = max_retries
         self.max_wait_seconds = max_wait_seconds
 
@@ -211,7 +300,12 @@ class TelegramSender:
                     ) from exc
                 log.info("Telegram asked to wait %s s before sending", exc.retry_after)
                 await asyncio.sleep(exc.retry_after)
+            except TelegramNetworkError as exc:
+                # Not chained: a traceback would print aiohttp's error, URL and all.
+                reason = describe(exc, self.bot.token)
+                raise ConnectorError(f"Telegram could not be reached: {reason}") from None
             except AiogramError as exc:
                 if refusal is not None and isinstance(exc, refusal):
                     raise
-                raise ConnectorError(f"Telegram refused the message: {exc}") from exc
+                reason = describe(exc, self.bot.token)
+                raise ConnectorError(f"Telegram refused the request: {reason}") from exc

@@ -5,7 +5,8 @@ parameters, `{"ok": ..., "result" | "error_code", "description",
 "parameters"}` answers), records every call, plays Telegram's side of a
 webhook (POSTing updates with the secret header given to `setWebhook`) and
 of long polling (`getUpdates` with offsets and a long-poll timeout), and can
-be told to refuse calls the way Telegram does (429 with `retry_after`, 403).
+be told to refuse calls the way Telegram does (429 with `retry_after`, 403),
+or to answer a method with a redirect to itself (a misbehaving proxy).
 Updates are shaped like the examples of the Bot API documentation.
 """
 
@@ -72,6 +73,7 @@ class FakeTelegram:
     blocked_chats: set[int] = field(default_factory=set)
     url: str = ""
     _failures: dict[str, list[_Failure]] = field(default_factory=dict)
+    _redirecting: set[str] = field(default_factory=set)
     _pending: list[dict[str, Any]] = field(default_factory=list)
     _answered: set[str] = field(default_factory=set)
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
@@ -84,6 +86,8 @@ class FakeTelegram:
     async def __aenter__(self) -> FakeTelegram:
         app = web.Application()
         app.router.add_post("/bot{token}/{method}", self._handle)
+        # The Bot API takes GET with query parameters too.
+        app.router.add_get("/bot{token}/{method}", self._handle)
         # No access log: request paths carry the bot token.
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -113,6 +117,14 @@ class FakeTelegram:
         """Refuse the next `times` calls of `method`."""
         failure = _Failure(status, description, retry_after)
         self._failures.setdefault(method, []).extend([failure] * times)
+
+    def redirect_loop(self, method: str) -> None:
+        """Answer every call of `method` with a redirect to the same URL."""
+        self._redirecting.add(method)
+
+    def redirects(self, method: str) -> int:
+        """How many calls of `method` were answered with a redirect."""
+        return sum(1 for c in self.calls if c.method == method and c.result == "redirect")
 
     async def post_update(self, update: dict[str, Any], *, secret: str | None = None,
                           body: bytes | None = None) -> int:
@@ -155,6 +167,9 @@ class FakeTelegram:
         method = request.match_info["method"]
         if request.match_info["token"] != self.token:
             return _error(401, "Unauthorized")
+        if method in self._redirecting:
+            await self._record(ApiCall(method, {}, time.monotonic(), "redirect"))
+            raise web.HTTPFound(location=request.path)
         params = await _read_params(request)
         failures = self._failures.get(method)
         if failures:
@@ -257,6 +272,8 @@ class FakeTelegram:
 
 
 async def _read_params(request: web.Request) -> dict[str, str]:
+    if request.method == "GET":
+        return dict(request.query)
     if request.content_type == "application/json":
         data = await request.json()
         return {k: v if isinstance(v, str) else json.dumps(v) for k, v in data.items()}

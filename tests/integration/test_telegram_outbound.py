@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import traceback
 from collections.abc import AsyncIterator
 
 import pytest
@@ -13,6 +15,7 @@ from bot.policy import TurnContext
 from context_store import RedisContextStore
 from tests.fakes.telegram_api import (
     CUSTOMER,
+    TOKEN,
     FakeTelegram,
     keyboard_of,
     message_update,
@@ -81,6 +84,26 @@ async def test_blocked_customer_is_a_connector_error_and_the_turn_is_kept(
     identity = ChannelIdentity("telegram", str(CHAT))
     customer = await segue.store.resolve_customer(identity, "-")
     assert [e.text for e in await segue.store.history(customer, 10)][0] == "hi"
+
+
+async def test_a_redirect_loop_is_reported_without_the_bot_token(
+    fake: FakeTelegram, segue: Segue, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    fake.redirect_loop("sendMessage")
+    with pytest.raises(ConnectorError) as raised:
+        await send(segue, Outbound(text="hello"))
+    assert fake.redirects("sendMessage") == 10  # aiohttp gives up after 10
+    reason = "TooManyRedirects: too many redirects"
+    assert str(raised.value) == f"Telegram could not be reached: {reason}"
+    assert TOKEN not in "".join(traceback.format_exception(raised.value))
+
+    # Through the engine, which logs what the connector raised.
+    assert await fake.post_update(message_update(fake.new_update_id(), "hi")) == 200
+    assert fake.redirects("sendMessage") == 20
+    assert "delivery to telegram failed" in caplog.text
+    assert "TooManyRedirects" in caplog.text
+    assert TOKEN not in caplog.text
 
 
 async def test_buttons_links_and_images_are_rendered_natively(

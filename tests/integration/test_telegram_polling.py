@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import ExitStack
 from dataclasses import replace
@@ -13,7 +14,14 @@ from bot.model import ChannelIdentity, HistoryEntry, Outbound
 from bot.policy import TurnContext
 from connectors.telegram import TelegramConnector
 from context_store import RedisContextStore
-from tests.fakes.telegram_api import CUSTOMER, ApiCall, FakeTelegram, message_update, segue_on_fake
+from tests.fakes.telegram_api import (
+    CUSTOMER,
+    TOKEN,
+    ApiCall,
+    FakeTelegram,
+    message_update,
+    segue_on_fake,
+)
 from tests.redis_server import free_port, redis_server
 
 
@@ -97,3 +105,17 @@ async def test_polling_keeps_an_update_while_redis_is_down_and_processes_it_once
     assert len(fake.sent()) == 1
     assert [e.text for e in history] == ["hello?", "Echo: hello?"]
     assert policy.seen == ["hello?"]
+
+
+async def test_a_failing_get_updates_is_logged_without_the_bot_token(
+    fake: FakeTelegram, redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    fake.redirect_loop("getUpdates")
+    store = RedisContextStore.from_url(redis_url)
+    async with segue_on_fake(fake, store, mode="polling", configure=configure(EchoPolicy())):
+        # aiohttp gives up after 10 redirects; the next attempt comes after the log line.
+        await fake.wait_for("getUpdates", 11, where=lambda call: call.result == "redirect")
+    failures = [r.getMessage() for r in caplog.records if r.getMessage().startswith("getUpdates")]
+    assert failures[0] == "getUpdates failed: TooManyRedirects: too many redirects"
+    assert TOKEN not in caplog.text
