@@ -12,7 +12,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from bot import metrics
@@ -158,7 +158,7 @@ class Engine:
         else:
             raise LockLost(f"the customer of {inbound.identity} keeps moving")
         outcome = "duplicate" if turn.duplicate else "processed"
-        metrics.TURNS.labels(inbound.channel, outcome).inc()
+        metrics.turns(inbound.channel, outcome).inc()
         if not turn.duplicate:
             metrics.TURN_SECONDS.observe(time.perf_counter() - started)
         return turn
@@ -322,4 +322,13 @@ def record(inbound: Inbound, replies: list[Outbound]) -> list[HistoryEntry]:
 def _with_reply_to(reply: Outbound, message_id: str) -> Outbound:
     if reply.reply_to is not None or reply.sender != "bot":
         return reply
-    return replace(reply, reply_to=message_id)
+    # Built directly: dataclasses.replace inspects the fields on every call.
+    return Outbound(
+        text=reply.text,
+        sender=reply.sender,
+        buttons=reply.buttons,
+        images=reply.images,
+        links=reply.links,
+        reply_to=message_id,
+        agent_name=reply.agent_name,
+    )
