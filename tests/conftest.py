@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 
+import aiohttp
 import pytest
 import redis
 import redis.asyncio as aioredis
@@ -44,3 +45,10 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[ContextStore]:
     redis_store = RedisContextStore.from_url(url, limits=limits, inbox_stale_ms=200)
     yield redis_store
     await redis_store.close()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """An HTTP and WebSocket client session, closed after the test."""
+    async with aiohttp.ClientSession() as session:
+        yield session

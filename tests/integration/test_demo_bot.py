@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import aiohttp
-import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 
@@ -32,12 +31,6 @@ async def serve(redis_url: str) -> AsyncIterator[tuple[Segue, str]]:
         yield segue, f"http://{host}:{port}/webchat/ws"
     finally:
         await runner.cleanup()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 def texts(replies: list[dict[str, object]]) -> list[str]:

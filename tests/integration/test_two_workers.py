@@ -28,12 +28,6 @@ async def workers(redis_url: str) -> AsyncIterator[tuple[RunningApp, RunningApp]
         yield a, b
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 async def test_an_agent_on_one_worker_reaches_a_web_chat_on_the_other(
     workers: tuple[RunningApp, RunningApp], http: aiohttp.ClientSession
 ) -> None:

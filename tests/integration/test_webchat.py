@@ -33,12 +33,6 @@ async def app(redis_url: str) -> AsyncIterator[RunningApp]:
         yield running
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 async def segue_keys(redis_client: aioredis.Redis) -> list[str]:
     return sorted([k async for k in redis_client.scan_iter(match="segue:*")])
 

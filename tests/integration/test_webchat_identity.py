@@ -30,12 +30,6 @@ async def app(redis_url: str) -> AsyncIterator[RunningApp]:
         yield running
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 def identity(user: str, *, secret: str = SECRET, expires_in: int = 3600) -> str:
     return sign_host_identity(user, secret, expires_at=int(time.time()) + expires_in)
 
