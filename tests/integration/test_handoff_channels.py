@@ -28,7 +28,7 @@ from context_store import RedisContextStore
 from tests.app_server import RunningApp
 from tests.fakes.slack_api import TEAM_ID, FakeSlackApi, signed_headers
 from tests.fakes.telegram_api import CUSTOMER, TOKEN, FakeTelegram, message_update
-from tests.integration.test_handoff_rig import (
+from tests.integration.handoff_rig import (
     WEB_SECRET,
     AgentClient,
     add_accounts,
@@ -38,9 +38,9 @@ from tests.integration.test_handoff_rig import (
     running,
     web_customer,
 )
-from tests.integration.test_slack_rig import SECRET as SLACK_SECRET
-from tests.integration.test_slack_rig import TOKEN as SLACK_TOKEN
-from tests.integration.test_slack_rig import dm
+from tests.integration.slack_rig import SECRET as SLACK_SECRET
+from tests.integration.slack_rig import TOKEN as SLACK_TOKEN
+from tests.integration.slack_rig import dm
 from tests.redis_server import free_port
 from tests.webchat_client import WebChatClient
 

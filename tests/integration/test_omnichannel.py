@@ -30,9 +30,9 @@ from tests.fakes.telegram_api import (
     keyboard_of,
     message_update,
 )
-from tests.integration.test_slack_rig import SECRET as SLACK_SECRET
-from tests.integration.test_slack_rig import TOKEN as SLACK_TOKEN
-from tests.integration.test_slack_rig import dm, press
+from tests.integration.slack_rig import SECRET as SLACK_SECRET
+from tests.integration.slack_rig import TOKEN as SLACK_TOKEN
+from tests.integration.slack_rig import dm, press
 from tests.redis_server import free_port
 from tests.webchat_client import WebChatClient
 

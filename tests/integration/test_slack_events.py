@@ -21,7 +21,7 @@ from bot.model import Address, Button, Outbound
 from bot.policy import TurnContext
 from context_store import RedisContextStore
 from tests.fakes.slack_api import BOT_USER_ID, FakeSlackApi, signed_headers
-from tests.integration.test_slack_rig import (
+from tests.integration.slack_rig import (
     SECRET,
     TOKEN,
     bot_message,

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from tests.app_server import RunningApp
-from tests.integration.test_handoff_rig import (
+from tests.integration.handoff_rig import (
     AgentClient,
     agent_frame,
     hand_off,
