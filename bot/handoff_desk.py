@@ -169,8 +169,9 @@ class HandoffDesk:
         return held
 
     async def view(self, agent: AgentAccount, customer: str) -> dict[str, Any]:
+        """Any agent may read any conversation (the whole team needs the
+        context); acting on it is what `_may_act` restricts."""
         state = await self._existing(customer)
-        _may_act(agent, state.handoff)
         history = await self.store.history(customer, self.options.history_max)
         identities = await self.store.identities(customer)
         addresses = await self.store.addresses(customer)

@@ -256,7 +256,9 @@ async def test_claimed_by_another_and_wrong_agent(
     status, body = await bob.call("POST", f"conversations/{customer}/claim")
     assert (status, body["error"]) == (409, "already_claimed")
     assert "ann" in body["message"]
-    for method, action, payload in [("GET", "", None), ("POST", "/messages", {"text": "hi"}),
+    # Anyone may read it; only ann (or an admin) may act on it.
+    assert (await bob.conversation(customer))["handoff"]["agent"] == "ann"
+    for method, action, payload in [("POST", "/messages", {"text": "hi"}),
                                     ("POST", "/release", None), ("POST", "/close", None),
                                     ("POST", "/transfer", {"agent": "bob"})]:
         status, body = await bob.call(method, f"conversations/{customer}{action}", payload)
@@ -271,14 +273,16 @@ async def test_claimed_by_another_and_wrong_agent(
     assert (await ann.act(customer, "claim"))["handoff"]["agent"] == "ann"
 
 
-async def test_conversations_not_handed_off_are_for_admins_only(
+async def test_conversations_not_handed_off_are_read_only_but_for_admins(
     http: aiohttp.ClientSession, app: RunningApp
 ) -> None:
     client = await web_customer(http, app)
     await client.turn("hello")
     customer = client.customer or ""
     ann, root = await agent(http, app, "ann"), await agent(http, app, "root")
-    for method, action in [("GET", ""), ("POST", "/claim"), ("POST", "/release")]:
+    view = await ann.conversation(customer)
+    assert view["handoff"] is None and [e["text"] for e in view["history"]][0] == "hello"
+    for method, action in [("POST", "/claim"), ("POST", "/release")]:
         status, body = await ann.call(method, f"conversations/{customer}{action}")
         assert (status, body["error"]) == (403, "not_in_queue")
     status, body = await root.call("POST", f"conversations/{customer}/release")
