@@ -94,3 +94,20 @@ async def test_a_restarted_worker_reads_the_inbox_it_made_before(redis_url: str)
     await after.inbox_add("second")
     assert [i.payload for i in await after.inbox_take("w2", count=5, block_ms=10)] == ["second"]
     await after.close()
+
+
+async def test_commands_packed_by_hiredis_round_trip_every_argument_type(
+    redis_url: str,
+) -> None:
+    from context_store.redis import connect
+
+    client = connect(redis_url)
+    assert client.connection_pool.connection_class.__name__ == "_HiredisConnection"
+    await client.set("segue:test:k", "é ✓", ex=60)  # str with non-ASCII, int
+    await client.set("segue:test:b", b"\x00\xffraw", px=60_000)  # bytes
+    await client.zadd("segue:test:z", {"m": 1.5})  # float
+    await client.xgroup_create("segue:test:s", "g", id="0", mkstream=True)  # two-word name
+    assert await client.get("segue:test:k") == "é ✓"
+    assert await client.zscore("segue:test:z", "m") == 1.5
+    assert await client.strlen("segue:test:b") == 5
+    await client.aclose()
