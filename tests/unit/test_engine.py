@@ -159,12 +159,13 @@ async def test_a_worker_with_a_stale_cached_customer_resolves_again() -> None:
 
 
 async def test_a_slow_turn_keeps_its_lock_and_turns_stay_in_order() -> None:
-    release = asyncio.Event()
+    release, slow_started = asyncio.Event(), asyncio.Event()
     order: list[str] = []
 
     class SlowFirst:
         async def decide(self, turn: TurnContext) -> list[Outbound]:
             if turn.inbound.text == "slow":
+                slow_started.set()  # deciding: it holds the customer's lock
                 await release.wait()
             order.append(turn.inbound.text)
             return [Outbound(text="ok")]
@@ -176,7 +177,7 @@ async def test_a_slow_turn_keeps_its_lock_and_turns_stay_in_order() -> None:
     worker_b = Engine(store=store, policy=SlowFirst(), senders={"web": RecordingSender()},
                       options=options)
     slow = asyncio.create_task(worker_a.process(inbound("slow", "1")))
-    await asyncio.sleep(0.05)  # let the slow turn take the lock first
+    await slow_started.wait()
     fast = asyncio.create_task(worker_b.process(inbound("fast", "2")))
     await asyncio.sleep(0.5)  # several lock lifetimes: renewal is what is under test
     assert order == []
