@@ -20,7 +20,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from bot.engine import Engine, Turn, record
-from bot.model import Outbound
+from bot.model import Button, Outbound
 from bot.policy import Policy, TurnContext
 from context_store.agents import AgentAccount
 
@@ -83,8 +83,11 @@ class HandoffHook:
         self.desk = desk
 
     async def intercept(self, context: TurnContext) -> list[Outbound] | None:
-        if is_active(context.state.handoff):
-            return []
+        handoff = context.state.handoff
+        if is_active(handoff):
+            assert handoff is not None
+            # Erasing one's data stays possible while a person holds the chat.
+            return _erase_request(context, handoff) or []
         if AGENT_COMMAND.match(context.inbound.text.strip()):
             context.handoff_reason = "customer sent /agent"
             return [Outbound(text=ASKED), *await self.desk.begin(context, context.handoff_reason)]
@@ -106,6 +109,33 @@ class HandoffHook:
         elif context.handoff_reason:
             # The policy asked for a person but is not wrapped in HandoffPolicy.
             await self.desk.queue_later(context.customer_id, context.handoff_reason)
+
+
+FORGET_COMMAND = re.compile(r"^/?(?:forget me|forget|delete my data)[.!]?$", re.IGNORECASE)
+ERASE_YES, ERASE_NO = "erase_yes", "erase_no"
+
+
+def _erase_request(context: TurnContext, handoff: dict[str, Any]) -> list[Outbound]:
+    """`forget me` during a handoff: ask, then erase on yes. Anything else
+    (empty list) goes to the agents as usual."""
+    inbound = context.inbound
+    answer = inbound.payload if inbound.payload in (ERASE_YES, ERASE_NO) else None
+    if answer is None and handoff.get("confirm_erase"):
+        word = inbound.text.strip().lower().strip(".!")
+        answer = ERASE_YES if word in ("yes", "y") else ERASE_NO if word in ("no", "n") else None
+    if answer == ERASE_YES and handoff.get("confirm_erase"):
+        context.erase_customer = True
+        return [Outbound(text="Done: everything we knew about you is erased, on every channel.")]
+    if answer == ERASE_NO and handoff.pop("confirm_erase", None):
+        return [Outbound(text="OK, nothing was erased. Our team is still with you.")]
+    if FORGET_COMMAND.match(inbound.text.strip()) or inbound.payload == "forget_me":
+        handoff["confirm_erase"] = True
+        return [Outbound(
+            text="This erases your messages and everything we know about you, on every "
+                 "channel, and ends this conversation with our team. Are you sure?",
+            buttons=(Button("Yes, forget me", ERASE_YES), Button("No", ERASE_NO)),
+        )]
+    return []
 
 
 def install(engine: Engine, desk: HandoffDesk) -> HandoffHook:

@@ -207,3 +207,23 @@ def test_waiting_notices() -> None:
     assert waiting_notice(1, True, "x") == "1 person is waiting ahead of you."
     assert waiting_notice(3, True, "x") == "3 people are waiting ahead of you."
     assert "available 9-5" in waiting_notice(3, False, "9-5")
+
+
+
+async def test_forget_me_works_while_a_person_holds_the_chat() -> None:
+    engine, _, agents, bus = engine_with(Scripted())
+    events = recorded(bus)
+    await texts(engine, "escalate", 1)
+    [entry] = await agents.queued()
+    asked = await engine.process(message("forget me", 2))
+    assert [b.payload for b in asked.replies[0].buttons] == ["erase_yes", "erase_no"]
+    assert await texts(engine, "hm, let me think", 3) == []  # still goes to the agents
+    assert await texts(engine, "No", 4, payload="erase_no") == [
+        "OK, nothing was erased. Our team is still with you."]
+    assert await engine.store.history(entry.customer, 50)  # nothing was erased
+    await texts(engine, "forget me", 5)
+    done = await texts(engine, "Yes, forget me", 6, payload="erase_yes")
+    assert done == ["Done: everything we knew about you is erased, on every channel."]
+    assert await engine.store.history(entry.customer, 50) == []
+    assert await agents.queued() == []
+    assert any(e["type"] == "message" and e["entry"]["text"] == "forget me" for e in events)
