@@ -42,6 +42,7 @@ class MemoryContextStore:
         self._moved: dict[str, float] = {}  # customer id -> marker expires at
         self._counters: dict[str, tuple[int, float]] = {}
         self._tokens: dict[str, tuple[str, float]] = {}
+        self._last_sweep = time.monotonic()
         self._parked: deque[str] = deque(maxlen=1000)
         self._inbox: dict[str, str] = {}
         self._inbox_new: deque[str] = deque()
@@ -208,6 +209,7 @@ class MemoryContextStore:
         if current is not None and current[1] > now:
             return False
         self._tokens[key] = (value, now + ttl_seconds)
+        self._sweep(now)
         return True
 
     async def peek_token(self, key: str) -> str | None:
@@ -225,6 +227,7 @@ class MemoryContextStore:
         if expires <= now:
             value, expires = 0, now + ttl_seconds
         self._counters[key] = (value + 1, expires)
+        self._sweep(now)
         return value + 1
 
     async def park(self, record: str) -> None:
@@ -271,6 +274,18 @@ class MemoryContextStore:
                 self._inbox_taken[item_id] = (now, attempts + 1)
                 items.append(InboxItem(item_id, self._inbox[item_id], attempts + 1))
         return items
+
+    def _sweep(self, now: float) -> None:
+        """Forget expired tokens, counters and markers, at most once a minute,
+        so a long-running embedded server does not grow without end."""
+        if now - self._last_sweep < 60:
+            return
+        self._last_sweep = now
+        for table in (self._tokens, self._counters):
+            for key in [k for k, (_, expires) in table.items() if expires <= now]:
+                del table[key]
+        for customer_id in [c for c, expires in self._moved.items() if expires <= now]:
+            del self._moved[customer_id]
 
     @staticmethod
     def _holds(customer: _Customer, token: str, now: float) -> bool:

@@ -199,3 +199,12 @@ async def test_a_turn_that_never_decides_is_given_up_with_an_apology() -> None:
     turn = await engine.handle(inbound("hello?", "1"))
     assert "Sorry" in sender.sent[0][1].text
     assert [e.text for e in await store.history(turn.customer_id, 5)][0] == "hello?"
+
+
+async def test_the_memory_store_forgets_expired_tokens_and_counters() -> None:
+    store = MemoryContextStore()
+    await store.put_token("old", "v", 0)  # expired as soon as it is made
+    await store.incr("old-counter", 0)
+    store._last_sweep -= 120  # as if the last sweep were two minutes ago
+    await store.put_token("new", "v", 60)
+    assert set(store._tokens) == {"new"} and store._counters == {}
