@@ -18,7 +18,7 @@ import orjson
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from bot import metrics
-from bot.engine import Engine
+from bot.engine import Engine, new_customer_id
 from bot.errors import BadInput, LockLost, LockTimeout, StoreError, StoreUnavailable
 from bot.model import Address, ChannelIdentity, HistoryEntry, Inbound, Outbound
 from bot.tokens import TokenSigner, verify_host_identity
@@ -35,6 +35,7 @@ BUS_TOPIC = "webchat"
 STATIC_DIR = Path(__file__).parent / "static" / "webchat"
 MAX_CLIENT_ID = 128
 HELLO_WITHIN_SECONDS = 10.0
+PROVISIONAL_SECONDS = 86400
 # More sockets than this on one session is a script, not a person with tabs.
 MAX_SOCKETS_PER_SESSION = 10
 TYPING_AFTER_SECONDS = 0.3
@@ -285,7 +286,10 @@ class WebChatConnector:
             await self.links.redeem_resume(resume_token, identity)
         if len(self.sessions.get(session)) >= MAX_SOCKETS_PER_SESSION:
             raise BadInput("too_many_sockets", "this session is open in too many places")
-        customer_id = await self.engine.customer_of(identity)
+        # Provisional, and not cached: a visitor who never writes leaves only a
+        # short-lived key; the first message resolves again and keeps it.
+        customer_id = await self.store.resolve_customer(
+            identity, new_customer_id(), provisional_ttl=PROVISIONAL_SECONDS)
         history = await self.store.history(customer_id, self.options.history_replay)
         client.session, client.user, client.customer_id = session, user, customer_id
         await self._register(client)

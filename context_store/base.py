@@ -68,8 +68,12 @@ class ContextStore(Protocol):
 
     async def close(self) -> None: ...
 
-    async def resolve_customer(self, identity: ChannelIdentity, new_customer_id: str) -> str:
-        """The customer of `identity`, creating it as `new_customer_id` if new."""
+    async def resolve_customer(
+        self, identity: ChannelIdentity, new_customer_id: str, *, provisional_ttl: int = 0
+    ) -> str:
+        """The customer of `identity`, creating it as `new_customer_id` if new.
+        A mapping created with `provisional_ttl` lives that long unless a later
+        call (the identity's first message) extends it to the retention time."""
 
     async def lock_and_load(
         self,

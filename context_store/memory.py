@@ -56,7 +56,9 @@ class MemoryContextStore:
     async def close(self) -> None:
         return None
 
-    async def resolve_customer(self, identity: ChannelIdentity, new_customer_id: str) -> str:
+    async def resolve_customer(
+        self, identity: ChannelIdentity, new_customer_id: str, *, provisional_ttl: int = 0
+    ) -> str:
         return self._identities.setdefault(identity, new_customer_id)
 
     async def lock_and_load(

@@ -25,11 +25,13 @@ from context_store.keys import KeyBuilder, identity_member, parse_identity_membe
 # KEYS: identity. ARGV: new customer id, retention seconds.
 _RESOLVE = """
 local c = redis.call('GET', KEYS[1])
+local keep = tonumber(ARGV[2])
 if not c then
   redis.call('SET', KEYS[1], ARGV[1])
   c = ARGV[1]
+  if tonumber(ARGV[3]) > 0 then keep = tonumber(ARGV[3]) end
 end
-if tonumber(ARGV[2]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+if keep > 0 then redis.call('EXPIRE', KEYS[1], keep) end
 return c
 """
 
@@ -119,8 +121,10 @@ class RedisContextStore:
     async def close(self) -> None:
         await self.client.aclose()
 
-    async def resolve_customer(self, identity: ChannelIdentity, new_customer_id: str) -> str:
-        args = [new_customer_id, self.limits.retention_seconds]
+    async def resolve_customer(
+        self, identity: ChannelIdentity, new_customer_id: str, *, provisional_ttl: int = 0
+    ) -> str:
+        args = [new_customer_id, self.limits.retention_seconds, provisional_ttl]
         return str(await self._call(self._resolve, [self.keys.identity(identity)], args))
 
     async def lock_and_load(

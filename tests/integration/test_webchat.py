@@ -305,3 +305,20 @@ async def test_one_session_cannot_open_sockets_without_end(
     for client in (first, *tabs[1:], another):
         await client.close()
     await ws.close()
+
+
+async def test_a_visitor_who_never_writes_leaves_only_a_short_lived_key(
+    app: RunningApp, http: aiohttp.ClientSession, redis_client: aioredis.Redis
+) -> None:
+    client = await WebChatClient.connect(http, app.ws_url)
+    keys = await segue_keys(redis_client)
+    [key] = [k for k in keys if k.startswith("segue:{i:web:")]
+    for other in keys:
+        assert 0 < await redis_client.ttl(other) <= 86400, other
+    await client.turn("now I write")
+    assert await redis_client.ttl(key) > 86400  # kept for the retention time
+    again = await WebChatClient.connect(http, app.ws_url, session=client.session)
+    assert again.customer == client.customer
+    assert await redis_client.ttl(key) > 86400  # a reconnect does not shorten it
+    for c in (client, again):
+        await c.close()
