@@ -45,8 +45,30 @@ class Settings(BaseSettings):
     slack_app_token: SecretStr | None = None
     slack_api_url: str = "https://slack.com/api/"
 
+    # Server-only: web chat sessions and resume links are signed with keys
+    # derived from it, one per purpose. Never given to a host site.
     webchat_secret: SecretStr | None = None
+    # The only key a host site gets: it signs its visitors' identity tokens.
+    webchat_identity_secret: SecretStr | None = None
     public_url: str | None = None
+
+    # Protection against floods and slow clients (README "Security").
+    # `off` turns every per-client limit off (benchmarks, a trusted gateway).
+    rate_limits: Literal["on", "off"] = "on"
+    # The header a trusted reverse proxy sets to the client's address
+    # (`X-Forwarded-For`: its last entry; `X-Real-IP`). Unset: the peer address.
+    # Only set it behind a proxy that overwrites the header: clients can send it too.
+    trusted_proxy_header: str | None = None
+    # Mark the console cookie `Secure`: set it when Segue is served over HTTPS
+    # (a TLS-terminating proxy). Direct TLS, or `X-Forwarded-Proto: https`
+    # with `trusted_proxy_header` set, marks it too.
+    cookie_secure: bool = False
+    http_header_timeout_seconds: float = Field(default=10.0, gt=0)
+    http_body_timeout_seconds: float = Field(default=30.0, gt=0)
+    http_keepalive_timeout_seconds: float = Field(default=15.0, gt=0)
+    max_connections_per_address: int = Field(default=256, gt=0)
+    # Customer text goes to the log only at DEBUG and only when this is true.
+    log_customer_text: bool = False
 
     # Limits and retention.
     max_text_length: int = Field(default=4096, gt=0)
