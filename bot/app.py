@@ -14,6 +14,7 @@ from bot.engine import Engine, EngineOptions
 from bot.errors import StoreUnavailable
 from bot.linking import LinkHook, LinkOptions, LinkService
 from bot.policy import Policy
+from bot.rate_limits import RateLimiter
 from bot.settings import Settings
 from connectors.base import Connector
 from connectors.webchat import WebChatConnector, WebChatOptions
@@ -85,6 +86,10 @@ def build_connectors(
 ) -> list[Connector]:
     options = WebChatOptions(
         secret=web_secret,
+        identity_secret=(settings.webchat_identity_secret.get_secret_value()
+                         if settings.webchat_identity_secret is not None else None),
+        trusted_proxy_header=settings.trusted_proxy_header,
+        rate_limits=settings.rate_limits == "on",
         max_text_length=settings.max_text_length,
         history_replay=settings.history_replay,
         session_max_age_seconds=settings.session_max_age_days * 86400,
@@ -113,6 +118,7 @@ async def create_segue(
             lock_ttl_seconds=settings.lock_ttl_seconds,
             lock_wait_seconds=settings.lock_wait_seconds,
         ),
+        limiter=RateLimiter(store, enabled=settings.rate_limits == "on"),
     )
     segue = Segue(settings=settings, store=store, engine=engine)
     secret = webchat_secret(settings)
@@ -129,6 +135,7 @@ async def create_segue(
     web_chat = segue.connectors["web"]
     assert isinstance(web_chat, WebChatConnector)
     web_chat.links = links
+    links.merge_listeners.append(web_chat.on_merge)
     from bot.handoff_setup import build_handoff
 
     # After the link hook: link commands keep working while a person holds the chat.

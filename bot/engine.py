@@ -20,6 +20,7 @@ from bot.conversation import ConversationState
 from bot.errors import ConnectorError, LockLost, LockTimeout
 from bot.model import Address, ChannelIdentity, HistoryEntry, Inbound, Outbound
 from bot.policy import Policy, TurnContext
+from bot.rate_limits import RateLimiter
 from context_store.base import ContextStore, LoadResult
 
 log = logging.getLogger(__name__)
@@ -117,8 +118,11 @@ class Engine:
         policy: Policy,
         senders: Mapping[str, OutboundSender] | None = None,
         options: EngineOptions | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.store = store
+        # Per-client limits on what grows shared state (codes, handoffs).
+        self.limiter = limiter if limiter is not None else RateLimiter(store)
         self.policy = policy
         self.senders: dict[str, OutboundSender] = dict(senders or {})
         self.options = options or EngineOptions()

@@ -44,3 +44,11 @@ class BadInput(ConnectorError):
 
 class DialogError(SegueError):
     """The dialog runtime failed."""
+
+
+class RateLimited(BadInput):
+    """A per-client limit was hit; `retry_after` says when to try again."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__("rate_limited", message)
+        self.retry_after = retry_after

@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 AGENT_COMMAND = re.compile(r"^/(?:agent|human|operator)(?:@\w+)?$", re.IGNORECASE)
 ASKED = "A person from our team will take over this conversation shortly."
+TOO_MANY_HANDOFFS = ("You have asked for a person several times just now, so I cannot queue "
+                     "this request. Please try again in a while, or tell me what you need.")
 
 
 def is_active(handoff: dict[str, Any] | None) -> bool:
@@ -90,7 +92,10 @@ class HandoffHook:
             return _erase_request(context, handoff) or []
         if AGENT_COMMAND.match(context.inbound.text.strip()):
             context.handoff_reason = "customer sent /agent"
-            return [Outbound(text=ASKED), *await self.desk.begin(context, context.handoff_reason)]
+            notice = await self.desk.begin(context, context.handoff_reason)
+            if context.handoff_reason is None:  # refused: asked too often
+                return notice
+            return [Outbound(text=ASKED), *notice]
         return None
 
     async def after_save(self, context: TurnContext, turn: Turn) -> None:

@@ -23,6 +23,7 @@ from bot.engine import Engine, Turn
 from bot.errors import BadInput, CustomerGone
 from bot.model import Button, ChannelIdentity, HistoryEntry, Link, Outbound
 from bot.policy import TurnContext
+from bot.rate_limits import LINK_CODES_PER_ADDRESS, LINK_CODES_PER_CUSTOMER
 from bot.tokens import ShortToken
 from context_store.base import ContextStore
 
@@ -39,20 +40,52 @@ _YES_WORDS = {"yes", "y", "yes, that's me", "yes, link it", "ok"}
 _NO_WORDS = {"no", "n", "no, don't link", "cancel"}
 
 
+# Codes are typed by people: no 0/O, 1/I/L to confuse. 31^8 codes (about
+# 40 bits) against at most a few dozen guesses per client and window.
+CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+CODE_LENGTH = 8
+RESUME_PAYLOAD = "resume:"
+OPENED_LINK_TEXT = "(opened a link to continue a conversation here)"
+
+
 @dataclass(frozen=True, slots=True)
 class LinkOptions:
     secret: str
     code_ttl_seconds: int = 600
-    attempts_per_identity: int = 5
-    attempts_window_seconds: int = 900
-    # Across every customer: bounds what many throwaway identities can guess.
-    attempts_global: int = 100
+    # Wrong codes: the first few are free, then each waits twice as long as
+    # the last (from `first_delay_seconds`), and past the cap the client
+    # waits out the window. A channel identity and a client address are
+    # each counted, so fresh web sessions from one address gain nothing.
+    free_wrong_codes: int = 3
+    first_delay_seconds: int = 10
+    max_delay_seconds: int = 300
+    wrong_codes_per_identity: int = 10
+    wrong_codes_per_address: int = 30
+    wrong_codes_window_seconds: int = 900
     public_url: str | None = None
     telegram_bot_username: str | None = None
 
 
 def channel_name(channel: str) -> str:
     return CHANNEL_NAMES.get(channel, channel)
+
+
+def new_code() -> str:
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+
+
+def shown_code(code: str) -> str:
+    """`ABCD-EFGH`: easier to read out and copy than eight in a row."""
+    return f"{code[:4]}-{code[4:]}"
+
+
+def normalised_code(typed: str) -> str | None:
+    """The code someone typed, in the form it is stored, or None if it cannot
+    be one (case, a hyphen and spaces do not matter)."""
+    code = typed.upper().replace("-", "").replace(" ", "")
+    if len(code) != CODE_LENGTH or any(c not in CODE_ALPHABET for c in code):
+        return None
+    return code
 
 
 MergeListener = Callable[[str, str, dict[str, Any] | None], Awaitable[None]]
@@ -70,31 +103,49 @@ class LinkService:
         self.merge_listeners: list[MergeListener] = []
 
     async def issue(self, context: TurnContext) -> list[Outbound]:
-        """A fresh code, and deep links to continue elsewhere."""
+        """A fresh code, and deep links to continue elsewhere. A customer has
+        one live code at a time: a new one revokes the last."""
+        allowed = await self.engine.limiter.allow_all([
+            (LINK_CODES_PER_CUSTOMER, context.customer_id),
+            (LINK_CODES_PER_ADDRESS, context.inbound.client_address),
+        ])
+        if not allowed:
+            return [Outbound(text="You have asked for several link codes just now. Please use "
+                                  "the last one, or ask again in an hour.")]
+        await self._revoke_live_code(context.customer_id)
         origin = {
             "customer": context.customer_id,
             "channel": context.inbound.channel,
-            "name": context.inbound.display_name or "",
             "resume": await self._last_prompt(context.customer_id),
         }
         token, nonce = self._resume.new()
+        ttl = self.options.code_ttl_seconds
         for _ in range(10):
-            code = f"{secrets.randbelow(1_000_000):06d}"
+            code = new_code()
             # Each names the other: using one revokes both.
             if await self.store.put_token(f"link:{code}", json.dumps({**origin, "nonce": nonce}),
-                                          self.options.code_ttl_seconds):
+                                          ttl):
                 break
         else:  # ten collisions in a row: far more live codes than expected
             return [Outbound(text="Sorry, I could not make a code just now. Please try again.")]
-        await self.store.put_token(f"resume:{nonce}", json.dumps({**origin, "code": code}),
-                                   self.options.code_ttl_seconds)
-        minutes = self.options.code_ttl_seconds // 60
+        await self.store.put_token(f"resume:{nonce}", json.dumps({**origin, "code": code}), ttl)
+        await self.store.put_token(f"link-live:{context.customer_id}",
+                                   json.dumps({"code": code, "nonce": nonce}), ttl)
+        minutes = ttl // 60
         text = (
-            f"Your link code is {code}. Within {minutes} minutes, send “link {code}” "
-            "from the other channel (web chat, Telegram or Slack) to continue this "
-            "conversation there."
+            f"Your link code is {shown_code(code)}. Within {minutes} minutes, send "
+            f"“link {shown_code(code)}” from the other channel (web chat, Telegram or Slack) "
+            "to continue this conversation there. Never give this code to anyone else: "
+            "whoever uses it will see this conversation."
         )
         return [Outbound(text=text, links=self._deep_links(token, context.inbound.channel))]
+
+    async def _revoke_live_code(self, customer_id: str) -> None:
+        raw = await self.store.take_token(f"link-live:{customer_id}")
+        if raw is not None:
+            live = json.loads(raw)
+            await self.store.take_token(f"link:{live.get('code')}")
+            await self.store.take_token(f"resume:{live.get('nonce')}")
 
     def _deep_links(self, token: str, here: str) -> tuple[Link, ...]:
         """Links to the other channels; the web link needs the public URL
@@ -108,59 +159,90 @@ class LinkService:
             links.append(Link(f"{base}/webchat/?resume={token}", "Continue on the web"))
         return tuple(links)
 
-    async def enter_code(self, context: TurnContext, code: str) -> list[Outbound]:
-        """Someone typed `link <code>`: show what it joins and ask to confirm."""
-        identity = context.inbound.identity
-        if await self._too_many_attempts(identity):
-            return [Outbound(text="Too many link attempts. Please wait 15 minutes and ask for "
-                                  "a new code.")]
-        raw = await self.store.peek_token(f"link:{code}") if code.isdigit() else None
+    async def enter_code(self, context: TurnContext, typed: str) -> list[Outbound]:
+        """Someone typed `link <code>`: show what it joins and ask to confirm.
+        Only wrong codes count against the client, so a right code from a
+        client that has not guessed always works."""
+        guessers = self._guessers(context)
+        if await self._must_wait(guessers):
+            return [Outbound(text="Too many wrong link codes. Please wait a few minutes before "
+                                  "you try again, and check the code on the channel you came "
+                                  "from.")]
+        code = normalised_code(typed)
+        raw = await self.store.peek_token(f"link:{code}") if code is not None else None
         if raw is None:
-            await self._count_failure()
+            await self._count_wrong(guessers)
             return [Outbound(text="That code is not valid or has expired. Send “link” on the "
                                   "channel you came from to get a new one.")]
         origin = json.loads(raw)
         if origin["customer"] == context.customer_id:
             return [Outbound(text="This chat is already part of that conversation.")]
-        context.state.pending_link = {"code": code, **origin}
+        context.state.pending_link = {"ask": "code", "code": code, **origin}
         return [self.question(context.state.pending_link)]
 
     @staticmethod
     def question(pending: dict[str, Any], *, again: bool = False) -> Outbound:
-        """The yes/no that shows the person entering a code what it joins."""
-        who = f" ({pending['name']})" if pending.get("name") else ""
+        """The yes/no that tells the person whose conversation would be joined
+        what a yes hands over. The other side is named by its channel only:
+        a display name is whatever its owner typed, and proves nothing."""
+        other = channel_name(pending["channel"])
+        how = "That code comes from" if pending.get("ask", "code") == "code" else \
+            "You opened a link that comes from"
         lead = "Please answer yes or no. " if again else ""
         return Outbound(
-            text=f"{lead}This will join this chat with your "
-                 f"{channel_name(pending['channel'])} conversation{who}, including its "
-                 "history. Is that you?",
+            text=f"{lead}{how} a {other} conversation. If you say yes, this chat joins it: "
+                 f"whoever is in that {other} conversation will read this chat, its history "
+                 f"and everything written here from now on. Say yes only if that {other} "
+                 "conversation is yours.",
             buttons=(Button("Yes, link it", YES), Button("No, don't link", NO)),
         )
 
-    async def _too_many_attempts(self, identity: ChannelIdentity) -> bool:
-        window = self.options.attempts_window_seconds
-        mine = await self.store.incr(f"link-attempts:{identity.channel}:{identity.user_id}",
-                                     window)
-        if mine > self.options.attempts_per_identity:
-            return True
-        return await self.store.peek_token("link-lockdown") is not None
+    def _guessers(self, context: TurnContext) -> list[tuple[str, int]]:
+        """Who a wrong code is counted against, with each one's cap."""
+        identity = context.inbound.identity
+        guessers = [(f"id:{identity.channel}:{identity.user_id}",
+                     self.options.wrong_codes_per_identity)]
+        if context.inbound.client_address is not None:
+            guessers.append((f"addr:{context.inbound.client_address}",
+                             self.options.wrong_codes_per_address))
+        return guessers
 
-    async def _count_failure(self) -> None:
-        window = self.options.attempts_window_seconds
-        if await self.store.incr("link-failures", window) >= self.options.attempts_global:
-            log.warning("many wrong link codes: link codes refused for %d s", window)
-            await self.store.put_token("link-lockdown", "1", window)
+    async def _must_wait(self, guessers: list[tuple[str, int]]) -> bool:
+        if not self.engine.limiter.enabled:
+            return False
+        for subject, _ in guessers:
+            if await self.store.peek_token(f"link-wait:{subject}") is not None:
+                return True
+        return False
+
+    async def _count_wrong(self, guessers: list[tuple[str, int]]) -> None:
+        if not self.engine.limiter.enabled:
+            return
+        options = self.options
+        window = options.wrong_codes_window_seconds
+        for subject, cap in guessers:
+            wrong = await self.store.incr(f"link-wrong:{subject}", window)
+            if wrong >= cap:
+                wait = window
+            elif wrong >= options.free_wrong_codes:
+                doublings = wrong - options.free_wrong_codes
+                wait = min(options.first_delay_seconds << doublings, options.max_delay_seconds)
+            else:
+                continue
+            await self.store.put_token(f"link-wait:{subject}", "1", wait)
 
     async def confirm(self, context: TurnContext, yes: bool) -> list[Outbound]:
         pending = context.state.pending_link or {}
         context.state.pending_link = None
         if not yes:
             return [Outbound(text="OK, nothing was linked.")]
-        raw = await self.store.take_token(f"link:{pending.get('code')}")
-        if raw is None or json.loads(raw)["customer"] != pending.get("customer"):
-            return [Outbound(text="That code has expired or was used already. Send “link” on "
-                                  "the other channel to get a new one.")]
-        await self.store.take_token(f"resume:{json.loads(raw).get('nonce')}")
+        if pending.get("ask", "code") == "code":
+            # A code is used up only now, so a "no" leaves it to its owner.
+            raw = await self.store.take_token(f"link:{pending.get('code')}")
+            if raw is None or json.loads(raw)["customer"] != pending.get("customer"):
+                return [Outbound(text="That code has expired or was used already. Send “link” "
+                                      "on the other channel to get a new one.")]
+            await self.store.take_token(f"resume:{json.loads(raw).get('nonce')}")
         if await self.store.load_state(pending["customer"]) is None:
             return [Outbound(text="That conversation no longer exists, so nothing was linked.")]
         # Merged after this turn is saved (see after_save), so this turn's
@@ -214,30 +296,17 @@ class LinkService:
                 notice, address.channel, time.time())])
             await self.engine.send(address, notice)
 
-    async def redeem_resume(self, token: str, identity: ChannelIdentity,
-                            display_name: str | None = None) -> str:
-        """A deep link opened by its person: join `identity` to the link's
-        conversation. Returns the customer id it now belongs to."""
-        origin = await self._redeem(self._resume.nonce_of(token))
-        if origin is None:
-            raise BadInput("resume_used", "this link has been used already or has expired")
-        target = origin["customer"]
-        source = await self.engine.customer_of(identity)
-        if source != target:
-            await self.merge_into(source, target, identity, display_name)
-        return str(target)
+    def check_resume(self, token: str) -> str:
+        """The nonce of a well-formed deep-link token, or `resume_invalid`."""
+        return self._resume.nonce_of(token)
 
-    async def _redeem(self, nonce: str) -> dict[str, Any] | None:
-        """Use a deep link up, and the code issued with it."""
-        raw = await self.store.take_token(f"resume:{nonce}")
-        if raw is None:
-            return None
-        origin: dict[str, Any] = json.loads(raw)
-        await self.store.take_token(f"link:{origin.get('code')}")
-        return origin
+    async def resume_is_live(self, token: str) -> bool:
+        return await self.store.peek_token(f"resume:{self._resume.nonce_of(token)}") is not None
 
-    async def start_link(self, context: TurnContext, token: str) -> list[Outbound]:
-        """`/start <token>` in Telegram: a deep link the person opened."""
+    async def open_deep_link(self, context: TurnContext, token: str) -> list[Outbound]:
+        """A deep link opened (Telegram's `/start <token>`, the web page's
+        resume): used up at once, so it works once whatever the answer, and
+        then the person whose chat this is decides whether to join."""
         try:
             nonce = self._resume.nonce_of(token)
         except BadInput:
@@ -249,11 +318,17 @@ class LinkService:
                                   "on the other channel to get a new one.")]
         if origin["customer"] == context.customer_id:
             return [Outbound(text="This chat is already part of that conversation.")]
-        context.state.pending_link = {"merge_into": origin["customer"],
-                                      "origin_channel": origin["channel"]}
-        return [Outbound(text=f"Welcome! This chat now continues your "
-                              f"{channel_name(origin['channel'])} conversation."),
-                *self.where_we_were(origin)]
+        context.state.pending_link = {"ask": "link", **origin}
+        return [self.question(context.state.pending_link)]
+
+    async def _redeem(self, nonce: str) -> dict[str, Any] | None:
+        """Use a deep link up, and the code issued with it."""
+        raw = await self.store.take_token(f"resume:{nonce}")
+        if raw is None:
+            return None
+        origin: dict[str, Any] = json.loads(raw)
+        await self.store.take_token(f"link:{origin.get('code')}")
+        return origin
 
     async def channels(self, context: TurnContext) -> list[Outbound]:
         identities = await self.store.identities(context.customer_id)
@@ -285,11 +360,12 @@ class LinkHook:
         inbound = context.inbound
         text = inbound.text.strip()
         pending = context.state.pending_link
-        if pending and "code" in pending:
+        if pending and ("ask" in pending or "code" in pending):
             answer = _yes_no(inbound.payload, text)
             if answer is not None:
                 return await self.service.confirm(context, answer)
-            if not _COMMAND.match(text):
+            deep_link = _deep_link_token(inbound.payload, text, inbound.channel) is not None
+            if not _COMMAND.match(text) and not deep_link:
                 return [self.service.question(pending, again=True)]
             context.state.pending_link = None  # another linking command replaces it
         if (match := _LINK.match(text)) is not None:
@@ -297,8 +373,8 @@ class LinkHook:
             if code is None:
                 return await self.service.issue(context)
             return await self.service.enter_code(context, code)
-        if (match := _START.match(text)) is not None and inbound.channel == "telegram":
-            return await self.service.start_link(context, match.group(1))
+        if (token := _deep_link_token(inbound.payload, text, inbound.channel)) is not None:
+            return await self.service.open_deep_link(context, token)
         if _CHANNELS.match(text):
             return await self.service.channels(context)
         if (match := _UNLINK.match(text)) is not None:
@@ -311,6 +387,16 @@ class LinkHook:
             await self.service.merge_into(context.customer_id, pending["merge_into"],
                                           context.inbound.identity,
                                           context.inbound.display_name)
+
+
+def _deep_link_token(payload: str | None, text: str, channel: str) -> str | None:
+    """The token of a deep link opened: Telegram sends `/start <token>`, the
+    web chat page a message carrying the `resume:` payload."""
+    if channel == "telegram" and (match := _START.match(text)) is not None:
+        return match.group(1)
+    if channel == "web" and payload is not None and payload.startswith(RESUME_PAYLOAD):
+        return payload.removeprefix(RESUME_PAYLOAD)
+    return None
 
 
 def _yes_no(payload: str | None, text: str) -> bool | None:

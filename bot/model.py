@@ -67,7 +67,9 @@ class Inbound:
     """One message from a customer, whatever the channel.
 
     `message_id` is unique per channel and stable across redeliveries of the
-    same message, so retries can be answered once.
+    same message, so retries can be answered once. `client_address` is the
+    network address the message came from, where the channel knows it (the
+    web chat); per-client limits count by it.
     """
 
     identity: ChannelIdentity
@@ -77,6 +79,7 @@ class Inbound:
     payload: str | None = None
     display_name: str | None = None
     ts: float = field(default_factory=time.time)
+    client_address: str | None = None
 
     @property
     def channel(self) -> str:

@@ -1,7 +1,11 @@
 """Signed, expiring tokens (web chat sessions, host identities, deep links).
 
 itsdangerous does the HMAC signing and timestamping; this module only names
-the purposes, so a token made for one purpose never passes as another.
+the purposes, so a token made for one purpose never passes as another: each
+purpose signs with its own key derived from the server's secret (itsdangerous
+derives one per salt; deep links put the purpose in the signed message).
+Host identities are the exception: they are signed by the host site with the
+one key it is given, which signs nothing else.
 """
 
 from __future__ import annotations
@@ -56,10 +60,15 @@ def verify_host_identity(token: str, secret: str, *, now: float | None = None) -
     """The user id of a host-signed identity token, or `BadInput`."""
     user_id, _, rest = token.rpartition(".")
     user_id, _, expires = user_id.rpartition(".")
-    if not user_id or not expires.isdigit() or len(user_id) > 256:
+    # Unix seconds fit in 12 digits for 30,000 years; longer is not a time
+    # (and Python refuses to parse numbers of over 4,300 digits).
+    if not user_id or not expires.isascii() or not expires.isdigit() or len(expires) > 12 \
+            or len(user_id) > 256:
         raise BadInput("identity_invalid", "the identity token is not valid")
     expected = sign_host_identity(user_id, secret, expires_at=int(expires))
-    if not hmac.compare_digest(expected, token):
+    # Bytes: the user id may be any Unicode (an e-mail address with an
+    # accent), and compare_digest takes only ASCII strings.
+    if not hmac.compare_digest(expected.encode(), token.encode()):
         raise BadInput("identity_invalid", "the identity token is not valid")
     if int(expires) < (time.time() if now is None else now):
         raise BadInput("identity_expired", "the identity token has expired")
@@ -83,7 +92,8 @@ class ShortToken:
 
     def nonce_of(self, token: str) -> str:
         nonce, mac = token[: self.NONCE_LENGTH], token[self.NONCE_LENGTH :]
-        if len(token) != 38 or not hmac.compare_digest(mac, self._mac(nonce)):
+        if len(token) != 38 or not token.isascii() \
+                or not hmac.compare_digest(mac, self._mac(nonce)):
             raise BadInput(f"{self.purpose}_invalid", f"the {self.purpose} token is not valid")
         return nonce
 

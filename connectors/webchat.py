@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,9 +19,24 @@ import orjson
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from bot import metrics
+from bot.client_address import client_address
 from bot.engine import Engine, new_customer_id
-from bot.errors import BadInput, LockLost, LockTimeout, StoreError, StoreUnavailable
+from bot.errors import (
+    BadInput,
+    LockLost,
+    LockTimeout,
+    RateLimited,
+    StoreError,
+    StoreUnavailable,
+)
+from bot.linking import OPENED_LINK_TEXT, RESUME_PAYLOAD
 from bot.model import Address, ChannelIdentity, HistoryEntry, Inbound, Outbound
+from bot.rate_limits import (
+    MESSAGES_PER_ADDRESS,
+    MESSAGES_PER_SESSION,
+    NEW_SESSIONS_PER_ADDRESS,
+    LocalBuckets,
+)
 from bot.tokens import TokenSigner, verify_host_identity
 from context_store.base import ContextStore
 
@@ -43,7 +59,12 @@ TYPING_AFTER_SECONDS = 0.3
 
 @dataclass(slots=True)
 class WebChatOptions:
+    # Server-only: signs sessions (with a key of that purpose).
     secret: str
+    # The host site's key for visitor identities; None: sign-in is off.
+    identity_secret: str | None = None
+    trusted_proxy_header: str | None = None
+    rate_limits: bool = True
     max_text_length: int = 4096
     history_replay: int = 200
     session_max_age_seconds: int = 30 * 86400
@@ -52,10 +73,13 @@ class WebChatOptions:
 @dataclass(slots=True, eq=False)
 class _Client:
     ws: web.WebSocketResponse
+    address: str
     session: str | None = None
     # The channel user id: the session, or "u:<id>" for a host-signed identity.
     user: str | None = None
     customer_id: str | None = None
+    # Joined into another conversation: show its whole history after the turn.
+    joined: bool = False
 
 
 @dataclass(slots=True)
@@ -97,6 +121,8 @@ class WebChatConnector:
         # Set by the app: redeems resume links and joins signed-in visitors.
         self.links: LinkService | None = None
         self._signer = TokenSigner(options.secret, "session")
+        self._per_session = LocalBuckets(MESSAGES_PER_SESSION, enabled=options.rate_limits)
+        self._per_address = LocalBuckets(MESSAGES_PER_ADDRESS, enabled=options.rate_limits)
         # Room for the longest text however it is escaped (12 bytes for a
         # character outside the BMP as a \\u surrogate pair), so an allowed
         # text is never cut off by the frame limit; longer texts get
@@ -209,7 +235,7 @@ class WebChatConnector:
     async def websocket(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(heartbeat=30, max_msg_size=self._max_frame, compress=False)
         await ws.prepare(request)
-        client = _Client(ws)
+        client = _Client(ws, client_address(request, self.options.trusted_proxy_header))
         try:
             while not ws.closed:
                 wait = HELLO_WITHIN_SECONDS if client.session is None else None
@@ -239,6 +265,9 @@ class WebChatConnector:
                 await self._on_message(client, frame)
             else:
                 raise BadInput("unknown_type", f"unknown frame type {kind!r}")
+        except RateLimited as exc:
+            metrics.BAD_INPUT.labels(CHANNEL, exc.code).inc()
+            await _send_error(client.ws, exc.code, exc.message, retry_after=exc.retry_after)
         except BadInput as exc:
             await self._refuse(client, exc)
         except StoreUnavailable:
@@ -257,22 +286,22 @@ class WebChatConnector:
     async def _on_hello(self, client: _Client, frame: dict[str, Any]) -> None:
         if client.session is not None:
             raise BadInput("already_hello", "this socket has a session already")
-        session, user = self._session_of(frame.get("session"))
+        signed, user = self._session_of(frame.get("session"))
+        session = signed
         identity_token = frame.get("identity")
         resume_token = frame.get("resume")
         for name, value in (("identity", identity_token), ("resume", resume_token)):
             if value is not None and not isinstance(value, str):
                 raise BadInput("bad_frame", f"'{name}' must be a string")
+        if resume_token is not None:
+            await self._check_resume(resume_token)
         if identity_token is not None:
-            verified = "u:" + verify_host_identity(identity_token, self.options.secret)
-            if user == session and frame.get("session") is not None and self.links is not None:
+            verified = "u:" + self._verify_identity(identity_token)
+            anonymous_resumed = user == session and frame.get("session") is not None
+            if anonymous_resumed and self.links is not None:
                 # The same person, now signed in on the host site: their anonymous
-                # conversation joins the one of their account.
-                anonymous = await self.engine.customer_of(ChannelIdentity(CHANNEL, user))
-                account = await self.engine.customer_of(ChannelIdentity(CHANNEL, verified))
-                if anonymous != account:
-                    await self.links.merge_into(
-                        anonymous, account, ChannelIdentity(CHANNEL, verified), None)
+                # conversation joins the one of their account (the host vouches).
+                await self._join_signed_in(user, verified)
             elif user not in (session, verified):
                 # Another signed-in user on this browser: a session of their own.
                 session = secrets.token_urlsafe(16)
@@ -281,11 +310,42 @@ class WebChatConnector:
             # A signed-in session, but the page no longer vouches for the user
             # (they signed out): start afresh rather than show their history.
             session = user = secrets.token_urlsafe(16)
-        identity = ChannelIdentity(CHANNEL, user)
-        if resume_token is not None and self.links is not None:
-            await self.links.redeem_resume(resume_token, identity)
         if len(self.sessions.get(session)) >= MAX_SOCKETS_PER_SESSION:
             raise BadInput("too_many_sockets", "this session is open in too many places")
+        if session != signed or frame.get("session") is None:
+            await self._count_new_session(client)
+        await self._open_session(client, session, user)
+        if resume_token is not None:
+            await self._open_deep_link(client, resume_token)
+
+    def _verify_identity(self, token: str) -> str:
+        if self.options.identity_secret is None:
+            raise BadInput("identity_invalid", "signed-in visitors are not enabled here")
+        return verify_host_identity(token, self.options.identity_secret)
+
+    async def _join_signed_in(self, anonymous_user: str, verified: str) -> None:
+        assert self.links is not None
+        anonymous = await self.engine.customer_of(ChannelIdentity(CHANNEL, anonymous_user))
+        account = await self.engine.customer_of(ChannelIdentity(CHANNEL, verified))
+        if anonymous != account:
+            await self.links.merge_into(anonymous, account, ChannelIdentity(CHANNEL, verified),
+                                        None)
+
+    async def _count_new_session(self, client: _Client) -> None:
+        limiter = self.engine.limiter
+        if limiter.enabled and not await limiter.allow(NEW_SESSIONS_PER_ADDRESS, client.address):
+            raise RateLimited("too many new chats from your network: try again later",
+                              NEW_SESSIONS_PER_ADDRESS.window_seconds)
+
+    async def _check_resume(self, token: str) -> None:
+        """Refuse a deep link that cannot work before anything is opened."""
+        if self.links is None:
+            raise BadInput("resume_invalid", "continuing from a link is not enabled here")
+        if not await self.links.resume_is_live(token):
+            raise BadInput("resume_used", "this link has been used already or has expired")
+
+    async def _open_session(self, client: _Client, session: str, user: str) -> None:
+        identity = ChannelIdentity(CHANNEL, user)
         # Provisional, and not cached: a visitor who never writes leaves only a
         # short-lived key; the first message resolves again and keeps it.
         customer_id = await self.store.resolve_customer(
@@ -299,6 +359,21 @@ class WebChatConnector:
         await client.ws.send_json(
             {"type": "history", "messages": [_history_item(e) for e in history]}
         )
+
+    async def _open_deep_link(self, client: _Client, token: str) -> None:
+        """A deep link opened on this page: a turn of its own, in which the
+        link hook asks this visitor whether to join (nothing is joined
+        before they say yes)."""
+        assert client.session is not None and client.user is not None
+        inbound = Inbound(
+            identity=ChannelIdentity(CHANNEL, client.user),
+            address=Address(CHANNEL, client.session),
+            message_id=f"{RESUME_PAYLOAD}{token}",
+            text=OPENED_LINK_TEXT,
+            payload=f"{RESUME_PAYLOAD}{token}",
+            client_address=client.address,
+        )
+        await self.engine.deliver(await self.engine.process(inbound))
 
     def _session_of(self, token: object) -> tuple[str, str]:
         """(session id, channel user id) of a session token, or of a new session."""
@@ -317,7 +392,8 @@ class WebChatConnector:
     async def _on_message(self, client: _Client, frame: dict[str, Any]) -> None:
         if client.session is None:
             raise BadInput("hello_required", "send a hello frame first")
-        inbound = self._parse_message(client.session, client.user or client.session, frame)
+        inbound = self._parse_message(client, frame)
+        self._take_message_allowance(client)
         # Show "typing" only for a turn slow enough for a person to notice.
         typing_shown: list[asyncio.Task[None]] = []
         timer = asyncio.get_running_loop().call_later(
@@ -334,8 +410,40 @@ class WebChatConnector:
             await typing_shown[0]
             await _send_typing(client.ws, False)
         await self.engine.deliver(turn)
+        if client.joined:
+            await self._show_joined_history(client)
 
-    def _parse_message(self, session: str, user: str, frame: dict[str, Any]) -> Inbound:
+    async def on_merge(self, source: str, target: str, handoff: object) -> None:
+        """A conversation open here was joined into another (the visitor said
+        yes to a link): its sockets get the joined history after the turn."""
+        for clients in self.sessions.by_session.values():
+            for client in clients:
+                if client.customer_id == source:
+                    client.customer_id, client.joined = target, True
+
+    async def _show_joined_history(self, client: _Client) -> None:
+        client.joined = False
+        assert client.customer_id is not None
+        history = await self.store.history(client.customer_id, self.options.history_replay)
+        await client.ws.send_json(
+            {"type": "history", "messages": [_history_item(e) for e in history]})
+
+    def _take_message_allowance(self, client: _Client) -> None:
+        """One message's worth of the session's and the address's buckets,
+        or `rate_limited` (and neither is charged)."""
+        assert client.session is not None
+        wait = self._per_session.take(client.session)
+        if wait == 0:
+            wait = self._per_address.take(client.address)
+            if wait > 0:
+                self._per_session.give_back(client.session)
+        if wait > 0:
+            raise RateLimited("you are sending messages too fast: this one was not accepted, "
+                              "send it again in a moment", math.ceil(wait))
+
+    def _parse_message(self, client: _Client, frame: dict[str, Any]) -> Inbound:
+        assert client.session is not None
+        session, user = client.session, client.user or client.session
         client_id = frame.get("id")
         if not isinstance(client_id, str) or not client_id or len(client_id) > MAX_CLIENT_ID:
             raise BadInput("bad_frame", f"'id' must be a string of 1 to {MAX_CLIENT_ID} characters")
@@ -358,6 +466,7 @@ class WebChatConnector:
             message_id=client_id,
             text=text,
             payload=payload,
+            client_address=client.address,
         )
 
     async def _refuse(self, client: _Client, exc: BadInput) -> None:
@@ -411,6 +520,10 @@ async def _quietly(awaitable: Any) -> None:
         log.warning("web chat presence not updated: %s", exc)
 
 
-async def _send_error(ws: web.WebSocketResponse, code: str, message: str) -> None:
+async def _send_error(ws: web.WebSocketResponse, code: str, message: str, *,
+                      retry_after: int | None = None) -> None:
     if not ws.closed:
-        await ws.send_json({"type": "error", "code": code, "message": message})
+        frame: dict[str, Any] = {"type": "error", "code": code, "message": message}
+        if retry_after is not None:
+            frame["retry_after"] = retry_after
+        await ws.send_json(frame)

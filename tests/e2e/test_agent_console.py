@@ -36,7 +36,8 @@ async def test_login_claim_reply_reaches_the_web_chat(channels: Rig, browser: Br
     # The customer links Telegram, writes from there, then asks for a person on the web.
     await customer_says(customer, "link")
     await expect(chat.locator(".sg-bot").last).to_contain_text("Your link code is")
-    code = re.search(r"\b(\d{6})\b", await chat.locator(".sg-bot").last.inner_text())
+    code = re.search(r"\b([2-9A-Z]{4}-[2-9A-Z]{4})\b",
+                     await chat.locator(".sg-bot").last.inner_text())
     assert code is not None
     await channels.telegram_says(f"link {code.group(1)}")
     await channels.telegram_sent(1)

@@ -74,6 +74,8 @@ async def test_a_resume_link_continues_the_conversation_and_leaves_the_url(
     context = await browser.new_context()
     second = await context.new_page()
     await second.goto(href)
+    # The person who opened it is asked first; a yes shows the joined history.
+    await second.get_by_role("button", name="Yes, link it").click()
     await expect(second.get_by_role("log").locator(".sg-customer").first).to_have_text(
         "question from the first browser")
     await expect(second).to_have_url(f"{app.base_url}/webchat/")

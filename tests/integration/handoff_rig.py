@@ -29,7 +29,9 @@ ACCOUNTS = [AgentAccount(username=name, display_name=name, password_hash=_CHEAP.
 
 
 def handoff_settings(**overrides: Any) -> Settings:
-    values: dict[str, Any] = {"webchat_secret": WEB_SECRET, "business_hours": "Mon-Fri 9-17 CET"}
+    values: dict[str, Any] = {"webchat_secret": "handoff-tests-server-secret",
+                              "webchat_identity_secret": WEB_SECRET,
+                              "business_hours": "Mon-Fri 9-17 CET"}
     values.update(overrides)
     return Settings(**values)
 

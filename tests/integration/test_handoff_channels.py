@@ -47,7 +47,7 @@ from tests.webchat_client import WebChatClient
 SLACK_USER = "U2147483697"
 TELEGRAM_ID = ChannelIdentity("telegram", str(CUSTOMER["id"]))
 SLACK_ID = ChannelIdentity("slack", f"{TEAM_ID}:{SLACK_USER}")
-CODE = re.compile(r"\b(\d{6})\b")
+CODE = re.compile(r"\b([2-9A-Z]{4}-[2-9A-Z]{4})\b")
 
 
 @dataclass(slots=True)
@@ -301,8 +301,9 @@ async def test_a_resume_link_takes_the_agent_along(
         # On the phone, the person opens the link the laptop showed.
         opened = await WebChatClient.connect(http, app.ws_url, session=phone.session,
                                              resume=link.split("resume=")[1])
+        assert "You opened a link" in (await opened.receive())["text"]
+        await opened.turn("yes")
         target = laptop.customer or ""
-        assert opened.customer == target
         moved = await ann.event("moved")
         assert (moved["customer"], moved["to"]) == (held, target)
         assert (await ann.call("GET", "claimed"))[1] == [{"customer": target, "agent": "ann"}]

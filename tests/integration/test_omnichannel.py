@@ -83,7 +83,7 @@ async def everything(redis_url: str) -> AsyncIterator[Everything]:
 
 
 def code_of(text: str) -> str:
-    match = re.search(r"\b(\d{6})\b", text)
+    match = re.search(r"\b([2-9A-Z]{4}-[2-9A-Z]{4})\b", text)
     assert match, text
     return match.group(1)
 

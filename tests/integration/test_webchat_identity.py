@@ -23,8 +23,8 @@ SECRET = "identity-test-secret"
 
 @pytest.fixture
 async def app(redis_url: str) -> AsyncIterator[RunningApp]:
-    settings = Settings(redis_url=redis_url, webchat_secret=SECRET,
-                        public_url="https://chat.example")
+    settings = Settings(redis_url=redis_url, webchat_secret="server-only-secret",
+                        webchat_identity_secret=SECRET, public_url="https://chat.example")
     async with serve_segue(settings, store=RedisContextStore.from_url(redis_url),
                            policy=EchoMenuPolicy()) as running:
         yield running
@@ -100,8 +100,17 @@ async def test_a_resume_link_is_redeemed_by_the_page_once_not_by_a_bare_get(
     async with http.get(f"{app.base_url}/webchat/?resume={token}") as page:
         assert page.status == 200
     other = await WebChatClient.connect(http, app.ws_url, resume=token)
-    assert other.customer == first.customer
-    assert "my question" in [m["text"] for m in other.history]
+    question = await other.receive()
+    assert question["type"] == "message"
+    assert "You opened a link that comes from a web chat conversation" in question["text"]
+    # Nothing of either side is joined or shown before a yes.
+    assert other.customer != first.customer
+    assert "my question" not in [m["text"] for m in other.history]
+    await other.turn("Yes, link it", payload="link_yes")
+    again = await WebChatClient.connect(http, app.ws_url, session=other.session)
+    assert again.customer == first.customer
+    assert "my question" in [m["text"] for m in again.history]
+    await again.close()
     ws = await http.ws_connect(app.ws_url)
     await ws.send_str(json.dumps({"type": "hello", "resume": token}))
     error = json.loads((await ws.receive()).data)

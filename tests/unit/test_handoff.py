@@ -135,7 +135,7 @@ async def test_a_merge_in_a_turn_moves_the_handoff_once() -> None:
     await texts(engine, "escalate", 1, user="phone")
     [queued] = await agents.queued()
     [code_text] = await texts(engine, "link", 2, user="laptop")
-    code = re.search(r"\b(\d{6})\b", code_text)
+    code = re.search(r"\b([2-9A-Z]{4}-[2-9A-Z]{4})\b", code_text)
     assert code is not None
     await texts(engine, f"link {code.group(1)}", 3, user="phone")
     await texts(engine, "yes", 4, user="phone")

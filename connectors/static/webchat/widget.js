@@ -11,8 +11,11 @@
   wsUrl.protocol = wsUrl.protocol === "https:" ? "wss:" : "ws:";
   var storageKey = "segue.session." + base.host;
   var identity = script.getAttribute("data-identity");
-  // A "continue on the web" link: redeemed by this page's own hello, once.
-  var resume = new URLSearchParams(location.search).get("resume");
+  // A "continue on the web" link, only on Segue's own chat page: a host page's
+  // address is not ours to read links from. Sent with this page's own hello,
+  // once; the server then asks the visitor before joining anything.
+  var ownPage = location.origin === base.origin && location.pathname === base.pathname;
+  var resume = ownPage ? new URLSearchParams(location.search).get("resume") : null;
 
   var css = [
     "#segue-chat{position:fixed;right:1rem;bottom:1rem;width:22rem;max-width:calc(100vw - 2rem);",
@@ -70,6 +73,7 @@
   var ws = null;
   var ready = false;
   var retryDelay = 500;
+  var resendTimer = null;
   var unacked = {};   // client id -> frame, re-sent after a reconnect
   var order = [];
 
@@ -169,8 +173,8 @@
           if (!item) return;
           item.bubble = addMessage("customer", item.frame.text);
           item.bubble.classList.add("sg-pending");
-          ws.send(JSON.stringify(item.frame));
         });
+        resendUnacked();
         status.textContent = "";
         break;
       case "ack":
@@ -188,7 +192,20 @@
         status.textContent = frame.on ? "typing\u2026" : "";
         break;
       case "error":
-        if (frame.code === "session_invalid" || frame.code === "session_expired") {
+        if (frame.code === "rate_limited") {
+          status.textContent = frame.message;
+          var pause = Math.max(1, frame.retry_after || 5) * 1000;
+          if (ready) {
+            // Whatever is not acknowledged is sent again after the pause
+            // (an id the server already has is acknowledged, not redone).
+            if (!resendTimer) {
+              resendTimer = setTimeout(function () { resendTimer = null; resendUnacked(); }, pause);
+            }
+          } else {
+            retryDelay = Math.max(retryDelay, pause);
+            ws.close();
+          }
+        } else if (frame.code === "session_invalid" || frame.code === "session_expired") {
           try { localStorage.removeItem(storageKey); } catch (e) { /* private mode */ }
           ws.send(JSON.stringify(hello(null)));
         } else if (/^(resume|identity)_/.test(frame.code) && !ready) {
@@ -203,6 +220,13 @@
         }
         break;
     }
+  }
+
+  function resendUnacked() {
+    if (!ready) return;  // the next history frame sends them
+    order.forEach(function (id) {
+      if (unacked[id]) ws.send(JSON.stringify(unacked[id].frame));
+    });
   }
 
   function hello(session) {
