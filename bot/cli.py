@@ -14,6 +14,7 @@ from aiohttp import web
 
 from bot.app import create_app
 from bot.errors import ConfigError, SegueError, StoreUnavailable
+from bot.log_setup import setup_logging
 from bot.settings import Settings, check_settings, load_settings
 
 log = logging.getLogger("segue")
@@ -56,9 +57,7 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     settings = settings.model_copy(update=overrides)
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    setup_logging(settings)
     try:
         with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
             runner.run(serve(settings))

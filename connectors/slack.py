@@ -22,6 +22,7 @@ from typing import Any
 from aiohttp import ClientError, web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
+from slack_bolt.error import BoltUnhandledRequestError
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
@@ -59,6 +60,8 @@ TIMESTAMP_HEADER = "X-Slack-Request-Timestamp"
 SIGNATURE_HEADER = "X-Slack-Signature"
 # How far a request's timestamp may be from now, as slack_sdk checks it.
 SIGNATURE_WINDOW_SECONDS = 5 * 60
+# How much of a payload or event type the log keeps.
+KIND_MAX = 40
 # What Bolt may raise while it parses a verified body into a request.
 _BODY_ERRORS = (ValueError, RecursionError, TypeError, AttributeError, KeyError, IndexError)
 
@@ -98,6 +101,10 @@ class SlackConnector:
             signing_secret=secret,
             process_before_response=True,
             logger=bolt_log,
+            # Bolt's own warning for a request no listener takes quotes what
+            # the user typed (a search, a dialog's fields); raised instead, it
+            # reaches `_on_error`, which logs one line without the body.
+            raise_error_for_unhandled_request=True,
         )
         self.bolt.event(re.compile(".*"))(self._on_event)
         self.bolt.action(re.compile(".*"))(self._on_action)
@@ -183,7 +190,11 @@ class SlackConnector:
         # Before the ack: once Slack has its 200 it never sends this again.
         await self.store.inbox_add(inbox.encode_item(CHANNEL, inbound_to_json(inbound)))
 
-    async def _on_error(self, error: Exception) -> BoltResponse:
+    async def _on_error(self, error: Exception) -> BoltResponse | None:
+        if isinstance(error, BoltUnhandledRequestError):
+            log.warning("Slack request not handled (%s); answered %s",
+                        _request_kind(error.body), _status(error.current_response))
+            return None  # Bolt's own answer (404) stands
         if isinstance(error, StoreUnavailable):
             log.warning("store unavailable; Slack will deliver again: %s", error)
             return BoltResponse(status=503, body="store unavailable, retry later")
@@ -219,8 +230,10 @@ class SlackConnector:
                 unfurl_links=False,
             )
         except SlackApiError as exc:
+            # The error code alone: the exception's text quotes Slack's whole answer.
             error = exc.response.get("error") if exc.response is not None else None
-            raise ConnectorError(f"Slack refused the message: {error or exc}") from exc
+            status = exc.response.status_code if exc.response is not None else None
+            raise ConnectorError(f"Slack refused the message: {error or f'HTTP {status}'}") from exc
         except (ClientError, TimeoutError) as exc:
             raise ConnectorError(f"Slack could not be reached: {exc!r}") from exc
 
@@ -238,6 +251,20 @@ def _bolt_request(raw: bytes, request: web.Request) -> AsyncBoltRequest | None:
     if not bolt_request.body or not well_formed(bolt_request.body):
         return None
     return bolt_request
+
+
+def _request_kind(body: Mapping[str, Any]) -> str:
+    """What a request is, for the log: its payload type, and the event type of
+    an event, never a field a user could have typed."""
+    kind = body.get("type")
+    event = body.get("event")
+    event_type = event.get("type") if isinstance(event, dict) else None
+    parts = [p for p in (kind, event_type) if isinstance(p, str)]
+    return "/".join(p[:KIND_MAX] for p in parts) or "no type"
+
+
+def _status(response: BoltResponse | None) -> str:
+    return str(response.status) if response is not None else "nothing"
 
 
 def _refuse(code: str, message: str, status: int) -> web.Response:

@@ -25,6 +25,12 @@ _OBJECT_LIST_FIELDS = ("authorizations", "actions", "response_urls")
 _TEXT_FIELDS = ("type", "subtype", "channel_type", "callback_id", "command", "action_id")
 _NESTING_CHECKED = 3
 
+# How a channel user id keeps team and user apart: see `identity`.
+_SEPARATOR = ":"
+_ESCAPES = {"%": "%25", _SEPARATOR: "%3A"}
+_UNESCAPES = {escaped: raw for raw, escaped in _ESCAPES.items()}
+_ESCAPED = re.compile("|".join(_UNESCAPES))
+
 
 def well_formed(body: object, depth: int = 0) -> bool:
     """Whether a parsed body has Slack's types wherever Bolt reads it without
@@ -59,8 +65,31 @@ def well_formed(body: object, depth: int = 0) -> bool:
 
 
 def identity(team_id: str, user_id: str) -> ChannelIdentity:
-    """A Slack user is only unique within their workspace."""
-    return ChannelIdentity(CHANNEL, f"{team_id}:{user_id}")
+    """A Slack user is only unique within their workspace: the id is team and
+    user joined by `:`, each part escaped so that no two pairs share one.
+
+    Real Slack ids hold neither `%` nor `:`, so theirs is the plain
+    `TEAM:USER` it has always been and every stored customer keeps its id.
+    """
+    return ChannelIdentity(CHANNEL, f"{_escape(team_id)}{_SEPARATOR}{_escape(user_id)}")
+
+
+def identity_parts(user_id: str) -> tuple[str, str] | None:
+    """Team and user of a Slack channel user id, or None if it is not one."""
+    team, separator, user = user_id.partition(_SEPARATOR)
+    if not separator or _SEPARATOR in user:
+        return None
+    return _unescape(team), _unescape(user)
+
+
+def _escape(part: str) -> str:
+    # `%` first, so that the `%` of an escaped `:` is not escaped again.
+    return part.replace("%", _ESCAPES["%"]).replace(_SEPARATOR, _ESCAPES[_SEPARATOR])
+
+
+def _unescape(part: str) -> str:
+    # One pass: `%253A` is an escaped `%3A`, not an escaped `%` then `:`.
+    return _ESCAPED.sub(lambda match: _UNESCAPES[match[0]], part)
 
 
 def parse_event(body: dict[str, Any], *, bot_user_id: str | None) -> Inbound | None:

@@ -9,6 +9,8 @@ import pytest
 
 from bot.model import Address, ChannelIdentity
 from connectors.slack_parse import (
+    identity,
+    identity_parts,
     inbound_from_json,
     inbound_to_json,
     parse_action,
@@ -110,6 +112,39 @@ def test_a_press_in_a_thread_answers_in_the_thread() -> None:
 def test_non_button_actions_are_ignored() -> None:
     assert parse_action(press(type="static_select")) is None
     assert parse_action({"type": "view_submission"}) is None
+
+
+def test_real_slack_ids_keep_the_channel_user_id_they_always_had() -> None:
+    # Customers already stored under these ids must be found again.
+    assert identity("T0123ABC", "U0456DEF") == ChannelIdentity("slack", "T0123ABC:U0456DEF")
+    assert identity("E01ENTERPRISE", "W0123ABC").user_id == "E01ENTERPRISE:W0123ABC"
+
+
+@pytest.mark.parametrize(
+    ("team", "user"),
+    [("T0123ABC", "U0456DEF"), ("T1", "A:B"), ("T1:A", "B"), ("T1", "%3A"), ("%", ":"),
+     ("T%3A", "U"), ("T", "%253A"), (":", ":"), ("", ""), ("T%", "%U:")],
+)
+def test_team_and_user_come_back_from_the_channel_user_id(team: str, user: str) -> None:
+    assert identity_parts(identity(team, user).user_id) == (team, user)
+
+
+def test_no_two_team_and_user_pairs_share_a_channel_user_id() -> None:
+    parts = ["", "T1", "A", "B", ":", "%", "%3A", "%25", "A:B", "T1:A", "A%3AB", "%:"]
+    ids = {identity(team, user).user_id for team in parts for user in parts}
+    assert len(ids) == len(parts) ** 2
+
+
+def test_a_press_and_a_message_of_odd_ids_are_told_apart() -> None:
+    first = parse_event(callback(im(user="A:B")) | {"team_id": "T1"}, bot_user_id=BOT)
+    second = parse_event(callback(im(user="B")) | {"team_id": "T1:A"}, bot_user_id=BOT)
+    assert first is not None and second is not None
+    assert first.identity != second.identity
+
+
+def test_what_is_no_slack_channel_user_id_has_no_parts() -> None:
+    assert identity_parts("T1") is None
+    assert identity_parts("T1:A:B") is None
 
 
 def test_inbound_survives_the_inbox() -> None:
