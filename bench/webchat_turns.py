@@ -119,8 +119,10 @@ def main() -> None:
     with redis_server() as redis_url:
         seg_port, base_port = free_port(), free_port()
         segue_cmd = [sys.executable, "-m", "bot", "run", "--port", str(seg_port)]
+        # One address sending as fast as it can is what the per-client limits
+        # stop; the benchmark measures the turn, as a trusted gateway would.
         segue_env = {"SEGUE_REDIS_URL": redis_url, "SEGUE_LOG_LEVEL": "WARNING",
-                     "SEGUE_WEBCHAT_SECRET": "bench-secret"}
+                     "SEGUE_WEBCHAT_SECRET": "bench-secret", "SEGUE_RATE_LIMITS": "off"}
         base_cmd = [sys.executable, str(ROOT / "bench" / "baseline_server.py"),
                     str(base_port), redis_url]
         with server(segue_cmd, segue_env, seg_port), server(base_cmd, {}, base_port):
