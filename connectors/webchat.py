@@ -11,7 +11,7 @@ import asyncio
 import logging
 import math
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +30,7 @@ from bot.errors import (
     StoreUnavailable,
 )
 from bot.linking import OPENED_LINK_TEXT, RESUME_PAYLOAD
-from bot.model import Address, ChannelIdentity, HistoryEntry, Inbound, Outbound
+from bot.model import Address, ChannelIdentity, Inbound, Outbound
 from bot.rate_limits import (
     MESSAGES_PER_ADDRESS,
     MESSAGES_PER_SESSION,
@@ -38,6 +38,17 @@ from bot.rate_limits import (
     LocalBuckets,
 )
 from bot.tokens import TokenSigner, verify_host_identity
+from connectors.webchat_frames import (
+    CHANNEL,
+    OpenSockets,
+    WebClient,
+    history_item,
+    parse_frame,
+    parse_message,
+    render,
+    send_error,
+    send_typing,
+)
 from context_store.base import ContextStore
 
 if TYPE_CHECKING:
@@ -46,10 +57,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "web"
 BUS_TOPIC = "webchat"
 STATIC_DIR = Path(__file__).parent / "static" / "webchat"
-MAX_CLIENT_ID = 128
 HELLO_WITHIN_SECONDS = 10.0
 PROVISIONAL_SECONDS = 86400
 # More sockets than this on one session is a script, not a person with tabs.
@@ -70,44 +79,6 @@ class WebChatOptions:
     session_max_age_seconds: int = 30 * 86400
 
 
-@dataclass(slots=True, eq=False)
-class _Client:
-    ws: web.WebSocketResponse
-    address: str
-    session: str | None = None
-    # The channel user id: the session, or "u:<id>" for a host-signed identity.
-    user: str | None = None
-    customer_id: str | None = None
-    # Joined into another conversation: show its whole history after the turn.
-    joined: bool = False
-
-
-@dataclass(slots=True)
-class _Sessions:
-    """Open sockets by web chat session (one session may be open in two tabs)."""
-
-    by_session: dict[str, set[_Client]] = field(default_factory=dict)
-
-    def add(self, client: _Client) -> None:
-        assert client.session is not None
-        self.by_session.setdefault(client.session, set()).add(client)
-
-    def discard(self, client: _Client) -> None:
-        if client.session is None:
-            return
-        clients = self.by_session.get(client.session)
-        if clients is not None:
-            clients.discard(client)
-            if not clients:
-                del self.by_session[client.session]
-
-    def get(self, session: str) -> set[_Client]:
-        return self.by_session.get(session, set())
-
-    def ids(self) -> list[str]:
-        return list(self.by_session)
-
-
 class WebChatConnector:
     """The web chat channel on Segue's aiohttp app."""
 
@@ -117,7 +88,7 @@ class WebChatConnector:
         self.engine = engine
         self.store = store
         self.options = options
-        self.sessions = _Sessions()
+        self.sessions = OpenSockets()
         # Set by the app: redeems resume links and joins signed-in visitors.
         self.links: LinkService | None = None
         self._signer = TokenSigner(options.secret, "session")
@@ -200,14 +171,14 @@ class WebChatConnector:
         if isinstance(session, str) and isinstance(frame, str) and not mine:
             await self._send_local(session, frame)
 
-    async def _register(self, client: _Client) -> None:
+    async def _register(self, client: WebClient) -> None:
         assert client.session is not None
         first = not self.sessions.get(client.session)
         self.sessions.add(client)
         if first and self.presence is not None:
             await self.presence.opened([client.session])
 
-    async def _unregister(self, client: _Client) -> None:
+    async def _unregister(self, client: WebClient) -> None:
         self.sessions.discard(client)
         session = client.session
         if (session is not None and not self.sessions.get(session)
@@ -235,7 +206,7 @@ class WebChatConnector:
     async def websocket(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(heartbeat=30, max_msg_size=self._max_frame, compress=False)
         await ws.prepare(request)
-        client = _Client(ws, client_address(request, self.options.trusted_proxy_header))
+        client = WebClient(ws, client_address(request, self.options.trusted_proxy_header))
         try:
             while not ws.closed:
                 wait = HELLO_WITHIN_SECONDS if client.session is None else None
@@ -255,7 +226,7 @@ class WebChatConnector:
             await self._unregister(client)
         return ws
 
-    async def _on_text(self, client: _Client, data: str) -> None:
+    async def _on_text(self, client: WebClient, data: str) -> None:
         try:
             frame = parse_frame(data)
             kind = frame.get("type")
@@ -267,23 +238,23 @@ class WebChatConnector:
                 raise BadInput("unknown_type", f"unknown frame type {kind!r}")
         except RateLimited as exc:
             metrics.BAD_INPUT.labels(CHANNEL, exc.code).inc()
-            await _send_error(client.ws, exc.code, exc.message, retry_after=exc.retry_after)
+            await send_error(client.ws, exc.code, exc.message, retry_after=exc.retry_after)
         except BadInput as exc:
             await self._refuse(client, exc)
         except StoreUnavailable:
             log.warning("store unavailable; web chat message refused")
-            await _send_error(client.ws, "store_unavailable", "temporarily unavailable: send again")
+            await send_error(client.ws, "store_unavailable", "temporarily unavailable: send again")
         except (LockTimeout, LockLost) as exc:
             log.warning("web chat turn not saved: %s", exc)
-            await _send_error(client.ws, "busy", "the message was not accepted: send it again")
+            await send_error(client.ws, "busy", "the message was not accepted: send it again")
         except StoreError as exc:
             log.error("web chat message refused by the store: %s", exc)
             message = "the message was not accepted: send it again"
-            await _send_error(client.ws, "store_error", message)
+            await send_error(client.ws, "store_error", message)
         except ConnectionResetError:
             pass  # the socket closed under us; a reconnect resends what was not acked
 
-    async def _on_hello(self, client: _Client, frame: dict[str, Any]) -> None:
+    async def _on_hello(self, client: WebClient, frame: dict[str, Any]) -> None:
         if client.session is not None:
             raise BadInput("already_hello", "this socket has a session already")
         signed, user = self._session_of(frame.get("session"))
@@ -331,7 +302,7 @@ class WebChatConnector:
             await self.links.merge_into(anonymous, account, ChannelIdentity(CHANNEL, verified),
                                         None)
 
-    async def _count_new_session(self, client: _Client) -> None:
+    async def _count_new_session(self, client: WebClient) -> None:
         limiter = self.engine.limiter
         if limiter.enabled and not await limiter.allow(NEW_SESSIONS_PER_ADDRESS, client.address):
             raise RateLimited("too many new chats from your network: try again later",
@@ -344,7 +315,7 @@ class WebChatConnector:
         if not await self.links.resume_is_live(token):
             raise BadInput("resume_used", "this link has been used already or has expired")
 
-    async def _open_session(self, client: _Client, session: str, user: str) -> None:
+    async def _open_session(self, client: WebClient, session: str, user: str) -> None:
         identity = ChannelIdentity(CHANNEL, user)
         # Provisional, and not cached: a visitor who never writes leaves only a
         # short-lived key; the first message resolves again and keeps it.
@@ -357,10 +328,10 @@ class WebChatConnector:
         token = self._signer.sign({"s": session, "u": user})
         await client.ws.send_json({"type": "session", "session": token, "customer": customer_id})
         await client.ws.send_json(
-            {"type": "history", "messages": [_history_item(e) for e in history]}
+            {"type": "history", "messages": [history_item(e) for e in history]}
         )
 
-    async def _open_deep_link(self, client: _Client, token: str) -> None:
+    async def _open_deep_link(self, client: WebClient, token: str) -> None:
         """A deep link opened on this page: a turn of its own, in which the
         link hook asks this visitor whether to join (nothing is joined
         before they say yes)."""
@@ -389,16 +360,16 @@ class WebChatConnector:
         signed_user = data.get("u")
         return signed, signed_user if isinstance(signed_user, str) else signed
 
-    async def _on_message(self, client: _Client, frame: dict[str, Any]) -> None:
+    async def _on_message(self, client: WebClient, frame: dict[str, Any]) -> None:
         if client.session is None:
             raise BadInput("hello_required", "send a hello frame first")
-        inbound = self._parse_message(client, frame)
+        inbound = parse_message(client, frame, self.options.max_text_length)
         self._take_message_allowance(client)
         # Show "typing" only for a turn slow enough for a person to notice.
         typing_shown: list[asyncio.Task[None]] = []
         timer = asyncio.get_running_loop().call_later(
             TYPING_AFTER_SECONDS,
-            lambda: typing_shown.append(asyncio.ensure_future(_send_typing(client.ws, True))),
+            lambda: typing_shown.append(asyncio.ensure_future(send_typing(client.ws, True))),
         )
         try:
             turn = await self.engine.process(inbound)
@@ -408,7 +379,7 @@ class WebChatConnector:
         await client.ws.send_str(orjson.dumps(ack).decode())
         if typing_shown:
             await typing_shown[0]
-            await _send_typing(client.ws, False)
+            await send_typing(client.ws, False)
         await self.engine.deliver(turn)
         if client.joined:
             await self._show_joined_history(client)
@@ -421,14 +392,14 @@ class WebChatConnector:
                 if client.customer_id == source:
                     client.customer_id, client.joined = target, True
 
-    async def _show_joined_history(self, client: _Client) -> None:
+    async def _show_joined_history(self, client: WebClient) -> None:
         client.joined = False
         assert client.customer_id is not None
         history = await self.store.history(client.customer_id, self.options.history_replay)
         await client.ws.send_json(
-            {"type": "history", "messages": [_history_item(e) for e in history]})
+            {"type": "history", "messages": [history_item(e) for e in history]})
 
-    def _take_message_allowance(self, client: _Client) -> None:
+    def _take_message_allowance(self, client: WebClient) -> None:
         """One message's worth of the session's and the address's buckets,
         or `rate_limited` (and neither is charged)."""
         assert client.session is not None
@@ -441,75 +412,9 @@ class WebChatConnector:
             raise RateLimited("you are sending messages too fast: this one was not accepted, "
                               "send it again in a moment", math.ceil(wait))
 
-    def _parse_message(self, client: _Client, frame: dict[str, Any]) -> Inbound:
-        assert client.session is not None
-        session, user = client.session, client.user or client.session
-        client_id = frame.get("id")
-        if not isinstance(client_id, str) or not client_id or len(client_id) > MAX_CLIENT_ID:
-            raise BadInput("bad_frame", f"'id' must be a string of 1 to {MAX_CLIENT_ID} characters")
-        text = frame.get("text")
-        payload = frame.get("payload")
-        if text is None:
-            raise BadInput("bad_frame", "'text' is required (a button's title, for a press)")
-        if not isinstance(text, str) or (payload is not None and not isinstance(payload, str)):
-            raise BadInput("bad_frame", "'text' (and 'payload', if given) must be strings")
-        if len(text) > self.options.max_text_length:
-            raise BadInput(
-                "text_too_long", f"text is longer than {self.options.max_text_length} characters"
-            )
-        if not text.strip() and not payload:
-            raise BadInput("empty_text", "the message has no text")
-        address = Address(CHANNEL, session)
-        return Inbound(
-            identity=ChannelIdentity(CHANNEL, user),
-            address=address,
-            message_id=client_id,
-            text=text,
-            payload=payload,
-            client_address=client.address,
-        )
-
-    async def _refuse(self, client: _Client, exc: BadInput) -> None:
+    async def _refuse(self, client: WebClient, exc: BadInput) -> None:
         metrics.BAD_INPUT.labels(CHANNEL, exc.code).inc()
-        await _send_error(client.ws, exc.code, exc.message)
-
-
-def parse_frame(data: str) -> dict[str, Any]:
-    try:
-        frame = orjson.loads(data)
-    except ValueError as exc:
-        raise BadInput("bad_json", "the frame is not valid JSON") from exc
-    if not isinstance(frame, dict):
-        raise BadInput("bad_frame", "the frame must be a JSON object")
-    return frame
-
-
-def render(outbound: Outbound) -> str:
-    """The `message` frame of one reply."""
-    frame: dict[str, Any] = {
-        "type": "message",
-        "sender": outbound.sender,
-        "text": outbound.text,
-        "buttons": [{"title": b.title, "payload": b.payload} for b in outbound.buttons],
-    }
-    if outbound.images:
-        frame["images"] = [{"url": i.url, "alt": i.alt} for i in outbound.images]
-    if outbound.links:
-        frame["links"] = [{"url": link.url, "title": link.title} for link in outbound.links]
-    if outbound.reply_to is not None and outbound.sender == "bot":
-        frame["reply_to"] = outbound.reply_to
-    if outbound.agent_name:
-        frame["agent_name"] = outbound.agent_name
-    return orjson.dumps(frame).decode()
-
-
-def _history_item(entry: HistoryEntry) -> dict[str, Any]:
-    return entry.to_json()
-
-
-async def _send_typing(ws: web.WebSocketResponse, on: bool) -> None:
-    if not ws.closed:
-        await ws.send_json({"type": "typing", "on": on})
+        await send_error(client.ws, exc.code, exc.message)
 
 
 async def _quietly(awaitable: Any) -> None:
@@ -518,12 +423,3 @@ async def _quietly(awaitable: Any) -> None:
         await awaitable
     except Exception as exc:
         log.warning("web chat presence not updated: %s", exc)
-
-
-async def _send_error(ws: web.WebSocketResponse, code: str, message: str, *,
-                      retry_after: int | None = None) -> None:
-    if not ws.closed:
-        frame: dict[str, Any] = {"type": "error", "code": code, "message": message}
-        if retry_after is not None:
-            frame["retry_after"] = retry_after
-        await ws.send_json(frame)

@@ -1,0 +1,133 @@
+"""Web chat frames: the sockets open on this worker, parsing client frames,
+rendering server frames. No I/O beyond writing to a socket."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from bot.errors import BadInput
+from bot.model import Address, ChannelIdentity, HistoryEntry, Inbound, Outbound
+
+CHANNEL = "web"
+MAX_CLIENT_ID = 128
+
+
+@dataclass(slots=True, eq=False)
+class WebClient:
+    """One web chat socket and who is on it."""
+
+    ws: web.WebSocketResponse
+    address: str
+    session: str | None = None
+    # The channel user id: the session, or "u:<id>" for a host-signed identity.
+    user: str | None = None
+    customer_id: str | None = None
+    # Joined into another conversation: show its whole history after the turn.
+    joined: bool = False
+
+
+@dataclass(slots=True)
+class OpenSockets:
+    """Open sockets by web chat session (one session may be open in two tabs)."""
+
+    by_session: dict[str, set[WebClient]] = field(default_factory=dict)
+
+    def add(self, client: WebClient) -> None:
+        assert client.session is not None
+        self.by_session.setdefault(client.session, set()).add(client)
+
+    def discard(self, client: WebClient) -> None:
+        if client.session is None:
+            return
+        clients = self.by_session.get(client.session)
+        if clients is not None:
+            clients.discard(client)
+            if not clients:
+                del self.by_session[client.session]
+
+    def get(self, session: str) -> set[WebClient]:
+        return self.by_session.get(session, set())
+
+    def ids(self) -> list[str]:
+        return list(self.by_session)
+
+
+def parse_message(client: WebClient, frame: dict[str, Any], max_text_length: int) -> Inbound:
+    """The `Inbound` of a `message` frame, or `BadInput` saying what is wrong."""
+    assert client.session is not None
+    session, user = client.session, client.user or client.session
+    client_id = frame.get("id")
+    if not isinstance(client_id, str) or not client_id or len(client_id) > MAX_CLIENT_ID:
+        raise BadInput("bad_frame", f"'id' must be a string of 1 to {MAX_CLIENT_ID} characters")
+    text = frame.get("text")
+    payload = frame.get("payload")
+    if text is None:
+        raise BadInput("bad_frame", "'text' is required (a button's title, for a press)")
+    if not isinstance(text, str) or (payload is not None and not isinstance(payload, str)):
+        raise BadInput("bad_frame", "'text' (and 'payload', if given) must be strings")
+    if len(text) > max_text_length:
+        raise BadInput(
+            "text_too_long", f"text is longer than {max_text_length} characters"
+        )
+    if not text.strip() and not payload:
+        raise BadInput("empty_text", "the message has no text")
+    address = Address(CHANNEL, session)
+    return Inbound(
+        identity=ChannelIdentity(CHANNEL, user),
+        address=address,
+        message_id=client_id,
+        text=text,
+        payload=payload,
+        client_address=client.address,
+    )
+
+
+def parse_frame(data: str) -> dict[str, Any]:
+    try:
+        frame = orjson.loads(data)
+    except ValueError as exc:
+        raise BadInput("bad_json", "the frame is not valid JSON") from exc
+    if not isinstance(frame, dict):
+        raise BadInput("bad_frame", "the frame must be a JSON object")
+    return frame
+
+
+def render(outbound: Outbound) -> str:
+    """The `message` frame of one reply."""
+    frame: dict[str, Any] = {
+        "type": "message",
+        "sender": outbound.sender,
+        "text": outbound.text,
+        "buttons": [{"title": b.title, "payload": b.payload} for b in outbound.buttons],
+    }
+    if outbound.images:
+        frame["images"] = [{"url": i.url, "alt": i.alt} for i in outbound.images]
+    if outbound.links:
+        frame["links"] = [{"url": link.url, "title": link.title} for link in outbound.links]
+    if outbound.reply_to is not None and outbound.sender == "bot":
+        frame["reply_to"] = outbound.reply_to
+    if outbound.agent_name:
+        frame["agent_name"] = outbound.agent_name
+    return orjson.dumps(frame).decode()
+
+
+def history_item(entry: HistoryEntry) -> dict[str, Any]:
+    return entry.to_json()
+
+
+async def send_typing(ws: web.WebSocketResponse, on: bool) -> None:
+    if not ws.closed:
+        await ws.send_json({"type": "typing", "on": on})
+
+
+async def send_error(ws: web.WebSocketResponse, code: str, message: str, *,
+                      retry_after: int | None = None) -> None:
+    if not ws.closed:
+        frame: dict[str, Any] = {"type": "error", "code": code, "message": message}
+        if retry_after is not None:
+            frame["retry_after"] = retry_after
+        await ws.send_json(frame)
