@@ -19,6 +19,7 @@ from aiohttp import web
 
 from bot.agent_hub import AgentHub
 from bot.agents import AgentAuth, AgentError, NotAuthenticated, TooManyLogins
+from bot.client_address import client_address, is_https
 from bot.errors import LockLost, LockTimeout, StoreUnavailable
 from bot.handoff_desk import HandoffDesk
 from context_store.agents import AgentAccount
@@ -35,6 +36,10 @@ STATUS = {
     "already_claimed": 409, "not_handed_off": 409,
     "too_many_logins": 429,
 }
+# A longer queue is listed only in part (its oldest entries), so one call
+# stays a few store round trips and a bounded answer.
+QUEUE_LISTING_MAX = 500
+TOTAL_HEADER = "X-Total-Count"
 _FILES = {"": ("index.html", "text/html"), "app.js": ("app.js", "text/javascript"),
           "app.css": ("app.css", "text/css")}
 
@@ -89,12 +94,19 @@ async def _body(request: web.Request) -> dict[str, Any]:
 
 
 class AgentApi:
-    """Routes of the console, bound to one worker's desk, hub and auth."""
+    """Routes of the console, bound to one worker's desk, hub and auth.
 
-    def __init__(self, *, auth: AgentAuth, desk: HandoffDesk, hub: AgentHub) -> None:
+    `trusted_proxy_header` names where a reverse proxy writes the client's
+    address (and lets `X-Forwarded-Proto` tell HTTPS); `cookie_secure` marks
+    the session cookie `Secure` whatever the request looks like."""
+
+    def __init__(self, *, auth: AgentAuth, desk: HandoffDesk, hub: AgentHub,
+                 trusted_proxy_header: str | None = None, cookie_secure: bool = False) -> None:
         self.auth = auth
         self.desk = desk
         self.hub = hub
+        self.trusted_proxy_header = trusted_proxy_header
+        self.cookie_secure = cookie_secure
 
     def mount(self, app: web.Application) -> None:
         r = app.router
@@ -147,14 +159,20 @@ class AgentApi:
             raise AgentError("bad_fields", "'username' and 'password' must be strings")
         if not _same_origin(request):
             raise AgentError("bad_origin", "requests from other sites are refused")
-        login = await self.auth.login(username.strip().lower(), password,
-                                      address=request.remote or "unknown")
+        address = client_address(request, self.trusted_proxy_header)
+        login = await self.auth.login(username.strip().lower(), password, address=address)
         response = web.json_response({"token": login.token, "expires_at": login.expires_at,
                                       "agent": _agent_json(login.agent)})
         response.set_cookie(COOKIE, login.token, path="/agent", httponly=True,
-                            samesite="Strict", secure=request.secure,
+                            samesite="Strict", secure=self._secure_cookie(request),
                             max_age=int(self.auth.options.session_seconds))
         return response
+
+    def _secure_cookie(self, request: web.Request) -> bool:
+        """Behind a TLS-terminating proxy the request itself is plain HTTP:
+        the setting, or a trusted proxy's word, says the browser used HTTPS.
+        Neither: no `Secure`, so plain-HTTP localhost still logs in."""
+        return self.cookie_secure or is_https(request, self.trusted_proxy_header)
 
     async def logout(self, request: web.Request) -> web.Response:
         await self._agent(request)
@@ -178,7 +196,10 @@ class AgentApi:
 
     async def queue(self, request: web.Request) -> web.Response:
         await self._agent(request)
-        return web.json_response(await self.desk.queue())
+        waiting = await self.desk.queue(limit=QUEUE_LISTING_MAX)
+        # The listing shows the oldest ones; the header tells how many wait in all.
+        total = await self.desk.agents.queue_length()
+        return web.json_response(waiting, headers={TOTAL_HEADER: str(total)})
 
     async def claimed(self, request: web.Request) -> web.Response:
         return web.json_response(await self.desk.claimed(await self._agent(request)))

@@ -1,5 +1,12 @@
 """Agent accounts and console logins: argon2 password hashes, session tokens
-with an expiry, and failed logins limited per username and per client address.
+with an expiry, and login attempts slowed down per (username, client address)
+and capped per client address.
+
+The login rule: each (username, address) pair gets a few attempts at once,
+then each further attempt must wait a delay that doubles (1 s, 2 s, 4 s ...,
+at most a few minutes) or is answered `TooManyLogins`; a success clears the
+pair. Guesses from elsewhere never slow the real agent at their own address.
+One address may also fail only so often across all usernames per window.
 """
 
 from __future__ import annotations
@@ -8,6 +15,7 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import math
 import re
 import secrets
 import time
@@ -18,7 +26,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from bot.errors import SegueError
-from context_store.agents import ROLES, AgentAccount, AgentSession, AgentStore, Role
+from context_store.agents import ROLES, AgentAccount, AgentSession, AgentStore, Backoff, Role
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +62,14 @@ class NotAuthenticated(AgentError):
 @dataclass(frozen=True, slots=True)
 class AuthOptions:
     session_seconds: float = 12 * 3600
-    max_failures_per_user: int = 5
+    # Attempts of one (username, address) pair before the delays start.
+    failures_before_delay: int = 5
+    first_delay_seconds: float = 1.0
+    max_delay_seconds: float = 300.0
+    # Failed attempts of one address, over all usernames, per window.
     max_failures_per_address: int = 20
+    # How long counts live: an address's from its first failure, a pair's
+    # from the end of its last delay.
     window_seconds: int = 900
     # Each argon2 computation takes 64 MiB: a burst of logins waits its turn
     # rather than taking the worker's memory.
@@ -93,6 +107,10 @@ class AgentAuth:
         self.clock = clock
         self._dummy_hash: str | None = None
         self._hashing = asyncio.Semaphore(self.options.max_parallel_hashes)
+        self._backoff = Backoff(free=self.options.failures_before_delay,
+                                first_delay=self.options.first_delay_seconds,
+                                max_delay=self.options.max_delay_seconds,
+                                window_seconds=self.options.window_seconds)
 
     async def add(self, username: str, password: str, *, role: Role = "agent",
                   display_name: str | None = None) -> AgentAccount:
@@ -120,27 +138,28 @@ class AgentAuth:
         """A new session, or a refusal. Every attempt is counted before its
         password is checked, so a burst of concurrent guesses gets no more
         checks than the limits allow."""
-        well_formed = USERNAME.match(username) is not None
+        address_key = f"addr:{address}"
         window = self.options.window_seconds
-        if await self.store.add_failure(f"addr:{address}", window) \
+        if await self.store.add_failure(address_key, window) \
                 > self.options.max_failures_per_address:
             raise TooManyLogins(window)
-        if not well_formed:
+        if USERNAME.match(username) is None:
             # No account can have this name: refused without a hash or a
             # counter of its own, so made-up names leave no keys behind.
             log.info("console login with a malformed username")
             raise LoginRefused()
         # Unknown names are counted like real ones: a refusal must not tell them apart.
-        user_key = f"user:{username}"
-        if await self.store.add_failure(user_key, window) > self.options.max_failures_per_user:
-            raise TooManyLogins(window)
+        pair_key = attempts_key(username, address)
+        wait = await self.store.add_attempt(pair_key, self._backoff, self.clock())
+        if wait > 0:
+            raise TooManyLogins(max(1, math.ceil(wait)))
         account = await self.store.get_agent(username)
         if not await self._verify(account, password):
             log.info("failed console login for %r", username)
             raise LoginRefused()
         assert account is not None
-        await self.store.clear_failures(user_key)
-        await self.store.forgive_failure(f"addr:{address}")
+        await self.store.clear_attempts(pair_key)
+        await self.store.forgive_failure(address_key)
         token = secrets.token_urlsafe(32)
         expires_at = self.clock() + self.options.session_seconds
         await self.store.put_session(session_id(token), AgentSession(
@@ -185,6 +204,12 @@ class AgentAuth:
 
     async def logout(self, token: str) -> None:
         await self.store.drop_session(session_id(token))
+
+
+def attempts_key(username: str, address: str) -> str:
+    """Where a (username, address) pair's attempts are counted. A username
+    has no `@`, so no two pairs share a key."""
+    return f"pair:{username}@{address}"
 
 
 def credential_stamp(account: AgentAccount) -> str:

@@ -137,15 +137,18 @@ class HandoffDesk:
 
     # The agents' actions.
 
-    async def queue(self) -> list[dict[str, Any]]:
-        """Conversations waiting for a person, oldest first."""
+    async def queue(self, limit: int = 500) -> list[dict[str, Any]]:
+        """The oldest `limit` conversations waiting for a person, oldest first:
+        three store round trips at most, however long the queue."""
+        entries = await self.agents.queued(limit)
+        states = await self.store.load_states([entry.customer for entry in entries])
+        # Erased, merged away or expired: ids are never reused, so the entries
+        # can go (an inactive state may be queued again).
+        await self.agents.index_closed_all(
+            [entry.customer for entry, raw in zip(entries, states, strict=True) if raw is None])
         waiting = []
-        for entry in await self.agents.queued():
-            raw = await self.store.load_state(entry.customer)
+        for entry, raw in zip(entries, states, strict=True):
             if raw is None:
-                # Erased, merged away or expired: ids are never reused, so
-                # the entry can go (an inactive state may be queued again).
-                await self.agents.index_closed(entry.customer)
                 continue
             state = ConversationState.from_json(raw)
             if not is_active(state.handoff):

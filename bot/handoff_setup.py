@@ -68,9 +68,11 @@ def link_services(engine: Engine, web_chat: WebChatConnector) -> list[LinkServic
 
 
 def auth_options(settings: Settings) -> AuthOptions:
+    # SEGUE_AGENT_LOGIN_MAX_FAILURES: attempts of one (username, client
+    # address) pair before each further one must wait a growing delay.
     return AuthOptions(
         session_seconds=settings.agent_session_hours * 3600,
-        max_failures_per_user=settings.agent_login_max_failures,
+        failures_before_delay=settings.agent_login_max_failures,
         max_failures_per_address=settings.agent_login_max_failures_per_address,
         window_seconds=settings.agent_login_window_seconds,
     )
@@ -99,4 +101,6 @@ async def build_handoff(settings: Settings, engine: Engine,
             await auth.add(name, password, role=role)
         log.info("console accounts from SEGUE_AGENTS are ready")
     return Handoff(worker=worker, agents=agents, bus=bus, auth=auth, desk=desk, hub=hub,
-                   api=AgentApi(auth=auth, desk=desk, hub=hub))
+                   api=AgentApi(auth=auth, desk=desk, hub=hub,
+                                trusted_proxy_header=settings.trusted_proxy_header,
+                                cookie_secure=settings.cookie_secure))

@@ -1,7 +1,7 @@
 """The `AgentStore` protocol: what the handoff to people keeps outside a
 customer's own keys, and its in-memory implementation.
 
-Agent accounts and their sessions; failed-login counters; the index of
+Agent accounts and their sessions; login-attempt counters and delays; the index of
 handed-off conversations (the queue, oldest first, and who holds each claimed
 one); and presence: which agents have the console open and which worker holds
 a web chat session's sockets. The conversation's own handoff status lives in
@@ -71,6 +71,27 @@ class QueueEntry:
     since: float
 
 
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Attempts under one key slow down: the first `free` go through at once;
+    after that each must come `first_delay * 2**k` seconds (at most
+    `max_delay`) after the one before it, or is refused. Refused attempts
+    count too, so hammering only pushes the next chance further away. A key
+    is forgotten `window_seconds` after its last delay ends."""
+
+    free: int
+    first_delay: float
+    max_delay: float
+    window_seconds: int
+
+    def delay(self, count: int) -> float:
+        """The wait that the `count`-th attempt imposes on the next one."""
+        if count < self.free:
+            return 0.0
+        # The exponent is capped so huge counts stay finite floats.
+        return float(min(self.max_delay, self.first_delay * 2 ** min(count - self.free, 40)))
+
+
 @runtime_checkable
 class AgentStore(Protocol):
     """Accounts, sessions, the handoff index and presence, shared by workers."""
@@ -102,6 +123,13 @@ class AgentStore(Protocol):
 
     async def clear_failures(self, key: str) -> None: ...
 
+    async def add_attempt(self, key: str, rule: Backoff, now: float) -> float:
+        """Count one attempt under `key`, atomically: 0.0 if it may go ahead,
+        else the seconds to wait (the refused attempt is counted all the same
+        and pushes the wait on). `now` is time.time()."""
+
+    async def clear_attempts(self, key: str) -> None: ...
+
     async def index_queued(self, customer: str, since: float) -> None:
         """The conversation waits for a person (and is held by nobody)."""
 
@@ -111,8 +139,11 @@ class AgentStore(Protocol):
     async def index_closed(self, customer: str) -> None:
         """The conversation is back with the bot (or gone)."""
 
-    async def queued(self) -> list[QueueEntry]:
-        """Waiting conversations, oldest first."""
+    async def index_closed_all(self, customers: Sequence[str]) -> None:
+        """`index_closed` for many conversations at once."""
+
+    async def queued(self, limit: int | None = None) -> list[QueueEntry]:
+        """Waiting conversations, oldest first: the oldest `limit`, or all."""
 
     async def queue_length(self) -> int: ...
 
@@ -145,6 +176,9 @@ class MemoryAgentStore:
         self._sessions: dict[str, AgentSession] = {}
         self._failures: dict[str, tuple[int, float]] = {}
         self._next_purge = 0.0
+        # key -> (count, next attempt not before, forgotten at), in time.time().
+        self._attempts: dict[str, tuple[int, float, float]] = {}
+        self._next_attempts_purge = 0.0
         self._queue: dict[str, float] = {}
         self._claims: dict[str, str] = {}
         self._online: dict[tuple[str, str], float] = {}
@@ -196,6 +230,20 @@ class MemoryAgentStore:
     async def clear_failures(self, key: str) -> None:
         self._failures.pop(key, None)
 
+    async def add_attempt(self, key: str, rule: Backoff, now: float) -> float:
+        if now >= self._next_attempts_purge:
+            self._attempts = {k: v for k, v in self._attempts.items() if v[2] > now}
+            self._next_attempts_purge = now + PURGE_SECONDS
+        count, not_before, forget_at = self._attempts.get(key, (0, 0.0, 0.0))
+        if forget_at <= now:
+            count, not_before = 0, 0.0
+        delay = rule.delay(count + 1)
+        self._attempts[key] = (count + 1, now + delay, now + delay + rule.window_seconds)
+        return delay if now < not_before else 0.0
+
+    async def clear_attempts(self, key: str) -> None:
+        self._attempts.pop(key, None)
+
     async def index_queued(self, customer: str, since: float) -> None:
         self._claims.pop(customer, None)
         self._queue[customer] = since
@@ -208,8 +256,14 @@ class MemoryAgentStore:
         self._queue.pop(customer, None)
         self._claims.pop(customer, None)
 
-    async def queued(self) -> list[QueueEntry]:
+    async def index_closed_all(self, customers: Sequence[str]) -> None:
+        for customer in customers:
+            await self.index_closed(customer)
+
+    async def queued(self, limit: int | None = None) -> list[QueueEntry]:
         entries = sorted(self._queue.items(), key=lambda item: (item[1], item[0]))
+        if limit is not None:
+            entries = entries[:max(0, limit)]
         return [QueueEntry(customer, since) for customer, since in entries]
 
     async def queue_length(self) -> int:

@@ -5,6 +5,8 @@ Keys (prefix `segue` by default):
 - `segue:{agents}:online`     sorted set "username worker" -> expiry (unix s)
 - `segue:agent-session:<id>`  session JSON, expiring with the session
 - `segue:agent-login:<key>`   login-attempt counter with a TTL (the window)
+- `segue:agent-attempts:<key>` hash n (attempts), until (unix ms of the next
+                              allowed one), with a TTL (its delay + the window)
 - `segue:{handoff}:queue`     sorted set customer -> queued since
 - `segue:{handoff}:claims`    hash customer -> agent username
 - `segue:{w:<session>}:sockets` sorted set worker -> expiry, with a TTL
@@ -21,7 +23,7 @@ from collections.abc import Sequence
 
 import redis.asyncio as aioredis
 
-from context_store.agents import AgentAccount, AgentSession, QueueEntry
+from context_store.agents import AgentAccount, AgentSession, Backoff, QueueEntry
 from context_store.redis import run_redis
 
 # KEYS: counter. ARGV: window seconds. INCR and set the TTL only when new.
@@ -39,6 +41,24 @@ if n and n > 0 then redis.call('DECR', KEYS[1]) end
 return 0
 """
 
+# KEYS: attempts hash. ARGV: now ms, free, first delay ms, max delay ms, window ms.
+# Returns the ms to wait, 0 to go ahead. Mirrors `Backoff.delay`.
+_ADD_ATTEMPT = """
+local now = tonumber(ARGV[1])
+local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
+local wait_until = tonumber(redis.call('HGET', KEYS[1], 'until') or '0')
+local free = tonumber(ARGV[2])
+local delay = 0
+if n >= free then
+  delay = math.min(tonumber(ARGV[4]), tonumber(ARGV[3]) * 2 ^ math.min(n - free, 40))
+end
+delay = math.floor(delay)
+redis.call('HSET', KEYS[1], 'until', string.format('%d', now + delay))
+redis.call('PEXPIRE', KEYS[1], delay + tonumber(ARGV[5]))
+if now < wait_until then return delay end
+return 0
+"""
+
 
 class RedisAgentStore:
     """Accounts, sessions, the handoff index and presence in Redis."""
@@ -48,6 +68,7 @@ class RedisAgentStore:
         self.prefix = prefix
         self._add_failure = client.register_script(_ADD_FAILURE)
         self._forgive_failure = client.register_script(_FORGIVE_FAILURE)
+        self._add_attempt = client.register_script(_ADD_ATTEMPT)
 
     def _key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
@@ -109,6 +130,16 @@ class RedisAgentStore:
     async def clear_failures(self, key: str) -> None:
         await run_redis(self.client.delete(self._key("agent-login", key)))
 
+    async def add_attempt(self, key: str, rule: Backoff, now: float) -> float:
+        name = self._key("agent-attempts", key)
+        args = [int(now * 1000), rule.free, int(rule.first_delay * 1000),
+                int(rule.max_delay * 1000), rule.window_seconds * 1000]
+        waited = await run_redis(self._add_attempt(keys=[name], args=args))
+        return int(waited) / 1000
+
+    async def clear_attempts(self, key: str) -> None:
+        await run_redis(self.client.delete(self._key("agent-attempts", key)))
+
     async def index_queued(self, customer: str, since: float) -> None:
         async with self.client.pipeline(transaction=True) as pipe:
             pipe.hdel(self._claims, customer)
@@ -127,8 +158,19 @@ class RedisAgentStore:
             pipe.hdel(self._claims, customer)
             await run_redis(pipe.execute())
 
-    async def queued(self) -> list[QueueEntry]:
-        entries = await run_redis(self.client.zrange(self._queue, 0, -1, withscores=True))
+    async def index_closed_all(self, customers: Sequence[str]) -> None:
+        if not customers:
+            return
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.zrem(self._queue, *customers)
+            pipe.hdel(self._claims, *customers)
+            await run_redis(pipe.execute())
+
+    async def queued(self, limit: int | None = None) -> list[QueueEntry]:
+        if limit is not None and limit <= 0:
+            return []  # ZRANGE 0 -1 would mean every entry
+        last = -1 if limit is None else limit - 1
+        entries = await run_redis(self.client.zrange(self._queue, 0, last, withscores=True))
         return [QueueEntry(customer, float(since)) for customer, since in entries]
 
     async def queue_length(self) -> int:

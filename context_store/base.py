@@ -113,6 +113,9 @@ class ContextStore(Protocol):
 
     async def load_state(self, customer_id: str) -> str | None: ...
 
+    async def load_states(self, customer_ids: Sequence[str]) -> list[str | None]:
+        """`load_state` of many customers in one round trip, in their order."""
+
     async def addresses(self, customer_id: str) -> dict[str, Address]:
         """The latest address the customer wrote from, by channel."""
 

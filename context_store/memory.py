@@ -134,6 +134,9 @@ class MemoryContextStore:
         customer = self._customers.get(customer_id)
         return customer.state if customer else None
 
+    async def load_states(self, customer_ids: Sequence[str]) -> list[str | None]:
+        return [await self.load_state(customer_id) for customer_id in customer_ids]
+
     async def history(self, customer_id: str, limit: int) -> list[HistoryEntry]:
         customer = self._customers.get(customer_id)
         if customer is None:

@@ -209,6 +209,19 @@ class RedisContextStore:
         value = await self._run(self.client.get(self.keys.customer(customer_id, "state")))
         return None if value is None else str(value)
 
+    async def load_states(self, customer_ids: Sequence[str]) -> list[str | None]:
+        if not customer_ids:
+            return []
+        # Each state key carries its customer's hash tag, so on Redis Cluster
+        # an MGET across customers is cross-slot: a pipeline of GETs (not a
+        # transaction) is one round trip on a single Redis, one per node on a
+        # cluster.
+        async with self.client.pipeline(transaction=False) as pipe:
+            for customer_id in customer_ids:
+                pipe.get(self.keys.customer(customer_id, "state"))
+            values = await self._run(pipe.execute())
+        return [None if value is None else str(value) for value in values]
+
     async def history(self, customer_id: str, limit: int) -> list[HistoryEntry]:
         key = self.keys.customer(customer_id, "history")
         raw = await self._run(self.client.lrange(key, -limit, -1))

@@ -9,7 +9,13 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from context_store.agents import AgentAccount, AgentSession, AgentStore, MemoryAgentStore
+from context_store.agents import (
+    AgentAccount,
+    AgentSession,
+    AgentStore,
+    Backoff,
+    MemoryAgentStore,
+)
 from context_store.agents_redis import RedisAgentStore
 
 
@@ -72,6 +78,29 @@ async def test_concurrent_attempts_each_get_their_own_count(agents: AgentStore) 
     assert sorted(counts) == list(range(1, 31))
 
 
+RULE = Backoff(free=2, first_delay=1.0, max_delay=5.0, window_seconds=60)
+
+
+async def test_attempts_wait_longer_and_longer_once_the_free_ones_are_used(
+    agents: AgentStore,
+) -> None:
+    now = float(int(time.time()))  # whole seconds: exact in milliseconds too
+    waits = [await agents.add_attempt("pair:ann@a", RULE, now) for _ in range(6)]
+    assert waits == [0.0, 0.0, 2.0, 4.0, 5.0, 5.0]  # refused attempts push the wait on
+    assert await agents.add_attempt("pair:ann@a", RULE, now + 4.5) == 5.0
+    assert await agents.add_attempt("pair:ann@a", RULE, now + 9.5) == 0.0  # waited enough
+    assert await agents.add_attempt("pair:ann@b", RULE, now + 9.5) == 0.0  # its own count
+    await agents.clear_attempts("pair:ann@a")
+    assert [await agents.add_attempt("pair:ann@a", RULE, now + 10) for _ in range(2)] == [0, 0]
+
+
+async def test_concurrent_attempts_get_one_go_past_the_free_ones(agents: AgentStore) -> None:
+    now = time.time()
+    waits = await asyncio.gather(*(agents.add_attempt("pair:ann@a", RULE, now)
+                                   for _ in range(20)))
+    assert waits.count(0.0) == 2
+
+
 async def test_the_queue_is_oldest_first_and_claims_leave_it(agents: AgentStore) -> None:
     await agents.index_queued("c2", 200.0)
     await agents.index_queued("c1", 100.0)
@@ -87,6 +116,18 @@ async def test_the_queue_is_oldest_first_and_claims_leave_it(agents: AgentStore)
     for customer in ("c1", "c2", "c3"):
         await agents.index_closed(customer)
     assert await agents.queued() == [] and await agents.queue_length() == 0
+
+
+async def test_the_queue_lists_its_oldest_and_drops_many_at_once(agents: AgentStore) -> None:
+    for n in range(10):
+        await agents.index_queued(f"c{n}", 100.0 + n)
+    await agents.index_claimed("c9", "ann")
+    assert [e.customer for e in await agents.queued(3)] == ["c0", "c1", "c2"]
+    assert await agents.queued(0) == []
+    await agents.index_closed_all(["c0", "c2", "c9", "unknown"])
+    await agents.index_closed_all([])
+    assert [e.customer for e in await agents.queued(3)] == ["c1", "c3", "c4"]
+    assert await agents.queue_length() == 7 and await agents.claimed() == {}
 
 
 async def test_agent_presence_per_worker(agents: AgentStore) -> None:
@@ -127,12 +168,16 @@ async def test_redis_keys_expire_where_they_can_be_left_behind(redis_url: str) -
         await agents.add_failure("addr:10.0.0.1", 900)
         await agents.forgive_failure("addr:10.0.0.1")
         await agents.forgive_failure("addr:10.0.0.2")  # never counted: no key
+        for _ in range(3):
+            await agents.add_attempt("pair:ann@10.0.0.1", RULE, time.time())
         await agents.touch_web(["s1"], "w1", 60)
         ttls = {key: await client.ttl(key) async for key in client.scan_iter("segue:*")}
         assert 0 < ttls["segue:agent-session:digest"] <= 120
         assert 0 < ttls["segue:agent-login:user:ann"] <= 900
         assert 0 < ttls["segue:agent-login:addr:10.0.0.1"] <= 900
         assert "segue:agent-login:addr:10.0.0.2" not in ttls
+        # A pair is forgotten a window after its last delay (here 4 s) ends.
+        assert 60 < ttls["segue:agent-attempts:pair:ann@10.0.0.1"] <= 64
         assert 0 < ttls["segue:{w:s1}:sockets"] <= 60
     finally:
         await client.aclose()

@@ -271,3 +271,11 @@ async def test_a_merge_carries_dedup_marks_and_refuses_a_gone_customer(
     await store.erase("dst")
     with pytest.raises(CustomerGone):
         await store.merge("other", "dst", lock_ttl_seconds=5)
+
+
+async def test_many_states_load_at_once_in_the_order_asked(store: ContextStore) -> None:
+    assert await save(store, "c1", state='{"n":1}')
+    assert await save(store, "c2", state='{"n":2}')
+    assert await store.load_states(["c2", "gone", "c1", "c2"]) == [
+        '{"n":2}', None, '{"n":1}', '{"n":2}']
+    assert await store.load_states([]) == []

@@ -97,16 +97,16 @@ async def test_failed_logins_are_limited_per_username(
             assert status == 401
         async with http.post(f"{app.base_url}/agent/api/login",
                              json={"username": "ann", "password": "ann-pass-1"}) as resp:
-            assert resp.status == 429  # even the right password, until the window ends
+            assert resp.status == 429  # even the right password, until its delay ends
             assert int(resp.headers["Retry-After"]) > 0
             assert (await resp.json())["error"] == "too_many_logins"
-        await client.login("bob")  # another account is not locked
+        await client.login("bob")  # another account is not slowed down
 
 
 async def test_concurrent_guesses_are_counted_before_they_are_checked(
     http: aiohttp.ClientSession, redis_url: str
 ) -> None:
-    async with running(redis_url) as app:  # 5 per username, 20 per address
+    async with running(redis_url) as app:  # 5 per username and address, then delays
         client = AgentClient(http, app.base_url)
         guesses = [client.call("POST", "login", {"username": "ann", "password": f"guess-{n}"})
                    for n in range(60)]

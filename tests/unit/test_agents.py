@@ -40,7 +40,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def auth(clock: Clock) -> AgentAuth:
-    options = AuthOptions(session_seconds=3600, max_failures_per_user=3,
+    options = AuthOptions(session_seconds=3600, failures_before_delay=3,
                           max_failures_per_address=5, window_seconds=60)
     return AgentAuth(MemoryAgentStore(clock=clock), options=options, hasher=CHEAP, clock=clock)
 
@@ -96,24 +96,49 @@ async def test_login_session_expiry_and_logout(auth: AgentAuth, clock: Clock) ->
         await auth.authenticate(None)
 
 
-async def test_failures_are_limited_per_user_then_per_address(auth: AgentAuth) -> None:
+async def test_failures_slow_down_the_pair_then_the_address_stops(auth: AgentAuth) -> None:
     await auth.add("ann", "pw-1")
     await auth.add("bob", "pw-2")
     for _ in range(3):
         with pytest.raises(LoginRefused):
             await auth.login("ann", "wrong", address="10.0.0.1")
     with pytest.raises(TooManyLogins):
-        await auth.login("ann", "pw-1", address="10.0.0.2")
-    # Two more failures from that address reach its limit of five.
-    for name in ("bob", "nobody"):
-        with pytest.raises(LoginRefused):
-            await auth.login(name, "wrong", address="10.0.0.1")
+        await auth.login("ann", "pw-1", address="10.0.0.1")
+    # Guesses from one address never hold the agent back at another.
+    assert (await auth.login("ann", "pw-1", address="10.0.0.2")).agent.username == "ann"
+    # One more failure from the first address reaches its limit of five.
+    with pytest.raises(LoginRefused):
+        await auth.login("nobody", "wrong", address="10.0.0.1")
     with pytest.raises(TooManyLogins):
         await auth.login("bob", "pw-2", address="10.0.0.1")
     assert (await auth.login("bob", "pw-2", address="10.0.0.3")).agent.username == "bob"
 
 
-async def test_a_success_clears_the_username_count(auth: AgentAuth) -> None:
+async def test_each_further_attempt_waits_twice_as_long(clock: Clock) -> None:
+    options = AuthOptions(failures_before_delay=2, max_delay_seconds=8,
+                          max_failures_per_address=100, window_seconds=60)
+    auth = AgentAuth(MemoryAgentStore(clock=clock), options=options, hasher=CHEAP, clock=clock)
+    await auth.add("ann", "pw-1")
+    waits = []
+    for _ in range(2):
+        with pytest.raises(LoginRefused):
+            await auth.login("ann", "wrong", address="10.0.0.1")
+    for _ in range(4):
+        with pytest.raises(TooManyLogins) as refused:
+            await auth.login("ann", "pw-1", address="10.0.0.1")
+        waits.append(refused.value.retry_after)
+    assert waits == [2, 4, 8, 8]  # every attempt counts, even a refused one
+    clock.now += 7
+    with pytest.raises(TooManyLogins):
+        await auth.login("ann", "pw-1", address="10.0.0.1")
+    clock.now += 8  # waited as told: the attempt is checked
+    assert (await auth.login("ann", "pw-1", address="10.0.0.1")).agent.username == "ann"
+    # The success cleared the pair: mistakes go through at once again.
+    with pytest.raises(LoginRefused):
+        await auth.login("ann", "wrong", address="10.0.0.1")
+
+
+async def test_a_success_clears_the_pairs_count(auth: AgentAuth) -> None:
     await auth.add("ann", "pw-1")
     for _ in range(2):
         with pytest.raises(LoginRefused):
@@ -121,14 +146,14 @@ async def test_a_success_clears_the_username_count(auth: AgentAuth) -> None:
     await auth.login("ann", "pw-1", address="10.0.0.1")
     for _ in range(2):
         with pytest.raises(LoginRefused):
-            await auth.login("ann", "wrong", address="10.0.0.9")
-    await auth.login("ann", "pw-1", address="10.0.0.9")
+            await auth.login("ann", "wrong", address="10.0.0.1")
+    await auth.login("ann", "pw-1", address="10.0.0.1")
 
 
 async def test_concurrent_guesses_get_no_more_checks_than_the_limits(
     clock: Clock,
 ) -> None:
-    options = AuthOptions(max_failures_per_user=5, max_failures_per_address=20,
+    options = AuthOptions(failures_before_delay=5, max_failures_per_address=20,
                           window_seconds=900)
     auth = AgentAuth(MemoryAgentStore(clock=clock), options=options, hasher=CHEAP, clock=clock)
     await auth.add("ann", "right-one")
@@ -137,10 +162,11 @@ async def test_concurrent_guesses_get_no_more_checks_than_the_limits(
     refused = [type(o) for o in outcomes]
     assert refused.count(LoginRefused) == 5
     assert refused.count(TooManyLogins) == 55
-    # The right password, from anywhere, waits for the window like any guess.
-    for address in ("10.0.0.1", "10.0.0.2"):
-        with pytest.raises(TooManyLogins):
-            await auth.login("ann", "right-one", address=address)
+    # The right password, from that address, waits like any guess; from
+    # another it goes through.
+    with pytest.raises(TooManyLogins):
+        await auth.login("ann", "right-one", address="10.0.0.1")
+    assert (await auth.login("ann", "right-one", address="10.0.0.2")).agent.username == "ann"
     clock.now += 901
     assert (await auth.login("ann", "right-one", address="10.0.0.1")).agent.username == "ann"
 
@@ -170,7 +196,8 @@ async def test_malformed_names_leave_no_counters_and_old_ones_are_purged(
     clock.now += 3600
     with pytest.raises(LoginRefused):
         await auth.login("yan", "x", address="10.0.0.3")
-    assert set(store._failures) == {"user:yan", "addr:10.0.0.3"}
+    assert set(store._failures) == {"addr:10.0.0.3"}
+    assert set(store._attempts) == {"pair:yan@10.0.0.3"}
 
 
 async def test_password_checks_run_a_few_at_a_time(clock: Clock) -> None:
