@@ -23,9 +23,16 @@ from bot.bus import Bus
 from bot.conversation import ConversationState
 from bot.engine import Engine
 from bot.errors import LockLost, LockTimeout
-from bot.handoff import claimed_by, is_active, new_handoff, waiting_notice
+from bot.handoff import (
+    TOO_MANY_HANDOFFS,
+    claimed_by,
+    is_active,
+    new_handoff,
+    waiting_notice,
+)
 from bot.model import Address, HistoryEntry, Outbound
 from bot.policy import TurnContext
+from bot.rate_limits import HANDOFFS_PER_ADDRESS, HANDOFFS_PER_CUSTOMER
 from context_store.agents import AgentAccount, AgentStore
 
 AGENTS_TOPIC = "agents"
@@ -81,7 +88,16 @@ class HandoffDesk:
     # Inside a customer's turn (see bot.handoff).
 
     async def begin(self, context: TurnContext, reason: str) -> list[Outbound]:
-        """Mark the conversation queued in this turn; the waiting notice."""
+        """Mark the conversation queued in this turn; the waiting notice. A
+        customer or an address asking again and again is told to wait, so
+        nobody can bury real customers in the queue."""
+        allowed = await self.engine.limiter.allow_all([
+            (HANDOFFS_PER_CUSTOMER, context.customer_id),
+            (HANDOFFS_PER_ADDRESS, context.inbound.client_address),
+        ])
+        if not allowed:
+            context.handoff_reason = None
+            return [Outbound(text=TOO_MANY_HANDOFFS)]
         ahead = await self.agents.queue_length()
         online = bool(await self.agents.agents_online())
         context.state.handoff = {**new_handoff(reason), "started_turn": context.state.turns}

@@ -93,7 +93,8 @@ class Settings(BaseSettings):
     # "name:password[:agent|admin],..." (a secret: it holds passwords).
     agents: SecretStr | None = None
     agent_session_hours: float = Field(default=12.0, gt=0)
-    agent_login_max_failures: int = Field(default=5, gt=0, description="per username")
+    agent_login_max_failures: int = Field(
+        default=5, gt=0, description="per (username, address) before each try waits longer")
     agent_login_max_failures_per_address: int = Field(default=20, gt=0)
     agent_login_window_seconds: int = Field(default=900, gt=0)
     # Told to customers who ask for a person while no agent is online.
