@@ -10,10 +10,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from aiohttp import web
-
 from bot.app import create_app
 from bot.errors import ConfigError, SegueError, StoreUnavailable
+from bot.http_server import start_http_server
 from bot.log_setup import setup_logging
 from bot.settings import Settings, check_settings, load_settings
 
@@ -83,10 +82,7 @@ def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 async def serve(settings: Settings) -> None:
     """Serve until SIGINT or SIGTERM, then shut down cleanly."""
     app = await create_app(settings)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port)
-    await site.start()
+    runner = await start_http_server(app, settings, settings.host, settings.port)
     for address in runner.addresses:
         host, port = address[0], address[1]
         log.info("Segue is serving on http://%s:%d/ (web chat at /webchat/)", host, port)

@@ -160,7 +160,9 @@ class TelegramConnector:
         try:
             data = await request.json()
             update = Update.model_validate(data, context={"bot": self.bot})
-        except ValueError:  # also pydantic's ValidationError
+        except (ValueError, RecursionError):
+            # ValueError covers pydantic's ValidationError; RecursionError is
+            # nesting deeper than the JSON parser goes, which is bad JSON too.
             return _refuse("bad_update", "the body is not a Telegram update", status=400)
         outcome = await self.accept(update)
         status = {Outcome.ACCEPTED: 200, Outcome.UNAVAILABLE: 503, Outcome.FAILED: 500}[outcome]

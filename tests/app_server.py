@@ -6,9 +6,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from aiohttp import web
-
 from bot.app import Segue, build_app, create_segue
+from bot.http_server import start_http_server
 from bot.policy import Policy
 from bot.settings import Settings
 from context_store import ContextStore
@@ -29,10 +28,8 @@ async def serve_segue(
     settings: Settings, *, store: ContextStore | None = None, policy: Policy | None = None
 ) -> AsyncIterator[RunningApp]:
     segue = await create_segue(settings, store=store, policy=policy)
-    runner = web.AppRunner(build_app(segue), handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
+    # The server `segue run` starts, with its limits on slow clients.
+    runner = await start_http_server(build_app(segue), settings, "127.0.0.1", 0)
     host, port = runner.addresses[0][:2]
     try:
         yield RunningApp(segue, f"http://{host}:{port}")

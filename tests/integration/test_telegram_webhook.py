@@ -299,3 +299,13 @@ async def test_quick_turn_shows_no_typing(fake: FakeTelegram, segue: Segue) -> N
     assert await fake.post_update(message_update(fake.new_update_id(), "quick")) == 200
     assert len(fake.sent()) == 1
     assert fake.sent("sendChatAction") == []
+
+
+async def test_deeply_nested_json_is_refused_like_malformed_json(
+    fake: FakeTelegram, segue: Segue, redis_client: aioredis.Redis
+) -> None:
+    # Deeper than the JSON parser recurses: bad JSON, not a server error.
+    body = b"[" * 100_000 + b"]" * 100_000
+    assert await fake.post_update({}, body=body) == 400
+    assert fake.sent() == []
+    assert await all_keys(redis_client) == []
