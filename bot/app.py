@@ -81,6 +81,14 @@ def webchat_secret(settings: Settings) -> str:
     return secrets.token_urlsafe(32)
 
 
+def allowed_origins(settings: Settings) -> frozenset[str]:
+    if not settings.webchat_allowed_origins:
+        log.warning("SEGUE_WEBCHAT_ALLOWED_ORIGINS is not set: any site may embed the web chat")
+        return frozenset()
+    return frozenset(o.strip().rstrip("/") for o in settings.webchat_allowed_origins.split(",")
+                     if o.strip())
+
+
 def build_connectors(
     settings: Settings, engine: Engine, store: ContextStore, *, web_secret: str
 ) -> list[Connector]:
@@ -90,6 +98,7 @@ def build_connectors(
                          if settings.webchat_identity_secret is not None else None),
         trusted_proxy_header=settings.trusted_proxy_header,
         rate_limits=settings.rate_limits == "on",
+        allowed_origins=allowed_origins(settings),
         max_text_length=settings.max_text_length,
         history_replay=settings.history_replay,
         session_max_age_seconds=settings.session_max_age_days * 86400,

@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     webchat_secret: SecretStr | None = None
     # The only key a host site gets: it signs its visitors' identity tokens.
     webchat_identity_secret: SecretStr | None = None
+    # Comma-separated origins whose pages may embed the chat; unset: any page.
+    webchat_allowed_origins: str | None = None
     public_url: str | None = None
 
     # Protection against floods and slow clients (README "Security").

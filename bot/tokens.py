@@ -48,6 +48,11 @@ class TokenSigner:
             raise BadInput(f"{self.purpose}_invalid", message) from exc
 
 
+def derived_key(secret: str, purpose: str) -> bytes:
+    """A key for one purpose only, from the server's secret."""
+    return hmac.new(secret.encode(), f"segue.key:{purpose}".encode(), hashlib.sha256).digest()
+
+
 def sign_host_identity(user_id: str, secret: str, *, expires_at: int) -> str:
     """What a site embedding the widget computes on its server for a signed-in
     user: `<user id>.<expiry, Unix seconds>.<hex HMAC-SHA256 of the two>`."""
@@ -99,5 +104,6 @@ class ShortToken:
 
     def _mac(self, nonce: str) -> str:
         message = f"segue.{self.purpose}:{nonce}".encode()
-        digest = hmac.new(self.secret.encode(), message, hashlib.sha256).digest()
+        digest = hmac.new(derived_key(self.secret, self.purpose), message,
+                          hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).decode()[:22]

@@ -14,6 +14,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import orjson
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -74,6 +75,9 @@ class WebChatOptions:
     identity_secret: str | None = None
     trusted_proxy_header: str | None = None
     rate_limits: bool = True
+    # Origins (`https://shop.example`) whose pages may open the socket; empty:
+    # any. Segue's own page is always allowed.
+    allowed_origins: frozenset[str] = frozenset()
     max_text_length: int = 4096
     history_replay: int = 200
     session_max_age_seconds: int = 30 * 86400
@@ -204,6 +208,8 @@ class WebChatConnector:
         )
 
     async def websocket(self, request: web.Request) -> web.WebSocketResponse:
+        if not self._origin_allowed(request):
+            raise web.HTTPForbidden(text="this site may not open the chat")
         ws = web.WebSocketResponse(heartbeat=30, max_msg_size=self._max_frame, compress=False)
         await ws.prepare(request)
         client = WebClient(ws, client_address(request, self.options.trusted_proxy_header))
@@ -225,6 +231,16 @@ class WebChatConnector:
         finally:
             await self._unregister(client)
         return ws
+
+    def _origin_allowed(self, request: web.Request) -> bool:
+        """Browsers name the page's origin on the handshake. A client without
+        one is not a browser, and could claim any origin, so only browsers'
+        pages are held to the list."""
+        allowed = self.options.allowed_origins
+        origin = request.headers.get("Origin")
+        if not allowed or origin is None:
+            return True
+        return origin.rstrip("/") in allowed or urlsplit(origin).netloc == request.host
 
     async def _on_text(self, client: WebClient, data: str) -> None:
         try:
