@@ -1,0 +1,140 @@
+"""The widget's part in the web chat's defences, in a real headless Chromium:
+it reads links only on Segue's own page, and re-sends what was refused for
+coming too fast."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from playwright.async_api import Browser, Page, WebSocket, expect
+
+from bot.policy import EchoMenuPolicy
+from bot.settings import Settings
+from context_store import RedisContextStore
+from tests.app_server import RunningApp, serve_segue
+from tests.webchat_client import WebChatClient
+
+QUESTION = "You opened a link that comes from a web chat conversation"
+
+
+@pytest.fixture
+async def app(redis_url: str) -> AsyncIterator[RunningApp]:
+    settings = Settings(redis_url=redis_url, webchat_secret="widget-security-secret")
+    async with serve_segue(settings, store=RedisContextStore.from_url(redis_url),
+                           policy=EchoMenuPolicy()) as running:
+        yield running
+
+
+@pytest.fixture
+async def host_site(app: RunningApp) -> AsyncIterator[str]:
+    """Another site, on another loopback port, that embeds the widget."""
+    page = ("<!doctype html><html><head><title>A shop</title></head><body>"
+            "<h1>A shop that embeds the chat</h1>"
+            f'<script src="{app.base_url}/webchat/widget.js" data-open="true"></script>'
+            "</body></html>")
+
+    async def index(request: web.Request) -> web.Response:
+        return web.Response(text=page, content_type="text/html")
+
+    host = web.Application()
+    host.router.add_get("/", index)
+    runner = web.AppRunner(host)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    address, port = runner.addresses[0][:2]
+    try:
+        yield f"http://{address}:{port}"
+    finally:
+        await runner.cleanup()
+
+
+async def send(page: Page, text: str) -> None:
+    await page.get_by_label("Message").fill(text)
+    await page.get_by_role("button", name="Send").click()
+
+
+async def fresh_link(client: WebChatClient) -> str:
+    """A "continue on the web" link's token, asked for on `client`."""
+    [reply] = await client.turn("link")
+    [url] = [link["url"] for link in reply["links"] if link["title"] == "Continue on the web"]
+    return str(url).split("resume=", 1)[1]
+
+
+async def test_a_host_page_address_with_resume_is_not_sent_but_segues_own_page_asks(
+    app: RunningApp, host_site: str, browser: Browser, http: aiohttp.ClientSession
+) -> None:
+    issuer = await WebChatClient.connect(http, app.ws_url)
+    await issuer.turn("the issuer's question")
+    token = await fresh_link(issuer)
+    page = await browser.new_page()
+    await page.goto(f"{host_site}/?resume={token}")
+    log = page.get_by_role("log")
+    # A message answered: the widget's hello, and anything it led to, is done.
+    await send(page, "hello")
+    await expect(log.locator(".sg-bot")).to_have_text(
+        ["Hi! What would you like to do?Order statusTalk to a person"])
+    await expect(log.get_by_role("button", name="Yes, link it")).to_have_count(0)
+    await expect(log).not_to_contain_text(QUESTION)
+    # The link is still unused.
+    opener = await WebChatClient.connect(http, app.ws_url, resume=token)
+    question = await opener.receive()
+    assert question["type"] == "message" and QUESTION in question["text"]
+    await opener.close()
+    await page.close()
+    # On Segue's own chat page the same kind of link asks the visitor.
+    token = await fresh_link(issuer)
+    context = await browser.new_context()
+    own = await context.new_page()
+    await own.goto(f"{app.base_url}/webchat/?resume={token}")
+    own_log = own.get_by_role("log")
+    await expect(own_log.get_by_role("button", name="Yes, link it")).to_have_count(1)
+    await expect(own_log.locator(".sg-bot").last).to_contain_text(QUESTION)
+    await context.close()
+    await issuer.close()
+
+
+async def test_messages_refused_for_coming_too_fast_are_sent_again_and_answered(
+    app: RunningApp, browser: Browser
+) -> None:
+    received: list[dict[str, Any]] = []
+    sent: list[dict[str, Any]] = []
+
+    def watch(ws: WebSocket) -> None:
+        ws.on("framereceived", lambda payload: received.append(json.loads(payload)))
+        ws.on("framesent", lambda payload: sent.append(json.loads(payload)))
+
+    page = await browser.new_page()
+    page.on("websocket", watch)
+    await page.goto(f"{app.base_url}/webchat/")
+    log = page.get_by_role("log")
+    await send(page, "hello")
+    await expect(log.locator(".sg-bot")).to_have_count(1)
+    texts = [f"quick {n}" for n in range(1, 26)]
+    # Typed and sent far faster than a person could: all in one go.
+    await page.evaluate(
+        """texts => {
+            const input = document.querySelector('#segue-chat input');
+            const form = document.querySelector('#segue-chat form');
+            for (const text of texts) { input.value = text; form.requestSubmit(); }
+        }""",
+        texts,
+    )
+    await expect(log.locator(".sg-customer")).to_have_count(26)
+    await expect(log.locator(".sg-customer.sg-pending")).to_have_count(0, timeout=90_000)
+    await expect(log.locator(".sg-bot")).to_have_count(26, timeout=30_000)
+    replies = await log.locator(".sg-bot").all_text_contents()
+    assert sorted(replies[1:]) == sorted(f"You said: {t}" for t in texts)
+    refused = [f for f in received if f.get("type") == "error"]
+    assert refused and all(f["code"] == "rate_limited" for f in refused), refused
+    sends: dict[str, int] = {}
+    for frame in sent:
+        if frame.get("type") == "message":
+            sends[frame["text"]] = sends.get(frame["text"], 0) + 1
+    assert any(count > 1 for count in sends.values()), sends
+    await page.close()

@@ -1,0 +1,111 @@
+"""Odd identity and resume tokens on the web chat socket: refused with an
+error, and the socket keeps serving. Segue's real app on loopback, real Redis."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+import redis.asyncio as aioredis
+
+from bot.policy import EchoMenuPolicy
+from bot.settings import Settings
+from bot.tokens import sign_host_identity
+from context_store import RedisContextStore
+from tests.app_server import RunningApp, serve_segue
+from tests.webchat_client import WebChatClient
+
+SERVER_SECRET = "server-only-secret-never-given-out"
+HOST_SECRET = "the-host-sites-identity-key"
+
+
+def signed(user: str, secret: str = HOST_SECRET) -> str:
+    return sign_host_identity(user, secret, expires_at=int(time.time()) + 3600)
+
+
+async def running(redis_url: str, **extra: Any) -> AsyncIterator[RunningApp]:
+    settings = Settings(redis_url=redis_url, webchat_secret=SERVER_SECRET, **extra)
+    async with serve_segue(settings, store=RedisContextStore.from_url(redis_url),
+                           policy=EchoMenuPolicy()) as app:
+        yield app
+
+
+@pytest.fixture
+async def app(redis_url: str) -> AsyncIterator[RunningApp]:
+    async for running_app in running(redis_url, webchat_identity_secret=HOST_SECRET):
+        yield running_app
+
+
+@pytest.fixture
+async def app_without_sign_in(redis_url: str) -> AsyncIterator[RunningApp]:
+    async for running_app in running(redis_url):
+        yield running_app
+
+
+async def refused_then_served(http: aiohttp.ClientSession, app: RunningApp,
+                              redis_client: aioredis.Redis, hello: dict[str, Any]) -> str:
+    """The error code a hello gets; then the same socket starts a chat."""
+    before = {k async for k in redis_client.scan_iter(match="segue:*")}
+    ws = await http.ws_connect(app.ws_url)
+    await ws.send_str(json.dumps({"type": "hello", **hello}))
+    answer = await ws.receive(timeout=10)
+    assert answer.type == aiohttp.WSMsgType.TEXT, (answer.type, answer.data)
+    error = json.loads(answer.data)
+    assert error["type"] == "error", error
+    assert {k async for k in redis_client.scan_iter(match="segue:*")} == before
+    client = WebChatClient(ws)
+    await client.hello()
+    assert (await client.turn("still here"))[0]["text"] == "You said: still here"
+    await client.close()
+    return str(error["code"])
+
+
+async def test_a_signed_identity_with_an_accented_user_id_gets_a_session_and_chats(
+    app: RunningApp, http: aiohttp.ClientSession
+) -> None:
+    token = signed("josé@example.com")
+    first = await WebChatClient.connect(http, app.ws_url, identity=token)
+    assert first.session and first.customer
+    assert (await first.turn("bonjour"))[0]["text"] == "You said: bonjour"
+    await first.close()
+    # Another device of the same signed-in user: the same conversation.
+    second = await WebChatClient.connect(http, app.ws_url, identity=token)
+    assert second.customer == first.customer
+    assert [m["text"] for m in second.history][0] == "bonjour"
+    await second.close()
+
+
+async def test_an_identity_with_a_4301_digit_expiry_is_refused_and_the_socket_serves_on(
+    app: RunningApp, http: aiohttp.ClientSession, redis_client: aioredis.Redis
+) -> None:
+    token = f"user-1.{'9' * 4301}.{'0' * 64}"
+    code = await refused_then_served(http, app, redis_client, {"identity": token})
+    assert code == "identity_invalid"
+
+
+async def test_a_non_ascii_resume_token_is_refused_and_the_socket_serves_on(
+    app: RunningApp, http: aiohttp.ClientSession, redis_client: aioredis.Redis
+) -> None:
+    code = await refused_then_served(http, app, redis_client, {"resume": "é" * 38})
+    assert code == "resume_invalid"
+
+
+async def test_an_identity_signed_with_the_server_secret_is_refused(
+    app: RunningApp, http: aiohttp.ClientSession, redis_client: aioredis.Redis
+) -> None:
+    hello = {"identity": signed("user-42", SERVER_SECRET)}
+    assert await refused_then_served(http, app, redis_client, hello) == "identity_invalid"
+
+
+async def test_without_an_identity_secret_every_identity_is_refused(
+    app_without_sign_in: RunningApp, http: aiohttp.ClientSession, redis_client: aioredis.Redis
+) -> None:
+    # Signed with the server's own secret too: that one never signs identities.
+    for secret in (SERVER_SECRET, HOST_SECRET, "any key at all"):
+        hello = {"identity": signed("user-42", secret)}
+        code = await refused_then_served(http, app_without_sign_in, redis_client, hello)
+        assert code == "identity_invalid", secret
