@@ -70,6 +70,11 @@ def channel_name(channel: str) -> str:
     return CHANNEL_NAMES.get(channel, channel)
 
 
+def a_chat_on(channel: str) -> str:
+    """"A Telegram chat", "A Slack chat", but "A web chat"."""
+    return "A web chat" if channel == "web" else f"A {channel_name(channel)} chat"
+
+
 def new_code() -> str:
     return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
 
@@ -286,7 +291,7 @@ class LinkService:
             await listener(source, target, source_handoff)
         who = f" ({display_name})" if display_name else ""
         notice = Outbound(
-            text=f"A {channel_name(joined.channel)} chat{who} joined this conversation. "
+            text=f"{a_chat_on(joined.channel)}{who} joined this conversation. "
                  f"If that wasn't you, send “unlink {joined.channel}”.",
         )
         state = ConversationState.from_json(await self.store.load_state(target))

@@ -137,4 +137,6 @@ async def test_messages_refused_for_coming_too_fast_are_sent_again_and_answered(
         if frame.get("type") == "message":
             sends[frame["text"]] = sends.get(frame["text"], 0) + 1
     assert any(count > 1 for count in sends.values()), sends
+    # Once all is acknowledged, the "too fast" notice goes away.
+    await expect(page.locator("#segue-chat .sg-status")).to_have_text("")
     await page.close()

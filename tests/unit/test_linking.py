@@ -300,3 +300,12 @@ async def test_a_code_of_an_erased_conversation_links_nothing() -> None:
     refused = await telegram.say("yes", payload="link_yes")
     assert "no longer exists" in refused[0].text
     assert (await telegram.say("hello"))[0].text == "ok"
+
+
+async def test_the_issuing_side_is_told_a_web_chat_joined_in_plain_words() -> None:
+    engine, sent = make()
+    telegram, web = Person(engine, "telegram", "77"), Person(engine, "web", "s-77")
+    code = code_in(await telegram.say("link"))
+    await web.say(f"link {code}")
+    await web.say("yes", payload="link_yes")
+    assert any(t.startswith("A web chat joined this conversation.") for t in sent.texts("telegram"))

@@ -74,6 +74,7 @@
   var ready = false;
   var retryDelay = 500;
   var resendTimer = null;
+  var limited = false;  // a "too fast" notice shown until all is acknowledged
   var unacked = {};   // client id -> frame, re-sent after a reconnect
   var order = [];
 
@@ -181,6 +182,7 @@
         if (unacked[frame.id]) unacked[frame.id].bubble.classList.remove("sg-pending");
         delete unacked[frame.id];
         order = order.filter(function (id) { return id !== frame.id; });
+        if (limited && !order.length) { limited = false; status.textContent = ""; }
         break;
       case "message":
         addMessage(frame.sender, frame.text, {
@@ -194,6 +196,7 @@
       case "error":
         if (frame.code === "rate_limited") {
           status.textContent = frame.message;
+          limited = true;
           var pause = Math.max(1, frame.retry_after || 5) * 1000;
           if (ready) {
             // Whatever is not acknowledged is sent again after the pause
