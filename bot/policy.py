@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from bot.conversation import ConversationState
-from bot.model import Button, Inbound, Outbound
+from bot.model import Inbound, Outbound
 
 
 @dataclass(slots=True)
@@ -31,22 +31,3 @@ class Policy(Protocol):
     """Chooses the bot's replies to one inbound message."""
 
     async def decide(self, turn: TurnContext) -> list[Outbound]: ...
-
-
-MENU_BUTTONS = (
-    Button("Order status", "order_status"),
-    Button("Talk to a person", "human"),
-)
-
-
-class EchoMenuPolicy:
-    """A minimal policy: a menu on greetings and button presses, else an echo."""
-
-    async def decide(self, turn: TurnContext) -> list[Outbound]:
-        inbound = turn.inbound
-        words = inbound.text.strip().lower()
-        if inbound.payload is not None:
-            return [Outbound(text=f"You chose: {inbound.payload}", buttons=MENU_BUTTONS)]
-        if words in {"hi", "hello", "hey", "menu", "/start", "start"}:
-            return [Outbound(text="Hi! What would you like to do?", buttons=MENU_BUTTONS)]
-        return [Outbound(text=f"You said: {inbound.text}")]

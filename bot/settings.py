@@ -146,10 +146,6 @@ class Settings(BaseSettings):
         # The YAML file arrives as init arguments; the environment wins over it.
         return env_settings, init_settings
 
-    @property
-    def store_kind(self) -> str:
-        return "redis" if self.redis_url else "memory"
-
 
 @dataclass(frozen=True, slots=True)
 class ConfigProblem:

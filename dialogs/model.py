@@ -186,9 +186,3 @@ class Dialogs:
     actions: ActionsConfig
     flows: dict[str, Flow]
     fallback: Fallback
-
-    def flow_for_intent(self, intent: str) -> Flow | None:
-        for flow in self.flows.values():
-            if intent in flow.triggers:
-                return flow
-        return None

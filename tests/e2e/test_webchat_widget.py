@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from bot.policy import EchoMenuPolicy
 from bot.settings import Settings
 from context_store import RedisContextStore
 from tests.app_server import RunningApp, serve_segue
+from tests.policies import EchoMenuPolicy
 
 
 @pytest.fixture

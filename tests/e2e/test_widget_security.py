@@ -13,10 +13,10 @@ import pytest
 from aiohttp import web
 from playwright.async_api import Browser, Page, WebSocket, expect
 
-from bot.policy import EchoMenuPolicy
 from bot.settings import Settings
 from context_store import RedisContextStore
 from tests.app_server import RunningApp, serve_segue
+from tests.policies import EchoMenuPolicy
 from tests.webchat_client import WebChatClient
 
 QUESTION = "You opened a link that comes from a web chat conversation"

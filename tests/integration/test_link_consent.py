@@ -14,11 +14,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.policy import EchoMenuPolicy
 from bot.settings import Settings
 from context_store import RedisContextStore
 from tests.app_server import RunningApp, serve_segue
 from tests.fakes.telegram_api import TOKEN, FakeTelegram, message_update
+from tests.policies import EchoMenuPolicy
 from tests.webchat_client import WebChatClient
 
 SERVER_SECRET = "link-consent-server-secret"

@@ -12,10 +12,10 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from bot.policy import EchoMenuPolicy
 from bot.settings import Settings
 from context_store import RedisContextStore
 from tests.app_server import RunningApp, serve_segue
+from tests.policies import EchoMenuPolicy
 from tests.webchat_client import WebChatClient
 
 SECRET = "rate-limit-tests-secret"

@@ -14,9 +14,9 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from bot.policy import EchoMenuPolicy
 from bot.settings import Settings
 from tests.app_server import RunningApp, serve_segue
+from tests.policies import EchoMenuPolicy
 from tests.webchat_client import WebChatClient
 
 # Far longer than any test runs: the deadline a test is not about stays out of its way.

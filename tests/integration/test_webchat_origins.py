@@ -5,10 +5,10 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from bot.policy import EchoMenuPolicy
 from bot.settings import Settings
 from context_store import RedisContextStore
 from tests.app_server import serve_segue
+from tests.policies import EchoMenuPolicy
 from tests.webchat_client import WebChatClient
 
 

@@ -12,11 +12,11 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from bot.policy import EchoMenuPolicy
 from bot.settings import Settings
 from bot.tokens import sign_host_identity
 from context_store import RedisContextStore
 from tests.app_server import RunningApp, serve_segue
+from tests.policies import EchoMenuPolicy
 from tests.webchat_client import WebChatClient
 
 SERVER_SECRET = "server-only-secret-never-given-out"

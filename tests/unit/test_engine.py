@@ -9,8 +9,9 @@ import pytest
 from bot.engine import Engine, EngineOptions
 from bot.errors import LockTimeout, StoreUnavailable
 from bot.model import Address, ChannelIdentity, Inbound, Outbound
-from bot.policy import EchoMenuPolicy, TurnContext
+from bot.policy import TurnContext
 from context_store import MemoryContextStore
+from tests.policies import EchoMenuPolicy
 
 
 class RecordingSender:

@@ -19,7 +19,7 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_defaults_without_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     settings = load_settings()
-    assert (settings.host, settings.port, settings.store_kind) == ("127.0.0.1", 8080, "memory")
+    assert (settings.host, settings.port, settings.redis_url) == ("127.0.0.1", 8080, None)
 
 
 def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -28,7 +28,8 @@ def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv("SEGUE_REDIS_URL", "redis://example:6379/0")
     settings = load_settings(path)
     assert settings.port == 9100 and settings.max_text_length == 100
-    assert settings.store_kind == "redis"
+    assert settings.redis_url is not None
+    assert settings.redis_url.get_secret_value() == "redis://example:6379/0"
 
 
 def test_secrets_do_not_show_when_printed(monkeypatch: pytest.MonkeyPatch) -> None:
