@@ -9,6 +9,11 @@ from typing import Any
 
 import aiohttp
 
+# Answered on any channel, in any state, even while a person holds the
+# conversation: what proves a turn that must stay silent is over.
+PROBE = "channels"
+PROBE_ANSWER = "This conversation is linked with:"
+
 
 class WebChatClient:
     """Speaks the web chat protocol of CONTRACT.md over one socket."""
@@ -67,7 +72,11 @@ class WebChatClient:
         self, text: str, *, payload: str | None = None, expect: int = 1
     ) -> list[dict[str, Any]]:
         """Send a message; return its replies once the ack and `expect`
-        replies marked with its id have arrived (typing frames are skipped)."""
+        replies marked with its id have arrived (typing frames are skipped).
+        `expect=0` means the message must get no reply at all: see `silent`."""
+        if expect == 0:
+            await self.silent(text, payload=payload)
+            return []
         msg_id = await self.say(text, payload=payload)
         acked, replies = False, []
         while not (acked and len(replies) >= expect):
@@ -79,6 +88,44 @@ class WebChatClient:
             elif frame["type"] == "error":
                 raise AssertionError(f"error frame: {frame}")
         return replies
+
+    async def silent(
+        self, text: str, *, payload: str | None = None, msg_id: str | None = None
+    ) -> None:
+        """Send a message that must get no reply from the bot, and prove it:
+        its `ack` comes, then `nothing_more` holds."""
+        msg_id = await self.say(text, payload=payload, msg_id=msg_id)
+        await self.nothing_more(ack=msg_id, about=repr(text))
+
+    async def nothing_more(self, *, ack: str | None = None, about: str = "a message") -> None:
+        """Prove the bot says nothing more to what was sent before (the `ack`
+        comes before any reply, so it proves nothing). A probe (`channels`)
+        is sent that is always answered, even while a person holds the
+        conversation (linking commands are taken before the handoff); one
+        socket's messages are handled one at a time, in order, so whatever
+        the bot says to earlier messages arrives before the probe's answer.
+        Any bot message before it fails; so does a probe answered before the
+        `ack` of message `ack`. (The probe is a turn of its own: it is stored,
+        shown to the agents, and replaces a pending link question.)"""
+        probe_id = await self.say(PROBE)
+        acked = ack is None
+        while True:
+            frame = await self.receive()
+            kind = frame["type"]
+            if kind == "error":
+                raise AssertionError(f"error frame: {frame}")
+            if kind == "ack" and frame["id"] == ack:
+                acked = True
+            elif kind != "message":
+                continue
+            elif frame.get("reply_to") == probe_id:
+                if not acked:
+                    raise AssertionError(f"the probe was answered before {about} was acked")
+                if not frame["text"].startswith(PROBE_ANSWER):
+                    raise AssertionError(f"the probe got an unexpected answer: {frame}")
+                return
+            elif frame.get("sender") == "bot" or (ack and frame.get("reply_to") == ack):
+                raise AssertionError(f"the bot answered {about}, which needs no reply: {frame}")
 
     async def close(self) -> None:
         await self.ws.close()

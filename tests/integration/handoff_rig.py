@@ -136,9 +136,15 @@ async def hand_off(client: WebChatClient) -> list[dict[str, Any]]:
 
 
 async def agent_frame(client: WebChatClient, timeout: float = 10) -> dict[str, Any]:
-    """The next message frame from an agent on a customer's web chat."""
+    """The next message frame from an agent on a customer's web chat. A bot
+    message before it fails: while a person holds the chat the bot is silent."""
     async with asyncio.timeout(timeout):
         while True:
             frame = await client.receive(timeout)
-            if frame["type"] == "message" and frame["sender"] == "agent":
-                return frame
+            if frame["type"] == "error":
+                raise AssertionError(f"error frame: {frame}")
+            if frame["type"] != "message":
+                continue
+            if frame["sender"] != "agent":
+                raise AssertionError(f"expected an agent's message, got {frame}")
+            return frame

@@ -102,10 +102,14 @@ async def test_the_order_button_then_a_number(redis_url: str, http: aiohttp.Clie
 async def test_talk_to_a_human_hands_off(redis_url: str, http: aiohttp.ClientSession) -> None:
     async with serve(redis_url) as (segue, url):
         client = await WebChatClient.connect(http, url)
-        [reply] = await client.turn("I want to talk to a human")
+        reply, notice = await client.turn("I want to talk to a human", expect=2)
         assert "person" in reply["text"] and "take over" in reply["text"]
+        assert "No agent is online" in notice["text"]
         state = await segue.store.load_state(str(client.customer))
         assert state is not None and '"flow":null' in state
+        # Waiting for a person: the bot says nothing more, whatever is written.
+        await client.silent("hello?")
+        await client.silent("where is my order")
         await client.close()
 
 
@@ -117,8 +121,9 @@ async def test_anything_else_offers_the_options_then_hands_off(
         [fallback] = await client.turn("what is the capital of france")
         assert "didn't get that" in fallback["text"]
         assert payloads(fallback)[:2] == ["order_status", "human"]
-        [handoff] = await client.turn("play some music")
+        handoff, _ = await client.turn("play some music", expect=2)
         assert "person" in handoff["text"]
+        await client.silent("what is the capital of france")
         await client.close()
 
 

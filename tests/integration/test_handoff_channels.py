@@ -42,7 +42,7 @@ from tests.integration.slack_rig import SECRET as SLACK_SECRET
 from tests.integration.slack_rig import TOKEN as SLACK_TOKEN
 from tests.integration.slack_rig import dm
 from tests.redis_server import free_port
-from tests.webchat_client import WebChatClient
+from tests.webchat_client import PROBE, PROBE_ANSWER, WebChatClient
 
 SLACK_USER = "U2147483697"
 TELEGRAM_ID = ChannelIdentity("telegram", str(CUSTOMER["id"]))
@@ -74,6 +74,24 @@ class Rig:
     async def telegram_says(self, text: str) -> None:
         update = message_update(self.telegram.new_update_id(), text)
         assert await self.telegram.post_update(update) == 200
+
+    async def telegram_silent(self, text: str) -> None:
+        """`text` from Telegram, which the bot must not answer: a probe sent
+        after it (answered even during a handoff) gets the next message."""
+        before = len(self.telegram.sent())
+        await self.telegram_says(text)
+        await self.telegram_says(PROBE)
+        said = (await self.telegram_sent(before + 1))[before]
+        assert said.startswith(PROBE_ANSWER), f"the bot answered {text!r}: {said!r}"
+
+    async def slack_silent(self, text: str) -> None:
+        """As `telegram_silent`, from Slack: queued messages are handled in
+        order, so an answer to `text` would be posted before the probe's."""
+        before = len(self.slack.posted())
+        await self.slack_says(text)
+        await self.slack_says(PROBE)
+        said = (await self.slack_posts(before + 1))[before]
+        assert said.startswith(PROBE_ANSWER), f"the bot answered {text!r}: {said!r}"
 
     async def slack_posts(self, count: int) -> list[str]:
         return [p["text"] for p in await self.slack.wait_posted(count)]
@@ -130,14 +148,15 @@ async def test_telegram_messages_reach_the_agent_live_and_replies_go_back(
     await ann.act(customer, "claim")
     await channels.telegram.wait_for("sendMessage", 3)
 
-    await channels.telegram_says("my parcel is late")
+    await channels.telegram_silent("my parcel is late")
     live = await ann.event("message", text="my parcel is late")
     assert (live["customer"], live["entry"]["channel"]) == (customer, "telegram")
     answer = await ann.act(customer, "messages", {"text": "Checking now."})
     assert answer["channel"] == "telegram"
-    assert (await channels.telegram_sent(4))[-1] == "ann: Checking now."
-    # The bot said nothing to the customer's message: the agent's reply came next.
-    assert len(channels.telegram.sent()) == 4
+    assert (await channels.telegram_sent(5))[-1] == "ann: Checking now."
+    # The bot said nothing to the customer's message: after the probe's
+    # answer, the agent's reply came next.
+    assert len(channels.telegram.sent()) == 5
     await ann.close()
 
 
@@ -148,11 +167,12 @@ async def test_slack_messages_reach_the_agent_live(channels: Rig) -> None:
     customer = (await ann.event("queued"))["customer"]
     assert customer == await channels.customer_of(SLACK_ID)
     await ann.act(customer, "claim")
-    await channels.slack_says("it is about a refund")
+    await channels.slack_posts(3)
+    await channels.slack_silent("it is about a refund")
     live = await ann.event("message", text="it is about a refund")
     assert live["entry"]["channel"] == "slack"
     await ann.act(customer, "messages", {"text": "Refunds take 3 days."})
-    posted = await channels.slack_posts(4)
+    posted = await channels.slack_posts(5)
     assert posted[-1] == "*ann:* Refunds take 3 days."
     await ann.close()
 
@@ -175,7 +195,7 @@ async def test_moving_from_slack_to_telegram_keeps_the_agent(channels: Rig) -> N
     await ann.event("moved")
     assert await channels.customer_of(TELEGRAM_ID) == customer
 
-    await channels.telegram_says("I am on my phone now")
+    await channels.telegram_silent("I am on my phone now")
     live = await ann.event("message", text="I am on my phone now")
     assert (live["customer"], live["entry"]["channel"]) == (customer, "telegram")
     sent_before = len(channels.telegram.sent())
@@ -212,7 +232,7 @@ async def test_the_handoff_follows_when_the_held_side_joins_another(channels: Ri
     assert (view["handoff"]["status"], view["handoff"]["agent"]) == ("claimed", "ann")
     assert (await ann.call("GET", "claimed"))[1] == [
         {"customer": telegram_customer, "agent": "ann"}]
-    await channels.telegram_says("still there?")
+    await channels.telegram_silent("still there?")
     assert (await ann.event("message", text="still there?"))["customer"] == telegram_customer
     await ann.close()
 
@@ -278,7 +298,7 @@ async def test_signing_in_on_the_site_keeps_the_place_in_the_queue(
         assert (status, [q["customer"] for q in queue]) == (200, [account])
         assert await redis_client.zrange("segue:{handoff}:queue", 0, -1) == [account]
         # Still waiting for a person: the bot keeps quiet, the agent sees it live.
-        assert await signed_in.turn("hello?", expect=0) == []
+        await signed_in.silent("hello?")
         assert (await ann.event("message", text="hello?"))["customer"] == account
         await signed_in.close()
         await ann.close()
@@ -309,6 +329,9 @@ async def test_a_resume_link_takes_the_agent_along(
         assert (await ann.call("GET", "claimed"))[1] == [{"customer": target, "agent": "ann"}]
         assert await redis_client.hgetall("segue:{handoff}:claims") == {target: "ann"}
         assert (await ann.conversation(target))["handoff"]["agent"] == "ann"
+        # Held by the agent on this side too: the bot keeps quiet.
+        await opened.silent("are you still there?")
+        assert (await ann.event("message", text="are you still there?"))["customer"] == target
         for client in (laptop, opened):
             await client.close()
         await ann.close()

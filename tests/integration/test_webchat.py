@@ -16,7 +16,7 @@ from bot.settings import Settings
 from context_store import RedisContextStore
 from tests.app_server import RunningApp, serve_segue
 from tests.policies import EchoMenuPolicy
-from tests.webchat_client import WebChatClient
+from tests.webchat_client import PROBE, WebChatClient
 
 SECRET = "test-webchat-secret"
 
@@ -90,11 +90,12 @@ async def test_a_resent_id_is_acked_again_and_processed_once(
     assert (await client.receive())["reply_to"] == "first"
     await client.say("once", msg_id="first")
     assert await client.receive() == {"type": "ack", "id": "first"}
-    # The next frame answers a new message: nothing was sent for the duplicate.
+    # Nothing was sent for the duplicate.
+    await client.nothing_more(about="the duplicate")
     replies = await client.turn("next")
     assert replies[0]["text"] == "You said: next"
     history = await app.segue.store.history(client.customer or "", 50)
-    assert [e.text for e in history if e.sender == "customer"] == ["once", "next"]
+    assert [e.text for e in history if e.sender == "customer"] == ["once", PROBE, "next"]
     await client.close()
 
 
