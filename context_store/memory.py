@@ -12,7 +12,7 @@ import itertools
 import secrets
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from bot.errors import CustomerGone, LockTimeout
@@ -34,21 +34,33 @@ class MemoryContextStore:
     """Dicts guarded by the event loop: every method runs without awaiting
     in between, so each is atomic like its Redis script."""
 
-    def __init__(self, *, limits: StoreLimits | None = None, inbox_stale_ms: int = 30_000) -> None:
+    def __init__(
+        self,
+        *,
+        limits: StoreLimits | None = None,
+        inbox_stale_ms: int = 30_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.limits = limits or StoreLimits()
         self.inbox_stale_ms = inbox_stale_ms
+        # What every lifetime (locks, marks, tokens, counters) is measured on.
+        self._clock = clock
         self._identities: dict[ChannelIdentity, str] = {}
+        # Identities mapped provisionally (a hello, no message yet) -> expires at.
+        self._provisional: dict[ChannelIdentity, float] = {}
         self._customers: dict[str, _Customer] = {}
         self._moved: dict[str, float] = {}  # customer id -> marker expires at
         self._counters: dict[str, tuple[int, float]] = {}
         self._tokens: dict[str, tuple[str, float]] = {}
-        self._last_sweep = time.monotonic()
+        self._last_sweep = self._clock()
         self._parked: deque[str] = deque(maxlen=1000)
         self._inbox: dict[str, str] = {}
         self._inbox_new: deque[str] = deque()
         self._inbox_taken: dict[str, tuple[float, int]] = {}  # id -> (taken at, attempts)
         self._inbox_ids = itertools.count(1)
         self._inbox_event = asyncio.Event()
+        # Takers waiting for a new item right now.
+        self.blocked_takers = 0
 
     async def ping(self) -> None:
         return None
@@ -59,7 +71,24 @@ class MemoryContextStore:
     async def resolve_customer(
         self, identity: ChannelIdentity, new_customer_id: str, *, provisional_ttl: int = 0
     ) -> str:
-        return self._identities.setdefault(identity, new_customer_id)
+        # Like the Redis store: a provisional mapping lives `provisional_ttl`;
+        # a later call that is not provisional (the identity's first message)
+        # keeps it for good, as does any later call when retention is on (the
+        # memory store keeps customer data for the life of the process).
+        now = self._clock()
+        customer_id = self._identities.get(identity)
+        if customer_id is not None and self._provisional.get(identity, now + 1) <= now:
+            del self._identities[identity], self._provisional[identity]
+            customer_id = None
+        if customer_id is None:
+            self._identities[identity] = new_customer_id
+            if provisional_ttl > 0:
+                self._provisional[identity] = now + provisional_ttl
+                self._sweep(now)
+            return new_customer_id
+        if provisional_ttl == 0 or self.limits.retention_seconds > 0:
+            self._provisional.pop(identity, None)
+        return customer_id
 
     async def lock_and_load(
         self,
@@ -70,7 +99,7 @@ class MemoryContextStore:
         message_key: str | None,
         identity: ChannelIdentity | None = None,
     ) -> LoadResult:
-        now = time.monotonic()
+        now = self._clock()
         if self._moved.get(customer_id, 0.0) > now:
             return LoadResult(locked=False, moved=True)
         customer = self._customers.setdefault(customer_id, _Customer())
@@ -94,7 +123,7 @@ class MemoryContextStore:
         identity: ChannelIdentity | None,
         address: Address | None = None,
     ) -> bool:
-        now = time.monotonic()
+        now = self._clock()
         customer = self._customers.get(customer_id)
         if customer is None or not self._holds(customer, token, now):
             return False
@@ -115,7 +144,7 @@ class MemoryContextStore:
 
     async def extend_lock(self, customer_id: str, *, token: str, ttl_seconds: float) -> bool:
         customer = self._customers.get(customer_id)
-        now = time.monotonic()
+        now = self._clock()
         if customer is None or not self._holds(customer, token, now):
             return False
         customer.lock = (token, now + ttl_seconds)
@@ -123,7 +152,7 @@ class MemoryContextStore:
 
     async def unlock(self, customer_id: str, *, token: str) -> None:
         customer = self._customers.get(customer_id)
-        if customer is not None and self._holds(customer, token, time.monotonic()):
+        if customer is not None and self._holds(customer, token, self._clock()):
             customer.lock = None
 
     async def addresses(self, customer_id: str) -> dict[str, Address]:
@@ -152,10 +181,12 @@ class MemoryContextStore:
         if customer is not None:
             for identity in customer.identities:
                 self._identities.pop(identity, None)
+                self._provisional.pop(identity, None)
         for identity, owner in list(self._identities.items()):
             if owner == customer_id:
                 del self._identities[identity]
-        self._moved[customer_id] = time.monotonic() + self.limits.moved_marker_seconds
+                self._provisional.pop(identity, None)
+        self._moved[customer_id] = self._clock() + self.limits.moved_marker_seconds
 
     async def append(self, customer_id: str, entries: Sequence[HistoryEntry]) -> None:
         customer = self._customers.setdefault(customer_id, _Customer())
@@ -171,7 +202,7 @@ class MemoryContextStore:
         lock_ttl_seconds: float,
         also: Sequence[ChannelIdentity] = (),
     ) -> None:
-        now = time.monotonic()
+        now = self._clock()
         if any(self._moved.get(c, 0.0) > now for c in (source, target)):
             raise CustomerGone(f"customer {source} or {target} was erased or merged")
         tokens = {source: secrets.token_hex(8), target: secrets.token_hex(8)}
@@ -186,14 +217,15 @@ class MemoryContextStore:
         dst.seen.update(src.seen)
         for identity in src.identities | set(also):
             self._identities[identity] = target
-        self._moved[source] = time.monotonic() + self.limits.moved_marker_seconds
+            self._provisional.pop(identity, None)
+        self._moved[source] = self._clock() + self.limits.moved_marker_seconds
         dst.lock = None
 
     async def _wait_lock(self, customer_id: str, token: str, ttl_seconds: float) -> None:
         delay = 0.005
         for _ in range(200):
             customer = self._customers.setdefault(customer_id, _Customer())
-            now = time.monotonic()
+            now = self._clock()
             if customer.lock is None or customer.lock[1] <= now:
                 customer.lock = (token, now + ttl_seconds)
                 return
@@ -204,12 +236,13 @@ class MemoryContextStore:
     async def unlink(self, customer_id: str, identity: ChannelIdentity) -> None:
         if self._identities.get(identity) == customer_id:
             del self._identities[identity]
+            self._provisional.pop(identity, None)
         customer = self._customers.get(customer_id)
         if customer is not None:
             customer.identities.discard(identity)
 
     async def put_token(self, key: str, value: str, ttl_seconds: int) -> bool:
-        now = time.monotonic()
+        now = self._clock()
         current = self._tokens.get(key)
         if current is not None and current[1] > now:
             return False
@@ -219,7 +252,7 @@ class MemoryContextStore:
 
     async def peek_token(self, key: str) -> str | None:
         current = self._tokens.get(key)
-        return current[0] if current is not None and current[1] > time.monotonic() else None
+        return current[0] if current is not None and current[1] > self._clock() else None
 
     async def take_token(self, key: str) -> str | None:
         value = await self.peek_token(key)
@@ -227,7 +260,7 @@ class MemoryContextStore:
         return value
 
     async def incr(self, key: str, ttl_seconds: int) -> int:
-        now = time.monotonic()
+        now = self._clock()
         value, expires = self._counters.get(key, (0, now + ttl_seconds))
         if expires <= now:
             value, expires = 0, now + ttl_seconds
@@ -254,11 +287,14 @@ class MemoryContextStore:
             return items
         if not self._inbox_new:
             self._inbox_event.clear()
+            self.blocked_takers += 1
             try:
                 await asyncio.wait_for(self._inbox_event.wait(), block_ms / 1000)
             except TimeoutError:
                 return []
-        now = time.monotonic()
+            finally:
+                self.blocked_takers -= 1
+        now = self._clock()
         while self._inbox_new and len(items) < count:
             item_id = self._inbox_new.popleft()
             if item_id in self._inbox:
@@ -271,7 +307,7 @@ class MemoryContextStore:
         self._inbox_taken.pop(item_id, None)
 
     def _reclaim(self, count: int) -> list[InboxItem]:
-        now = time.monotonic()
+        now = self._clock()
         stale = now - self.inbox_stale_ms / 1000
         items: list[InboxItem] = []
         for item_id, (taken_at, attempts) in list(self._inbox_taken.items()):
@@ -281,8 +317,9 @@ class MemoryContextStore:
         return items
 
     def _sweep(self, now: float) -> None:
-        """Forget expired tokens, counters and markers, at most once a minute,
-        so a long-running embedded server does not grow without end."""
+        """Forget expired tokens, counters, markers and provisional identities,
+        at most once a minute, so a long-running embedded server does not
+        grow without end."""
         if now - self._last_sweep < 60:
             return
         self._last_sweep = now
@@ -291,6 +328,9 @@ class MemoryContextStore:
                 del table[key]
         for customer_id in [c for c, expires in self._moved.items() if expires <= now]:
             del self._moved[customer_id]
+        for identity in [i for i, expires in self._provisional.items() if expires <= now]:
+            del self._provisional[identity]
+            self._identities.pop(identity, None)
 
     @staticmethod
     def _holds(customer: _Customer, token: str, now: float) -> bool:

@@ -22,16 +22,21 @@ from bot.model import Address, ChannelIdentity, HistoryEntry
 from context_store.base import InboxItem, LoadResult, StoreLimits, merge_histories
 from context_store.keys import KeyBuilder, identity_member, parse_identity_member
 
-# KEYS: identity. ARGV: new customer id, retention seconds.
+# KEYS: identity. ARGV: new customer id, retention seconds, provisional ttl.
+# A mapping made provisionally (a web chat hello) lives that long; the
+# identity's first message resolves it again without one and keeps it like
+# the customer's data: for the retention time, or for good when that is 0.
 _RESOLVE = """
 local c = redis.call('GET', KEYS[1])
 local keep = tonumber(ARGV[2])
+local provisional = tonumber(ARGV[3])
 if not c then
   redis.call('SET', KEYS[1], ARGV[1])
   c = ARGV[1]
-  if tonumber(ARGV[3]) > 0 then keep = tonumber(ARGV[3]) end
+  if provisional > 0 then keep = provisional end
 end
-if keep > 0 then redis.call('EXPIRE', KEYS[1], keep) end
+if keep > 0 then redis.call('EXPIRE', KEYS[1], keep)
+elseif provisional == 0 then redis.call('PERSIST', KEYS[1]) end
 return c
 """
 
@@ -63,8 +68,9 @@ if ARGV[7] ~= '' then redis.call('SADD', KEYS[5], ARGV[7]) end
 if ARGV[8] ~= '' then redis.call('HSET', KEYS[6], ARGV[8], ARGV[9]) end
 if ARGV[3] == '1' then redis.call('SET', KEYS[2], '1', 'EX', ARGV[4]) end
 local keep = tonumber(ARGV[6])
-if keep > 0 then
-  for i = 3, 6 do redis.call('EXPIRE', KEYS[i], keep) end
+for i = 3, 6 do
+  if keep > 0 then redis.call('EXPIRE', KEYS[i], keep)
+  else redis.call('PERSIST', KEYS[i]) end
 end
 redis.call('DEL', KEYS[1])
 return 1
@@ -259,6 +265,8 @@ class RedisContextStore:
             pipe.ltrim(key, -self.limits.history_max, -1)
             if self.limits.retention_seconds:
                 pipe.expire(key, self.limits.retention_seconds)
+            else:
+                pipe.persist(key)
             await self._run(pipe.execute())
 
     async def merge(
@@ -306,9 +314,11 @@ class RedisContextStore:
             for channel, address in source_addresses.items():
                 if channel not in target_addresses:
                     pipe.hset(addresses, channel, orjson.dumps(address.to_json()).decode())
-            if self.limits.retention_seconds:
-                for key in (history, members, addresses):
+            for key in (history, members, addresses):
+                if self.limits.retention_seconds:
                     pipe.expire(key, self.limits.retention_seconds)
+                else:
+                    pipe.persist(key)
             await self._run(pipe.execute())
         await self._copy_dedup_marks(source, target)
         for identity in moved_identities:

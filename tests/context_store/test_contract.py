@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 from bot.model import Address, ChannelIdentity, HistoryEntry
-from context_store import ContextStore
+from context_store import ContextStore, MemoryContextStore, RedisContextStore
 
 WEB = ChannelIdentity("web", "s1")
 TELEGRAM = ChannelIdentity("telegram", "5551234")
@@ -141,14 +142,27 @@ async def test_inbox_hands_out_acknowledges_and_reclaims(store: ContextStore) ->
     assert await store.inbox_take("w3", count=10, block_ms=50) == []
 
 
+async def takers_blocked(store: ContextStore) -> int:
+    """How many `inbox_take` calls are waiting for a new item right now."""
+    if isinstance(store, RedisContextStore):
+        clients = await store.client.client_list()
+        return sum(1 for c in clients if c["cmd"] == "xreadgroup" and "b" in c["flags"])
+    assert isinstance(store, MemoryContextStore)
+    return store.blocked_takers
+
+
 async def test_inbox_take_wakes_on_a_new_item(store: ContextStore) -> None:
-    waiting = asyncio.create_task(store.inbox_take("w1", count=1, block_ms=5000))
-    # Give the taker time to block; no event says when it has (the waiting
-    # happens inside Redis), and if it has not, the test still holds.
-    await asyncio.sleep(0.05)
+    waiting = asyncio.create_task(store.inbox_take("w1", count=1, block_ms=60_000))
+    async with asyncio.timeout(10):
+        while not await takers_blocked(store):
+            await asyncio.sleep(0.01)
+    # Blocked on an empty inbox, not returned empty-handed.
+    assert not waiting.done()
     await store.inbox_add("late")
-    items = await asyncio.wait_for(waiting, 5)
+    # Well before its block time runs out: the new item woke it.
+    items = await asyncio.wait_for(waiting, 10)
     assert [i.payload for i in items] == ["late"]
+    assert await takers_blocked(store) == 0
 
 
 async def test_parked_items_are_kept_newest_first(store: ContextStore) -> None:
@@ -244,10 +258,14 @@ async def test_an_identity_no_longer_recorded_is_told_to_resolve_again(
 
 
 async def test_a_held_lock_can_be_extended_only_by_its_holder(store: ContextStore) -> None:
-    await store.lock_and_load("c1", token="a", ttl_seconds=0.2, message_key=None)
-    assert not await store.extend_lock("c1", token="b", ttl_seconds=5)
-    assert await store.extend_lock("c1", token="a", ttl_seconds=5)
-    await asyncio.sleep(0.3)  # past the first TTL: the extension is what is under test
+    loop = asyncio.get_running_loop()
+    taken_at = loop.time()
+    # A second is ample for the extension to be made while the lock is held.
+    assert (await store.lock_and_load("c1", token="a", ttl_seconds=1, message_key=None)).locked
+    assert not await store.extend_lock("c1", token="b", ttl_seconds=60)
+    assert await store.extend_lock("c1", token="a", ttl_seconds=60)
+    # Past the first TTL: the extension is what is under test.
+    await asyncio.sleep(max(0.0, taken_at + 1.2 - loop.time()))
     assert not (await store.lock_and_load("c1", token="b", ttl_seconds=5,
                                           message_key=None)).locked
     await store.unlock("c1", token="a")
@@ -279,3 +297,51 @@ async def test_many_states_load_at_once_in_the_order_asked(store: ContextStore) 
     assert await store.load_states(["c2", "gone", "c1", "c2"]) == [
         '{"n":2}', None, '{"n":1}', '{"n":2}']
     assert await store.load_states([]) == []
+
+
+async def test_a_merge_over_the_history_cap_keeps_the_newest_entries(
+    store: ContextStore,
+) -> None:
+    cap = store.limits.history_max
+    # Interleaved in time: 2/3 of a cap each, so together they are over it.
+    count = cap * 2 // 3
+    assert await save(store, "src", *(entry(f"s{i}", ts=float(2 * i)) for i in range(count)))
+    assert await save(store, "dst", *(entry(f"d{i}", ts=float(2 * i + 1)) for i in range(count)))
+    await store.merge("src", "dst", lock_ttl_seconds=5)
+    every = sorted([entry(f"s{i}", ts=float(2 * i)) for i in range(count)]
+                   + [entry(f"d{i}", ts=float(2 * i + 1)) for i in range(count)],
+                   key=lambda e: e.ts)
+    kept = await store.history("dst", 1000)
+    assert [e.text for e in kept] == [e.text for e in every[-cap:]]
+    assert kept[-1].text == f"d{count - 1}" and len(kept) == cap
+
+
+async def test_a_first_message_keeps_a_provisional_identity_whatever_the_retention(
+    store: ContextStore,
+) -> None:
+    retained = store.limits
+    forever = dataclasses.replace(retained, retention_seconds=0)
+    cases = {  # identity -> (limits, resolved again as its first message would)
+        ChannelIdentity("web", "forever"): (forever, True),
+        ChannelIdentity("web", "retained"): (retained, True),
+        ChannelIdentity("web", "hello-only"): (forever, False),
+        ChannelIdentity("web", "hello-only-retained"): (retained, False),
+    }
+    for identity, (limits, wrote) in cases.items():
+        store.limits = limits
+        customer = f"c-{identity.user_id}"
+        assert await store.resolve_customer(identity, customer, provisional_ttl=1) == customer
+        if wrote:
+            assert await store.resolve_customer(identity, "not-used") == customer
+    # A hello again before writing leaves the mapping provisional.
+    store.limits = forever
+    hello_twice = ChannelIdentity("web", "hello-twice")
+    for _ in range(2):
+        await store.resolve_customer(hello_twice, "c-hello-twice", provisional_ttl=1)
+    await asyncio.sleep(1.1)  # past the provisional TTL: expiry is the behaviour under test
+    for identity, (limits, wrote) in cases.items():
+        store.limits = limits
+        again = await store.resolve_customer(identity, "new")
+        assert (again == f"c-{identity.user_id}") is wrote, identity
+    store.limits = forever
+    assert await store.resolve_customer(hello_twice, "new") == "new"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import redis.asyncio as aioredis
 
 from bot.model import ChannelIdentity, HistoryEntry
@@ -111,3 +113,77 @@ async def test_commands_packed_by_hiredis_round_trip_every_argument_type(
     assert await client.zscore("segue:test:z", "m") == 1.5
     assert await client.strlen("segue:test:b") == 5
     await client.aclose()
+
+
+async def test_a_first_message_keeps_a_provisional_identity_for_the_retention_time(
+    redis_client: aioredis.Redis,
+) -> None:
+    key = "segue:{i:web:s1}:customer"
+    for retention in (0, 3600):
+        await redis_client.delete(key)
+        store = RedisContextStore(redis_client, limits=StoreLimits(retention_seconds=retention))
+        # A web chat hello: the mapping lives a day unless the visitor writes.
+        await store.resolve_customer(WEB, "c1", provisional_ttl=86400)
+        assert 86400 - 5 < await redis_client.ttl(key) <= 86400
+        if retention == 0:
+            # Another hello before the first message changes nothing.
+            await store.resolve_customer(WEB, "c2", provisional_ttl=86400)
+            assert 86400 - 5 < await redis_client.ttl(key) <= 86400
+        # The first message resolves again: the customer is kept.
+        assert await store.resolve_customer(WEB, "c3") == "c1"
+        ttl = await redis_client.ttl(key)
+        if retention == 0:
+            assert ttl == -1  # for good
+        else:
+            assert retention - 5 < ttl <= retention
+
+
+async def test_with_retention_off_no_key_of_a_kept_customer_expires(
+    redis_client: aioredis.Redis,
+) -> None:
+    from bot.model import Address
+
+    telegram = ChannelIdentity("telegram", "42")
+    limits = StoreLimits(retention_seconds=0, dedup_ttl_seconds=600, moved_marker_seconds=900)
+    store = RedisContextStore(redis_client, limits=limits)
+    # Written first under a retention time, then with retention turned off:
+    # what was written before must not expire either once it is written again.
+    before = RedisContextStore(redis_client,
+                               limits=dataclasses.replace(limits, retention_seconds=3600))
+
+    async def turn(handle: RedisContextStore, identity: ChannelIdentity, message: str,
+                   state: str | None) -> None:
+        # A web chat hello, then the message.
+        customer = await handle.resolve_customer(identity, f"c-{identity.channel}",
+                                                 provisional_ttl=86400)
+        assert await handle.resolve_customer(identity, "unused") == customer
+        await handle.lock_and_load(customer, token="t", ttl_seconds=30, message_key=message)
+        assert await handle.save_and_unlock(
+            customer, token="t", state=state, message_key=message, identity=identity,
+            entries=[HistoryEntry("customer", identity.channel, message, 1.0)],
+            address=Address(identity.channel, identity.user_id),
+        )
+
+    async def nothing_expires_but_marks() -> None:
+        keys = {k async for k in redis_client.scan_iter(match="segue:*")}
+        assert {"segue:{c:c-web}:addresses", "segue:{c:c-web}:state",
+                "segue:{i:telegram:42}:customer"} <= keys
+        for key in keys:
+            ttl = await redis_client.ttl(key)
+            if ":seen:" in key:
+                assert 0 < ttl <= 600, key  # dedup marks always expire
+            elif key.endswith(":moved"):
+                assert 0 < ttl <= 900, key  # the merged-away customer's marker
+            else:
+                assert ttl == -1, key
+
+    for identity in (WEB, telegram):
+        await turn(before, identity, "m1", "{}")
+    await before.append("c-web", [HistoryEntry("agent", "web", "agent 1", 2.0)])
+    await store.append("c-web", [HistoryEntry("agent", "web", "agent 2", 3.0)])
+    assert await redis_client.ttl("segue:{c:c-web}:history") == -1
+    for identity in (WEB, telegram):
+        await turn(store, identity, "m2", None)  # the state key is not rewritten
+    await nothing_expires_but_marks()
+    await store.merge("c-telegram", "c-web", lock_ttl_seconds=5)
+    await nothing_expires_but_marks()
