@@ -7,10 +7,10 @@ import asyncio
 import pytest
 
 from bot.engine import Engine, EngineOptions
-from bot.errors import LockTimeout, StoreUnavailable
+from bot.errors import LockTimeout, StoreError, StoreUnavailable
 from bot.model import Address, ChannelIdentity, Inbound, Outbound
 from bot.policy import TurnContext
-from context_store import MemoryContextStore
+from context_store import ContextStore, LoadResult, MemoryContextStore
 from tests.policies import EchoMenuPolicy
 
 
@@ -159,6 +159,16 @@ async def test_a_worker_with_a_stale_cached_customer_resolves_again() -> None:
 
 
 
+class Clock:
+    """A store clock that moves only when told to."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 async def test_a_slow_turn_keeps_its_lock_and_turns_stay_in_order() -> None:
     release, slow_started = asyncio.Event(), asyncio.Event()
     order: list[str] = []
@@ -171,8 +181,36 @@ async def test_a_slow_turn_keeps_its_lock_and_turns_stay_in_order() -> None:
             order.append(turn.inbound.text)
             return [Outbound(text="ok")]
 
-    store = MemoryContextStore()
-    options = EngineOptions(lock_ttl_seconds=0.15, lock_wait_seconds=5)
+    # Lock lifetimes run on the store's clock, which moves only below, so a
+    # slow scheduler cannot let a lock lapse; renewals come every 0.1 s.
+    clock = Clock()
+    store = MemoryContextStore(clock=clock)
+    renewed_at: list[float] = []
+    refused_at: list[float] = []
+    extend_lock, lock_and_load = store.extend_lock, store.lock_and_load
+
+    async def counted_extend(customer_id: str, *, token: str, ttl_seconds: float) -> bool:
+        extended = await extend_lock(customer_id, token=token, ttl_seconds=ttl_seconds)
+        if extended:
+            renewed_at.append(clock.now)
+        return extended
+
+    async def counted_load(customer_id: str, **kwargs: object) -> LoadResult:
+        loaded = await lock_and_load(customer_id, **kwargs)  # type: ignore[arg-type]
+        if not loaded.locked:
+            refused_at.append(clock.now)
+        return loaded
+
+    store.extend_lock = counted_extend  # type: ignore[method-assign]
+    store.lock_and_load = counted_load  # type: ignore[method-assign]
+
+    async def until(seen: list[float], at: float) -> None:
+        """Until `seen` holds a time from `at` on, or a turn got through."""
+        async with asyncio.timeout(10):
+            while not order and not any(t >= at for t in seen):
+                await asyncio.sleep(0.01)
+
+    options = EngineOptions(lock_ttl_seconds=0.3, lock_wait_seconds=30)
     worker_a = Engine(store=store, policy=SlowFirst(), senders={"web": RecordingSender()},
                       options=options)
     worker_b = Engine(store=store, policy=SlowFirst(), senders={"web": RecordingSender()},
@@ -180,7 +218,12 @@ async def test_a_slow_turn_keeps_its_lock_and_turns_stay_in_order() -> None:
     slow = asyncio.create_task(worker_a.process(inbound("slow", "1")))
     await slow_started.wait()
     fast = asyncio.create_task(worker_b.process(inbound("fast", "2")))
-    await asyncio.sleep(0.5)  # several lock lifetimes: renewal is what is under test
+    taken = clock.now  # the lock expires at taken + 0.3 unless renewed
+    clock.now = taken + 0.2
+    await until(renewed_at, taken + 0.2)  # now it expires at taken + 0.5 at the earliest
+    assert order == []
+    clock.now = taken + 0.4  # past the first lifetime: renewal is what is under test
+    await until(refused_at, taken + 0.4)  # the other worker tried, and was refused
     assert order == []
     release.set()
     await asyncio.gather(slow, fast)
@@ -200,6 +243,49 @@ async def test_a_turn_that_never_decides_is_given_up_with_an_apology() -> None:
     turn = await engine.handle(inbound("hello?", "1"))
     assert "Sorry" in sender.sent[0][1].text
     assert [e.text for e in await store.history(turn.customer_id, 5)][0] == "hello?"
+
+
+async def test_a_cancelled_turn_releases_the_customer_lock(store: ContextStore) -> None:
+    deciding = asyncio.Event()
+
+    class HangsOnce:
+        async def decide(self, turn: TurnContext) -> list[Outbound]:
+            if turn.inbound.text == "hang":
+                deciding.set()
+                await asyncio.Event().wait()
+            return [Outbound(text="ok")]
+
+    # No waiting for a lock: the next turn must find it free at once.
+    engine = Engine(store=store, policy=HangsOnce(), senders={"web": RecordingSender()},
+                    options=EngineOptions(lock_ttl_seconds=30, lock_wait_seconds=0))
+    hung = asyncio.create_task(engine.process(inbound("hang", "1")))
+    await deciding.wait()  # inside the turn, holding the customer's lock
+    hung.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await hung
+    turn = await engine.process(inbound("next", "2"))
+    assert not turn.duplicate and [r.text for r in turn.replies] == ["ok"]
+
+
+async def test_a_turn_whose_save_fails_releases_the_lock_for_the_redelivery(
+    store: ContextStore,
+) -> None:
+    save_and_unlock = store.save_and_unlock
+
+    async def refused_once(customer_id: str, **kwargs: object) -> bool:
+        store.save_and_unlock = save_and_unlock  # type: ignore[method-assign]
+        raise StoreError("the write was refused")
+
+    store.save_and_unlock = refused_once  # type: ignore[method-assign]
+    engine = Engine(store=store, policy=EchoMenuPolicy(), senders={"web": RecordingSender()},
+                    options=EngineOptions(lock_ttl_seconds=30, lock_wait_seconds=0))
+    with pytest.raises(StoreError):
+        await engine.process(inbound("hello", "1"))
+    # The connector has the message sent again: processed at once, and only now kept.
+    turn = await engine.process(inbound("hello", "1"))
+    assert not turn.duplicate and turn.replies[0].text == "Hi! What would you like to do?"
+    assert [e.text for e in await store.history(turn.customer_id, 10)] == [
+        "hello", "Hi! What would you like to do?"]
 
 
 async def test_the_memory_store_forgets_expired_tokens_and_counters() -> None:

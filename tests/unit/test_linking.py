@@ -309,3 +309,22 @@ async def test_the_issuing_side_is_told_a_web_chat_joined_in_plain_words() -> No
     await web.say(f"link {code}")
     await web.say("yes", payload="link_yes")
     assert any(t.startswith("A web chat joined this conversation.") for t in sent.texts("telegram"))
+
+
+async def test_two_web_sessions_of_one_customer_may_send_the_same_message_id() -> None:
+    # Web chat message ids are chosen by each client: two sessions joined
+    # into one customer can both send "1", and both messages count.
+    engine, _ = make()
+    first, second = Person(engine, "web", "sess-a"), Person(engine, "web", "sess-b")
+    code = code_in(await first.say("link"))
+    await second.say(f"link {code}")
+    assert (await second.say("yes", payload="link_yes"))[0].text.startswith("Linked!")
+    customer = await first.customer()
+    assert await second.customer() == customer
+    turns = [await engine.handle(Inbound(
+        identity=ChannelIdentity("web", session), address=Address("web", session),
+        message_id="1", text=f"from {session}",
+    )) for session in ("sess-a", "sess-b")]
+    assert [(t.customer_id, t.duplicate) for t in turns] == [(customer, False)] * 2
+    texts = [e.text for e in await engine.store.history(customer, 50)]
+    assert "from sess-a" in texts and "from sess-b" in texts

@@ -163,14 +163,29 @@ def test_fields_of_the_wrong_type_are_not_a_message() -> None:
     assert inbound is not None and inbound.address.thread == "5.0"
 
     assert parse_action(press(action_ts="soon")) is None
-    for key, value in [("user", "U1"), ("team", "T1"), ("channel", "D1"),
-                       ("container", "c"), ("message", "m")]:
-        body = press()
-        body[key] = value
-        inbound = parse_action(body)  # a missing id is no press; never an exception
-        assert inbound is None or inbound.identity.user_id == "T1:U1"
     inbound = parse_action(press(text="One"))
     assert inbound is not None and inbound.text == ""
+
+
+def test_a_press_whose_user_is_not_an_object_is_no_press() -> None:
+    body = press()
+    body["user"] = "U1"  # the user's id is nowhere else
+    assert parse_action(body) is None
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("team", "T1"), ("channel", "D1"), ("container", "c"), ("message", "m")],
+)
+def test_a_field_that_is_not_an_object_is_read_from_its_other_place(key: str, value: str) -> None:
+    # Team, channel and message ts are each in two places; one is enough.
+    body = press()
+    body[key] = value
+    inbound = parse_action(body)
+    assert inbound is not None
+    assert inbound.identity == ChannelIdentity("slack", "T1:U1")
+    assert inbound.address == Address("slack", "D1", None)
+    assert inbound.message_id == "action:9.0:segue_choice_0:9.5"
 
 
 def test_slack_payloads_are_well_formed() -> None:
