@@ -11,6 +11,7 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 
 from tests.integration.test_handoff_channels import Rig, rig
+from tests.webchat_client import PROBE, PROBE_ANSWER
 
 ATTACK = '<img src=x onerror="alert(1)"><b>bold</b>'
 
@@ -83,10 +84,15 @@ async def test_login_claim_reply_reaches_the_web_chat(channels: Rig, browser: Br
         "Hello, I'm looking at your order now.")
     await expect(chat.locator(".sg-agent").last).to_contain_text("ann")
 
-    # The customer answers; it shows up live in the console, and the bot keeps quiet.
+    # The customer answers; it shows up live in the console, and the bot keeps quiet:
+    # its next word in the widget answers a probe sent after.
+    bot_said = await chat.locator(".sg-bot").count()
     await customer_says(customer, "thank you!")
     await expect(history.locator(".msg.customer .text").last).to_have_text("thank you!")
     await expect(history.locator(".msg").last).to_have_class(re.compile(r"\bcustomer\b"))
+    await customer_says(customer, PROBE)
+    await expect(chat.locator(".sg-bot").nth(bot_said)).to_contain_text(PROBE_ANSWER)
+    await expect(chat.locator(".sg-bot")).to_have_count(bot_said + 1)
 
     await console.locator("#release").click()
     await expect(chat.locator(".sg-bot").last).to_contain_text("back with our assistant")
