@@ -1,5 +1,5 @@
 """The agent console's HTTP surface: `/agent/` (the page), `/agent/api/*`
-(JSON, CONTRACT.md "Agent API") and `/agent/ws` (live events).
+(JSON, docs/protocol.md "Agent API") and `/agent/ws` (live events).
 
 Every call but login needs a session: the `segue_agent` cookie set by login,
 or `Authorization: Bearer <token>`. Refusals are JSON `{"error", "message"}`;

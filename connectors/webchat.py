@@ -1,6 +1,6 @@
 """Web chat: a JSON-over-WebSocket channel, the demo page and the widget script.
 
-Protocol (CONTRACT.md): the client says `hello` (optionally with its session
+Protocol (docs/protocol.md): the client says `hello` (optionally with its session
 token), gets `session` and `history`, then sends `message` frames; each
 accepted message is acknowledged with `ack` once it is saved, then answered.
 """
@@ -213,9 +213,14 @@ class WebChatConnector:
         ws = web.WebSocketResponse(heartbeat=30, max_msg_size=self._max_frame, compress=False)
         await ws.prepare(request)
         client = WebClient(ws, client_address(request, self.options.trusted_proxy_header))
+        # From the handshake, not from the last frame: refused frames do not
+        # keep a socket without a session open.
+        hello_by = asyncio.get_running_loop().time() + HELLO_WITHIN_SECONDS
         try:
             while not ws.closed:
-                wait = HELLO_WITHIN_SECONDS if client.session is None else None
+                wait = None
+                if client.session is None:
+                    wait = max(0.0, hello_by - asyncio.get_running_loop().time())
                 try:
                     msg = await ws.receive(timeout=wait)
                 except TimeoutError:

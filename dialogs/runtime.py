@@ -100,7 +100,7 @@ class _Turn:
 
 
 class DialogPolicy:
-    """Runs the flows of `dialogs` (see DESIGN.md, "Dialogs")."""
+    """Runs the flows of `dialogs` (see dialogs/README.md)."""
 
     def __init__(
         self, *, dialogs: m.Dialogs, nlu: Nlu, actions: ActionRunner | None, threshold: float

@@ -16,7 +16,7 @@ PROBE_ANSWER = "This conversation is linked with:"
 
 
 class WebChatClient:
-    """Speaks the web chat protocol of CONTRACT.md over one socket."""
+    """Speaks the web chat protocol of docs/protocol.md over one socket."""
 
     def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         self.ws = ws

@@ -1,4 +1,4 @@
-"""The agent API (CONTRACT.md "Agent API"): every call and every refusal,
+"""The agent API (docs/protocol.md "Agent API"): every call and every refusal,
 against the real app on loopback, the demo bot and a real Redis."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The shipped demo bot, end to end over web chat on a real Redis (CONTRACT.md)."""
+"""The shipped demo bot, end to end over web chat on a real Redis (README "The demo bot")."""
 
 from __future__ import annotations
 

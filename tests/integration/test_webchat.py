@@ -1,4 +1,4 @@
-"""The web chat protocol of CONTRACT.md against the real app on a real Redis."""
+"""The web chat protocol of docs/protocol.md against the real app on a real Redis."""
 
 from __future__ import annotations
 
@@ -297,6 +297,25 @@ async def test_a_socket_that_never_says_hello_is_closed(
     ws = await http.ws_connect(app.ws_url)
     closed = await ws.receive(timeout=5)
     assert closed.type == aiohttp.WSMsgType.CLOSE and closed.data == 1008
+    await ws.close()
+
+
+async def test_refused_frames_do_not_keep_a_socket_without_hello_open(
+    app: RunningApp, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import connectors.webchat
+
+    monkeypatch.setattr(connectors.webchat, "HELLO_WITHIN_SECONDS", 0.3)
+    ws = await http.ws_connect(app.ws_url)
+    started = time.monotonic()
+    while True:  # each refusal answered at once, the next frame sent on it
+        await ws.send_str("not json")
+        frame = await ws.receive(timeout=5)
+        if frame.type != aiohttp.WSMsgType.TEXT:
+            break
+        assert json.loads(frame.data)["code"] == "bad_json"
+        assert time.monotonic() - started < 5, "the socket was never closed"
+    assert frame.type == aiohttp.WSMsgType.CLOSE and frame.data == 1008
     await ws.close()
 
 
