@@ -220,8 +220,12 @@ class WebChatConnector:
             while not ws.closed:
                 wait = None
                 if client.session is None:
-                    wait = max(0.0, hello_by - asyncio.get_running_loop().time())
+                    wait = hello_by - asyncio.get_running_loop().time()
                 try:
+                    # A zero timeout would mean none to aiohttp: past the
+                    # deadline, time out at once instead.
+                    if wait is not None and wait <= 0:
+                        raise TimeoutError
                     msg = await ws.receive(timeout=wait)
                 except TimeoutError:
                     await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"hello expected")
