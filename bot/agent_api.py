@@ -8,13 +8,13 @@ their HTTP status is chosen here and nowhere else.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import orjson
 from aiohttp import web
 
 from bot.agent_hub import AgentHub
@@ -84,9 +84,10 @@ def _same_origin(request: web.Request) -> bool:
 
 async def _body(request: web.Request) -> dict[str, Any]:
     try:
-        data = json.loads(await request.text())
-    except (ValueError, RecursionError) as exc:
-        # RecursionError: nesting deeper than the parser goes is bad JSON too.
+        # orjson: strict UTF-8, so a lone surrogate (`"\ud800"`) is bad JSON
+        # here rather than a string no password hash or socket can encode.
+        data = orjson.loads(await request.read())
+    except orjson.JSONDecodeError as exc:
         raise AgentError("bad_json", "the body is not valid JSON") from exc
     if not isinstance(data, dict):
         raise AgentError("bad_json", "the body must be a JSON object")

@@ -79,6 +79,10 @@ async def test_login_refusals(http: aiohttp.ClientSession, app: RunningApp) -> N
     for raw in ("[" * 100_000, '{"a":' * 100_000):
         status, body = await client.call("POST", "login", raw=raw)
         assert (status, body["error"]) == (400, "bad_json")
+    # A lone surrogate is not text any password hash can take.
+    status, body = await client.call(
+        "POST", "login", raw='{"username": "ann", "password": "\\ud800"}')
+    assert (status, body["error"]) == (400, "bad_json")
     status, body = await client.call("POST", "login", {"username": "ann"})
     assert (status, body["error"]) == (400, "bad_fields")
     status, body = await client.call("POST", "login", {"username": "ann", "password": "nope"})
@@ -350,6 +354,22 @@ async def test_bad_json_and_bad_fields_store_nothing(
     status, body = await ann.call("POST", f"conversations/{customer}/transfer", {"agent": "zoe"})
     assert (status, body["error"]) == (400, "unknown_agent")
     assert (await ann.conversation(customer))["history"] == before
+
+
+async def test_a_reply_that_is_not_text_is_refused_while_the_customer_is_online(
+    http: aiohttp.ClientSession, app: RunningApp
+) -> None:
+    client = await web_customer(http, app)
+    await hand_off(client)
+    ann = await agent(http, app, "ann")
+    customer = client.customer or ""
+    await ann.act(customer, "claim")
+    before = (await ann.conversation(customer))["history"]
+    status, body = await ann.call("POST", f"conversations/{customer}/messages",
+                                  raw='{"text": "bad \\ud800"}')
+    assert (status, body["error"]) == (400, "bad_json")
+    assert (await ann.conversation(customer))["history"] == before
+    await client.close()
 
 
 async def test_transfer_moves_the_conversation_to_another_agent(
