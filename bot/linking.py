@@ -21,7 +21,7 @@ from typing import Any
 from bot.conversation import ConversationState
 from bot.engine import Engine, Turn
 from bot.errors import BadInput, CustomerGone
-from bot.model import Button, ChannelIdentity, HistoryEntry, Link, Outbound
+from bot.model import Address, Button, ChannelIdentity, HistoryEntry, Link, Outbound
 from bot.policy import TurnContext
 from bot.rate_limits import LINK_CODES_PER_ADDRESS, LINK_CODES_PER_CUSTOMER
 from bot.tokens import ShortToken
@@ -57,6 +57,8 @@ class LinkOptions:
     # waits out the window. A channel identity and a client address are
     # each counted, so fresh web sessions from one address gain nothing.
     free_wrong_codes: int = 3
+    # An address may be an office: its neighbours' typos cost more to add up.
+    free_wrong_codes_per_address: int = 10
     first_delay_seconds: int = 10
     max_delay_seconds: int = 300
     wrong_codes_per_identity: int = 10
@@ -202,35 +204,37 @@ class LinkService:
             buttons=(Button("Yes, link it", YES), Button("No, don't link", NO)),
         )
 
-    def _guessers(self, context: TurnContext) -> list[tuple[str, int]]:
-        """Who a wrong code is counted against, with each one's cap."""
+    def _guessers(self, context: TurnContext) -> list[tuple[str, int, int]]:
+        """Who a wrong code is counted against: (subject, free wrong codes, cap)."""
         identity = context.inbound.identity
+        options = self.options
         guessers = [(f"id:{identity.channel}:{identity.user_id}",
-                     self.options.wrong_codes_per_identity)]
+                     options.free_wrong_codes, options.wrong_codes_per_identity)]
         if context.inbound.client_address is not None:
             guessers.append((f"addr:{context.inbound.client_address}",
-                             self.options.wrong_codes_per_address))
+                             options.free_wrong_codes_per_address,
+                             options.wrong_codes_per_address))
         return guessers
 
-    async def _must_wait(self, guessers: list[tuple[str, int]]) -> bool:
+    async def _must_wait(self, guessers: list[tuple[str, int, int]]) -> bool:
         if not self.engine.limiter.enabled:
             return False
-        for subject, _ in guessers:
+        for subject, _, _ in guessers:
             if await self.store.peek_token(f"link-wait:{subject}") is not None:
                 return True
         return False
 
-    async def _count_wrong(self, guessers: list[tuple[str, int]]) -> None:
+    async def _count_wrong(self, guessers: list[tuple[str, int, int]]) -> None:
         if not self.engine.limiter.enabled:
             return
         options = self.options
         window = options.wrong_codes_window_seconds
-        for subject, cap in guessers:
+        for subject, free, cap in guessers:
             wrong = await self.store.incr(f"link-wrong:{subject}", window)
             if wrong >= cap:
                 wait = window
-            elif wrong >= options.free_wrong_codes:
-                doublings = wrong - options.free_wrong_codes
+            elif wrong >= free:
+                doublings = wrong - free
                 wait = min(options.first_delay_seconds << doublings, options.max_delay_seconds)
             else:
                 continue
@@ -274,9 +278,12 @@ class LinkService:
         return [Outbound(text=f"Where we left off: {entry.text}", buttons=entry.buttons)]
 
     async def merge_into(self, source: str, target: str, joined: ChannelIdentity,
-                         display_name: str | None) -> None:
-        """Join `source` into `target`, tell the target's channel, and let
-        the listeners (handoff) carry over what they keep of `source`."""
+                         display_name: str | None,
+                         joined_address: Address | None = None) -> None:
+        """Join `source` into `target`, tell the target's chat (unless it is
+        the joining chat itself), and let the listeners (handoff) carry over
+        what they keep of `source`. Without `joined_address` (a visitor who
+        signed in on the host site: the same person) nobody is told."""
         source_handoff = ConversationState.from_json(await self.store.load_state(source)).handoff
         try:
             await self.store.merge(source, target, also=[joined],
@@ -296,7 +303,7 @@ class LinkService:
         )
         state = ConversationState.from_json(await self.store.load_state(target))
         address = state.last_address
-        if address is not None and address.channel != joined.channel:
+        if address is not None and joined_address is not None and address != joined_address:
             await self.store.append(target, [HistoryEntry.of_outbound(
                 notice, address.channel, time.time())])
             await self.engine.send(address, notice)
@@ -391,7 +398,8 @@ class LinkHook:
         if pending and "merge_into" in pending:
             await self.service.merge_into(context.customer_id, pending["merge_into"],
                                           context.inbound.identity,
-                                          context.inbound.display_name)
+                                          context.inbound.display_name,
+                                          context.inbound.address)
 
 
 def _deep_link_token(payload: str | None, text: str, channel: str) -> str | None:

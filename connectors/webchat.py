@@ -197,7 +197,13 @@ class WebChatConnector:
     # Inbound half.
 
     async def demo_page(self, request: web.Request) -> web.FileResponse:
-        return web.FileResponse(STATIC_DIR / "index.html")
+        # The page may carry a link's yes/no: no other site may frame it and
+        # trick a visitor into pressing "yes".
+        return web.FileResponse(STATIC_DIR / "index.html", headers={
+            "Content-Security-Policy": "frame-ancestors 'none'",
+            "X-Frame-Options": "DENY",
+            "X-Content-Type-Options": "nosniff",
+        })
 
     async def redirect_to_page(self, request: web.Request) -> web.Response:
         raise web.HTTPPermanentRedirect("/webchat/")

@@ -124,6 +124,10 @@ async def test_codes_links_and_wrong_code_counts_expire_in_redis(
     wrong = "22222222" if code != "22222222" else "33333333"
     for _ in range(3):  # the third wrong code is the first to cost a wait
         assert NOT_VALID in (await guesser.say(f"link {wrong}"))[0].text
+    # The address, which may be an office, waits from its tenth wrong code.
+    for n in range(7):
+        other = Client(engine, "web", f"neighbour-{n}", ADDRESS)
+        assert NOT_VALID in (await other.say(f"link {wrong}"))[0].text
     for subject in ("id:web:guesser", f"addr:{ADDRESS}"):
         counted = f"segue:counter:link-wrong:{subject}"
         assert 0 < await ttl_of(redis_client, counted) <= WRONG_CODES_WINDOW

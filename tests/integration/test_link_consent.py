@@ -306,12 +306,14 @@ async def test_fresh_sessions_from_one_address_that_guess_are_made_to_wait(
     issuer = await connect(http, app, address="192.0.2.1")
     code = await issue_code(issuer)
     answers = []
-    for guess in [random_code() for _ in range(4)] + [code]:
+    # An address may be an office of people making typos: ten wrong codes
+    # are free there, then the address waits.
+    for guess in [random_code() for _ in range(11)] + [code]:
         throwaway = await connect(http, app, address="10.1.1.1")
         answers.append(await reply_to(throwaway, f"link {guess}"))
         await throwaway.close()
-    assert [a.startswith(NOT_VALID) for a in answers[:3]] == [True] * 3, answers
-    assert [a.startswith(MUST_WAIT) for a in answers[3:]] == [True] * 2, answers
+    assert [a.startswith(NOT_VALID) for a in answers[:10]] == [True] * 10, answers
+    assert [a.startswith(MUST_WAIT) for a in answers[10:]] == [True] * 2, answers
     await issuer.close()
 
 

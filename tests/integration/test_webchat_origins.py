@@ -43,3 +43,14 @@ async def test_without_a_list_any_page_may_open_the_socket(
         await client.hello()
         assert client.session
         await client.close()
+
+
+async def test_no_other_site_may_frame_the_chat_page(
+    redis_url: str, http: aiohttp.ClientSession
+) -> None:
+    async with serve_segue(settings(redis_url), store=RedisContextStore.from_url(redis_url),
+                           policy=EchoMenuPolicy()) as app:
+        async with http.get(f"{app.base_url}/webchat/?resume=x") as page:
+            assert page.status == 200
+            assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+            assert page.headers["X-Frame-Options"] == "DENY"

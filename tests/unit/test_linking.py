@@ -328,3 +328,13 @@ async def test_two_web_sessions_of_one_customer_may_send_the_same_message_id() -
     assert [(t.customer_id, t.duplicate) for t in turns] == [(customer, False)] * 2
     texts = [e.text for e in await engine.store.history(customer, 50)]
     assert "from sess-a" in texts and "from sess-b" in texts
+
+
+async def test_a_web_chat_joining_from_another_browser_is_told_to_the_issuer() -> None:
+    engine, sent = make()
+    laptop, phone = Person(engine, "web", "laptop"), Person(engine, "web", "phone")
+    code = code_in(await laptop.say("link"))
+    await phone.say(f"link {code}")
+    await phone.say("yes", payload="link_yes")
+    assert any(t.startswith("A web chat joined this conversation.") and "unlink web" in t
+               for t in sent.texts("web"))
