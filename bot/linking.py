@@ -308,11 +308,9 @@ class LinkService:
                 notice, address.channel, time.time())])
             await self.engine.send(address, notice)
 
-    def check_resume(self, token: str) -> str:
-        """The nonce of a well-formed deep-link token, or `resume_invalid`."""
-        return self._resume.nonce_of(token)
-
     async def resume_is_live(self, token: str) -> bool:
+        """Whether a deep link can still be opened; `resume_invalid` if it
+        is not one Segue made."""
         return await self.store.peek_token(f"resume:{self._resume.nonce_of(token)}") is not None
 
     async def open_deep_link(self, context: TurnContext, token: str) -> list[Outbound]:
