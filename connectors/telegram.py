@@ -373,7 +373,7 @@ def _parked_record(update: Update, error: str, attempts: int) -> str:
             "update_id": update.update_id,
             "attempts": attempts,
             "error": error,
-            "update": update.model_dump(mode="json", exclude_none=True),
+            "update": update.model_dump(mode="json", exclude_none=True, by_alias=True),
             "ts": time.time(),
         }
     )

@@ -307,6 +307,8 @@ async def test_a_parked_update_keeps_what_an_operator_needs(
     assert kept["update_id"] == update["update_id"]
     assert kept["message"]["text"] == "poison"
     assert kept["message"]["chat"] == update["message"]["chat"]
+    # As Telegram sent it: the Bot API's field names, not aiogram's.
+    assert kept["message"]["from"] == update["message"]["from"]
     assert "null" not in json.dumps(kept)  # fields Telegram left out stay out
     assert before <= parked["ts"] <= time.time()
 
