@@ -438,14 +438,14 @@ async def test_an_action_retries_promptly_while_a_turn_holds_the_customer(
     store: ContextStore,
 ) -> None:
     racing = Racing(store)
-    rig = Rig(racing, web_open=True, options=DeskOptions(lock_wait_seconds=1.0))
+    rig = Rig(racing, web_open=True, options=DeskOptions(lock_wait_seconds=3.0))
     await rig.waiting("c1")
     assert (await store.lock_and_load("c1", token="turn", ttl_seconds=30,
                                       message_key=None)).locked
-    racing.held, racing.wanted = True, 9
+    racing.held, racing.wanted = True, 11
     action = asyncio.create_task(rig.desk.claim(ANN, "c1"))
-    # Nine attempts well within the second the desk waits (a few milliseconds
-    # apart at first, a tenth of a second at most later) ...
+    # Eleven attempts well within the seconds the desk waits (a few
+    # milliseconds apart at first, a tenth of a second at most later) ...
     enough = asyncio.create_task(racing.enough.wait())
     await asyncio.wait({action, enough}, return_when=asyncio.FIRST_COMPLETED)
     if not enough.done():
