@@ -287,3 +287,28 @@ async def test_frames_reach_tabs_on_other_workers_but_turn_replies_stay_on_their
         assert "reply_to" not in notice
     for tab in (here, there):
         await tab.close()
+
+
+async def test_every_refusal_carries_a_message_a_person_can_read(
+    app: RunningApp, http: aiohttp.ClientSession
+) -> None:
+    """Clients show an error's `message`: it is a sentence whatever the refusal."""
+    refusals = []
+    ws = await http.ws_connect(app.ws_url, headers={"X-Forwarded-For": "198.51.100.9"})
+    await ws.send_bytes(b"\x00binary")
+    refusals.append(await first_error(ws))
+    await ws.send_str(json.dumps({"type": "message", "text": "hi", "id": "early"}))
+    refusals.append(await first_error(ws))
+    await ws.close()
+    # New sessions from one address until the limit refuses one.
+    for _ in range(130):
+        ws = await http.ws_connect(app.ws_url, headers={"X-Forwarded-For": "198.51.100.10"})
+        await ws.send_str(json.dumps({"type": "hello"}))
+        frame = json.loads((await ws.receive(timeout=10)).data)
+        await ws.close()
+        if frame["type"] == "error":
+            refusals.append(frame)
+            break
+    assert [r["code"] for r in refusals] == ["bad_frame", "hello_required", "rate_limited"]
+    for refusal in refusals:
+        assert isinstance(refusal["message"], str) and len(refusal["message"]) > 10, refusal
