@@ -81,6 +81,10 @@ def webchat_secret(settings: Settings) -> str:
     return secrets.token_urlsafe(32)
 
 
+def limits_on(settings: Settings) -> bool:
+    return settings.rate_limits == "on"
+
+
 def allowed_origins(settings: Settings) -> frozenset[str]:
     if not settings.webchat_allowed_origins:
         log.warning("SEGUE_WEBCHAT_ALLOWED_ORIGINS is not set: any site may embed the web chat")
@@ -97,7 +101,7 @@ def build_connectors(
         identity_secret=(settings.webchat_identity_secret.get_secret_value()
                          if settings.webchat_identity_secret is not None else None),
         trusted_proxy_header=settings.trusted_proxy_header,
-        rate_limits=settings.rate_limits == "on",
+        rate_limits=limits_on(settings),
         allowed_origins=allowed_origins(settings),
         max_text_length=settings.max_text_length,
         history_replay=settings.history_replay,
@@ -127,7 +131,7 @@ async def create_segue(
             lock_ttl_seconds=settings.lock_ttl_seconds,
             lock_wait_seconds=settings.lock_wait_seconds,
         ),
-        limiter=RateLimiter(store, enabled=settings.rate_limits == "on"),
+        limiter=RateLimiter(store, enabled=limits_on(settings)),
     )
     segue = Segue(settings=settings, store=store, engine=engine)
     secret = webchat_secret(settings)
