@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 from aiohttp import WSMsgType, web
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bot.cli import event_loop_factory  # noqa: E402
+from bot.assembly.cli import event_loop_factory  # noqa: E402
 
 
 def make_app(redis_url: str) -> web.Application:

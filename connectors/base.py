@@ -6,7 +6,7 @@ from typing import Protocol
 
 from aiohttp import web
 
-from bot.model import Address, Outbound
+from bot.core.model import Address, Outbound
 
 
 class Connector(Protocol):

@@ -33,11 +33,12 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import inbox, metrics
-from bot.engine import Engine
-from bot.errors import ConnectorError, StoreUnavailable
-from bot.model import Address, Inbound, Outbound
-from bot.settings import Settings
+from bot.core import inbox, metrics
+from bot.core.engine import Engine
+from bot.core.errors import ConnectorError, StoreUnavailable
+from bot.core.model import Address, Inbound, Outbound
+from bot.core.ports import ContextStore
+from bot.core.settings import Settings
 from connectors.slack_parse import (
     CHANNEL,
     inbound_from_json,
@@ -47,7 +48,6 @@ from connectors.slack_parse import (
     well_formed,
 )
 from connectors.slack_render import render
-from context_store.base import ContextStore
 
 log = logging.getLogger(__name__)
 # Bolt's own logger: some of its INFO lines quote whole request bodies.

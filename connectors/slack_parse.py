@@ -8,7 +8,7 @@ import math
 import re
 from typing import Any
 
-from bot.model import Address, ChannelIdentity, Inbound
+from bot.core.model import Address, ChannelIdentity, Inbound
 
 CHANNEL = "slack"
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from bot.model import Button, Image, Link, Outbound
+from bot.core.model import Button, Image, Link, Outbound
 
 # Slack's limits: section text 3,000 characters, button text 75, button value
 # 2,000, 25 elements in an actions block, 50 blocks in a message.

@@ -29,11 +29,12 @@ from aiogram.types.update import UpdateTypeLookupError
 from aiogram.utils.token import TokenValidationError
 from aiohttp import web
 
-from bot import metrics
-from bot.engine import APOLOGY, Engine, Turn
-from bot.errors import ConfigError, ConnectorError, StoreUnavailable
-from bot.model import Address, ChannelIdentity, Inbound, Outbound
-from bot.settings import Settings
+from bot.core import metrics
+from bot.core.engine import APOLOGY, Engine, Turn
+from bot.core.errors import ConfigError, ConnectorError, StoreUnavailable
+from bot.core.model import Address, ChannelIdentity, Inbound, Outbound
+from bot.core.ports import ContextStore
+from bot.core.settings import Settings
 from connectors.telegram_render import (
     TOKEN_FILTER,
     TelegramSender,
@@ -41,7 +42,6 @@ from connectors.telegram_render import (
     chat_id_of,
     describe,
 )
-from context_store.base import ContextStore
 
 log = logging.getLogger(__name__)
 log.addFilter(TOKEN_FILTER)

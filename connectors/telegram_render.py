@@ -33,8 +33,8 @@ from aiohttp import (
     TooManyRedirects,
 )
 
-from bot.errors import ConnectorError
-from bot.model import Image, Outbound
+from bot.core.errors import ConnectorError
+from bot.core.model import Image, Outbound
 
 log = logging.getLogger(__name__)
 

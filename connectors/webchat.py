@@ -13,16 +13,16 @@ import math
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import orjson
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from bot import metrics
-from bot.client_address import client_address
-from bot.engine import Engine, new_customer_id
-from bot.errors import (
+from bot.core import metrics
+from bot.core.bus import Bus
+from bot.core.engine import Engine, Turn
+from bot.core.errors import (
     BadInput,
     LockLost,
     LockTimeout,
@@ -30,15 +30,20 @@ from bot.errors import (
     StoreError,
     StoreUnavailable,
 )
-from bot.linking import OPENED_LINK_TEXT, RESUME_PAYLOAD
-from bot.model import Address, ChannelIdentity, Inbound, Outbound
-from bot.rate_limits import (
+from bot.core.identities import new_customer_id
+from bot.core.model import Address, ChannelIdentity, Inbound, Outbound
+from bot.core.ports import ConversationReader, TurnStore
+from bot.core.rate_limits import (
     MESSAGES_PER_ADDRESS,
     MESSAGES_PER_SESSION,
     NEW_SESSIONS_PER_ADDRESS,
     LocalBuckets,
+    RateLimiter,
 )
-from bot.tokens import TokenSigner, verify_host_identity
+from bot.core.tokens import TokenSigner, verify_host_identity
+from bot.linking.codes import OPENED_LINK_TEXT, RESUME_PAYLOAD
+from bot.linking.service import LinkService
+from connectors.client_address import client_address
 from connectors.webchat_frames import (
     CHANNEL,
     OpenSockets,
@@ -50,11 +55,7 @@ from connectors.webchat_frames import (
     send_error,
     send_typing,
 )
-from context_store.base import ContextStore
-
-if TYPE_CHECKING:
-    from bot.bus import Bus, WebPresence
-    from bot.linking import LinkService
+from connectors.webchat_presence import WebPresence
 
 log = logging.getLogger(__name__)
 
@@ -83,18 +84,25 @@ class WebChatOptions:
     session_max_age_seconds: int = 30 * 86400
 
 
+class WebChatStore(TurnStore, ConversationReader, Protocol):
+    """The slices of the store the web chat reads: a visitor's customer and history."""
+
+
 class WebChatConnector:
     """The web chat channel on Segue's aiohttp app."""
 
     channel = CHANNEL
 
-    def __init__(self, *, engine: Engine, store: ContextStore, options: WebChatOptions) -> None:
+    def __init__(self, *, engine: Engine, store: WebChatStore, options: WebChatOptions,
+                 limiter: RateLimiter, links: LinkService | None = None,
+                 bus: Bus | None = None, presence: WebPresence | None = None) -> None:
         self.engine = engine
         self.store = store
         self.options = options
+        self.limiter = limiter
         self.sessions = OpenSockets()
-        # Set by the app: redeems resume links and joins signed-in visitors.
-        self.links: LinkService | None = None
+        # Redeems resume links and joins signed-in visitors; None: both off.
+        self.links = links
         self._signer = TokenSigner(options.secret, "session")
         self._per_session = LocalBuckets(MESSAGES_PER_SESSION, enabled=options.rate_limits)
         self._per_address = LocalBuckets(MESSAGES_PER_ADDRESS, enabled=options.rate_limits)
@@ -103,9 +111,12 @@ class WebChatConnector:
         # text is never cut off by the frame limit; longer texts get
         # `text_too_long`, and only far larger frames close the socket (1009).
         self._max_frame = max(1 << 20, options.max_text_length * 12 + 4096)
-        # Set by `use_workers` when several workers share one store.
-        self.bus: Bus | None = None
-        self.presence: WebPresence | None = None
+        # Reach sockets held by other workers: frames for a session with no
+        # socket here go over `bus`; `presence` tells where sessions are open.
+        self.bus = bus
+        self.presence = presence
+        if bus is not None:
+            bus.subscribe(BUS_TOPIC, self._on_bus_frame)
         self._heartbeat: asyncio.Task[None] | None = None
         self._stopping = False
 
@@ -114,12 +125,6 @@ class WebChatConnector:
         app.router.add_get("/webchat/", self.demo_page)
         app.router.add_get("/webchat", self.redirect_to_page)
         app.router.add_get("/webchat/widget.js", self.widget_script)
-
-    def use_workers(self, bus: Bus, presence: WebPresence) -> None:
-        """Reach sockets held by other workers: frames for a session with no
-        socket here go over `bus`; `presence` tells where sessions are open."""
-        self.bus, self.presence = bus, presence
-        bus.subscribe(BUS_TOPIC, self._on_bus_frame)
 
     async def start(self) -> None:
         if self.presence is not None and self._heartbeat is None:
@@ -150,6 +155,9 @@ class WebChatConnector:
         return self.presence is not None and await self.presence.elsewhere(session)
 
     # Outbound half.
+
+    async def reachable(self, address: Address) -> bool:
+        return await self.is_reachable(address.target)
 
     async def send(self, address: Address, outbound: Outbound) -> None:
         frame = render(outbound)
@@ -301,9 +309,11 @@ class WebChatConnector:
             verified = "u:" + self._verify_identity(identity_token)
             anonymous_resumed = user == session and frame.get("session") is not None
             if anonymous_resumed and self.links is not None:
-                # The same person, now signed in on the host site: their anonymous
-                # conversation joins the one of their account (the host vouches).
-                await self._join_signed_in(user, verified)
+                # The same person, now signed in on the host site (the host vouches).
+                joined = await self.links.sign_in(ChannelIdentity(CHANNEL, user),
+                                                  ChannelIdentity(CHANNEL, verified))
+                if joined is not None:
+                    self._follow_join(*joined)
             elif user not in (session, verified):
                 # Another signed-in user on this browser: a session of their own.
                 session = secrets.token_urlsafe(16)
@@ -325,16 +335,8 @@ class WebChatConnector:
             raise BadInput("identity_invalid", "signed-in visitors are not enabled here")
         return verify_host_identity(token, self.options.identity_secret)
 
-    async def _join_signed_in(self, anonymous_user: str, verified: str) -> None:
-        assert self.links is not None
-        anonymous = await self.engine.customer_of(ChannelIdentity(CHANNEL, anonymous_user))
-        account = await self.engine.customer_of(ChannelIdentity(CHANNEL, verified))
-        if anonymous != account:
-            await self.links.merge_into(anonymous, account, ChannelIdentity(CHANNEL, verified),
-                                        None)
-
     async def _count_new_session(self, client: WebClient) -> None:
-        limiter = self.engine.limiter
+        limiter = self.limiter
         if limiter.enabled and not await limiter.allow(NEW_SESSIONS_PER_ADDRESS, client.address):
             raise RateLimited("too many new chats from your network: try again later",
                               NEW_SESSIONS_PER_ADDRESS.window_seconds)
@@ -375,7 +377,9 @@ class WebChatConnector:
             payload=f"{RESUME_PAYLOAD}{token}",
             client_address=client.address,
         )
-        await self.engine.deliver(await self.engine.process(inbound))
+        turn = await self.engine.process(inbound)
+        await self.engine.deliver(turn)
+        self._follow_turn(turn)
 
     def _session_of(self, token: object) -> tuple[str, str]:
         """(session id, channel user id) of a session token, or of a new session."""
@@ -412,12 +416,18 @@ class WebChatConnector:
             await typing_shown[0]
             await send_typing(client.ws, False)
         await self.engine.deliver(turn)
+        self._follow_turn(turn)
         if client.joined:
             await self._show_joined_history(client)
 
-    async def on_merge(self, source: str, target: str, handoff: object) -> None:
+    def _follow_turn(self, turn: Turn) -> None:
+        if turn.joined_into is not None:
+            self._follow_join(turn.customer_id, turn.joined_into)
+
+    def _follow_join(self, source: str, target: str) -> None:
         """A conversation open here was joined into another (the visitor said
-        yes to a link): its sockets get the joined history after the turn."""
+        yes to a link, or signed in): its sockets show the joined history
+        after their next turn."""
         for clients in self.sessions.by_session.values():
             for client in clients:
                 if client.customer_id == source:

@@ -9,8 +9,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from bot.errors import BadInput
-from bot.model import Address, ChannelIdentity, HistoryEntry, Inbound, Outbound
+from bot.core.errors import BadInput
+from bot.core.model import Address, ChannelIdentity, HistoryEntry, Inbound, Outbound
 
 CHANNEL = "web"
 MAX_CLIENT_ID = 128

@@ -1,7 +1,6 @@
-"""Where conversations live: the `ContextStore` protocol and its two stores."""
+"""Where conversations live: the two implementations of the store protocols in `bot.core.ports`."""
 
-from context_store.base import ContextStore, LoadResult, StoreLimits
 from context_store.memory import MemoryContextStore
 from context_store.redis import RedisContextStore
 
-__all__ = ["ContextStore", "LoadResult", "MemoryContextStore", "RedisContextStore", "StoreLimits"]
+__all__ = ["MemoryContextStore", "RedisContextStore"]

@@ -23,8 +23,9 @@ from collections.abc import Sequence
 
 import redis.asyncio as aioredis
 
-from context_store.agents import AgentAccount, AgentSession, Backoff, QueueEntry
-from context_store.redis import run_redis
+from bot.core.backoff import Backoff
+from bot.handoff.ports import AgentAccount, AgentSession, QueueEntry
+from context_store.redis_client import run_redis
 
 # KEYS: counter. ARGV: window seconds. INCR and set the TTL only when new.
 _ADD_FAILURE = """

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.model import ChannelIdentity
+from bot.core.model import ChannelIdentity
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,9 +15,12 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from bot.errors import CustomerGone, LockTimeout
-from bot.model import Address, ChannelIdentity, HistoryEntry
-from context_store.base import InboxItem, LoadResult, StoreLimits, merge_histories
+from bot.core.backoff import poll_until
+from bot.core.bus import LocalBus
+from bot.core.errors import CustomerGone, LockTimeout
+from bot.core.model import Address, ChannelIdentity, HistoryEntry
+from bot.core.ports import InboxItem, LoadResult, StoreLimits, merge_histories
+from context_store.agents_memory import MemoryAgentStore
 
 
 @dataclass(slots=True)
@@ -67,6 +70,14 @@ class MemoryContextStore:
 
     async def close(self) -> None:
         return None
+
+    def agent_store(self) -> MemoryAgentStore:
+        """Agents' accounts, queue and presence, in this process (one worker)."""
+        return MemoryAgentStore()
+
+    def bus(self) -> LocalBus:
+        """Events within this process: the embedded store has one worker."""
+        return LocalBus()
 
     async def resolve_customer(
         self, identity: ChannelIdentity, new_customer_id: str, *, provisional_ttl: int = 0
@@ -222,16 +233,16 @@ class MemoryContextStore:
         dst.lock = None
 
     async def _wait_lock(self, customer_id: str, token: str, ttl_seconds: float) -> None:
-        delay = 0.005
-        for _ in range(200):
+        async def attempt() -> bool | None:
             customer = self._customers.setdefault(customer_id, _Customer())
             now = self._clock()
             if customer.lock is None or customer.lock[1] <= now:
                 customer.lock = (token, now + ttl_seconds)
-                return
-            await asyncio.sleep(delay)  # a turn in progress; it takes milliseconds
-            delay = min(delay * 2, 0.1)
-        raise LockTimeout(f"customer {customer_id} stayed locked")
+                return True
+            return None  # a turn in progress; it takes milliseconds
+
+        if not await poll_until(attempt, within_seconds=self.limits.merge_lock_wait_seconds):
+            raise LockTimeout(f"customer {customer_id} stayed locked")
 
     async def unlink(self, customer_id: str, identity: ChannelIdentity) -> None:
         if self._identities.get(identity) == customer_id:

@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import time
 from collections.abc import Sequence
 from typing import Any
 
-import hiredis
 import orjson
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from bot.errors import CustomerGone, LockTimeout, StoreError, StoreUnavailable
-from bot.model import Address, ChannelIdentity, HistoryEntry
-from context_store.base import InboxItem, LoadResult, StoreLimits, merge_histories
+from bot.core.backoff import poll_until
+from bot.core.errors import CustomerGone, LockTimeout, StoreError, StoreUnavailable
+from bot.core.model import Address, ChannelIdentity, HistoryEntry
+from bot.core.ports import InboxItem, LoadResult, StoreLimits, merge_histories
+from context_store.agents_redis import RedisAgentStore
+from context_store.bus_redis import RedisBus
 from context_store.keys import KeyBuilder, identity_member, parse_identity_member
+from context_store.redis_client import connect, run_redis
 
 # KEYS: identity. ARGV: new customer id, retention seconds, provisional ttl.
 # A mapping made provisionally (a web chat hello) lives that long; the
@@ -126,6 +125,14 @@ class RedisContextStore:
 
     async def close(self) -> None:
         await self.client.aclose()
+
+    def agent_store(self) -> RedisAgentStore:
+        """Agents' accounts, queue and presence, on this store's connections."""
+        return RedisAgentStore(self.client, prefix=self.keys.prefix)
+
+    def bus(self) -> RedisBus:
+        """Events between the workers that share this Redis."""
+        return RedisBus(self.client, prefix=self.keys.prefix)
 
     async def resolve_customer(
         self, identity: ChannelIdentity, new_customer_id: str, *, provisional_ttl: int = 0
@@ -343,13 +350,13 @@ class RedisContextStore:
     async def _wait_lock(self, customer_id: str, token: str, ttl_seconds: float) -> None:
         key = self.keys.customer(customer_id, "lock")
         ttl_ms = max(1, int(ttl_seconds * 1000))
-        delay = 0.005
-        for _ in range(200):
-            if await self._run(self.client.set(key, token, nx=True, px=ttl_ms)):
-                return
-            await asyncio.sleep(delay)  # another worker's turn; it takes milliseconds
-            delay = min(delay * 2, 0.1)
-        raise LockTimeout(f"customer {customer_id} stayed locked")
+
+        async def attempt() -> bool | None:
+            # Another worker's turn holds it for milliseconds.
+            return await self._run(self.client.set(key, token, nx=True, px=ttl_ms)) or None
+
+        if not await poll_until(attempt, within_seconds=self.limits.merge_lock_wait_seconds):
+            raise LockTimeout(f"customer {customer_id} stayed locked")
 
     async def unlink(self, customer_id: str, identity: ChannelIdentity) -> None:
         key = self.keys.identity(identity)
@@ -462,70 +469,3 @@ class RedisContextStore:
     @staticmethod
     async def _run(awaitable: Any) -> Any:
         return await run_redis(awaitable)
-
-
-async def run_redis(awaitable: Any) -> Any:
-    """Await a redis-py call, turning its errors into Segue's store errors."""
-    try:
-        return await awaitable
-    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-        raise StoreUnavailable(f"Redis is unreachable: {exc}") from exc
-    except RedisError as exc:
-        raise StoreError(f"Redis error: {exc}") from exc
-
-
-class _HiredisPacking:
-    """Commands serialised by hiredis in C. redis-py's asyncio connections
-    pack in Python, which costs about a sixth of a turn's server time."""
-
-    def pack_command(self, *args: Any) -> list[bytes]:
-        # redis-py names some commands in two words ("XGROUP CREATE").
-        if isinstance(args[0], str) and " " in args[0]:
-            args = (*args[0].split(), *args[1:])
-        return [hiredis.pack_command(args)]
-
-
-class _HiredisConnection(_HiredisPacking, aioredis.Connection):
-    pass
-
-
-class _HiredisSSLConnection(_HiredisPacking, aioredis.SSLConnection):
-    pass
-
-
-def connect(url: str) -> aioredis.Redis:
-    """A client for `redis://`, `rediss://`, `unix://` or `redis+sentinel://` URLs.
-
-    Sentinel URLs read `redis+sentinel://[:password@]host:port[,host:port]/service[/db]`.
-    """
-    # One quick retry: a webhook must answer (503) well within the platform's
-    # timeout when Redis is down, not after redis-py's default backoff.
-    retry = Retry(NoBackoff(), 1)
-    if not url.startswith("redis+sentinel://"):
-        extra: dict[str, Any] = {}
-        if hasattr(hiredis, "pack_command") and url.startswith(("redis://", "rediss://")):
-            extra["connection_class"] = (
-                _HiredisSSLConnection if url.startswith("rediss://") else _HiredisConnection
-            )
-        client: aioredis.Redis = aioredis.from_url(  # type: ignore[no-untyped-call]
-            url, decode_responses=True, retry=retry, socket_connect_timeout=2, **extra
-        )
-        return client
-    from redis.asyncio.sentinel import Sentinel
-
-    rest = url.removeprefix("redis+sentinel://")
-    auth, _, rest = rest.rpartition("@")
-    hosts_part, _, path = rest.partition("/")
-    service, _, db = path.partition("/")
-    if not service:
-        raise ValueError("a redis+sentinel:// URL needs a service name: .../<service>[/db]")
-    password = auth.partition(":")[2] or None
-    hosts = []
-    for hostport in hosts_part.split(","):
-        host, _, port = hostport.partition(":")
-        hosts.append((host, int(port or 26379)))
-    sentinel = Sentinel(  # type: ignore[no-untyped-call]
-        hosts, password=password, decode_responses=True, retry=retry
-    )
-    master: aioredis.Redis = sentinel.master_for(service, db=int(db or 0), password=password)
-    return master

@@ -14,8 +14,8 @@ import aiohttp
 import rasa_sdk
 from rasa_sdk.executor import ActionExecutor
 
-from bot.errors import DialogError
-from bot.model import Button
+from bot.core.errors import DialogError
+from bot.core.model import Button
 from dialogs.check import action_classes
 from dialogs.model import Dialogs
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
-from bot.model import Button, Image, Link
+from bot.core.model import Button, Image, Link
 from dialogs import model as m
 from dialogs.source import Located, LocatedList, Problem, Where, read_yaml
 

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from bot.model import Button, Image, Link
+from bot.core.model import Button, Image, Link
 from dialogs.source import Where
 
 SlotType = Literal["text", "bool"]

@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from bot.model import Image, Outbound
+from bot.core.model import Image, Outbound
 from dialogs.actions import ActionMessage
 from dialogs.model import Response
 

@@ -11,9 +11,9 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.errors import ConfigError, DialogError
-from bot.model import Outbound
-from bot.policy import TurnContext
+from bot.core.errors import ConfigError, DialogError
+from bot.core.model import Outbound
+from bot.core.policy import TurnContext
 from dialogs import model as m
 from dialogs.actions import (
     ActionFailed,

@@ -6,11 +6,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from bot.app import Segue, build_app, create_segue
-from bot.http_server import start_http_server
-from bot.policy import Policy
-from bot.settings import Settings
-from context_store import ContextStore
+from bot.assembly.app import Segue, build_app, create_segue
+from bot.assembly.http_server import start_http_server
+from bot.core.policy import Policy
+from bot.core.ports import ContextStore
+from bot.core.settings import Settings
 
 
 @dataclass(slots=True)

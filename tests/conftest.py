@@ -9,7 +9,8 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from context_store import ContextStore, MemoryContextStore, RedisContextStore, StoreLimits
+from bot.core.ports import ContextStore, StoreLimits
+from context_store import MemoryContextStore, RedisContextStore
 from tests.redis_server import redis_server
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.model import Button, Outbound
-from bot.policy import TurnContext
+from bot.core.model import Button, Outbound
+from bot.core.policy import TurnContext
 
 MENU_BUTTONS = (
     Button("Order status", "order_status"),

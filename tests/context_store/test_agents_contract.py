@@ -9,13 +9,9 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from context_store.agents import (
-    AgentAccount,
-    AgentSession,
-    AgentStore,
-    Backoff,
-    MemoryAgentStore,
-)
+from bot.core.backoff import Backoff
+from bot.handoff.ports import AgentAccount, AgentSession, AgentStore
+from context_store.agents_memory import MemoryAgentStore
 from context_store.agents_redis import RedisAgentStore
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 
-from bot.model import Address, ChannelIdentity, HistoryEntry
-from context_store import ContextStore, MemoryContextStore, RedisContextStore
+from bot.core.model import Address, ChannelIdentity, HistoryEntry
+from bot.core.ports import ContextStore
+from context_store import MemoryContextStore, RedisContextStore
 
 WEB = ChannelIdentity("web", "s1")
 TELEGRAM = ChannelIdentity("telegram", "5551234")
@@ -95,7 +96,7 @@ async def test_none_state_keeps_the_stored_state(store: ContextStore) -> None:
 
 
 async def test_history_entries_round_trip(store: ContextStore) -> None:
-    from bot.model import Button
+    from bot.core.model import Button
 
     original = HistoryEntry(
         sender="agent", channel="telegram", text="<b>not html</b> ✓", ts=12.5,
@@ -277,7 +278,7 @@ async def test_a_merge_carries_dedup_marks_and_refuses_a_gone_customer(
 ) -> None:
     import pytest
 
-    from bot.errors import CustomerGone
+    from bot.core.errors import CustomerGone
 
     assert await save(store, "src", entry("hi"), key="m-1")
     assert await save(store, "dst", entry("there"), key="m-2")

@@ -10,9 +10,10 @@ import time
 import pytest
 import redis.asyncio as aioredis
 
-from bot.errors import CustomerGone
-from bot.model import Address, ChannelIdentity, HistoryEntry
-from context_store import ContextStore, RedisContextStore, StoreLimits
+from bot.core.errors import CustomerGone
+from bot.core.model import Address, ChannelIdentity, HistoryEntry
+from bot.core.ports import ContextStore, StoreLimits
+from context_store import RedisContextStore
 from context_store.redis import PARKED_KEEP_SECONDS, PARKED_MAX
 
 WEB = ChannelIdentity("web", "s1")

@@ -6,8 +6,9 @@ import dataclasses
 
 import redis.asyncio as aioredis
 
-from bot.model import ChannelIdentity, HistoryEntry
-from context_store import RedisContextStore, StoreLimits
+from bot.core.model import ChannelIdentity, HistoryEntry
+from bot.core.ports import StoreLimits
+from context_store import RedisContextStore
 
 WEB = ChannelIdentity("web", "s1")
 
@@ -39,7 +40,7 @@ async def test_customer_keys_share_one_hash_tag_and_expire(
 async def test_unreachable_redis_is_store_unavailable() -> None:
     import pytest
 
-    from bot.errors import StoreUnavailable
+    from bot.core.errors import StoreUnavailable
     from tests.redis_server import free_port
 
     store = RedisContextStore.from_url(f"redis://127.0.0.1:{free_port()}/0")
@@ -55,7 +56,7 @@ async def test_the_inbox_survives_a_redis_that_lost_its_data(
 ) -> None:
     import pytest
 
-    from bot.errors import StoreError
+    from bot.core.errors import StoreError
 
     store = RedisContextStore.from_url(redis_url)
     await store.inbox_add("before")
@@ -101,7 +102,7 @@ async def test_a_restarted_worker_reads_the_inbox_it_made_before(redis_url: str)
 async def test_commands_packed_by_hiredis_round_trip_every_argument_type(
     redis_url: str,
 ) -> None:
-    from context_store.redis import connect
+    from context_store.redis_client import connect
 
     client = connect(redis_url)
     assert client.connection_pool.connection_class.__name__ == "_HiredisConnection"
@@ -141,7 +142,7 @@ async def test_a_first_message_keeps_a_provisional_identity_for_the_retention_ti
 async def test_with_retention_off_no_key_of_a_kept_customer_expires(
     redis_client: aioredis.Redis,
 ) -> None:
-    from bot.model import Address
+    from bot.core.model import Address
 
     telegram = ChannelIdentity("telegram", "42")
     limits = StoreLimits(retention_seconds=0, dedup_ttl_seconds=600, moved_marker_seconds=900)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.model import Button
-from bot.settings import Settings
+from bot.core.model import Button
+from bot.core.settings import Settings
 from dialogs.actions import (
     ActionFailed,
     ActionMessage,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import main
+from bot.assembly.cli import main
 from dialogs.check import check_dialogs
 from dialogs.flows import PACKAGED_DEMO, load_dialogs, resolve_dir
 

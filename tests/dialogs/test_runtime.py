@@ -11,11 +11,11 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ConversationPaused, EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from bot.conversation import ConversationState
-from bot.errors import ConfigError, DialogError
-from bot.model import Address, ChannelIdentity, Inbound, Outbound
-from bot.policy import TurnContext
-from bot.settings import Settings
+from bot.core.conversation import ConversationState
+from bot.core.errors import ConfigError, DialogError
+from bot.core.model import Address, ChannelIdentity, Inbound, Outbound
+from bot.core.policy import TurnContext
+from bot.core.settings import Settings
 from dialogs.runtime import DialogPolicy, build_dialog_policy
 
 

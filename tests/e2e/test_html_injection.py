@@ -13,7 +13,7 @@ import pytest
 from argon2 import PasswordHasher
 from playwright.async_api import Browser, Dialog, Locator, Page, expect
 
-from context_store.agents import AgentAccount
+from bot.handoff.ports import AgentAccount
 from tests.app_server import RunningApp
 from tests.integration.handoff_rig import AgentClient, running
 

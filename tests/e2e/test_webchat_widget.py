@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from bot.settings import Settings
+from bot.core.settings import Settings
 from context_store import RedisContextStore
 from tests.app_server import RunningApp, serve_segue
 from tests.policies import EchoMenuPolicy

@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 from playwright.async_api import Browser, Page, WebSocket, expect
 
-from bot.settings import Settings
+from bot.core.settings import Settings
 from context_store import RedisContextStore
 from tests.app_server import RunningApp, serve_segue
 from tests.policies import EchoMenuPolicy

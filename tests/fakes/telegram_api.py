@@ -24,9 +24,9 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bot.app import Segue, build_app, create_segue
-from bot.settings import Settings
-from context_store import ContextStore
+from bot.assembly.app import Segue, build_app, create_segue
+from bot.core.ports import ContextStore
+from bot.core.settings import Settings
 from tests.redis_server import free_port
 
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"

@@ -13,9 +13,9 @@ from typing import Any
 import aiohttp
 from argon2 import PasswordHasher
 
-from bot.settings import Settings
+from bot.core.settings import Settings
+from bot.handoff.ports import AgentAccount
 from context_store import RedisContextStore
-from context_store.agents import AgentAccount
 from tests.app_server import RunningApp, serve_segue
 from tests.webchat_client import WebChatClient
 

@@ -16,11 +16,11 @@ from urllib.parse import urlencode
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
 
-from bot.app import Segue, build_app, create_segue
-from bot.model import ChannelIdentity, HistoryEntry
-from bot.policy import Policy
-from bot.settings import Settings
-from context_store.base import ContextStore
+from bot.assembly.app import Segue, build_app, create_segue
+from bot.core.model import ChannelIdentity, HistoryEntry
+from bot.core.policy import Policy
+from bot.core.ports import ContextStore
+from bot.core.settings import Settings
 from tests.fakes.slack_api import BOT_ID, BOT_USER_ID, TEAM_ID, FakeSlackApi, signed_headers
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"

@@ -14,10 +14,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from bot.conversation import ConversationState
-from bot.model import Address, ChannelIdentity, Inbound, Outbound
-from bot.policy import TurnContext
-from bot.settings import Settings
+from bot.core.conversation import ConversationState
+from bot.core.model import Address, ChannelIdentity, Inbound, Outbound
+from bot.core.policy import TurnContext
+from bot.core.settings import Settings
 from dialogs.actions import InProcessActions, RemoteActions, domain_of, webhook_payload
 from dialogs.check import check_dialogs
 from dialogs.runtime import DialogPolicy, build_dialog_policy

@@ -9,8 +9,8 @@ import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from bot.app import Segue, build_app, create_segue
-from bot.settings import Settings
+from bot.assembly.app import Segue, build_app, create_segue
+from bot.core.settings import Settings
 from context_store import RedisContextStore
 from tests.webchat_client import WebChatClient
 

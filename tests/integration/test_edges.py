@@ -11,8 +11,8 @@ from contextlib import ExitStack
 import aiohttp
 import pytest
 
-from bot.agent_api import COOKIE
-from bot.settings import Settings
+from bot.core.settings import Settings
+from connectors.agent_api import COOKIE
 from context_store import RedisContextStore
 from tests.app_server import serve_segue
 from tests.integration.handoff_rig import AgentClient, running

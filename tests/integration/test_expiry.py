@@ -10,10 +10,10 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from bot.engine import Engine
-from bot.linking import LinkHook, LinkOptions, LinkService
-from bot.model import Address, ChannelIdentity, Inbound, Outbound
-from bot.rate_limits import (
+from bot.core.engine import Engine
+from bot.core.model import Address, ChannelIdentity, Inbound, Outbound
+from bot.core.ports import ContextStore
+from bot.core.rate_limits import (
     HANDOFFS_PER_ADDRESS,
     HANDOFFS_PER_CUSTOMER,
     LINK_CODES_PER_ADDRESS,
@@ -22,8 +22,10 @@ from bot.rate_limits import (
     Limit,
     RateLimiter,
 )
-from context_store import ContextStore, MemoryContextStore, RedisContextStore
+from bot.linking.service import LinkOptions
+from context_store import MemoryContextStore, RedisContextStore
 from tests.policies import EchoMenuPolicy
+from tests.rigs import linking_engine
 
 ADDRESS = "203.0.113.7"
 CODE_MINUTES = 10
@@ -55,10 +57,9 @@ async def redis_store(redis_url: str) -> AsyncIterator[RedisContextStore]:
 
 
 def link_engine(store: ContextStore) -> Engine:
-    engine = Engine(store=store, policy=EchoMenuPolicy(),
-                    senders={c: Sent() for c in ("web", "telegram", "slack")})
     options = LinkOptions(secret="expiry-secret", telegram_bot_username="segue_bot")
-    engine.hooks.append(LinkHook(LinkService(engine=engine, store=store, options=options)))
+    engine, _ = linking_engine(store, EchoMenuPolicy(),
+                               {c: Sent() for c in ("web", "telegram", "slack")}, options)
     return engine
 
 

@@ -21,9 +21,9 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from bot.app import Segue, build_app, create_segue
-from bot.model import ChannelIdentity
-from bot.tokens import sign_host_identity
+from bot.assembly.app import Segue, build_app, create_segue
+from bot.core.model import ChannelIdentity
+from bot.core.tokens import sign_host_identity
 from context_store import RedisContextStore
 from tests.app_server import RunningApp
 from tests.fakes.slack_api import TEAM_ID, FakeSlackApi, signed_headers

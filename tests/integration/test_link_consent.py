@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.settings import Settings
+from bot.core.settings import Settings
 from context_store import RedisContextStore
 from tests.app_server import RunningApp, serve_segue
 from tests.fakes.telegram_api import TOKEN, FakeTelegram, message_update

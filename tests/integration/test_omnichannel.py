@@ -17,8 +17,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from bot.app import Segue, build_app, create_segue
-from bot.settings import Settings
+from bot.assembly.app import Segue, build_app, create_segue
+from bot.core.settings import Settings
 from context_store import RedisContextStore
 from tests.fakes.slack_api import FakeSlackApi, signed_headers
 from tests.fakes.telegram_api import (

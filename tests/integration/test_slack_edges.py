@@ -17,12 +17,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from slack_sdk.signature import Clock
 
-from bot.engine import Engine, Turn
-from bot.errors import ConnectorError, StoreError
-from bot.inbox import InboxOptions, encode_item
-from bot.model import Address, ChannelIdentity, Inbound, Outbound
-from bot.policy import TurnContext
-from bot.settings import Settings
+from bot.core.engine import Engine, Turn
+from bot.core.errors import ConnectorError, StoreError
+from bot.core.inbox import InboxOptions, encode_item
+from bot.core.model import Address, ChannelIdentity, Inbound, Outbound
+from bot.core.policy import TurnContext
+from bot.core.settings import Settings
 from connectors.slack import SlackConnector, build_slack_connector, web_client
 from connectors.slack_parse import inbound_to_json
 from context_store import MemoryContextStore, RedisContextStore

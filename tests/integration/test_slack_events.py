@@ -15,10 +15,10 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from slack_bolt.request.async_request import AsyncBoltRequest
 
-from bot.errors import ConnectorError
-from bot.inbox import encode_item
-from bot.model import Address, Button, Outbound
-from bot.policy import TurnContext
+from bot.core.errors import ConnectorError
+from bot.core.inbox import encode_item
+from bot.core.model import Address, Button, Outbound
+from bot.core.policy import TurnContext
 from context_store import RedisContextStore
 from tests.fakes.slack_api import BOT_USER_ID, FakeSlackApi, signed_headers
 from tests.integration.slack_rig import (

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from bot.log_setup import BODY_LOGGERS, setup_logging
-from bot.model import Outbound
-from bot.policy import TurnContext
+from bot.assembly.log_setup import BODY_LOGGERS, setup_logging
+from bot.core.model import Outbound
+from bot.core.policy import TurnContext
 from connectors.slack_parse import identity
 from context_store import RedisContextStore
 from tests.fakes.slack_api import BOT_USER_ID, TEAM_ID, FakeSlackApi
@@ -135,7 +135,7 @@ async def test_an_unhandled_request_answers_as_before_and_logs_no_customer_text(
     assert "4111" not in caplog.text
     # Start-up warnings (an unset setting) are not about the request.
     (line,) = [r for r in caplog.records
-               if r.levelno >= logging.WARNING and r.name != "bot.app"]
+               if r.levelno >= logging.WARNING and r.name != "bot.assembly.app"]
     assert payload(CARD)["type"] in line.getMessage()
     assert "\n" not in line.getMessage()
 

@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from bot.settings import Settings
+from bot.core.settings import Settings
 from tests.app_server import RunningApp, serve_segue
 from tests.policies import EchoMenuPolicy
 from tests.webchat_client import WebChatClient

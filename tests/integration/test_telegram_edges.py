@@ -16,11 +16,11 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from bot.app import Segue
-from bot.engine import APOLOGY, Turn
-from bot.errors import ConnectorError, StoreError
-from bot.model import ChannelIdentity, HistoryEntry, Inbound, Outbound
-from bot.policy import TurnContext
+from bot.assembly.app import Segue
+from bot.core.engine import APOLOGY, Turn
+from bot.core.errors import ConnectorError, StoreError
+from bot.core.model import ChannelIdentity, HistoryEntry, Inbound, Outbound
+from bot.core.policy import TurnContext
 from connectors import telegram
 from connectors.telegram import TOO_LONG_REPLY, TelegramConnector
 from context_store import RedisContextStore

@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.app import Segue
-from bot.errors import ConnectorError
-from bot.model import Address, Button, ChannelIdentity, Image, Link, Outbound
-from bot.policy import TurnContext
+from bot.assembly.app import Segue
+from bot.core.errors import ConnectorError
+from bot.core.model import Address, Button, ChannelIdentity, Image, Link, Outbound
+from bot.core.policy import TurnContext
 from context_store import RedisContextStore
 from tests.fakes.telegram_api import (
     CUSTOMER,

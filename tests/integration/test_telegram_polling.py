@@ -9,9 +9,9 @@ from dataclasses import replace
 
 import pytest
 
-from bot.app import Segue
-from bot.model import ChannelIdentity, HistoryEntry, Outbound
-from bot.policy import TurnContext
+from bot.assembly.app import Segue
+from bot.core.model import ChannelIdentity, HistoryEntry, Outbound
+from bot.core.policy import TurnContext
 from connectors.telegram import TelegramConnector
 from context_store import RedisContextStore
 from tests.fakes.telegram_api import (

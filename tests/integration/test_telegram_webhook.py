@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from bot.app import Segue
-from bot.engine import APOLOGY, Turn
-from bot.errors import StoreError
-from bot.model import Button, ChannelIdentity, HistoryEntry, Inbound, Outbound
-from bot.policy import TurnContext
+from bot.assembly.app import Segue
+from bot.core.engine import APOLOGY, Turn
+from bot.core.errors import StoreError
+from bot.core.model import Button, ChannelIdentity, HistoryEntry, Inbound, Outbound
+from bot.core.policy import TurnContext
 from connectors.telegram import UNSUPPORTED_REPLY
 from context_store import RedisContextStore
 from tests.fakes.telegram_api import (

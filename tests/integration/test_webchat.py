@@ -12,7 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
-from bot.settings import Settings
+from bot.core.settings import Settings
 from context_store import RedisContextStore
 from tests.app_server import RunningApp, serve_segue
 from tests.policies import EchoMenuPolicy

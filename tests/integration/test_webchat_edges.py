@@ -13,9 +13,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.model import Image, Outbound
-from bot.policy import TurnContext
-from bot.settings import Settings
+from bot.core.model import Image, Outbound
+from bot.core.policy import TurnContext
+from bot.core.settings import Settings
 from context_store import RedisContextStore
 from tests.app_server import RunningApp, serve_segue
 from tests.integration.handoff_rig import AgentClient, agent_frame, hand_off, running

@@ -10,9 +10,9 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from bot.model import ChannelIdentity
-from bot.settings import Settings
-from bot.tokens import sign_host_identity
+from bot.core.model import ChannelIdentity
+from bot.core.settings import Settings
+from bot.core.tokens import sign_host_identity
 from context_store import RedisContextStore
 from tests.app_server import RunningApp, serve_segue
 from tests.policies import EchoMenuPolicy

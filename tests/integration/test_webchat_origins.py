@@ -5,7 +5,7 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from bot.settings import Settings
+from bot.core.settings import Settings
 from context_store import RedisContextStore
 from tests.app_server import serve_segue
 from tests.policies import EchoMenuPolicy

@@ -12,8 +12,8 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from bot.settings import Settings
-from bot.tokens import sign_host_identity
+from bot.core.settings import Settings
+from bot.core.tokens import sign_host_identity
 from context_store import RedisContextStore
 from tests.app_server import RunningApp, serve_segue
 from tests.policies import EchoMenuPolicy

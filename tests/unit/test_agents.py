@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from argon2 import PasswordHasher
 
-from bot.agents import (
+from bot.handoff.accounts import (
     AgentAuth,
     AgentError,
     AuthOptions,
@@ -20,7 +20,7 @@ from bot.agents import (
     parse_agent_list,
     session_id,
 )
-from context_store.agents import MemoryAgentStore
+from context_store.agents_memory import MemoryAgentStore
 
 CHEAP = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 

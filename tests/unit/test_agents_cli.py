@@ -8,11 +8,11 @@ import io
 import pytest
 import redis
 
-from bot.agents import AgentAuth, NotAuthenticated
-from bot.cli import main
-from context_store.agents import AgentAccount
+from bot.assembly.cli import main
+from bot.handoff.accounts import AgentAuth, NotAuthenticated
+from bot.handoff.ports import AgentAccount
 from context_store.agents_redis import RedisAgentStore
-from context_store.redis import connect
+from context_store.redis_client import connect
 
 
 @pytest.fixture(autouse=True)

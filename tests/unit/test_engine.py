@@ -6,11 +6,12 @@ import asyncio
 
 import pytest
 
-from bot.engine import Engine, EngineOptions
-from bot.errors import LockTimeout, StoreError, StoreUnavailable
-from bot.model import Address, ChannelIdentity, Inbound, Outbound
-from bot.policy import TurnContext
-from context_store import ContextStore, LoadResult, MemoryContextStore
+from bot.core.engine import Engine, EngineOptions
+from bot.core.errors import LockTimeout, StoreError, StoreUnavailable
+from bot.core.model import Address, ChannelIdentity, Inbound, Outbound
+from bot.core.policy import TurnContext
+from bot.core.ports import ContextStore, LoadResult
+from context_store import MemoryContextStore
 from tests.policies import EchoMenuPolicy
 
 

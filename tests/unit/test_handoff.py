@@ -10,16 +10,19 @@ from typing import Any
 
 import pytest
 
-from bot.app import Segue, create_segue
-from bot.bus import LocalBus
-from bot.engine import Engine, EngineOptions
-from bot.handoff import HandoffPolicy, install, waiting_notice
-from bot.handoff_desk import HandoffDesk
-from bot.model import Address, ChannelIdentity, Inbound, Outbound
-from bot.policy import TurnContext
-from bot.settings import Settings
+from bot.assembly.app import Segue, create_segue
+from bot.core.bus import LocalBus
+from bot.core.engine import Engine, EngineOptions
+from bot.core.model import Address, ChannelIdentity, Inbound, Outbound
+from bot.core.policy import TurnContext
+from bot.core.settings import Settings
+from bot.handoff.desk import HandoffDesk
+from bot.handoff.hook import HandoffPolicy
+from bot.handoff.ports import AgentAccount
+from bot.handoff.state import waiting_notice
 from context_store import MemoryContextStore
-from context_store.agents import AgentAccount, MemoryAgentStore
+from context_store.agents_memory import MemoryAgentStore
+from tests.rigs import handoff_engine
 
 
 class Scripted:
@@ -52,11 +55,10 @@ def message(text: str, n: int, payload: str | None = None, user: str = "u1") -> 
 
 def engine_with(policy: object) -> tuple[Engine, HandoffDesk, MemoryAgentStore, LocalBus]:
     store = MemoryContextStore()
-    engine = Engine(store=store, policy=policy, senders={"web": Recorder()},  # type: ignore[arg-type]
-                    options=EngineOptions(lock_wait_seconds=0.5))
     agents, bus = MemoryAgentStore(), LocalBus()
-    desk = HandoffDesk(engine=engine, agents=agents, bus=bus)
-    install(engine, desk)
+    engine, desk = handoff_engine(store, policy, {"web": Recorder()},  # type: ignore[arg-type]
+                                  agents=agents, bus=bus,
+                                  engine_options=EngineOptions(lock_wait_seconds=0.5))
     return engine, desk, agents, bus
 
 

@@ -10,16 +10,18 @@ from typing import Any
 
 import pytest
 
-from bot.bus import LocalBus
-from bot.conversation import ConversationState
-from bot.engine import Engine, EngineOptions
-from bot.errors import ConnectorError, LockTimeout
-from bot.handoff import claimed_by, new_handoff
-from bot.handoff_desk import DeskError, DeskOptions, HandoffDesk
-from bot.model import Address, Button, ChannelIdentity, HistoryEntry, Outbound
-from bot.policy import TurnContext
-from context_store import ContextStore
-from context_store.agents import AgentAccount, MemoryAgentStore
+from bot.core.bus import LocalBus
+from bot.core.conversation import ConversationState
+from bot.core.engine import EngineOptions
+from bot.core.errors import ConnectorError, LockTimeout
+from bot.core.model import Address, Button, ChannelIdentity, HistoryEntry, Outbound
+from bot.core.policy import TurnContext
+from bot.core.ports import ContextStore
+from bot.handoff.desk import DeskError, DeskOptions
+from bot.handoff.ports import AgentAccount
+from bot.handoff.state import claimed_by, new_handoff
+from context_store.agents_memory import MemoryAgentStore
+from tests.rigs import handoff_engine
 
 ANN = AgentAccount(username="ann", display_name="Ann", password_hash="x", role="agent")
 BOB = AgentAccount(username="bob", display_name="Bob", password_hash="x", role="agent")
@@ -37,6 +39,11 @@ class Sender:
     def __init__(self, *, failing: bool = False) -> None:
         self.sent: list[tuple[Address, Outbound]] = []
         self.failing = failing
+        # For the web chat: whether a socket of the session is open anywhere.
+        self.open = True
+
+    async def reachable(self, address: Address) -> bool:
+        return self.open
 
     async def send(self, address: Address, outbound: Outbound) -> None:
         if self.failing:
@@ -47,11 +54,11 @@ class Sender:
 class Rig:
     def __init__(self, store: Any, *, channels: tuple[str, ...] = ("web", "telegram", "slack"),
                  web_open: bool = False, failing: tuple[str, ...] = (),
-                 options: DeskOptions | None = None) -> None:
+                 options: DeskOptions | None = None, lock_wait: float = 10.0) -> None:
         self.store = store
         self.senders = {ch: Sender(failing=ch in failing) for ch in channels}
-        self.engine = Engine(store=store, policy=Silent(), senders=self.senders,
-                             options=EngineOptions(lock_wait_seconds=0.5))
+        if "web" in self.senders:
+            self.senders["web"].open = web_open
         self.agents = MemoryAgentStore()
         self.bus = LocalBus()
         self.events: list[dict[str, Any]] = []
@@ -59,12 +66,10 @@ class Rig:
         async def record(event: dict[str, Any]) -> None:
             self.events.append(event)
 
-        async def reachable(session: str) -> bool:
-            return web_open
-
         self.bus.subscribe("agents", record)
-        self.desk = HandoffDesk(engine=self.engine, agents=self.agents, bus=self.bus,
-                                options=options, web_reachable=reachable)
+        _, self.desk = handoff_engine(
+            store, Silent(), self.senders, agents=self.agents, bus=self.bus,
+            desk_options=options, engine_options=EngineOptions(lock_wait_seconds=lock_wait))
 
     async def put_accounts(self) -> None:
         for account in (ANN, BOB, ROOT):
@@ -438,7 +443,7 @@ async def test_an_action_retries_promptly_while_a_turn_holds_the_customer(
     store: ContextStore,
 ) -> None:
     racing = Racing(store)
-    rig = Rig(racing, web_open=True, options=DeskOptions(lock_wait_seconds=3.0))
+    rig = Rig(racing, web_open=True, lock_wait=3.0)
     await rig.waiting("c1")
     assert (await store.lock_and_load("c1", token="turn", ttl_seconds=30,
                                       message_key=None)).locked
@@ -458,7 +463,7 @@ async def test_an_action_retries_promptly_while_a_turn_holds_the_customer(
 
 
 async def test_an_action_gives_up_when_the_turn_never_ends(store: ContextStore) -> None:
-    rig = Rig(store, options=DeskOptions(lock_wait_seconds=0.05))
+    rig = Rig(store, lock_wait=0.05)
     await rig.waiting("c1")
     assert (await store.lock_and_load("c1", token="turn", ttl_seconds=30,
                                       message_key=None)).locked

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from bot.errors import StoreUnavailable
-from bot.inbox import InboxOptions, InboxWorker, decode_item, encode_item, shared_worker
-from context_store import ContextStore, MemoryContextStore, RedisContextStore
-from context_store.base import InboxItem
+from bot.core.errors import StoreUnavailable
+from bot.core.inbox import InboxOptions, InboxWorker, decode_item, encode_item, shared_worker
+from bot.core.ports import ContextStore, InboxItem
+from context_store import MemoryContextStore, RedisContextStore
 
 FAST = InboxOptions(max_attempts=3, block_ms=100, retry_delay_seconds=0.001)
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 
-from bot.engine import Engine
-from bot.linking import LinkHook, LinkOptions, LinkService
-from bot.model import Address, ChannelIdentity, Inbound, Outbound
-from bot.policy import TurnContext
-from context_store import ContextStore, MemoryContextStore
+from bot.core.engine import Engine
+from bot.core.model import Address, ChannelIdentity, Inbound, Outbound
+from bot.core.policy import TurnContext
+from bot.core.ports import ContextStore
+from bot.linking.service import LinkOptions
+from context_store import MemoryContextStore
+from tests.rigs import linking_engine
 
 
 class OrderPolicy:
@@ -39,13 +41,10 @@ class Sent:
 def make(store: ContextStore | None = None, **options: object) -> tuple[Engine, Sent]:
     store = store or MemoryContextStore()
     sent = Sent()
-    engine = Engine(store=store, policy=OrderPolicy(),
-                    senders={c: sent for c in ("web", "telegram", "slack")})
-    service = LinkService(engine=engine, store=store,
-                          options=LinkOptions(secret="s3cret", telegram_bot_username="segue_bot",
-                                              public_url="https://chat.example",
-                                              **options))  # type: ignore[arg-type]
-    engine.hooks.append(LinkHook(service))
+    engine, _ = linking_engine(
+        store, OrderPolicy(), {c: sent for c in ("web", "telegram", "slack")},
+        LinkOptions(secret="s3cret", telegram_bot_username="segue_bot",
+                    public_url="https://chat.example", **options))  # type: ignore[arg-type]
     return engine, sent
 
 
@@ -283,9 +282,7 @@ async def test_links_offered_depend_on_where_the_customer_is() -> None:
     assert titles == ["Continue on the web"]  # no Telegram link inside Telegram
     store = MemoryContextStore()
     sent = Sent()
-    bare = Engine(store=store, policy=OrderPolicy(), senders={"slack": sent})
-    bare.hooks.append(LinkHook(LinkService(engine=bare, store=store,
-                                           options=LinkOptions(secret="s"))))
+    bare, _ = linking_engine(store, OrderPolicy(), {"slack": sent}, LinkOptions(secret="s"))
     from_slack = await Person(bare, "slack", "T:U").say("link")
     # Without a public URL a web link would be relative: useless outside the web chat.
     assert from_slack[0].links == ()

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-import bot.linking
-from bot.conversation import ConversationState
-from bot.engine import Engine
-from bot.linking import LinkHook, LinkOptions, LinkService, normalised_code
-from bot.model import Button, ChannelIdentity, Outbound
-from bot.policy import TurnContext
+import bot.linking.service
+from bot.core.conversation import ConversationState
+from bot.core.engine import Engine
+from bot.core.model import Button, ChannelIdentity, Outbound
+from bot.core.policy import TurnContext
+from bot.linking.codes import normalised_code
+from bot.linking.service import LinkOptions
 from context_store import MemoryContextStore
+from tests.rigs import linking_engine
 from tests.unit.test_linking import OrderPolicy, Person, Sent, code_in, make
 
 
@@ -74,9 +76,8 @@ async def test_the_code_message_says_how_many_minutes_it_lasts() -> None:
 
 async def test_a_public_url_with_a_trailing_slash_makes_a_clean_web_link() -> None:
     store = MemoryContextStore()
-    engine = Engine(store=store, policy=OrderPolicy(), senders={"telegram": Sent()})
-    engine.hooks.append(LinkHook(LinkService(engine=engine, store=store, options=LinkOptions(
-        secret="s", public_url="https://help.example/chatX/"))))
+    engine, _ = linking_engine(store, OrderPolicy(), {"telegram": Sent()}, LinkOptions(
+        secret="s", public_url="https://help.example/chatX/"))
     issued = await Person(engine, "telegram", "1").say("link")
     [link] = issued[0].links
     assert link.url.startswith("https://help.example/chatX/webchat/?resume=")
@@ -84,9 +85,7 @@ async def test_a_public_url_with_a_trailing_slash_makes_a_clean_web_link() -> No
 
 async def test_inside_the_web_chat_without_a_public_url_the_web_link_is_relative() -> None:
     store = MemoryContextStore()
-    engine = Engine(store=store, policy=OrderPolicy(), senders={"web": Sent()})
-    engine.hooks.append(LinkHook(LinkService(engine=engine, store=store,
-                                             options=LinkOptions(secret="s"))))
+    engine, _ = linking_engine(store, OrderPolicy(), {"web": Sent()}, LinkOptions(secret="s"))
     issued = await Person(engine, "web", "s").say("link")
     [link] = issued[0].links
     assert link.url.startswith("/webchat/?resume=")
@@ -195,10 +194,8 @@ class ButtonsPolicy:
 
 async def test_the_joining_chat_picks_up_the_last_bot_message_with_its_buttons() -> None:
     store = MemoryContextStore()
-    engine = Engine(store=store, policy=ButtonsPolicy(),
-                    senders={c: Sent() for c in ("web", "telegram")})
-    engine.hooks.append(LinkHook(LinkService(engine=engine, store=store,
-                                             options=LinkOptions(secret="s"))))
+    engine, _ = linking_engine(store, ButtonsPolicy(), {c: Sent() for c in ("web", "telegram")},
+                               LinkOptions(secret="s"))
     web, telegram = Person(engine, "web", "s"), Person(engine, "telegram", "1")
     await web.say("where is my order")
     assert await web.say("thanks") == []
@@ -255,7 +252,7 @@ async def test_a_code_that_cannot_be_made_is_said_plainly(
         monkeypatch: pytest.MonkeyPatch) -> None:
     engine, _ = make()
     taken = normalised_code(code_in(await Person(engine, "web", "s").say("link")))
-    monkeypatch.setattr(bot.linking, "new_code", lambda: taken)
+    monkeypatch.setattr(bot.linking.service, "new_code", lambda: taken)
     refused = await Person(engine, "slack", "T:U").say("link")
     assert refused[0].text == "Sorry, I could not make a code just now. Please try again."
     assert refused[0].links == ()

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.errors import ConfigError
-from bot.settings import Settings, check_settings, load_settings
+from bot.core.errors import ConfigError
+from bot.core.settings import Settings, check_settings, load_settings
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bot.model import Address, ChannelIdentity
+from bot.core.model import Address, ChannelIdentity
 from connectors.slack_parse import (
     identity,
     identity_parts,

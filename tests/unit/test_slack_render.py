@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.model import Button, Image, Link, Outbound
+from bot.core.model import Button, Image, Link, Outbound
 from connectors.slack_render import ACTIONS_MAX, SECTION_MAX, escape, link_mrkdwn, render
 
 

@@ -6,11 +6,11 @@ import pytest
 from aiogram.types import InlineKeyboardButton
 from pydantic import SecretStr
 
-from bot.engine import Engine
-from bot.errors import ConfigError
-from bot.model import Button, Image, Link, Outbound
-from bot.policy import TurnContext
-from bot.settings import Settings
+from bot.core.engine import Engine
+from bot.core.errors import ConfigError
+from bot.core.model import Button, Image, Link, Outbound
+from bot.core.policy import TurnContext
+from bot.core.settings import Settings
 from connectors.telegram import _command_as_typed, build_telegram_connector
 from connectors.telegram_render import (
     BUTTON_PROMPT,

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from bot.errors import BadInput
-from bot.tokens import (
+from bot.core.errors import BadInput
+from bot.core.tokens import (
     ShortToken,
     TokenSigner,
     derived_key,

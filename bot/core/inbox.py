@@ -20,8 +20,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bot.errors import StoreUnavailable
-from context_store.base import ContextStore, InboxItem
+from bot.core.errors import StoreUnavailable
+from bot.core.ports import ContextStore, InboxItem
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.streams import StreamReader
 
-from bot.settings import Settings
+from bot.core.settings import Settings
 
 # Written raw: no request was parsed, so aiohttp has nothing to answer.
 REQUEST_TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"

@@ -25,8 +25,9 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from bot.errors import SegueError
-from context_store.agents import ROLES, AgentAccount, AgentSession, AgentStore, Backoff, Role
+from bot.core.backoff import Backoff
+from bot.core.errors import SegueError
+from bot.handoff.ports import ROLES, AgentAccount, AgentSession, AgentStore, Role
 
 log = logging.getLogger(__name__)
 

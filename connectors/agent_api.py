@@ -17,12 +17,12 @@ from urllib.parse import urlsplit
 import orjson
 from aiohttp import web
 
-from bot.agent_hub import AgentHub
-from bot.agents import AgentAuth, AgentError, NotAuthenticated, TooManyLogins
-from bot.client_address import client_address, is_https
-from bot.errors import LockLost, LockTimeout, StoreUnavailable
-from bot.handoff_desk import HandoffDesk
-from context_store.agents import AgentAccount
+from bot.core.errors import LockLost, LockTimeout, StoreUnavailable
+from bot.handoff.accounts import AgentAuth, AgentError, NotAuthenticated, TooManyLogins
+from bot.handoff.desk import HandoffDesk
+from bot.handoff.ports import AgentAccount
+from connectors.agent_hub import AgentHub
+from connectors.client_address import client_address, is_https
 
 log = logging.getLogger(__name__)
 

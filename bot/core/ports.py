@@ -1,4 +1,5 @@
-"""The `ContextStore` protocol: everything the engine asks of storage.
+"""What the core asks of storage, in slices: each caller names the few
+methods it uses; `ContextStore` is all of them, what a store implements.
 
 A turn costs three calls, each one round trip on Redis:
 `resolve_customer`, `lock_and_load`, `save_and_unlock`. None of them reads or
@@ -11,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from bot.model import Address, ChannelIdentity, HistoryEntry
+from bot.core.model import Address, ChannelIdentity, HistoryEntry
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +24,8 @@ class StoreLimits:
     dedup_ttl_seconds: int = 3 * 86400
     # Outlives any cached identity -> customer mapping (see Engine).
     moved_marker_seconds: int = 86400
+    # How long a merge waits for both customers' turns to finish.
+    merge_lock_wait_seconds: float = 20.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,16 +60,21 @@ def merge_histories(*histories: Sequence[HistoryEntry]) -> list[HistoryEntry]:
 
 
 @runtime_checkable
-class ContextStore(Protocol):
-    """Conversation state, history, identities and the small shared primitives
-    (counters, a durable inbox) that several workers must agree on."""
-
-    limits: StoreLimits
+class StoreHealth(Protocol):
+    """Whether the store answers, and closing it."""
 
     async def ping(self) -> None:
         """Raise `StoreUnavailable` unless the store answers."""
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class TurnStore(Protocol):
+    """What one turn costs: three calls, each one round trip on Redis.
+
+    `resolve_customer`, `lock_and_load`, `save_and_unlock`; the lock can be
+    kept alive or given back, and a customer erased after their last turn."""
 
     async def resolve_customer(
         self, identity: ChannelIdentity, new_customer_id: str, *, provisional_ttl: int = 0
@@ -111,6 +119,16 @@ class ContextStore(Protocol):
     async def unlock(self, customer_id: str, *, token: str) -> None:
         """Release the lock if `token` still holds it."""
 
+    async def erase(self, customer_id: str) -> None:
+        """Remove every key of the customer, and their identities' mappings,
+        leaving only a marker that makes `lock_and_load` answer `moved`, so
+        workers that cached the old id resolve the identity again."""
+
+
+@runtime_checkable
+class ConversationReader(Protocol):
+    """Reading a customer's conversation outside their turn."""
+
     async def load_state(self, customer_id: str) -> str | None: ...
 
     async def load_states(self, customer_ids: Sequence[str]) -> list[str | None]:
@@ -125,10 +143,10 @@ class ContextStore(Protocol):
     async def identities(self, customer_id: str) -> list[ChannelIdentity]:
         """Every channel identity that has written as this customer."""
 
-    async def erase(self, customer_id: str) -> None:
-        """Remove every key of the customer, and their identities' mappings,
-        leaving only a marker that makes `lock_and_load` answer `moved`, so
-        workers that cached the old id resolve the identity again."""
+
+@runtime_checkable
+class IdentityStore(Protocol):
+    """Joining and separating customers' channel identities."""
 
     async def append(self, customer_id: str, entries: Sequence[HistoryEntry]) -> None:
         """Append to the history outside a turn (agent replies, notices)."""
@@ -152,6 +170,11 @@ class ContextStore(Protocol):
     async def unlink(self, customer_id: str, identity: ChannelIdentity) -> None:
         """Detach one channel identity; its next message starts a new customer."""
 
+
+@runtime_checkable
+class TokenStore(Protocol):
+    """One-time tokens: link codes, deep links, waits."""
+
     async def put_token(self, key: str, value: str, ttl_seconds: int) -> bool:
         """Store a one-time token unless the key exists; False if it does."""
 
@@ -161,14 +184,29 @@ class ContextStore(Protocol):
     async def take_token(self, key: str) -> str | None:
         """Use a token up: its value, once; None to every later or concurrent call."""
 
+
+@runtime_checkable
+class CounterStore(Protocol):
+    """Counters shared by every worker (rate limits)."""
+
     async def incr(self, key: str, ttl_seconds: int) -> int:
         """Increment a shared counter that expires `ttl_seconds` after creation."""
+
+
+@runtime_checkable
+class ParkingStore(Protocol):
+    """Items no worker could handle, kept for an operator."""
 
     async def park(self, record: str) -> None:
         """Keep a failed item (JSON) for an operator; the newest are kept."""
 
     async def parked(self, limit: int) -> list[str]:
         """Parked items, newest first."""
+
+
+@runtime_checkable
+class InboxStore(Protocol):
+    """A durable queue of work shared by the workers."""
 
     async def inbox_add(self, payload: str) -> str:
         """Queue a payload durably; returns its id."""
@@ -179,3 +217,12 @@ class ContextStore(Protocol):
 
     async def inbox_ack(self, item_id: str) -> None:
         """The item is done; it is never handed out again."""
+
+
+@runtime_checkable
+class ContextStore(StoreHealth, TurnStore, ConversationReader, IdentityStore, TokenStore,
+                   CounterStore, ParkingStore, InboxStore, Protocol):
+    """Every slice: what one store implementation offers. Callers ask for the
+    slices they use."""
+
+    limits: StoreLimits

@@ -10,11 +10,13 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from bot.app import create_app
-from bot.errors import ConfigError, SegueError, StoreUnavailable
-from bot.http_server import start_http_server
-from bot.log_setup import setup_logging
-from bot.settings import Settings, check_settings, load_settings
+from bot.assembly.agents_cli import add_agent_commands
+from bot.assembly.app import create_app
+from bot.assembly.http_server import start_http_server
+from bot.assembly.log_setup import setup_logging
+from bot.core.errors import ConfigError, SegueError, StoreUnavailable
+from bot.core.settings import Settings, check_settings, load_settings
+from dialogs.check import check_dialogs
 
 log = logging.getLogger("segue")
 
@@ -41,8 +43,6 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="validate configuration and dialogs")
     check.add_argument("--config", type=Path, help="YAML configuration (default config/segue.yml)")
     check.set_defaults(func=_check)
-
-    from bot.agents_cli import add_agent_commands
 
     add_agent_commands(sub)
     return parser
@@ -111,8 +111,6 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _check_dialogs(settings: Settings) -> list:  # type: ignore[type-arg]
-    from dialogs.check import check_dialogs
-
     _, problems = check_dialogs(
         settings.dialogs_dir, in_process_actions=settings.action_server_url is None
     )

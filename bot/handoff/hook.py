@@ -16,52 +16,17 @@ from __future__ import annotations
 
 import logging
 import re
-import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from bot.engine import Engine, Turn, record
-from bot.model import Button, Outbound
-from bot.policy import Policy, TurnContext
-from context_store.agents import AgentAccount
-
-if TYPE_CHECKING:
-    from bot.handoff_desk import HandoffDesk
+from bot.core.engine import Turn, record
+from bot.core.model import Button, Outbound
+from bot.core.policy import Policy, TurnContext
+from bot.handoff.desk import HandoffDesk
+from bot.handoff.state import ASKED, is_active
 
 log = logging.getLogger(__name__)
 
 AGENT_COMMAND = re.compile(r"^/(?:agent|human|operator)(?:@\w+)?$", re.IGNORECASE)
-ASKED = "A person from our team will take over this conversation shortly."
-TOO_MANY_HANDOFFS = ("You have asked for a person several times just now, so I cannot queue "
-                     "this request. Please try again in a while, or tell me what you need.")
-
-
-def is_active(handoff: dict[str, Any] | None) -> bool:
-    """Whether a person holds or is about to hold the conversation."""
-    return handoff is not None and handoff.get("status") in ("queued", "claimed")
-
-
-def waiting_notice(ahead: int, online: bool, business_hours: str) -> str:
-    """What a customer is told when they join the queue."""
-    if not online:
-        return (f"No agent is online right now. Our team is available {business_hours}. "
-                "Leave your message here and a person will answer as soon as they are back.")
-    if ahead == 0:
-        return "You're next in line."
-    people = "1 person is" if ahead == 1 else f"{ahead} people are"
-    return f"{people} waiting ahead of you."
-
-
-def claimed_by(base: dict[str, Any], agent: AgentAccount) -> dict[str, Any]:
-    """A handoff held by `agent`, keeping why and since when it waited."""
-    kept = {k: v for k, v in base.items() if k != "started_turn"}
-    return {**kept, "status": "claimed", "agent": agent.username,
-            "agent_name": agent.display_name, "claimed_at": time.time()}
-
-
-def new_handoff(reason: str) -> dict[str, Any]:
-    """A handoff waiting for a person from now on."""
-    return {"status": "queued", "since": time.time(), "reason": reason,
-            "agent": None, "agent_name": None}
 
 
 class HandoffPolicy:
@@ -141,13 +106,3 @@ def _erase_request(context: TurnContext, handoff: dict[str, Any]) -> list[Outbou
             buttons=(Button("Yes, forget me", ERASE_YES), Button("No", ERASE_NO)),
         )]
     return []
-
-
-def install(engine: Engine, desk: HandoffDesk) -> HandoffHook:
-    """Register the hook (after linking, so link commands still work while
-    a person holds the conversation) and wrap the engine's policy."""
-    hook = HandoffHook(desk)
-    engine.hooks.append(hook)
-    if not isinstance(engine.policy, HandoffPolicy):
-        engine.policy = HandoffPolicy(engine.policy, desk)
-    return hook

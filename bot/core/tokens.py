@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
-from bot.errors import BadInput
+from bot.core.errors import BadInput
 
 
 @dataclass(frozen=True, slots=True)

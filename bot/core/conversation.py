@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from bot.model import Address
+from bot.core.model import Address
 
 
 @dataclass(slots=True)

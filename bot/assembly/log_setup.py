@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from bot.settings import Settings
+from bot.core.settings import Settings
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 

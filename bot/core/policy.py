@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from bot.conversation import ConversationState
-from bot.model import Inbound, Outbound
+from bot.core.conversation import ConversationState
+from bot.core.model import Inbound, Outbound
 
 
 @dataclass(slots=True)
@@ -25,6 +25,8 @@ class TurnContext:
     state: ConversationState
     erase_customer: bool = False
     handoff_reason: str | None = None
+    # Set by the linking step once this customer was joined into another.
+    joined_into: str | None = None
 
 
 class Policy(Protocol):

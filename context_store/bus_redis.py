@@ -1,80 +1,17 @@
-"""Events between the worker processes of one deployment.
-
-Live events are best effort by design: the customer's history in the store is
-the durable record, and a console or web chat that missed an event catches up
-by reading it. So Redis pub/sub (at most once, no backlog) is the right tool;
-the in-process bus serves the embedded store, which has one worker anyway.
-"""
+"""The bus across workers: Redis pub/sub (see `bot.core.bus` for why at most once is right)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
-import secrets
-from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any
 
 import redis.asyncio as aioredis
 
-from context_store.agents import AgentStore
+from bot.core.bus import Event, Handler, Handlers
 
 log = logging.getLogger(__name__)
-
-Event = dict[str, Any]
-Handler = Callable[[Event], Awaitable[None]]
-
-
-def new_worker_id() -> str:
-    return secrets.token_hex(6)
-
-
-class Bus(Protocol):
-    """Publish an event to every worker (this one included) subscribed to `topic`."""
-
-    def subscribe(self, topic: str, handler: Handler) -> None:
-        """Register before `start`."""
-
-    async def publish(self, topic: str, event: Event) -> None: ...
-
-    async def start(self) -> None:
-        """Return once subscribed: events published after this reach us."""
-
-    async def stop(self) -> None: ...
-
-
-class _Handlers:
-    def __init__(self) -> None:
-        self.by_topic: dict[str, list[Handler]] = {}
-
-    def add(self, topic: str, handler: Handler) -> None:
-        self.by_topic.setdefault(topic, []).append(handler)
-
-    async def dispatch(self, topic: str, event: Event) -> None:
-        for handler in self.by_topic.get(topic, ()):
-            try:
-                await handler(event)
-            except Exception:  # one failing console must not stop the others
-                log.exception("handler of %r events failed", topic)
-
-
-class LocalBus:
-    """The bus of a single process: handlers run when the event is published."""
-
-    def __init__(self) -> None:
-        self._handlers = _Handlers()
-
-    def subscribe(self, topic: str, handler: Handler) -> None:
-        self._handlers.add(topic, handler)
-
-    async def publish(self, topic: str, event: Event) -> None:
-        await self._handlers.dispatch(topic, event)
-
-    async def start(self) -> None:
-        return None
-
-    async def stop(self) -> None:
-        return None
 
 
 class RedisBus:
@@ -83,7 +20,7 @@ class RedisBus:
     def __init__(self, client: aioredis.Redis, *, prefix: str = "segue") -> None:
         self.client = client
         self.prefix = prefix
-        self._handlers = _Handlers()
+        self._handlers = Handlers()
         self._pubsub: Any = None
         self._task: asyncio.Task[None] | None = None
 
@@ -171,26 +108,3 @@ class RedisBus:
                 pass
             self._task = None
         await self._close_pubsub()
-
-
-class WebPresence:
-    """Where web chat sockets are: which workers hold a session's sockets.
-
-    Each worker refreshes its sessions every `ttl_seconds / 3`; the entries of
-    a worker that died run out after `ttl_seconds`.
-    """
-
-    def __init__(self, store: AgentStore, *, worker: str, ttl_seconds: float = 60.0) -> None:
-        self.store = store
-        self.worker = worker
-        self.ttl_seconds = ttl_seconds
-
-    async def opened(self, sessions: list[str]) -> None:
-        await self.store.touch_web(sessions, self.worker, self.ttl_seconds)
-
-    async def closed(self, session: str) -> None:
-        await self.store.drop_web(session, self.worker)
-
-    async def elsewhere(self, session: str) -> bool:
-        """Whether another worker holds a socket of `session`."""
-        return bool(await self.store.web_workers(session) - {self.worker})

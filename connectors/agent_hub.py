@@ -15,10 +15,10 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.agents import AgentAuth, AgentError
-from bot.bus import Bus
-from bot.handoff_desk import AGENTS_TOPIC
-from context_store.agents import AgentAccount, AgentStore
+from bot.core.bus import Bus
+from bot.handoff.accounts import AgentAuth, AgentError
+from bot.handoff.desk import AGENTS_TOPIC
+from bot.handoff.ports import AgentAccount, AgentStore
 
 log = logging.getLogger(__name__)
 

@@ -10,30 +10,24 @@ the bus to every worker's consoles.
 
 from __future__ import annotations
 
-import asyncio
 import re
-import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.agents import AgentError
-from bot.bus import Bus
-from bot.conversation import ConversationState
-from bot.engine import Engine
-from bot.errors import LockLost, LockTimeout
-from bot.handoff import (
-    TOO_MANY_HANDOFFS,
-    claimed_by,
-    is_active,
-    new_handoff,
-    waiting_notice,
-)
-from bot.model import Address, HistoryEntry, Outbound
-from bot.policy import TurnContext
-from bot.rate_limits import HANDOFFS_PER_ADDRESS, HANDOFFS_PER_CUSTOMER
-from context_store.agents import AgentAccount, AgentStore
+from bot.core.bus import Bus
+from bot.core.conversation import ConversationState
+from bot.core.delivery import Senders
+from bot.core.errors import CustomerGone
+from bot.core.locked_state import CustomerLocks
+from bot.core.model import Address, HistoryEntry, Outbound
+from bot.core.policy import TurnContext
+from bot.core.ports import ConversationReader
+from bot.core.rate_limits import HANDOFFS_PER_ADDRESS, HANDOFFS_PER_CUSTOMER, RateLimiter
+from bot.handoff.accounts import AgentError
+from bot.handoff.ports import AgentAccount, AgentStore
+from bot.handoff.state import TOO_MANY_HANDOFFS, claimed_by, is_active, new_handoff, waiting_notice
 
 AGENTS_TOPIC = "agents"
 CUSTOMER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -48,8 +42,6 @@ class DeskOptions:
     business_hours: str = "Monday to Friday, 9:00-17:00"
     max_text_length: int = 4096
     history_max: int = 1000
-    lock_ttl_seconds: float = 30.0
-    lock_wait_seconds: float = 10.0
 
 
 @dataclass(slots=True)
@@ -75,15 +67,16 @@ def _may_act(agent: AgentAccount, handoff: dict[str, Any] | None) -> None:
 class HandoffDesk:
     """Handoff operations for the turn hook and the agent API."""
 
-    def __init__(self, *, engine: Engine, agents: AgentStore, bus: Bus,
-                 options: DeskOptions | None = None,
-                 web_reachable: Callable[[str], Awaitable[bool]] | None = None) -> None:
-        self.engine = engine
-        self.store = engine.store
+    def __init__(self, *, store: ConversationReader, locks: CustomerLocks, senders: Senders,
+                 limiter: RateLimiter, agents: AgentStore, bus: Bus,
+                 options: DeskOptions | None = None) -> None:
+        self.store = store
+        self.locks = locks
+        self.senders = senders
+        self.limiter = limiter
         self.agents = agents
         self.bus = bus
         self.options = options or DeskOptions()
-        self.web_reachable = web_reachable
 
     # Inside a customer's turn (see bot.handoff).
 
@@ -91,7 +84,7 @@ class HandoffDesk:
         """Mark the conversation queued in this turn; the waiting notice. A
         customer or an address asking again and again is told to wait, so
         nobody can bury real customers in the queue."""
-        allowed = await self.engine.limiter.allow_all([
+        allowed = await self.limiter.allow_all([
             (HANDOFFS_PER_CUSTOMER, context.customer_id),
             (HANDOFFS_PER_ADDRESS, context.inbound.client_address),
         ])
@@ -329,21 +322,18 @@ class HandoffDesk:
         last = state.last_address
         if last is None:
             return None
-        if last.channel != "web" and last.channel in self.engine.senders:
+        if last.channel != "web" and last.channel in self.senders:
             return last
-        if last.channel == "web" and await self._web_open(last.target):
+        if last.channel == "web" and await self.senders.reachable(last):
             return last
         others = {ch: a for ch, a in (await self.store.addresses(customer)).items()
-                  if ch != last.channel and ch in self.engine.senders and ch != "web"}
+                  if ch != last.channel and ch in self.senders and ch != "web"}
         if not others:
             return None
         for entry in reversed(await self.store.history(customer, 50)):
             if entry.sender == "customer" and entry.channel in others:
                 return others[entry.channel]
         return others[sorted(others)[0]]
-
-    async def _web_open(self, session: str) -> bool:
-        return self.web_reachable is not None and await self.web_reachable(session)
 
     async def _prepare(self, customer: str, state: ConversationState, outbound: Outbound,
                        out: _Outgoing) -> HistoryEntry:
@@ -375,7 +365,7 @@ class HandoffDesk:
         await self._index(customer, out_state.handoff)
         delivered: list[str | None] = []
         for address, outbound in out.items:
-            ok = address is not None and await self.engine.send(address, outbound)
+            ok = address is not None and await self.senders.send(address, outbound)
             delivered.append(address.channel if ok and address is not None else None)
         return out_state, delivered, entries
 
@@ -391,37 +381,16 @@ class HandoffDesk:
                       *, create: bool = False) -> ConversationState:
         if not create:
             await self._existing(customer)  # never lock (and so create) an unknown customer
-        token = secrets.token_hex(8)
-        raw = await self._lock(customer, token)
-        try:
-            state = ConversationState.from_json(raw)
-            entries = await change(state, out or _Outgoing())
-            saved = await self.store.save_and_unlock(
-                customer, token=token, state=state.to_json(), entries=entries,
-                message_key=None, identity=None)
-        except BaseException:
-            await self.store.unlock(customer, token=token)
-            raise
-        if not saved:
-            raise LockLost(f"lock of customer {customer} expired during an agent action")
-        return state
+        outgoing = out or _Outgoing()
 
-    async def _lock(self, customer: str, token: str) -> str | None:
-        deadline = time.monotonic() + self.options.lock_wait_seconds
-        delay = 0.005
-        while True:
-            loaded = await self.store.lock_and_load(
-                customer, token=token, ttl_seconds=self.options.lock_ttl_seconds,
-                message_key=None)
-            if loaded.moved:
-                raise DeskError("unknown_customer", "this conversation was joined into another")
-            if loaded.locked:
-                return loaded.state
-            if time.monotonic() >= deadline:
-                raise LockTimeout(f"customer {customer} stayed locked")
-            # The customer's turn (or another agent's action) takes milliseconds.
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.1)
+        async def apply(state: ConversationState) -> list[HistoryEntry]:
+            return await change(state, outgoing)
+
+        try:
+            return await self.locks.change(customer, apply)
+        except CustomerGone:
+            raise DeskError("unknown_customer",
+                            "this conversation was joined into another") from None
 
     async def _index(self, customer: str, handoff: dict[str, Any] | None) -> None:
         if not is_active(handoff):

@@ -5,25 +5,38 @@ from __future__ import annotations
 import logging
 import secrets
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from bot.engine import Engine, EngineOptions
-from bot.errors import StoreUnavailable
-from bot.linking import LinkHook, LinkOptions, LinkService
-from bot.policy import Policy
-from bot.rate_limits import RateLimiter
-from bot.settings import Settings
+from bot.assembly.handoff import Handoff, HandoffBackend, build_desk, build_handoff
+from bot.core.bus import new_worker_id
+from bot.core.delivery import Senders
+from bot.core.engine import Engine, EngineOptions
+from bot.core.errors import StoreUnavailable
+from bot.core.identities import Customers
+from bot.core.locked_state import CustomerLocks, LockOptions
+from bot.core.policy import Policy
+from bot.core.ports import ContextStore, StoreLimits
+from bot.core.rate_limits import RateLimiter
+from bot.core.settings import Settings
+from bot.handoff.hook import HandoffHook, HandoffPolicy
+from bot.linking.hook import LinkHook
+from bot.linking.service import LinkOptions, LinkService
 from connectors.base import Connector
+from connectors.slack import build_slack_connector
+from connectors.telegram import build_telegram_connector
 from connectors.webchat import WebChatConnector, WebChatOptions
-from context_store import ContextStore, MemoryContextStore, RedisContextStore, StoreLimits
-
-if TYPE_CHECKING:
-    from bot.handoff_setup import Handoff
+from connectors.webchat_presence import WebPresence
+from context_store import MemoryContextStore, RedisContextStore
+from dialogs.runtime import build_dialog_policy
 
 log = logging.getLogger(__name__)
+
+
+class SegueStore(ContextStore, HandoffBackend, Protocol):
+    """A store Segue runs on: conversations, and the agents' side beside them."""
 
 
 @dataclass(slots=True)
@@ -31,7 +44,7 @@ class Segue:
     """The running parts of one worker process."""
 
     settings: Settings
-    store: ContextStore
+    store: SegueStore
     engine: Engine
     connectors: dict[str, Connector] = field(default_factory=dict)
     handoff: Handoff | None = None
@@ -48,7 +61,7 @@ def store_limits(settings: Settings) -> StoreLimits:
     )
 
 
-async def open_store(settings: Settings) -> ContextStore:
+async def open_store(settings: Settings) -> SegueStore:
     """The configured store. A configured Redis that does not answer is an
     error: silently falling back to memory would lose conversations."""
     limits = store_limits(settings)
@@ -63,12 +76,6 @@ async def open_store(settings: Settings) -> ContextStore:
         raise
     log.info("using the Redis store")
     return store
-
-
-def build_policy(settings: Settings) -> Policy:
-    from dialogs.runtime import build_dialog_policy
-
-    return build_dialog_policy(settings)
 
 
 def webchat_secret(settings: Settings) -> str:
@@ -93,10 +100,8 @@ def allowed_origins(settings: Settings) -> frozenset[str]:
                      if o.strip())
 
 
-def build_connectors(
-    settings: Settings, engine: Engine, store: ContextStore, *, web_secret: str
-) -> list[Connector]:
-    options = WebChatOptions(
+def web_chat_options(settings: Settings, web_secret: str) -> WebChatOptions:
+    return WebChatOptions(
         secret=web_secret,
         identity_secret=(settings.webchat_identity_secret.get_secret_value()
                          if settings.webchat_identity_secret is not None else None),
@@ -107,52 +112,65 @@ def build_connectors(
         history_replay=settings.history_replay,
         session_max_age_seconds=settings.session_max_age_days * 86400,
     )
-    connectors: list[Connector] = [WebChatConnector(engine=engine, store=store, options=options)]
-    if settings.telegram_token is not None:
-        from connectors.telegram import build_telegram_connector
 
-        connectors.append(build_telegram_connector(settings=settings, engine=engine, store=store))
-    if settings.slack_bot_token is not None:
-        from connectors.slack import build_slack_connector
 
-        connectors.append(build_slack_connector(settings=settings, engine=engine, store=store))
-    return connectors
+def link_options(settings: Settings, web_secret: str) -> LinkOptions:
+    return LinkOptions(
+        secret=web_secret,
+        public_url=settings.public_url,
+        telegram_bot_username=settings.telegram_bot_username,
+        lock_ttl_seconds=settings.lock_ttl_seconds,
+    )
 
 
 async def create_segue(
-    settings: Settings, store: ContextStore | None = None, policy: Policy | None = None
+    settings: Settings, store: SegueStore | None = None, policy: Policy | None = None
 ) -> Segue:
-    """Every part of a worker; `store` and `policy` default to the configured ones."""
+    """Every part of a worker, each built once, in dependency order; `store`
+    and `policy` default to the configured ones.
+
+    Replies flow back through `senders`, which the connectors join as they
+    are built: they need the engine, and the engine delivers through them.
+    """
     store = store if store is not None else await open_store(settings)
+    limiter = RateLimiter(store, enabled=limits_on(settings))
+    customers = Customers(store)
+    senders = Senders()
+    engine_options = EngineOptions(lock_ttl_seconds=settings.lock_ttl_seconds,
+                                   lock_wait_seconds=settings.lock_wait_seconds)
+    locks = CustomerLocks(store, LockOptions(ttl_seconds=engine_options.lock_ttl_seconds,
+                                             wait_seconds=engine_options.lock_wait_seconds))
+    worker = new_worker_id()
+    agents, bus = store.agent_store(), store.bus()
+    desk = build_desk(settings, store=store, locks=locks, senders=senders, limiter=limiter,
+                      agents=agents, bus=bus)
+    web_secret = webchat_secret(settings)
+    links = LinkService(store=store, customers=customers, senders=senders, limiter=limiter,
+                        options=link_options(settings, web_secret),
+                        on_merge=[desk.follow_merge])
     engine = Engine(
         store=store,
-        policy=policy if policy is not None else build_policy(settings),
-        options=EngineOptions(
-            lock_ttl_seconds=settings.lock_ttl_seconds,
-            lock_wait_seconds=settings.lock_wait_seconds,
-        ),
-        limiter=RateLimiter(store, enabled=limits_on(settings)),
+        policy=HandoffPolicy(policy if policy is not None else build_dialog_policy(settings),
+                             desk),
+        # Linking first: link commands keep working while a person holds the chat.
+        hooks=[LinkHook(links), HandoffHook(desk)],
+        senders=senders,
+        options=engine_options,
+        customers=customers,
+        locks=locks,
     )
+    connectors: list[Connector] = [WebChatConnector(
+        engine=engine, store=store, options=web_chat_options(settings, web_secret),
+        limiter=limiter, links=links, bus=bus, presence=WebPresence(agents, worker=worker))]
+    if settings.telegram_token is not None:
+        connectors.append(build_telegram_connector(settings=settings, engine=engine, store=store))
+    if settings.slack_bot_token is not None:
+        connectors.append(build_slack_connector(settings=settings, engine=engine, store=store))
     segue = Segue(settings=settings, store=store, engine=engine)
-    secret = webchat_secret(settings)
-    connectors = build_connectors(settings, engine, store, web_secret=secret)
-    links = LinkService(engine=engine, store=store, options=LinkOptions(
-        secret=secret,
-        public_url=settings.public_url,
-        telegram_bot_username=settings.telegram_bot_username,
-    ))
-    engine.hooks.append(LinkHook(links))
     for connector in connectors:
+        senders.register(connector.channel, connector)
         segue.connectors[connector.channel] = connector
-        engine.add_sender(connector.channel, connector)
-    web_chat = segue.connectors["web"]
-    assert isinstance(web_chat, WebChatConnector)
-    web_chat.links = links
-    links.merge_listeners.append(web_chat.on_merge)
-    from bot.handoff_setup import build_handoff
-
-    # After the link hook: link commands keep working while a person holds the chat.
-    segue.handoff = await build_handoff(settings, engine, web_chat)
+    segue.handoff = await build_handoff(settings, worker=worker, desk=desk)
     return segue
 
 

@@ -11,42 +11,32 @@ from __future__ import annotations
 
 import json
 import logging
-import re
-import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from bot.conversation import ConversationState
-from bot.engine import Engine, Turn
-from bot.errors import BadInput, CustomerGone
-from bot.model import Address, Button, ChannelIdentity, HistoryEntry, Link, Outbound
-from bot.policy import TurnContext
-from bot.rate_limits import LINK_CODES_PER_ADDRESS, LINK_CODES_PER_CUSTOMER
-from bot.tokens import ShortToken
-from context_store.base import ContextStore
+from bot.core.backoff import Backoff
+from bot.core.conversation import ConversationState
+from bot.core.delivery import Senders
+from bot.core.errors import BadInput, CustomerGone
+from bot.core.identities import Customers
+from bot.core.model import Address, Button, ChannelIdentity, HistoryEntry, Link, Outbound
+from bot.core.policy import TurnContext
+from bot.core.ports import ConversationReader, CounterStore, IdentityStore, TokenStore
+from bot.core.rate_limits import LINK_CODES_PER_ADDRESS, LINK_CODES_PER_CUSTOMER, RateLimiter
+from bot.core.tokens import ShortToken
+from bot.linking.codes import (
+    NO,
+    YES,
+    a_chat_on,
+    channel_name,
+    new_code,
+    normalised_code,
+    shown_code,
+)
 
 log = logging.getLogger(__name__)
-
-CHANNEL_NAMES = {"web": "web chat", "telegram": "Telegram", "slack": "Slack"}
-YES, NO = "link_yes", "link_no"
-_LINK = re.compile(r"^/?link(?:@\w+)?(?:\s+(\S+))?$", re.IGNORECASE)
-_UNLINK = re.compile(r"^/?unlink(?:@\w+)?\s+(\w+)$", re.IGNORECASE)
-_CHANNELS = re.compile(r"^/?channels(?:@\w+)?$", re.IGNORECASE)
-_START = re.compile(r"^/start(?:@\w+)?\s+(\S+)$")
-_COMMAND = re.compile(r"^/?(?:link|unlink|channels)\b", re.IGNORECASE)
-_YES_WORDS = {"yes", "y", "yes, that's me", "yes, link it", "ok"}
-_NO_WORDS = {"no", "n", "no, don't link", "cancel"}
-
-
-# Codes are typed by people: no 0/O, 1/I/L to confuse. 31^8 codes (about
-# 40 bits) against at most a few dozen guesses per client and window.
-CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
-CODE_LENGTH = 8
-RESUME_PAYLOAD = "resume:"
-OPENED_LINK_TEXT = "(opened a link to continue a conversation here)"
-
 
 @dataclass(frozen=True, slots=True)
 class LinkOptions:
@@ -66,53 +56,35 @@ class LinkOptions:
     wrong_codes_window_seconds: int = 900
     public_url: str | None = None
     telegram_bot_username: str | None = None
-
-
-def channel_name(channel: str) -> str:
-    return CHANNEL_NAMES.get(channel, channel)
-
-
-def a_chat_on(channel: str) -> str:
-    """"A Telegram chat", "A Slack chat", but "A web chat"."""
-    return "A web chat" if channel == "web" else f"A {channel_name(channel)} chat"
-
-
-def new_code() -> str:
-    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
-
-
-def shown_code(code: str) -> str:
-    """`ABCD-EFGH`: easier to read out and copy than eight in a row."""
-    return f"{code[:4]}-{code[4:]}"
-
-
-def normalised_code(typed: str) -> str | None:
-    """The code someone typed, in the form it is stored, or None if it cannot
-    be one (case, a hyphen and spaces do not matter)."""
-    code = typed.upper().replace("-", "").replace(" ", "")
-    if len(code) != CODE_LENGTH or any(c not in CODE_ALPHABET for c in code):
-        return None
-    return code
+    lock_ttl_seconds: float = 30.0
 
 
 MergeListener = Callable[[str, str, dict[str, Any] | None], Awaitable[None]]
 
 
+class LinkingStore(TokenStore, CounterStore, ConversationReader, IdentityStore, Protocol):
+    """The slices of the store that linking uses."""
+
+
 class LinkService:
     """Issues and redeems codes and deep links, and merges customers."""
 
-    def __init__(self, *, engine: Engine, store: ContextStore, options: LinkOptions) -> None:
-        self.engine = engine
+    def __init__(self, *, store: LinkingStore, customers: Customers, senders: Senders,
+                 limiter: RateLimiter, options: LinkOptions,
+                 on_merge: Sequence[MergeListener] = ()) -> None:
         self.store = store
+        self.customers = customers
+        self.senders = senders
+        self.limiter = limiter
         self.options = options
         self._resume = ShortToken(options.secret, "resume")
         # Called after every merge with (source, target, source's handoff).
-        self.merge_listeners: list[MergeListener] = []
+        self.merge_listeners = tuple(on_merge)
 
     async def issue(self, context: TurnContext) -> list[Outbound]:
         """A fresh code, and deep links to continue elsewhere. A customer has
         one live code at a time: a new one revokes the last."""
-        allowed = await self.engine.limiter.allow_all([
+        allowed = await self.limiter.allow_all([
             (LINK_CODES_PER_CUSTOMER, context.customer_id),
             (LINK_CODES_PER_ADDRESS, context.inbound.client_address),
         ])
@@ -217,7 +189,7 @@ class LinkService:
         return guessers
 
     async def _must_wait(self, guessers: list[tuple[str, int, int]]) -> bool:
-        if not self.engine.limiter.enabled:
+        if not self.limiter.enabled:
             return False
         for subject, _, _ in guessers:
             if await self.store.peek_token(f"link-wait:{subject}") is not None:
@@ -225,20 +197,17 @@ class LinkService:
         return False
 
     async def _count_wrong(self, guessers: list[tuple[str, int, int]]) -> None:
-        if not self.engine.limiter.enabled:
+        if not self.limiter.enabled:
             return
         options = self.options
         window = options.wrong_codes_window_seconds
         for subject, free, cap in guessers:
             wrong = await self.store.incr(f"link-wrong:{subject}", window)
-            if wrong >= cap:
-                wait = window
-            elif wrong >= free:
-                doublings = wrong - free
-                wait = min(options.first_delay_seconds << doublings, options.max_delay_seconds)
-            else:
-                continue
-            await self.store.put_token(f"link-wait:{subject}", "1", wait)
+            penalty = Backoff(free=free, first_delay=options.first_delay_seconds,
+                              max_delay=options.max_delay_seconds, window_seconds=window)
+            wait = window if wrong >= cap else int(penalty.delay(wrong))
+            if wait > 0:
+                await self.store.put_token(f"link-wait:{subject}", "1", wait)
 
     async def confirm(self, context: TurnContext, yes: bool) -> list[Outbound]:
         pending = context.state.pending_link or {}
@@ -279,7 +248,7 @@ class LinkService:
 
     async def merge_into(self, source: str, target: str, joined: ChannelIdentity,
                          display_name: str | None,
-                         joined_address: Address | None = None) -> None:
+                         joined_address: Address | None = None) -> bool:
         """Join `source` into `target`, tell the target's chat (unless it is
         the joining chat itself), and let the listeners (handoff) carry over
         what they keep of `source`. Without `joined_address` (a visitor who
@@ -287,12 +256,12 @@ class LinkService:
         source_handoff = ConversationState.from_json(await self.store.load_state(source)).handoff
         try:
             await self.store.merge(source, target, also=[joined],
-                                   lock_ttl_seconds=self.engine.options.lock_ttl_seconds)
+                                   lock_ttl_seconds=self.options.lock_ttl_seconds)
         except CustomerGone:
             log.warning("customer %s was not joined: %s is gone", source, target)
-            return
+            return False
         for identity in await self.store.identities(target):
-            self.engine.identities.drop(identity)
+            self.customers.forget(identity)
         log.info("customer %s joined customer %s", source, target)
         for listener in self.merge_listeners:
             await listener(source, target, source_handoff)
@@ -306,7 +275,19 @@ class LinkService:
         if address is not None and joined_address is not None and address != joined_address:
             await self.store.append(target, [HistoryEntry.of_outbound(
                 notice, address.channel, time.time())])
-            await self.engine.send(address, notice)
+            await self.senders.send(address, notice)
+        return True
+
+    async def sign_in(self, anonymous: ChannelIdentity,
+                      account: ChannelIdentity) -> tuple[str, str] | None:
+        """A visitor who chatted anonymously signed in on the host site, which
+        vouches that both identities are the same person: the anonymous
+        conversation joins the account's. (source, target) if it did."""
+        source = await self.customers.customer_of(anonymous)
+        target = await self.customers.customer_of(account)
+        if source == target or not await self.merge_into(source, target, account, None):
+            return None
+        return source, target
 
     async def resume_is_live(self, token: str) -> bool:
         """Whether a deep link can still be opened; `resume_invalid` if it
@@ -355,67 +336,8 @@ class LinkService:
             return [Outbound(text=f"No {channel_name(channel)} chat is linked.")]
         for identity in identities:
             await self.store.unlink(context.customer_id, identity)
-            self.engine.identities.drop(identity)
+            self.customers.forget(identity)
         return [Outbound(text=f"{channel_name(channel)} is no longer linked to this "
                               "conversation; its next message starts a new one.")]
 
 
-class LinkHook:
-    """The linking commands, taken before the dialog policy sees them."""
-
-    def __init__(self, service: LinkService) -> None:
-        self.service = service
-
-    async def intercept(self, context: TurnContext) -> list[Outbound] | None:
-        inbound = context.inbound
-        text = inbound.text.strip()
-        pending = context.state.pending_link
-        if pending and ("ask" in pending or "code" in pending):
-            answer = _yes_no(inbound.payload, text)
-            if answer is not None:
-                return await self.service.confirm(context, answer)
-            deep_link = _deep_link_token(inbound.payload, text, inbound.channel) is not None
-            if not _COMMAND.match(text) and not deep_link:
-                return [self.service.question(pending, again=True)]
-            context.state.pending_link = None  # another linking command replaces it
-        if (match := _LINK.match(text)) is not None:
-            code = match.group(1)
-            if code is None:
-                return await self.service.issue(context)
-            return await self.service.enter_code(context, code)
-        if (token := _deep_link_token(inbound.payload, text, inbound.channel)) is not None:
-            return await self.service.open_deep_link(context, token)
-        if _CHANNELS.match(text):
-            return await self.service.channels(context)
-        if (match := _UNLINK.match(text)) is not None:
-            return await self.service.unlink(context, match.group(1))
-        return None
-
-    async def after_save(self, context: TurnContext, turn: Turn) -> None:
-        pending = context.state.pending_link
-        if pending and "merge_into" in pending:
-            await self.service.merge_into(context.customer_id, pending["merge_into"],
-                                          context.inbound.identity,
-                                          context.inbound.display_name,
-                                          context.inbound.address)
-
-
-def _deep_link_token(payload: str | None, text: str, channel: str) -> str | None:
-    """The token of a deep link opened: Telegram sends `/start <token>`, the
-    web chat page a message carrying the `resume:` payload."""
-    if channel == "telegram" and (match := _START.match(text)) is not None:
-        return match.group(1)
-    if channel == "web" and payload is not None and payload.startswith(RESUME_PAYLOAD):
-        return payload.removeprefix(RESUME_PAYLOAD)
-    return None
-
-
-def _yes_no(payload: str | None, text: str) -> bool | None:
-    if payload in (YES, NO):
-        return payload == YES
-    lowered = text.lower().strip(" .!")
-    if lowered in _YES_WORDS:
-        return True
-    if lowered in _NO_WORDS:
-        return False
-    return None

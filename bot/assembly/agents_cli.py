@@ -16,12 +16,12 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from bot.agents import AgentAuth, AgentError
-from bot.errors import ConfigError, StoreUnavailable
-from bot.settings import load_settings
-from context_store.agents import ROLES
+from bot.core.errors import ConfigError, StoreUnavailable
+from bot.core.settings import load_settings
+from bot.handoff.accounts import AgentAuth, AgentError
+from bot.handoff.ports import ROLES
 from context_store.agents_redis import RedisAgentStore
-from context_store.redis import connect
+from context_store.redis_client import connect
 
 
 def add_agent_commands(subparsers: Any) -> None:

@@ -1,0 +1,3 @@
+"""The composition root: builds every part once, in order, and runs them (app, CLI, HTTP
+server, logging).
+"""

@@ -1,0 +1,145 @@
+"""The `AgentStore` protocol: what the handoff to people keeps outside a
+customer's own keys.
+
+Agent accounts and their sessions; login-attempt counters and delays; the index of
+handed-off conversations (the queue, oldest first, and who holds each claimed
+one); and presence: which agents have the console open and which worker holds
+a web chat session's sockets. The conversation's own handoff status lives in
+its `ConversationState` and is changed under the customer's lock; the index
+here only lists it, so it can be rebuilt from the states.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from bot.core.backoff import Backoff
+
+Role = Literal["agent", "admin"]
+ROLES: tuple[Role, ...] = ("agent", "admin")
+
+
+@dataclass(frozen=True, slots=True)
+class AgentAccount:
+    """A person who may log in to the console. `password_hash` is an argon2 hash."""
+
+    username: str
+    display_name: str
+    role: Role
+    password_hash: str
+
+    def to_json(self) -> str:
+        return json.dumps({"username": self.username, "display_name": self.display_name,
+                           "role": self.role, "password_hash": self.password_hash})
+
+    @classmethod
+    def from_json(cls, raw: str) -> AgentAccount:
+        data: dict[str, Any] = json.loads(raw)
+        return cls(username=data["username"], display_name=data["display_name"],
+                   role=data["role"], password_hash=data["password_hash"])
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSession:
+    """A logged-in console. Stored under a digest of its token, never the token."""
+
+    username: str
+    expires_at: float  # time.time()
+    # Names the password the session was opened with (see bot.handoff.accounts).
+    stamp: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps({"username": self.username, "expires_at": self.expires_at,
+                           "stamp": self.stamp})
+
+    @classmethod
+    def from_json(cls, raw: str) -> AgentSession:
+        data: dict[str, Any] = json.loads(raw)
+        return cls(username=data["username"], expires_at=float(data["expires_at"]),
+                   stamp=str(data.get("stamp", "")))
+
+
+@dataclass(frozen=True, slots=True)
+class QueueEntry:
+    """A conversation waiting for a person since `since` (time.time())."""
+
+    customer: str
+    since: float
+
+
+@runtime_checkable
+class AgentStore(Protocol):
+    """Accounts, sessions, the handoff index and presence, shared by workers."""
+
+    async def put_agent(self, account: AgentAccount) -> None:
+        """Create or replace an account."""
+
+    async def get_agent(self, username: str) -> AgentAccount | None: ...
+
+    async def agents(self) -> list[AgentAccount]:
+        """Every account, by username."""
+
+    async def put_session(self, session_id: str, session: AgentSession) -> None:
+        """Keep a session until its `expires_at`."""
+
+    async def get_session(self, session_id: str) -> AgentSession | None: ...
+
+    async def drop_session(self, session_id: str) -> None: ...
+
+    async def failures(self, key: str) -> int:
+        """Login attempts counted under `key` in the current window."""
+
+    async def add_failure(self, key: str, window_seconds: int) -> int:
+        """Count one attempt, atomically, and return the count; the count
+        expires `window_seconds` after the first."""
+
+    async def forgive_failure(self, key: str) -> None:
+        """Take back one counted attempt (it succeeded); never starts a count."""
+
+    async def clear_failures(self, key: str) -> None: ...
+
+    async def add_attempt(self, key: str, rule: Backoff, now: float) -> float:
+        """Count one attempt under `key`, atomically: 0.0 if it may go ahead,
+        else the seconds to wait (the refused attempt is counted all the same
+        and pushes the wait on). `now` is time.time()."""
+
+    async def clear_attempts(self, key: str) -> None: ...
+
+    async def index_queued(self, customer: str, since: float) -> None:
+        """The conversation waits for a person (and is held by nobody)."""
+
+    async def index_claimed(self, customer: str, agent: str) -> None:
+        """The conversation is held by `agent` (and no longer waits)."""
+
+    async def index_closed(self, customer: str) -> None:
+        """The conversation is back with the bot (or gone)."""
+
+    async def index_closed_all(self, customers: Sequence[str]) -> None:
+        """`index_closed` for many conversations at once."""
+
+    async def queued(self, limit: int | None = None) -> list[QueueEntry]:
+        """Waiting conversations, oldest first: the oldest `limit`, or all."""
+
+    async def queue_length(self) -> int: ...
+
+    async def claimed(self) -> dict[str, str]:
+        """Held conversations: customer -> agent username."""
+
+    async def touch_agent(self, username: str, worker: str, ttl_seconds: float) -> None:
+        """`username` has a console open on `worker`, for the next `ttl_seconds`."""
+
+    async def drop_agent(self, username: str, worker: str) -> None: ...
+
+    async def agents_online(self) -> set[str]:
+        """Usernames with a console open on any worker."""
+
+    async def touch_web(self, sessions: Sequence[str], worker: str, ttl_seconds: float) -> None:
+        """`worker` holds sockets of these web chat sessions."""
+
+    async def drop_web(self, session: str, worker: str) -> None: ...
+
+    async def web_workers(self, session: str) -> set[str]:
+        """Workers holding a socket of this web chat session now."""

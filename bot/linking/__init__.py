@@ -1,0 +1,1 @@
+"""One customer across channels: link codes, deep links, joining and separating chats."""
