@@ -28,7 +28,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.redis_server import free_port, redis_server  # noqa: E402
+from tests.support.redis_server import free_port, redis_server  # noqa: E402
 
 TEXTS = ("hello", "where is my order", "A1001", "what can you do")
 

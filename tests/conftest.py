@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 
 from bot.core.ports import ContextStore, StoreLimits
 from context_store import MemoryContextStore, RedisContextStore
-from tests.redis_server import redis_server
+from tests.support.redis_server import redis_server
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 from playwright.async_api import Browser, async_playwright
 
-from tests.browser import CHROMIUM_ARGS, chromium_path
+from tests.support.browser import CHROMIUM_ARGS, chromium_path
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 
 from tests.integration.test_handoff_channels import Rig, rig
-from tests.webchat_client import PROBE, PROBE_ANSWER
+from tests.support.webchat_client import PROBE, PROBE_ANSWER
 
 ATTACK = '<img src=x onerror="alert(1)"><b>bold</b>'
 

@@ -14,8 +14,8 @@ from argon2 import PasswordHasher
 from playwright.async_api import Browser, Dialog, Locator, Page, expect
 
 from bot.handoff.ports import AgentAccount
-from tests.app_server import RunningApp
-from tests.integration.handoff_rig import AgentClient, running
+from tests.support.app_server import RunningApp
+from tests.support.handoff_rig import AgentClient, running
 
 AGENT_HTML = '<img src=x onerror="window.__pwned=1"><b>bold</b>'
 AGENT_SCRIPT = '<script>window.__pwned=2; alert("agent")</script><b>also bold</b>'

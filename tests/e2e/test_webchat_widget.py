@@ -9,8 +9,8 @@ from playwright.async_api import Browser, Page, expect
 
 from bot.core.settings import Settings
 from context_store import RedisContextStore
-from tests.app_server import RunningApp, serve_segue
-from tests.policies import EchoMenuPolicy
+from tests.support.app_server import RunningApp, serve_segue
+from tests.support.policies import EchoMenuPolicy
 
 
 @pytest.fixture

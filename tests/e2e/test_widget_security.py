@@ -15,9 +15,9 @@ from playwright.async_api import Browser, Page, WebSocket, expect
 
 from bot.core.settings import Settings
 from context_store import RedisContextStore
-from tests.app_server import RunningApp, serve_segue
-from tests.policies import EchoMenuPolicy
-from tests.webchat_client import WebChatClient
+from tests.support.app_server import RunningApp, serve_segue
+from tests.support.policies import EchoMenuPolicy
+from tests.support.webchat_client import WebChatClient
 
 QUESTION = "You opened a link that comes from a web chat conversation"
 

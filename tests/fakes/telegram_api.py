@@ -27,7 +27,7 @@ from aiohttp import web
 from bot.assembly.app import Segue, build_app, create_segue
 from bot.core.ports import ContextStore
 from bot.core.settings import Settings
-from tests.redis_server import free_port
+from tests.support.redis_server import free_port
 
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
 BOT_USER = {

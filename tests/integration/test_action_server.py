@@ -21,7 +21,7 @@ from bot.core.settings import Settings
 from dialogs.actions import InProcessActions, RemoteActions, domain_of, webhook_payload
 from dialogs.check import check_dialogs
 from dialogs.runtime import DialogPolicy, build_dialog_policy
-from tests.redis_server import free_port
+from tests.support.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -10,8 +10,8 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from tests.app_server import RunningApp
-from tests.integration.handoff_rig import (
+from tests.support.app_server import RunningApp
+from tests.support.handoff_rig import (
     AgentClient,
     agent_frame,
     hand_off,

@@ -9,8 +9,8 @@ from typing import Any
 import aiohttp
 import redis.asyncio as aioredis
 
-from tests.app_server import RunningApp
-from tests.integration.handoff_rig import PASSWORDS, AgentClient, hand_off, running, web_customer
+from tests.support.app_server import RunningApp
+from tests.support.handoff_rig import PASSWORDS, AgentClient, hand_off, running, web_customer
 
 PROXY = {"trusted_proxy_header": "X-Forwarded-For"}
 STRANGER, OFFICE, HOME = "203.0.113.7", "198.51.100.20", "192.0.2.55"

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.redis_server import free_port
-from tests.webchat_client import WebChatClient
+from tests.support.redis_server import free_port
+from tests.support.webchat_client import WebChatClient
 
 ROOT = Path(__file__).resolve().parents[2]
 

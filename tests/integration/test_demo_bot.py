@@ -12,7 +12,7 @@ from aiohttp import web
 from bot.assembly.app import Segue, build_app, create_segue
 from bot.core.settings import Settings
 from context_store import RedisContextStore
-from tests.webchat_client import WebChatClient
+from tests.support.webchat_client import WebChatClient
 
 SECRET = "demo-bot-test-secret"
 

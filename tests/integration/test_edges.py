@@ -14,11 +14,11 @@ import pytest
 from bot.core.settings import Settings
 from connectors.agent_api import COOKIE
 from context_store import RedisContextStore
-from tests.app_server import serve_segue
-from tests.integration.handoff_rig import AgentClient, running
-from tests.policies import EchoMenuPolicy
-from tests.redis_server import free_port, redis_server
-from tests.webchat_client import WebChatClient
+from tests.support.app_server import serve_segue
+from tests.support.handoff_rig import AgentClient, running
+from tests.support.policies import EchoMenuPolicy
+from tests.support.redis_server import free_port, redis_server
+from tests.support.webchat_client import WebChatClient
 
 EVIL = "https://evil.example"
 MIB = 1 << 20

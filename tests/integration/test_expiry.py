@@ -24,8 +24,8 @@ from bot.core.rate_limits import (
 )
 from bot.linking.service import LinkOptions
 from context_store import MemoryContextStore, RedisContextStore
-from tests.policies import EchoMenuPolicy
-from tests.rigs import linking_engine
+from tests.support.engines import linking_engine
+from tests.support.policies import EchoMenuPolicy
 
 ADDRESS = "203.0.113.7"
 CODE_MINUTES = 10

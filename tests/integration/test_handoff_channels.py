@@ -25,10 +25,10 @@ from bot.assembly.app import Segue, build_app, create_segue
 from bot.core.model import ChannelIdentity
 from bot.core.tokens import sign_host_identity
 from context_store import RedisContextStore
-from tests.app_server import RunningApp
 from tests.fakes.slack_api import TEAM_ID, FakeSlackApi, signed_headers
 from tests.fakes.telegram_api import CUSTOMER, TOKEN, FakeTelegram, message_update
-from tests.integration.handoff_rig import (
+from tests.support.app_server import RunningApp
+from tests.support.handoff_rig import (
     WEB_SECRET,
     AgentClient,
     add_accounts,
@@ -38,11 +38,11 @@ from tests.integration.handoff_rig import (
     running,
     web_customer,
 )
-from tests.integration.slack_rig import SECRET as SLACK_SECRET
-from tests.integration.slack_rig import TOKEN as SLACK_TOKEN
-from tests.integration.slack_rig import dm
-from tests.redis_server import free_port
-from tests.webchat_client import PROBE, PROBE_ANSWER, WebChatClient
+from tests.support.redis_server import free_port
+from tests.support.slack_rig import SECRET as SLACK_SECRET
+from tests.support.slack_rig import TOKEN as SLACK_TOKEN
+from tests.support.slack_rig import dm
+from tests.support.webchat_client import PROBE, PROBE_ANSWER, WebChatClient
 
 SLACK_USER = "U2147483697"
 TELEGRAM_ID = ChannelIdentity("telegram", str(CUSTOMER["id"]))

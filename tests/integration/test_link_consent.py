@@ -16,10 +16,10 @@ import pytest
 
 from bot.core.settings import Settings
 from context_store import RedisContextStore
-from tests.app_server import RunningApp, serve_segue
 from tests.fakes.telegram_api import TOKEN, FakeTelegram, message_update
-from tests.policies import EchoMenuPolicy
-from tests.webchat_client import WebChatClient
+from tests.support.app_server import RunningApp, serve_segue
+from tests.support.policies import EchoMenuPolicy
+from tests.support.webchat_client import WebChatClient
 
 SERVER_SECRET = "link-consent-server-secret"
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"

@@ -30,11 +30,11 @@ from tests.fakes.telegram_api import (
     keyboard_of,
     message_update,
 )
-from tests.integration.slack_rig import SECRET as SLACK_SECRET
-from tests.integration.slack_rig import TOKEN as SLACK_TOKEN
-from tests.integration.slack_rig import dm, press
-from tests.redis_server import free_port
-from tests.webchat_client import WebChatClient
+from tests.support.redis_server import free_port
+from tests.support.slack_rig import SECRET as SLACK_SECRET
+from tests.support.slack_rig import TOKEN as SLACK_TOKEN
+from tests.support.slack_rig import dm, press
+from tests.support.webchat_client import WebChatClient
 
 WEBHOOK_SECRET = "omni-Secret_1"
 

@@ -14,9 +14,9 @@ import redis.asyncio as aioredis
 
 from bot.core.settings import Settings
 from context_store import RedisContextStore
-from tests.app_server import RunningApp, serve_segue
-from tests.policies import EchoMenuPolicy
-from tests.webchat_client import WebChatClient
+from tests.support.app_server import RunningApp, serve_segue
+from tests.support.policies import EchoMenuPolicy
+from tests.support.webchat_client import WebChatClient
 
 SECRET = "rate-limit-tests-secret"
 TOO_MANY_HANDOFFS = "asked for a person several times"

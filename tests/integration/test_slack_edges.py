@@ -27,8 +27,8 @@ from connectors.slack import SlackConnector, build_slack_connector, web_client
 from connectors.slack_parse import inbound_to_json
 from context_store import MemoryContextStore, RedisContextStore
 from tests.fakes.slack_api import BOT_USER_ID, TEAM_ID, FakeSlackApi, sign, signed_headers
-from tests.integration.slack_rig import SECRET, TOKEN, dm, mention, running_segue
-from tests.redis_server import free_port
+from tests.support.redis_server import free_port
+from tests.support.slack_rig import SECRET, TOKEN, dm, mention, running_segue
 
 
 class EchoPolicy:

@@ -21,7 +21,8 @@ from bot.core.model import Address, Button, Outbound
 from bot.core.policy import TurnContext
 from context_store import RedisContextStore
 from tests.fakes.slack_api import BOT_USER_ID, FakeSlackApi, signed_headers
-from tests.integration.slack_rig import (
+from tests.support.redis_server import free_port, redis_server
+from tests.support.slack_rig import (
     SECRET,
     TOKEN,
     bot_message,
@@ -31,7 +32,6 @@ from tests.integration.slack_rig import (
     press,
     running_segue,
 )
-from tests.redis_server import free_port, redis_server
 
 
 class EchoPolicy:

@@ -17,7 +17,7 @@ from bot.core.policy import TurnContext
 from connectors.slack_parse import identity
 from context_store import RedisContextStore
 from tests.fakes.slack_api import BOT_USER_ID, TEAM_ID, FakeSlackApi
-from tests.integration.slack_rig import TOKEN, running_segue, settings_for
+from tests.support.slack_rig import TOKEN, running_segue, settings_for
 
 CARD = "my card is 4111 1111 1111 1111"
 REPLY = "Parcel ZQ-7781 leaves the depot on Tuesday"

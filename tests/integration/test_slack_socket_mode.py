@@ -10,8 +10,8 @@ import pytest
 
 from context_store import RedisContextStore
 from tests.fakes.slack_api import FakeSlackApi
-from tests.integration.slack_rig import TOKEN, dm, running_segue
 from tests.integration.test_slack_events import EchoPolicy
+from tests.support.slack_rig import TOKEN, dm, running_segue
 
 APP_TOKEN = "xapp-1-A0PNCHHK2-1234567890-abcdef"
 

@@ -15,9 +15,9 @@ import pytest
 from yarl import URL
 
 from bot.core.settings import Settings
-from tests.app_server import RunningApp, serve_segue
-from tests.policies import EchoMenuPolicy
-from tests.webchat_client import WebChatClient
+from tests.support.app_server import RunningApp, serve_segue
+from tests.support.policies import EchoMenuPolicy
+from tests.support.webchat_client import WebChatClient
 
 # Far longer than any test runs: the deadline a test is not about stays out of its way.
 NEVER = 600.0

@@ -22,7 +22,7 @@ from tests.fakes.telegram_api import (
     message_update,
     segue_on_fake,
 )
-from tests.redis_server import free_port, redis_server
+from tests.support.redis_server import free_port, redis_server
 
 
 class EchoPolicy:

@@ -29,7 +29,7 @@ from tests.fakes.telegram_api import (
     segue_on_fake,
     sticker_update,
 )
-from tests.redis_server import free_port, redis_server
+from tests.support.redis_server import free_port, redis_server
 
 CHAT = CUSTOMER["id"]
 MENU = (Button("Order status", "order_status"), Button("Talk to a person", "human"))

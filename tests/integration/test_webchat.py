@@ -14,9 +14,9 @@ from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
 from bot.core.settings import Settings
 from context_store import RedisContextStore
-from tests.app_server import RunningApp, serve_segue
-from tests.policies import EchoMenuPolicy
-from tests.webchat_client import PROBE, WebChatClient
+from tests.support.app_server import RunningApp, serve_segue
+from tests.support.policies import EchoMenuPolicy
+from tests.support.webchat_client import PROBE, WebChatClient
 
 SECRET = "test-webchat-secret"
 
@@ -252,7 +252,7 @@ async def test_store_down_refuses_the_message_and_a_resend_is_processed(
 ) -> None:
     from contextlib import ExitStack
 
-    from tests.redis_server import free_port, redis_server
+    from tests.support.redis_server import free_port, redis_server
 
     port = free_port()
     with ExitStack() as first_redis:

@@ -17,10 +17,10 @@ from bot.core.model import Image, Outbound
 from bot.core.policy import TurnContext
 from bot.core.settings import Settings
 from context_store import RedisContextStore
-from tests.app_server import RunningApp, serve_segue
-from tests.integration.handoff_rig import AgentClient, agent_frame, hand_off, running
-from tests.policies import EchoMenuPolicy
-from tests.webchat_client import WebChatClient
+from tests.support.app_server import RunningApp, serve_segue
+from tests.support.handoff_rig import AgentClient, agent_frame, hand_off, running
+from tests.support.policies import EchoMenuPolicy
+from tests.support.webchat_client import WebChatClient
 
 SECRET = "webchat-edges-secret"
 PARCEL = Image("https://example.com/parcel.png", "The parcel")

@@ -14,9 +14,9 @@ from bot.core.model import ChannelIdentity
 from bot.core.settings import Settings
 from bot.core.tokens import sign_host_identity
 from context_store import RedisContextStore
-from tests.app_server import RunningApp, serve_segue
-from tests.policies import EchoMenuPolicy
-from tests.webchat_client import WebChatClient
+from tests.support.app_server import RunningApp, serve_segue
+from tests.support.policies import EchoMenuPolicy
+from tests.support.webchat_client import WebChatClient
 
 SECRET = "identity-test-secret"
 

@@ -7,9 +7,9 @@ import pytest
 
 from bot.core.settings import Settings
 from context_store import RedisContextStore
-from tests.app_server import serve_segue
-from tests.policies import EchoMenuPolicy
-from tests.webchat_client import WebChatClient
+from tests.support.app_server import serve_segue
+from tests.support.policies import EchoMenuPolicy
+from tests.support.webchat_client import WebChatClient
 
 
 def settings(redis_url: str, **extra: object) -> Settings:

@@ -15,9 +15,9 @@ import redis.asyncio as aioredis
 from bot.core.settings import Settings
 from bot.core.tokens import sign_host_identity
 from context_store import RedisContextStore
-from tests.app_server import RunningApp, serve_segue
-from tests.policies import EchoMenuPolicy
-from tests.webchat_client import WebChatClient
+from tests.support.app_server import RunningApp, serve_segue
+from tests.support.policies import EchoMenuPolicy
+from tests.support.webchat_client import WebChatClient
 
 SERVER_SECRET = "server-only-secret-never-given-out"
 HOST_SECRET = "the-host-sites-identity-key"

@@ -12,7 +12,7 @@ from bot.core.model import Address, ChannelIdentity, Inbound, Outbound
 from bot.core.policy import TurnContext
 from bot.core.ports import ContextStore, LoadResult
 from context_store import MemoryContextStore
-from tests.policies import EchoMenuPolicy
+from tests.support.policies import EchoMenuPolicy
 
 
 class RecordingSender:

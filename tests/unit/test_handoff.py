@@ -22,7 +22,7 @@ from bot.handoff.ports import AgentAccount
 from bot.handoff.state import waiting_notice
 from context_store import MemoryContextStore
 from context_store.agents_memory import MemoryAgentStore
-from tests.rigs import handoff_engine
+from tests.support.engines import handoff_engine
 
 
 class Scripted:

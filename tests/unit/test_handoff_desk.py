@@ -21,7 +21,7 @@ from bot.handoff.desk import DeskError, DeskOptions
 from bot.handoff.ports import AgentAccount
 from bot.handoff.state import claimed_by, new_handoff
 from context_store.agents_memory import MemoryAgentStore
-from tests.rigs import handoff_engine
+from tests.support.engines import handoff_engine
 
 ANN = AgentAccount(username="ann", display_name="Ann", password_hash="x", role="agent")
 BOB = AgentAccount(username="bob", display_name="Bob", password_hash="x", role="agent")

@@ -10,7 +10,7 @@ from bot.core.policy import TurnContext
 from bot.core.ports import ContextStore
 from bot.linking.service import LinkOptions
 from context_store import MemoryContextStore
-from tests.rigs import linking_engine
+from tests.support.engines import linking_engine
 
 
 class OrderPolicy:

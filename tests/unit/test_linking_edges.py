@@ -13,7 +13,7 @@ from bot.core.policy import TurnContext
 from bot.linking.codes import normalised_code
 from bot.linking.service import LinkOptions
 from context_store import MemoryContextStore
-from tests.rigs import linking_engine
+from tests.support.engines import linking_engine
 from tests.unit.test_linking import OrderPolicy, Person, Sent, code_in, make
 
 

@@ -3,7 +3,7 @@
 NEVER USE THESE FOR TUNING. Nobody changing the classifier's weights or
 stopwords, or the demo's example phrases in dialogs/demo/nlu.yml, may look at
 how these phrasings score, copy them into the examples, or add and remove
-phrasings to move the number. Tuning looks at tests/dialogs/nlu_tuning_set.py
+phrasings to move the number. Tuning looks at tests/unit/nlu_tuning_set.py
 only; this set measures what the classifier does on messages it was not shaped
 for. The only edit allowed once results have been seen is fixing a phrasing
 whose expected intent is plainly wrong.

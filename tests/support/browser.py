@@ -7,7 +7,7 @@ test machines run as root), so browser tests never skip.
 
 from __future__ import annotations
 
-from tests.system_packages import ensure_binary
+from tests.support.system_packages import ensure_binary
 
 CHROMIUM_ARGS = [
     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -41,7 +41,7 @@ async def test_unreachable_redis_is_store_unavailable() -> None:
     import pytest
 
     from bot.core.errors import StoreUnavailable
-    from tests.redis_server import free_port
+    from tests.support.redis_server import free_port
 
     store = RedisContextStore.from_url(f"redis://127.0.0.1:{free_port()}/0")
     with pytest.raises(StoreUnavailable):

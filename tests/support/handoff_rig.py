@@ -16,8 +16,8 @@ from argon2 import PasswordHasher
 from bot.core.settings import Settings
 from bot.handoff.ports import AgentAccount
 from context_store import RedisContextStore
-from tests.app_server import RunningApp, serve_segue
-from tests.webchat_client import WebChatClient
+from tests.support.app_server import RunningApp, serve_segue
+from tests.support.webchat_client import WebChatClient
 
 WEB_SECRET = "handoff-tests-web-secret"
 PASSWORDS = {"ann": "ann-pass-1", "bob": "bob-pass-1", "root": "root-pass-1"}

@@ -18,8 +18,8 @@ from dialogs.nlu import (
     parse_rasa_response,
 )
 from dialogs.source import Where
-from tests.dialogs.nlu_test_set import TEST_OUT_OF_SCOPE, TEST_SET
-from tests.dialogs.nlu_tuning_set import TUNING_OUT_OF_SCOPE, TUNING_SET
+from tests.unit.nlu_test_set import TEST_OUT_OF_SCOPE, TEST_SET
+from tests.unit.nlu_tuning_set import TUNING_OUT_OF_SCOPE, TUNING_SET
 
 THRESHOLD = 0.45  # the default nlu_threshold
 HERE = Where("test")
@@ -85,7 +85,7 @@ def test_accuracy_on_the_test_set(
     """The classifier's real accuracy: on phrasings no tuning has looked at.
 
     Only the numbers are shown, not which phrasings were missed, so that nobody
-    tunes against them; see tests/dialogs/nlu_tuning_set.py for that.
+    tunes against them; see tests/unit/nlu_tuning_set.py for that.
     """
     missed = misses(demo_nlu, TEST_SET)
     accuracy = 1 - len(missed) / size(TEST_SET)

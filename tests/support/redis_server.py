@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from tests.system_packages import ensure_binary
+from tests.support.system_packages import ensure_binary
 
 
 def ensure_redis_server() -> str:

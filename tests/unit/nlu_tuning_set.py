@@ -3,7 +3,7 @@
 This is the set to look at when changing the classifier's weights or stopwords,
 or the demo's example phrases in dialogs/demo/nlu.yml: read its misses, tune,
 re-run. Because it has been tuned against, its accuracy flatters the
-classifier; the number that counts comes from tests/dialogs/nlu_test_set.py,
+classifier; the number that counts comes from tests/unit/nlu_test_set.py,
 which no tuning may look at. The phrasings here stay out of the examples: the
 accuracy test fails if one of them leaks in.
 """
