@@ -18,14 +18,20 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from bot.core.errors import StoreUnavailable
-from bot.core.ports import ContextStore, InboxItem
+from bot.core.ports import InboxItem, InboxStore, ParkingStore
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+@runtime_checkable
+class InboxWorkerStore(InboxStore, ParkingStore, Protocol):
+    """The slices of the store the worker uses: the inbox, and parking for
+    the items that keep failing."""
 
 
 class UnknownSource(Exception):
@@ -72,7 +78,7 @@ class InboxWorker:
     def __init__(
         self,
         *,
-        store: ContextStore,
+        store: InboxWorkerStore,
         options: InboxOptions | None = None,
         consumer: str | None = None,
     ) -> None:
@@ -212,10 +218,10 @@ class InboxWorker:
                 await asyncio.sleep(self.options.store_backoff_max_seconds)
 
 
-_shared: dict[int, tuple[ContextStore, InboxWorker]] = {}
+_shared: dict[int, tuple[InboxWorkerStore, InboxWorker]] = {}
 
 
-def shared_worker(store: ContextStore, options: InboxOptions | None = None) -> InboxWorker:
+def shared_worker(store: InboxWorkerStore, options: InboxOptions | None = None) -> InboxWorker:
     """The one worker of `store` in this process, shared by every connector
     that queues into it (one inbox, so one consumer that knows every source).
     Get it when starting: a worker forgets its store once its last owner stops."""

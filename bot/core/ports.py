@@ -1,5 +1,7 @@
 """What the core asks of storage, in slices: each caller names the few
 methods it uses; `ContextStore` is all of them, what a store implements.
+`WebPresenceStore` is offered by the agent stores (`bot.handoff.ports`) but
+is about web chat sockets, not agents, so the web chat asks for it here.
 
 A turn costs three calls, each one round trip on Redis:
 `resolve_customer`, `lock_and_load`, `save_and_unlock`. None of them reads or
@@ -217,6 +219,19 @@ class InboxStore(Protocol):
 
     async def inbox_ack(self, item_id: str) -> None:
         """The item is done; it is never handed out again."""
+
+
+@runtime_checkable
+class WebPresenceStore(Protocol):
+    """Which worker holds a web chat session's sockets."""
+
+    async def touch_web(self, sessions: Sequence[str], worker: str, ttl_seconds: float) -> None:
+        """`worker` holds sockets of these web chat sessions."""
+
+    async def drop_web(self, session: str, worker: str) -> None: ...
+
+    async def web_workers(self, session: str) -> set[str]:
+        """Workers holding a socket of this web chat session now."""
 
 
 @runtime_checkable

@@ -17,13 +17,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
-
-class Counters(Protocol):
-    """The slice of the store the shared limits use."""
-
-    async def incr(self, key: str, ttl_seconds: int) -> int: ...
+from bot.core.ports import CounterStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +52,7 @@ MESSAGES_PER_ADDRESS = Rate(burst=400, per_second=20)
 class RateLimiter:
     """Shared fixed-window counters in the store."""
 
-    def __init__(self, counters: Counters, *, enabled: bool = True) -> None:
+    def __init__(self, counters: CounterStore, *, enabled: bool = True) -> None:
         self.counters = counters
         self.enabled = enabled
 

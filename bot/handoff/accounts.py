@@ -21,13 +21,22 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from bot.core.backoff import Backoff
 from bot.core.errors import SegueError
-from bot.handoff.ports import ROLES, AgentAccount, AgentSession, AgentStore, Role
+from bot.handoff.ports import (
+    ROLES,
+    AccountStore,
+    AgentAccount,
+    AgentSession,
+    AgentSessionStore,
+    LoginAttemptStore,
+    Role,
+)
 
 log = logging.getLogger(__name__)
 
@@ -96,10 +105,15 @@ def check_username(username: str) -> str:
     return username
 
 
+@runtime_checkable
+class AuthStore(AccountStore, AgentSessionStore, LoginAttemptStore, Protocol):
+    """The slices of the agent store that logins use."""
+
+
 class AgentAuth:
     """Creates accounts, logs agents in and out, and checks session tokens."""
 
-    def __init__(self, store: AgentStore, *, options: AuthOptions | None = None,
+    def __init__(self, store: AuthStore, *, options: AuthOptions | None = None,
                  hasher: PasswordHasher | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.store = store

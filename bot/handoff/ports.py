@@ -1,5 +1,6 @@
-"""The `AgentStore` protocol: what the handoff to people keeps outside a
-customer's own keys.
+"""What the handoff to people keeps outside a customer's own keys, in slices
+like `bot.core.ports`: each caller names the few methods it uses;
+`AgentStore` is all of them, what an agent store implements.
 
 Agent accounts and their sessions; login-attempt counters and delays; the index of
 handed-off conversations (the queue, oldest first, and who holds each claimed
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from bot.core.backoff import Backoff
+from bot.core.ports import WebPresenceStore
 
 Role = Literal["agent", "admin"]
 ROLES: tuple[Role, ...] = ("agent", "admin")
@@ -71,8 +73,8 @@ class QueueEntry:
 
 
 @runtime_checkable
-class AgentStore(Protocol):
-    """Accounts, sessions, the handoff index and presence, shared by workers."""
+class AccountStore(Protocol):
+    """Agent accounts."""
 
     async def put_agent(self, account: AgentAccount) -> None:
         """Create or replace an account."""
@@ -82,12 +84,22 @@ class AgentStore(Protocol):
     async def agents(self) -> list[AgentAccount]:
         """Every account, by username."""
 
+
+@runtime_checkable
+class AgentSessionStore(Protocol):
+    """Logged-in consoles, by a digest of their token."""
+
     async def put_session(self, session_id: str, session: AgentSession) -> None:
         """Keep a session until its `expires_at`."""
 
     async def get_session(self, session_id: str) -> AgentSession | None: ...
 
     async def drop_session(self, session_id: str) -> None: ...
+
+
+@runtime_checkable
+class LoginAttemptStore(Protocol):
+    """Login attempts: counts per window, and delays that grow."""
 
     async def failures(self, key: str) -> int:
         """Login attempts counted under `key` in the current window."""
@@ -107,6 +119,11 @@ class AgentStore(Protocol):
         and pushes the wait on). `now` is time.time()."""
 
     async def clear_attempts(self, key: str) -> None: ...
+
+
+@runtime_checkable
+class HandoffQueueStore(Protocol):
+    """The index of handed-off conversations: the queue and the claims."""
 
     async def index_queued(self, customer: str, since: float) -> None:
         """The conversation waits for a person (and is held by nobody)."""
@@ -128,6 +145,11 @@ class AgentStore(Protocol):
     async def claimed(self) -> dict[str, str]:
         """Held conversations: customer -> agent username."""
 
+
+@runtime_checkable
+class AgentPresenceStore(Protocol):
+    """Which agents have the console open, on which worker."""
+
     async def touch_agent(self, username: str, worker: str, ttl_seconds: float) -> None:
         """`username` has a console open on `worker`, for the next `ttl_seconds`."""
 
@@ -136,10 +158,10 @@ class AgentStore(Protocol):
     async def agents_online(self) -> set[str]:
         """Usernames with a console open on any worker."""
 
-    async def touch_web(self, sessions: Sequence[str], worker: str, ttl_seconds: float) -> None:
-        """`worker` holds sockets of these web chat sessions."""
 
-    async def drop_web(self, session: str, worker: str) -> None: ...
-
-    async def web_workers(self, session: str) -> set[str]:
-        """Workers holding a socket of this web chat session now."""
+@runtime_checkable
+class AgentStore(AccountStore, AgentSessionStore, LoginAttemptStore, HandoffQueueStore,
+                 AgentPresenceStore, WebPresenceStore, Protocol):
+    """Every slice: what one agent store implementation offers (accounts,
+    sessions, login attempts, the handoff index and presence, shared by the
+    workers). Callers ask for the slices they use."""
