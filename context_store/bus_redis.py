@@ -9,9 +9,13 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from bot.core.backoff import Doubling
 from bot.core.bus import Event, Handler, Handlers
 
 log = logging.getLogger(__name__)
+
+# Subscribing again after the connection to Redis was lost.
+RESUBSCRIBE = Doubling(first=0.1, cap=5.0)
 
 
 class RedisBus:
@@ -65,21 +69,20 @@ class RedisBus:
 
     async def _read(self) -> None:
         prefix = f"{self.prefix}:bus:"
-        delay = 0.1
+        delays = RESUBSCRIBE.delays()
         while True:
             try:
                 if self._pubsub is None:
                     await self._subscribe()
                 message = await self._pubsub.get_message(
                     ignore_subscribe_messages=True, timeout=1.0)
-                delay = 0.1
+                delays = RESUBSCRIBE.delays()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.warning("bus subscription lost (%s); subscribing again", exc)
                 await self._close_pubsub()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                await asyncio.sleep(next(delays))
                 continue
             if message is None or message.get("type") != "message":
                 continue

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from bot.core.backoff import Doubling
 from bot.core.errors import StoreUnavailable
 from bot.core.ports import InboxItem, InboxStore, ParkingStore
 
@@ -121,22 +122,24 @@ class InboxWorker:
             pass
 
     async def _run(self) -> None:
-        backoff = self.options.retry_delay_seconds
+        pace = Doubling(first=self.options.retry_delay_seconds,
+                        cap=self.options.store_backoff_max_seconds)
+        delays = pace.delays()
         while not self._stopping.is_set():
             try:
                 items = await self.store.inbox_take(
                     self.consumer, count=self.options.batch, block_ms=self.options.block_ms
                 )
             except StoreUnavailable as exc:
-                log.warning("inbox unavailable, retrying in %.2fs: %s", backoff, exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self.options.store_backoff_max_seconds)
+                delay = next(delays)
+                log.warning("inbox unavailable, retrying in %.2fs: %s", delay, exc)
+                await asyncio.sleep(delay)
                 continue
             except Exception:
                 log.exception("reading the inbox failed")
                 await asyncio.sleep(self.options.store_backoff_max_seconds)
                 continue
-            backoff = self.options.retry_delay_seconds
+            delays = pace.delays()  # the store answered: start again from the first delay
             self._idle = False
             try:
                 for item in items:
