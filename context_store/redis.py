@@ -1,9 +1,12 @@
-"""`ContextStore` on Redis (redis-py asyncio), one round trip per turn step."""
+"""`ContextStore` on Redis (redis-py asyncio), one round trip per turn step.
+
+The turn's Lua scripts are in `context_store.redis_scripts`; the inbox and
+the parked items in `context_store.redis_inbox`.
+"""
 
 from __future__ import annotations
 
 import secrets
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,84 +16,20 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.core.backoff import poll_until
-from bot.core.errors import CustomerGone, LockTimeout, StoreError, StoreUnavailable
+from bot.core.errors import CustomerGone, LockTimeout, StoreUnavailable
 from bot.core.model import Address, ChannelIdentity, HistoryEntry
-from bot.core.ports import InboxItem, LoadResult, StoreLimits, merge_histories
+from bot.core.ports import LoadResult, StoreLimits, merge_histories
+from context_store import redis_scripts as lua
 from context_store.agents_redis import RedisAgentStore
 from context_store.bus_redis import RedisBus
 from context_store.keys import KeyBuilder, identity_member, parse_identity_member
 from context_store.redis_client import connect, run_redis
+from context_store.redis_inbox import PARKED_KEEP_SECONDS, PARKED_MAX, RedisInboxMixin
 
-# KEYS: identity. ARGV: new customer id, retention seconds, provisional ttl.
-# A mapping made provisionally (a web chat hello) lives that long; the
-# identity's first message resolves it again without one and keeps it like
-# the customer's data: for the retention time, or for good when that is 0.
-_RESOLVE = """
-local c = redis.call('GET', KEYS[1])
-local keep = tonumber(ARGV[2])
-local provisional = tonumber(ARGV[3])
-if not c then
-  redis.call('SET', KEYS[1], ARGV[1])
-  c = ARGV[1]
-  if provisional > 0 then keep = provisional end
-end
-if keep > 0 then redis.call('EXPIRE', KEYS[1], keep)
-elseif provisional == 0 then redis.call('PERSIST', KEYS[1]) end
-return c
-"""
-
-# KEYS: lock, seen, state, moved, identities.
-# ARGV: token, ttl ms, check seen (1/0), identity member ('' for none).
-_LOCK_AND_LOAD = """
-if redis.call('EXISTS', KEYS[4]) == 1 then return {3} end
-if ARGV[4] ~= '' and redis.call('SCARD', KEYS[5]) > 0
-   and redis.call('SISMEMBER', KEYS[5], ARGV[4]) == 0 then return {3} end
-if ARGV[3] == '1' and redis.call('EXISTS', KEYS[2]) == 1 then return {2} end
-if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {0} end
-local s = redis.call('GET', KEYS[3])
-if s then return {1, s} end
-return {1}
-"""
-
-# KEYS: lock, seen, state, history, identities, addresses.
-# ARGV: token, state ('' keeps it), mark seen (1/0), dedup ttl, history max,
-#       retention seconds, identity member ('' for none), address channel
-#       ('' for none), address JSON, entries...
-_SAVE_AND_UNLOCK = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-if ARGV[2] ~= '' then redis.call('SET', KEYS[3], ARGV[2]) end
-if #ARGV > 9 then
-  redis.call('RPUSH', KEYS[4], unpack(ARGV, 10))
-  redis.call('LTRIM', KEYS[4], -tonumber(ARGV[5]), -1)
-end
-if ARGV[7] ~= '' then redis.call('SADD', KEYS[5], ARGV[7]) end
-if ARGV[8] ~= '' then redis.call('HSET', KEYS[6], ARGV[8], ARGV[9]) end
-if ARGV[3] == '1' then redis.call('SET', KEYS[2], '1', 'EX', ARGV[4]) end
-local keep = tonumber(ARGV[6])
-for i = 3, 6 do
-  if keep > 0 then redis.call('EXPIRE', KEYS[i], keep)
-  else redis.call('PERSIST', KEYS[i]) end
-end
-redis.call('DEL', KEYS[1])
-return 1
-"""
-
-_EXTEND_LOCK = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-"""
-
-_UNLOCK = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
-_INBOX_GROUP = "segue-workers"
-PARKED_MAX = 1000
-PARKED_KEEP_SECONDS = 30 * 86400
+__all__ = ["PARKED_KEEP_SECONDS", "PARKED_MAX", "RedisContextStore"]
 
 
-class RedisContextStore:
+class RedisContextStore(RedisInboxMixin):
     """Conversation state as one JSON string, history as a capped list."""
 
     def __init__(
@@ -104,14 +43,12 @@ class RedisContextStore:
         self.client = client
         self.limits = limits or StoreLimits()
         self.keys = keys or KeyBuilder()
-        self.inbox_stale_ms = inbox_stale_ms
-        self._resolve = client.register_script(_RESOLVE)
-        self._lock_and_load = client.register_script(_LOCK_AND_LOAD)
-        self._save = client.register_script(_SAVE_AND_UNLOCK)
-        self._unlock = client.register_script(_UNLOCK)
-        self._extend_lock = client.register_script(_EXTEND_LOCK)
-        self._group_ready = False
-        self._last_reclaim = 0.0
+        self._init_inbox(inbox_stale_ms)
+        self._resolve = client.register_script(lua.RESOLVE)
+        self._lock_and_load = client.register_script(lua.LOCK_AND_LOAD)
+        self._save = client.register_script(lua.SAVE_AND_UNLOCK)
+        self._unlock = client.register_script(lua.UNLOCK)
+        self._extend_lock = client.register_script(lua.EXTEND_LOCK)
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisContextStore:
@@ -384,84 +321,6 @@ class RedisContextStore:
             pipe.expire(name, ttl_seconds, nx=True)
             value, _ = await self._run(pipe.execute())
         return int(value)
-
-    async def park(self, record: str) -> None:
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.lpush(self.keys.parked(), record)
-            pipe.ltrim(self.keys.parked(), 0, PARKED_MAX - 1)
-            # Parked items hold customer text: kept no longer than customer data.
-            pipe.expire(self.keys.parked(), self.limits.retention_seconds or PARKED_KEEP_SECONDS)
-            await self._run(pipe.execute())
-
-    async def parked(self, limit: int) -> list[str]:
-        return list(await self._run(self.client.lrange(self.keys.parked(), 0, limit - 1)))
-
-    async def inbox_add(self, payload: str) -> str:
-        return str(await self._run(self.client.xadd(self.keys.inbox(), {"p": payload})))
-
-    async def inbox_take(self, consumer: str, *, count: int, block_ms: int) -> list[InboxItem]:
-        await self._ensure_group()
-        try:
-            items = await self._reclaim(consumer, count)
-            if items:
-                return items
-            reply = await self._run(
-                self.client.xreadgroup(
-                    _INBOX_GROUP, consumer, {self.keys.inbox(): ">"}, count=count, block=block_ms
-                )
-            )
-        except StoreError as exc:
-            # A Redis restarted without its data lost the group: make it again.
-            if "NOGROUP" in str(exc):
-                self._group_ready = False
-            raise
-        for _stream, entries in reply or []:
-            items.extend(InboxItem(item_id, fields["p"], 1) for item_id, fields in entries)
-        return items
-
-    async def inbox_ack(self, item_id: str) -> None:
-        inbox = self.keys.inbox()
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.xack(inbox, _INBOX_GROUP, item_id)
-            pipe.xdel(inbox, item_id)
-            await self._run(pipe.execute())
-
-    async def _reclaim(self, consumer: str, count: int) -> list[InboxItem]:
-        # Looking for abandoned items costs a round trip; once a second is plenty.
-        now = time.monotonic()
-        if now - self._last_reclaim < 1.0:
-            return []
-        self._last_reclaim = now
-        inbox = self.keys.inbox()
-        pending = await self._run(
-            self.client.xpending_range(
-                inbox, _INBOX_GROUP, min="-", max="+", count=count, idle=self.inbox_stale_ms
-            )
-        )
-        if not pending:
-            return []
-        attempts = {p["message_id"]: int(p["times_delivered"]) + 1 for p in pending}
-        claimed = await self._run(
-            self.client.xclaim(inbox, _INBOX_GROUP, consumer, self.inbox_stale_ms, list(attempts))
-        )
-        return [
-            InboxItem(item_id, fields["p"], attempts[item_id])
-            for item_id, fields in claimed
-            if fields
-        ]
-
-    async def _ensure_group(self) -> None:
-        if self._group_ready:
-            return
-        try:
-            await self._run(
-                self.client.xgroup_create(self.keys.inbox(), _INBOX_GROUP, id="0", mkstream=True)
-            )
-        except StoreError as exc:
-            # Made already, by another worker or before a restart.
-            if "BUSYGROUP" not in str(exc):
-                raise
-        self._group_ready = True
 
     async def _call(self, script: Any, keys: list[str], args: list[Any]) -> Any:
         return await self._run(script(keys=keys, args=args))

@@ -1,0 +1,66 @@
+"""The Lua scripts of `RedisContextStore`: each step of a turn is one of
+them, so it is atomic and costs one round trip."""
+
+# KEYS: identity. ARGV: new customer id, retention seconds, provisional ttl.
+# A mapping made provisionally (a web chat hello) lives that long; the
+# identity's first message resolves it again without one and keeps it like
+# the customer's data: for the retention time, or for good when that is 0.
+RESOLVE = """
+local c = redis.call('GET', KEYS[1])
+local keep = tonumber(ARGV[2])
+local provisional = tonumber(ARGV[3])
+if not c then
+  redis.call('SET', KEYS[1], ARGV[1])
+  c = ARGV[1]
+  if provisional > 0 then keep = provisional end
+end
+if keep > 0 then redis.call('EXPIRE', KEYS[1], keep)
+elseif provisional == 0 then redis.call('PERSIST', KEYS[1]) end
+return c
+"""
+
+# KEYS: lock, seen, state, moved, identities.
+# ARGV: token, ttl ms, check seen (1/0), identity member ('' for none).
+LOCK_AND_LOAD = """
+if redis.call('EXISTS', KEYS[4]) == 1 then return {3} end
+if ARGV[4] ~= '' and redis.call('SCARD', KEYS[5]) > 0
+   and redis.call('SISMEMBER', KEYS[5], ARGV[4]) == 0 then return {3} end
+if ARGV[3] == '1' and redis.call('EXISTS', KEYS[2]) == 1 then return {2} end
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {0} end
+local s = redis.call('GET', KEYS[3])
+if s then return {1, s} end
+return {1}
+"""
+
+# KEYS: lock, seen, state, history, identities, addresses.
+# ARGV: token, state ('' keeps it), mark seen (1/0), dedup ttl, history max,
+#       retention seconds, identity member ('' for none), address channel
+#       ('' for none), address JSON, entries...
+SAVE_AND_UNLOCK = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] ~= '' then redis.call('SET', KEYS[3], ARGV[2]) end
+if #ARGV > 9 then
+  redis.call('RPUSH', KEYS[4], unpack(ARGV, 10))
+  redis.call('LTRIM', KEYS[4], -tonumber(ARGV[5]), -1)
+end
+if ARGV[7] ~= '' then redis.call('SADD', KEYS[5], ARGV[7]) end
+if ARGV[8] ~= '' then redis.call('HSET', KEYS[6], ARGV[8], ARGV[9]) end
+if ARGV[3] == '1' then redis.call('SET', KEYS[2], '1', 'EX', ARGV[4]) end
+local keep = tonumber(ARGV[6])
+for i = 3, 6 do
+  if keep > 0 then redis.call('EXPIRE', KEYS[i], keep)
+  else redis.call('PERSIST', KEYS[i]) end
+end
+redis.call('DEL', KEYS[1])
+return 1
+"""
+
+EXTEND_LOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+
+UNLOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
