@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +23,7 @@ def new_worker_id() -> str:
     return secrets.token_hex(6)
 
 
+@runtime_checkable
 class Bus(Protocol):
     """Publish an event to every worker (this one included) subscribed to `topic`."""
 
