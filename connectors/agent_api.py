@@ -23,6 +23,7 @@ from bot.handoff.desk import HandoffDesk
 from bot.handoff.ports import AgentAccount
 from connectors.agent_hub import AgentHub
 from connectors.client_address import client_address, is_https
+from connectors.http_errors import json_error
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +48,11 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _problem(code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
-    return web.json_response({"error": code, "message": message},
-                             status=STATUS.get(code, 400), headers=headers)
+    return json_error(code, message, status=STATUS.get(code, 400), headers=headers)
+
+
+def _unavailable() -> web.Response:
+    return json_error("unavailable", "try again shortly", status=503)
 
 
 def _json_errors(handler: Handler) -> Handler:
@@ -60,11 +64,9 @@ def _json_errors(handler: Handler) -> Handler:
         except AgentError as exc:
             return _problem(exc.code, exc.message)
         except StoreUnavailable:
-            return web.json_response({"error": "unavailable", "message": "try again shortly"},
-                                     status=503)
+            return _unavailable()
         except (LockTimeout, LockLost):
-            return web.json_response(
-                {"error": "busy", "message": "the conversation is busy: try again"}, status=503)
+            return json_error("busy", "the conversation is busy: try again", status=503)
 
     return wrapped
 
@@ -242,8 +244,7 @@ class AgentApi:
         except NotAuthenticated as exc:
             return _problem(exc.code, exc.message)
         except StoreUnavailable:
-            return web.json_response({"error": "unavailable", "message": "try again shortly"},
-                                     status=503)
+            return _unavailable()
         assert token is not None
         return await self.hub.serve(request, agent, token)
 

@@ -17,7 +17,7 @@ import logging
 import re
 import secrets
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import ClientError, web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
@@ -33,12 +33,13 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.core import inbox, metrics
+from bot.core import inbox
 from bot.core.engine import Engine
 from bot.core.errors import ConnectorError, StoreUnavailable
 from bot.core.model import Address, Inbound, Outbound
-from bot.core.ports import ContextStore
+from bot.core.ports import InboxStore, ParkingStore
 from bot.core.settings import Settings
+from connectors.http_errors import refuse
 from connectors.slack_parse import (
     CHANNEL,
     inbound_from_json,
@@ -48,6 +49,7 @@ from connectors.slack_parse import (
     well_formed,
 )
 from connectors.slack_render import render
+from connectors.texts import too_long_reply
 
 log = logging.getLogger(__name__)
 # Bolt's own logger: some of its INFO lines quote whole request bodies.
@@ -66,6 +68,11 @@ KIND_MAX = 40
 _BODY_ERRORS = (ValueError, RecursionError, TypeError, AttributeError, KeyError, IndexError)
 
 
+class SlackStore(InboxStore, ParkingStore, Protocol):
+    """The slices of the store Slack uses: the inbox its requests are queued
+    in, and parking for the items its inbox worker cannot handle."""
+
+
 class SlackConnector:
     """The Slack channel: a Bolt app for input, its Web API client for output."""
 
@@ -75,7 +82,7 @@ class SlackConnector:
         self,
         *,
         engine: Engine,
-        store: ContextStore,
+        store: SlackStore,
         client: AsyncWebClient,
         signing_secret: str | None,
         app_token: str | None = None,
@@ -142,10 +149,12 @@ class SlackConnector:
             raise web.HTTPNotFound(text="Slack HTTP events are not enabled (Socket Mode only)")
         raw = await request.read()
         if not self.signed(raw, request.headers):
-            return _refuse("bad_signature", "missing, wrong or expired Slack signature", 401)
+            return refuse(CHANNEL, "bad_signature", "missing, wrong or expired Slack signature",
+                          status=401)
         bolt_request = _bolt_request(raw, request)
         if bolt_request is None:
-            return _refuse("bad_body", "the body is not a Slack event or interaction payload", 400)
+            return refuse(CHANNEL, "bad_body",
+                          "the body is not a Slack event or interaction payload", status=400)
         bolt_response = await self.bolt.async_dispatch(bolt_request)
         return await to_aiohttp_response(bolt_response)
 
@@ -206,13 +215,8 @@ class SlackConnector:
         inbound = inbound_from_json(data)
         if len(inbound.text) > self.max_text_length:
             # Refused with a word to the customer; nothing of it is stored.
-            await self.send(
-                inbound.address,
-                Outbound(
-                    text=f"Sorry, that message is too long for me ({len(inbound.text)} characters; "
-                    f"the limit is {self.max_text_length}). Please send a shorter one."
-                ),
-            )
+            reply = too_long_reply(len(inbound.text), self.max_text_length)
+            await self.send(inbound.address, Outbound(text=reply))
             return
         turn = await self.engine.process(inbound)
         await self.engine.deliver(turn)
@@ -267,11 +271,6 @@ def _status(response: BoltResponse | None) -> str:
     return str(response.status) if response is not None else "nothing"
 
 
-def _refuse(code: str, message: str, status: int) -> web.Response:
-    metrics.BAD_INPUT.labels(CHANNEL, code).inc()
-    return web.json_response({"error": code, "message": message}, status=status)
-
-
 def web_client(token: str, base_url: str) -> AsyncWebClient:
     """A Web API client that waits out 429s as Slack's Retry-After asks."""
     if not base_url.endswith("/"):
@@ -287,7 +286,7 @@ def web_client(token: str, base_url: str) -> AsyncWebClient:
 
 
 def build_slack_connector(
-    *, settings: Settings, engine: Engine, store: ContextStore
+    *, settings: Settings, engine: Engine, store: SlackStore
 ) -> SlackConnector:
     if settings.slack_bot_token is None:
         raise ConnectorError("the Slack connector needs SEGUE_SLACK_BOT_TOKEN")

@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import quote
 
 from bot.core.model import Button, Image, Link, Outbound
+from connectors.texts import names_itself
 
 # Slack's limits: section text 3,000 characters, button text 75, button value
 # 2,000, 25 elements in an actions block, 50 blocks in a message.
@@ -50,15 +51,6 @@ def render(outbound: Outbound) -> SlackMessage:
         chunk = outbound.buttons[start : start + ACTIONS_MAX]
         blocks.append(_actions(chunk, start))
     return SlackMessage(text="\n".join(fallback), blocks=tuple(blocks[:BLOCKS_MAX]))
-
-
-def names_itself(text: str, name: str) -> bool:
-    """Whether `text` already opens with `name` as a whole word ("Ann from our
-    team has joined"), where a "*Ann:*" prefix would only repeat it."""
-    if not name.strip() or text[: len(name)].casefold() != name.casefold():
-        return False
-    rest = text[len(name) :]
-    return not rest or not (rest[0].isalnum() or rest[0] == "_")
 
 
 def link_mrkdwn(link: Link) -> str:

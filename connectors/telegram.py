@@ -5,6 +5,8 @@ once the turn is durably saved: the webhook then returns 200 and polling
 confirms the update with the next `getUpdates` offset. An unreachable store
 asks for a redelivery (503, or the same offset again); an update that keeps
 failing is parked for an operator after a bounded number of attempts.
+The router's handlers, which make turns of updates, are in
+`connectors.telegram_updates`.
 """
 
 from __future__ import annotations
@@ -18,23 +20,23 @@ import re
 import time
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
-from aiogram import Bot, Dispatcher, F, Router
+from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import AiogramError
-from aiogram.types import CallbackQuery, InaccessibleMessage, Message, Update
+from aiogram.types import Update
 from aiogram.types.update import UpdateTypeLookupError
 from aiogram.utils.token import TokenValidationError
 from aiohttp import web
 
-from bot.core import metrics
-from bot.core.engine import APOLOGY, Engine, Turn
+from bot.core.engine import APOLOGY, Engine
 from bot.core.errors import ConfigError, ConnectorError, StoreUnavailable
-from bot.core.model import Address, ChannelIdentity, Inbound, Outbound
-from bot.core.ports import ContextStore
+from bot.core.model import Address, Outbound
+from bot.core.ports import CounterStore, ParkingStore
 from bot.core.settings import Settings
+from connectors.http_errors import refuse
 from connectors.telegram_render import (
     TOKEN_FILTER,
     TelegramSender,
@@ -42,21 +44,20 @@ from connectors.telegram_render import (
     chat_id_of,
     describe,
 )
+from connectors.telegram_updates import CHANNEL, UpdateHandlers, chat_of
+
+# Importable from here as before.
+from connectors.telegram_updates import command_as_typed as _command_as_typed  # noqa: F401
+from connectors.texts import UNSUPPORTED_REPLY as UNSUPPORTED_REPLY
 
 log = logging.getLogger(__name__)
 log.addFilter(TOKEN_FILTER)
 
-CHANNEL = "telegram"
 WEBHOOK_PATH = "/telegram/webhook"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 ALLOWED_UPDATES = ["message", "callback_query"]
 # The characters Telegram accepts in a webhook secret token.
 SECRET_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,256}")
-UNSUPPORTED_REPLY = (
-    "I can read text messages only, so I could not read that. "
-    "Please type your message instead."
-)
-TOO_LONG_REPLY = "That message is too long for me. Please send it in shorter parts."
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +87,11 @@ class Outcome(enum.Enum):
     FAILED = "failed"  # processing failed: deliver again, up to the limit
 
 
+class TelegramStore(CounterStore, ParkingStore, Protocol):
+    """The slices of the store Telegram uses outside a turn: counting an
+    update's failed attempts, and parking it after the last."""
+
+
 class TelegramConnector:
     """The Telegram channel. Holds an aiogram `Bot` (the Bot API client) and
     a `Dispatcher` whose router turns updates into engine turns."""
@@ -93,24 +99,19 @@ class TelegramConnector:
     channel = CHANNEL
 
     def __init__(
-        self, *, bot: Bot, engine: Engine, store: ContextStore, options: TelegramOptions
+        self, *, bot: Bot, engine: Engine, store: TelegramStore, options: TelegramOptions
     ) -> None:
         self.bot = bot
         self.engine = engine
         self.store = store
         self.options = options
         self.sender = TelegramSender(bot)
+        self.handlers = UpdateHandlers(
+            bot=bot, engine=engine, sender=self.sender, options=lambda: self.options
+        )
         self.dispatcher = Dispatcher(disable_fsm=True, name="segue-telegram")
-        self.dispatcher.include_router(self._router())
+        self.dispatcher.include_router(self.handlers.router())
         self._polling: asyncio.Task[None] | None = None
-
-    def _router(self) -> Router:
-        router = Router(name="segue-telegram-inbound")
-        private = F.chat.type == "private"
-        router.message.register(self._on_text, private, F.text)
-        router.message.register(self._on_unsupported, private)
-        router.callback_query.register(self._on_button)
-        return router
 
     # Lifecycle.
 
@@ -157,14 +158,14 @@ class TelegramConnector:
         secret = self.options.webhook_secret or ""
         given = request.headers.get(SECRET_HEADER, "")
         if not secret or not hmac.compare_digest(given.encode(), secret.encode()):
-            return _refuse("bad_secret", "missing or wrong secret token", status=401)
+            return refuse(CHANNEL, "bad_secret", "missing or wrong secret token", status=401)
         try:
             data = await request.json()
             update = Update.model_validate(data, context={"bot": self.bot})
         except (ValueError, RecursionError):
             # ValueError covers pydantic's ValidationError; RecursionError is
             # nesting deeper than the JSON parser goes, which is bad JSON too.
-            return _refuse("bad_update", "the body is not a Telegram update", status=400)
+            return refuse(CHANNEL, "bad_update", "the body is not a Telegram update", status=400)
         outcome = await self.accept(update)
         status = {Outcome.ACCEPTED: 200, Outcome.UNAVAILABLE: 503, Outcome.FAILED: 500}[outcome]
         return web.json_response({"status": outcome.value}, status=status)
@@ -249,120 +250,15 @@ class TelegramConnector:
         return Outcome.ACCEPTED
 
     async def _apologise(self, update: Update) -> None:
-        chat_id = _chat_of(update)
+        chat_id = chat_of(update)
         if update.callback_query is not None:
-            await self._answer(update.callback_query)
+            await self.handlers.answer(update.callback_query)
         if chat_id is None:
             return
         try:
             await self.sender.send_part(chat_id, TextPart(APOLOGY.text))
         except ConnectorError as exc:
             log.warning("could not send the apology: %s", exc)
-
-    # Inbound half: the router's handlers.
-
-    async def _on_text(self, message: Message, event_update: Update) -> None:
-        user = message.from_user
-        if user is None or user.is_bot or message.text is None:
-            return
-        text = _command_as_typed(message.text)
-        if len(text) > self.options.max_text_length:
-            metrics.BAD_INPUT.labels(CHANNEL, "text_too_long").inc()
-            await self._reply_directly(message.chat.id, TOO_LONG_REPLY)
-            return
-        inbound = Inbound(
-            identity=ChannelIdentity(CHANNEL, str(user.id)),
-            address=Address(CHANNEL, str(message.chat.id)),
-            message_id=str(event_update.update_id),
-            text=text,
-            display_name=user.full_name,
-        )
-        turn = await self._process(inbound, message.chat.id)
-        await self.engine.deliver(turn)
-
-    async def _on_unsupported(self, message: Message) -> None:
-        # Stickers, voice, files, photos: answered, never stored.
-        metrics.BAD_INPUT.labels(CHANNEL, "unsupported_content").inc()
-        await self._reply_directly(message.chat.id, UNSUPPORTED_REPLY)
-
-    async def _on_button(self, query: CallbackQuery, event_update: Update) -> None:
-        message = query.message
-        if message is None or message.chat.type != "private" or not query.data:
-            await self._answer(query)
-            return
-        inbound = Inbound(
-            identity=ChannelIdentity(CHANNEL, str(query.from_user.id)),
-            address=Address(CHANNEL, str(message.chat.id)),
-            message_id=str(event_update.update_id),
-            text=_button_title(message, query.data),
-            payload=query.data,
-            display_name=query.from_user.full_name,
-        )
-        turn = await self._process(inbound, message.chat.id)
-        # Once saved, so a press that is delivered again is not lost; this
-        # stops the spinner on the customer's button.
-        await self._answer(query)
-        await self.engine.deliver(turn)
-
-    async def _process(self, inbound: Inbound, chat_id: int) -> Turn:
-        typing = asyncio.create_task(self._keep_typing(chat_id))
-        try:
-            return await self.engine.process(inbound)
-        finally:
-            typing.cancel()
-            with suppress(asyncio.CancelledError):
-                await typing
-
-    async def _keep_typing(self, chat_id: int) -> None:
-        # Only a turn slow enough for a person to notice shows "typing".
-        await asyncio.sleep(self.options.typing_after_seconds)
-        while True:
-            try:
-                await self.bot.send_chat_action(chat_id=chat_id, action="typing")
-            except AiogramError as exc:
-                log.debug("typing action failed: %s", describe(exc, self.bot.token))
-                return
-            await asyncio.sleep(self.options.typing_every_seconds)
-
-    async def _answer(self, query: CallbackQuery) -> None:
-        try:
-            await self.bot.answer_callback_query(callback_query_id=query.id)
-        except AiogramError as exc:
-            # Already answered on an earlier delivery, or too old: harmless.
-            log.debug("answerCallbackQuery failed: %s", describe(exc, self.bot.token))
-
-    async def _reply_directly(self, chat_id: int, text: str) -> None:
-        try:
-            await self.sender.send_part(chat_id, TextPart(text))
-        except ConnectorError as exc:
-            log.warning("could not reply on Telegram: %s", exc)
-
-
-def _command_as_typed(text: str) -> str:
-    """`/link@segue_bot 123` as `/link 123`: the bot's name adds nothing."""
-    if text.startswith("/"):
-        command, sep, rest = text.partition(" ")
-        return command.split("@", 1)[0] + sep + rest
-    return text
-
-
-def _button_title(message: Message | InaccessibleMessage, data: str) -> str:
-    """The title of the pressed button, read from the message's keyboard."""
-    markup = message.reply_markup if isinstance(message, Message) else None
-    if markup is not None:
-        for row in markup.inline_keyboard:
-            for button in row:
-                if button.callback_data == data:
-                    return button.text
-    return data
-
-
-def _chat_of(update: Update) -> int | None:
-    if update.message is not None:
-        return update.message.chat.id
-    if update.callback_query is not None and update.callback_query.message is not None:
-        return update.callback_query.message.chat.id
-    return None
 
 
 def _parked_record(update: Update, error: str, attempts: int) -> str:
@@ -379,13 +275,8 @@ def _parked_record(update: Update, error: str, attempts: int) -> str:
     )
 
 
-def _refuse(code: str, message: str, *, status: int) -> web.Response:
-    metrics.BAD_INPUT.labels(CHANNEL, code).inc()
-    return web.json_response({"error": code, "message": message}, status=status)
-
-
 def build_telegram_connector(
-    *, settings: Settings, engine: Engine, store: ContextStore
+    *, settings: Settings, engine: Engine, store: TelegramStore
 ) -> TelegramConnector:
     """The connector configured by `SEGUE_TELEGRAM_*`."""
     if settings.telegram_token is None:

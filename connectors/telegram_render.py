@@ -35,6 +35,7 @@ from aiohttp import (
 
 from bot.core.errors import ConnectorError
 from bot.core.model import Image, Outbound
+from connectors.texts import names_itself
 
 log = logging.getLogger(__name__)
 
@@ -117,15 +118,6 @@ def render(outbound: Outbound) -> list[Part]:
         return [TextPart(BUTTON_PROMPT, keyboard)]
     parts[-1] = replace(parts[-1], keyboard=keyboard)
     return parts
-
-
-def names_itself(text: str, name: str) -> bool:
-    """Whether `text` already opens with `name` as a whole word ("Ann from our
-    team has joined"), where a "Ann:" prefix would only repeat it."""
-    if not name.strip() or text[: len(name)].casefold() != name.casefold():
-        return False
-    rest = text[len(name) :]
-    return not rest or not (rest[0].isalnum() or rest[0] == "_")
 
 
 def _keyboard_rows(outbound: Outbound) -> tuple[list[list[InlineKeyboardButton]], list[str]]:

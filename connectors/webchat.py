@@ -44,9 +44,9 @@ from bot.core.tokens import TokenSigner, verify_host_identity
 from bot.linking.codes import OPENED_LINK_TEXT, RESUME_PAYLOAD
 from bot.linking.service import LinkService
 from connectors.client_address import client_address
+from connectors.texts import NOT_ACCEPTED
 from connectors.webchat_frames import (
     CHANNEL,
-    OpenSockets,
     WebClient,
     history_item,
     parse_frame,
@@ -56,10 +56,10 @@ from connectors.webchat_frames import (
     send_typing,
 )
 from connectors.webchat_presence import WebPresence
+from connectors.webchat_sockets import WebSockets
 
 log = logging.getLogger(__name__)
 
-BUS_TOPIC = "webchat"
 STATIC_DIR = Path(__file__).parent / "static" / "webchat"
 HELLO_WITHIN_SECONDS = 10.0
 PROVISIONAL_SECONDS = 86400
@@ -100,7 +100,6 @@ class WebChatConnector:
         self.store = store
         self.options = options
         self.limiter = limiter
-        self.sessions = OpenSockets()
         # Redeems resume links and joins signed-in visitors; None: both off.
         self.links = links
         self._signer = TokenSigner(options.secret, "session")
@@ -113,12 +112,7 @@ class WebChatConnector:
         self._max_frame = max(1 << 20, options.max_text_length * 12 + 4096)
         # Reach sockets held by other workers: frames for a session with no
         # socket here go over `bus`; `presence` tells where sessions are open.
-        self.bus = bus
-        self.presence = presence
-        if bus is not None:
-            bus.subscribe(BUS_TOPIC, self._on_bus_frame)
-        self._heartbeat: asyncio.Task[None] | None = None
-        self._stopping = False
+        self.sockets = WebSockets(bus=bus, presence=presence)
 
     def mount(self, app: web.Application) -> None:
         app.router.add_get("/webchat/ws", self.websocket)
@@ -127,32 +121,18 @@ class WebChatConnector:
         app.router.add_get("/webchat/widget.js", self.widget_script)
 
     async def start(self) -> None:
-        if self.presence is not None and self._heartbeat is None:
-            self._heartbeat = asyncio.create_task(self._refresh_presence(self.presence))
+        await self.sockets.start()
 
     async def stop(self) -> None:
-        self._stopping = True
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            await asyncio.gather(self._heartbeat, return_exceptions=True)
-            self._heartbeat = None
-        if self.presence is not None:
-            # Before the sockets close: their handlers no longer touch the store.
-            for session in self.sessions.ids():
-                await _quietly(self.presence.closed(session))
-        for clients in list(self.sessions.by_session.values()):
-            for client in list(clients):
-                await client.ws.close(code=1001, message=b"server shutting down")
+        await self.sockets.stop()
 
     def is_connected(self, session: str) -> bool:
         """Whether this worker holds a socket of `session`."""
-        return bool(self.sessions.get(session))
+        return self.sockets.is_connected(session)
 
     async def is_reachable(self, session: str) -> bool:
         """Whether any worker holds a socket of `session`."""
-        if self.is_connected(session):
-            return True
-        return self.presence is not None and await self.presence.elsewhere(session)
+        return await self.sockets.is_reachable(session)
 
     # Outbound half.
 
@@ -160,47 +140,10 @@ class WebChatConnector:
         return await self.is_reachable(address.target)
 
     async def send(self, address: Address, outbound: Outbound) -> None:
-        frame = render(outbound)
-        delivered = await self._send_local(address.target, frame)
         # A turn's replies go to the socket that sent the message, which is
         # here; an agent's message may also be awaited in tabs on other workers.
-        if self.bus is not None and (not delivered or outbound.sender == "agent"):
-            origin = self.presence.worker if self.presence is not None else ""
-            await self.bus.publish(
-                BUS_TOPIC, {"session": address.target, "frame": frame, "origin": origin})
-
-    async def _send_local(self, session: str, frame: str) -> bool:
-        delivered = False
-        for client in list(self.sessions.get(session)):
-            if not client.ws.closed:
-                await client.ws.send_str(frame)
-                delivered = True
-        return delivered
-
-    async def _on_bus_frame(self, event: dict[str, Any]) -> None:
-        session, frame = event.get("session"), event.get("frame")
-        mine = self.presence is not None and event.get("origin") == self.presence.worker
-        if isinstance(session, str) and isinstance(frame, str) and not mine:
-            await self._send_local(session, frame)
-
-    async def _register(self, client: WebClient) -> None:
-        assert client.session is not None
-        first = not self.sessions.get(client.session)
-        self.sessions.add(client)
-        if first and self.presence is not None:
-            await self.presence.opened([client.session])
-
-    async def _unregister(self, client: WebClient) -> None:
-        self.sessions.discard(client)
-        session = client.session
-        if (session is not None and not self.sessions.get(session)
-                and self.presence is not None and not self._stopping):
-            await _quietly(self.presence.closed(session))
-
-    async def _refresh_presence(self, presence: WebPresence) -> None:
-        while True:
-            await asyncio.sleep(presence.ttl_seconds / 3)
-            await _quietly(presence.opened(self.sessions.ids()))
+        await self.sockets.send(address.target, render(outbound),
+                                everywhere=outbound.sender == "agent")
 
     # Inbound half.
 
@@ -252,7 +195,7 @@ class WebChatConnector:
                                   WSMsgType.ERROR):
                     break
         finally:
-            await self._unregister(client)
+            await self.sockets.unregister(client)
         return ws
 
     def _origin_allowed(self, request: web.Request) -> bool:
@@ -275,9 +218,6 @@ class WebChatConnector:
                 await self._on_message(client, frame)
             else:
                 raise BadInput("unknown_type", f"unknown frame type {kind!r}")
-        except RateLimited as exc:
-            metrics.BAD_INPUT.labels(CHANNEL, exc.code).inc()
-            await send_error(client.ws, exc.code, exc.message, retry_after=exc.retry_after)
         except BadInput as exc:
             await self._refuse(client, exc)
         except StoreUnavailable:
@@ -285,11 +225,10 @@ class WebChatConnector:
             await send_error(client.ws, "store_unavailable", "temporarily unavailable: send again")
         except (LockTimeout, LockLost) as exc:
             log.warning("web chat turn not saved: %s", exc)
-            await send_error(client.ws, "busy", "the message was not accepted: send it again")
+            await send_error(client.ws, "busy", NOT_ACCEPTED)
         except StoreError as exc:
             log.error("web chat message refused by the store: %s", exc)
-            message = "the message was not accepted: send it again"
-            await send_error(client.ws, "store_error", message)
+            await send_error(client.ws, "store_error", NOT_ACCEPTED)
         except ConnectionResetError:
             pass  # the socket closed under us; a reconnect resends what was not acked
 
@@ -313,7 +252,7 @@ class WebChatConnector:
                 joined = await self.links.sign_in(ChannelIdentity(CHANNEL, user),
                                                   ChannelIdentity(CHANNEL, verified))
                 if joined is not None:
-                    self._follow_join(*joined)
+                    self.sockets.follow_join(*joined)
             elif user not in (session, verified):
                 # Another signed-in user on this browser: a session of their own.
                 session = secrets.token_urlsafe(16)
@@ -322,7 +261,7 @@ class WebChatConnector:
             # A signed-in session, but the page no longer vouches for the user
             # (they signed out): start afresh rather than show their history.
             session = user = secrets.token_urlsafe(16)
-        if len(self.sessions.get(session)) >= MAX_SOCKETS_PER_SESSION:
+        if self.sockets.count(session) >= MAX_SOCKETS_PER_SESSION:
             raise BadInput("too_many_sockets", "this session is open in too many places")
         if session != signed or frame.get("session") is None:
             await self._count_new_session(client)
@@ -356,7 +295,7 @@ class WebChatConnector:
             identity, new_customer_id(), provisional_ttl=PROVISIONAL_SECONDS)
         history = await self.store.history(customer_id, self.options.history_replay)
         client.session, client.user, client.customer_id = session, user, customer_id
-        await self._register(client)
+        await self.sockets.register(client)
         # A fresh signature on every hello: an active session never expires.
         token = self._signer.sign({"s": session, "u": user})
         await client.ws.send_json({"type": "session", "session": token, "customer": customer_id})
@@ -422,16 +361,9 @@ class WebChatConnector:
 
     def _follow_turn(self, turn: Turn) -> None:
         if turn.joined_into is not None:
-            self._follow_join(turn.customer_id, turn.joined_into)
-
-    def _follow_join(self, source: str, target: str) -> None:
-        """A conversation open here was joined into another (the visitor said
-        yes to a link, or signed in): its sockets show the joined history
-        after their next turn."""
-        for clients in self.sessions.by_session.values():
-            for client in clients:
-                if client.customer_id == source:
-                    client.customer_id, client.joined = target, True
+            # The visitor said yes to a link: the conversation open here was
+            # joined into another.
+            self.sockets.follow_join(turn.customer_id, turn.joined_into)
 
     async def _show_joined_history(self, client: WebClient) -> None:
         client.joined = False
@@ -454,13 +386,8 @@ class WebChatConnector:
                               "send it again in a moment", math.ceil(wait))
 
     async def _refuse(self, client: WebClient, exc: BadInput) -> None:
+        """A refused frame: counted, and answered with an `error` frame."""
         metrics.BAD_INPUT.labels(CHANNEL, exc.code).inc()
-        await send_error(client.ws, exc.code, exc.message)
+        retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
+        await send_error(client.ws, exc.code, exc.message, retry_after=retry_after)
 
-
-async def _quietly(awaitable: Any) -> None:
-    """Presence is refreshed periodically; one failed update only delays it."""
-    try:
-        await awaitable
-    except Exception as exc:
-        log.warning("web chat presence not updated: %s", exc)

@@ -1,9 +1,9 @@
-"""Web chat frames: the sockets open on this worker, parsing client frames,
-rendering server frames. No I/O beyond writing to a socket."""
+"""Web chat frames: who is on a socket, parsing client frames, rendering
+server frames. No I/O beyond writing to a socket."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -11,6 +11,7 @@ from aiohttp import web
 
 from bot.core.errors import BadInput
 from bot.core.model import Address, ChannelIdentity, HistoryEntry, Inbound, Outbound
+from connectors.texts import too_long_reply
 
 CHANNEL = "web"
 MAX_CLIENT_ID = 128
@@ -30,32 +31,6 @@ class WebClient:
     joined: bool = False
 
 
-@dataclass(slots=True)
-class OpenSockets:
-    """Open sockets by web chat session (one session may be open in two tabs)."""
-
-    by_session: dict[str, set[WebClient]] = field(default_factory=dict)
-
-    def add(self, client: WebClient) -> None:
-        assert client.session is not None
-        self.by_session.setdefault(client.session, set()).add(client)
-
-    def discard(self, client: WebClient) -> None:
-        if client.session is None:
-            return
-        clients = self.by_session.get(client.session)
-        if clients is not None:
-            clients.discard(client)
-            if not clients:
-                del self.by_session[client.session]
-
-    def get(self, session: str) -> set[WebClient]:
-        return self.by_session.get(session, set())
-
-    def ids(self) -> list[str]:
-        return list(self.by_session)
-
-
 def parse_message(client: WebClient, frame: dict[str, Any], max_text_length: int) -> Inbound:
     """The `Inbound` of a `message` frame, or `BadInput` saying what is wrong."""
     assert client.session is not None
@@ -70,9 +45,7 @@ def parse_message(client: WebClient, frame: dict[str, Any], max_text_length: int
     if not isinstance(text, str) or (payload is not None and not isinstance(payload, str)):
         raise BadInput("bad_frame", "'text' (and 'payload', if given) must be strings")
     if len(text) > max_text_length:
-        raise BadInput(
-            "text_too_long", f"text is longer than {max_text_length} characters"
-        )
+        raise BadInput("text_too_long", too_long_reply(len(text), max_text_length))
     if not text.strip() and not payload:
         raise BadInput("empty_text", "the message has no text")
     address = Address(CHANNEL, session)

@@ -3,7 +3,7 @@ session with no socket here can be routed to the worker that has one."""
 
 from __future__ import annotations
 
-from bot.handoff.ports import AgentStore
+from bot.core.ports import WebPresenceStore
 
 
 class WebPresence:
@@ -13,7 +13,7 @@ class WebPresence:
     a worker that died run out after `ttl_seconds`.
     """
 
-    def __init__(self, store: AgentStore, *, worker: str, ttl_seconds: float = 60.0) -> None:
+    def __init__(self, store: WebPresenceStore, *, worker: str, ttl_seconds: float = 60.0) -> None:
         self.store = store
         self.worker = worker
         self.ttl_seconds = ttl_seconds

@@ -22,7 +22,7 @@ from bot.core.errors import ConnectorError, StoreError
 from bot.core.model import ChannelIdentity, HistoryEntry, Inbound, Outbound
 from bot.core.policy import TurnContext
 from connectors import telegram
-from connectors.telegram import TOO_LONG_REPLY, TelegramConnector
+from connectors.telegram import TelegramConnector
 from context_store import RedisContextStore
 from tests.fakes.telegram_api import (
     BOT_USER,
@@ -205,7 +205,9 @@ async def test_a_message_at_the_limit_is_taken_and_one_over_it_is_refused(
         history = await history_of(segue)
     first, second = fake.sent()
     assert first.params["text"] == "Echo: " + "x" * 10
-    assert (second.params["chat_id"], second.params["text"]) == (str(CHAT), TOO_LONG_REPLY)
+    too_long = ("Sorry, that message is too long for me (11 characters; the limit is 10). "
+                "Please send it in shorter parts.")
+    assert (second.params["chat_id"], second.params["text"]) == (str(CHAT), too_long)
     assert policy.seen == ["x" * 10]
     assert [e.text for e in history] == ["x" * 10, "Echo: " + "x" * 10]
 
