@@ -113,12 +113,12 @@ class DialogPolicy:
         self.domain = domain_of(dialogs)
         self.flow_of_intent = {i: f for f in dialogs.flows.values() for i in f.triggers}
 
-    async def decide(self, turn: TurnContext) -> list[Outbound]:
-        state = DialogState.load(turn.state.dialog, self.dialogs)
-        run = _Turn(turn, state, await self._understand(turn))
+    async def decide(self, context: TurnContext) -> list[Outbound]:
+        state = DialogState.load(context.state.dialog, self.dialogs)
+        run = _Turn(context, state, await self._understand(context))
         if not (state.waiting and await self._answer(run)):
             await self._route(run)
-        turn.state.dialog = state.dump()
+        context.state.dialog = state.dump()
         return run.replies
 
     async def _route(self, run: _Turn) -> None:

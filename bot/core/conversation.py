@@ -1,13 +1,136 @@
-"""A customer's conversation state: small, bounded, one JSON value in the store."""
+"""A customer's conversation state: small, bounded, one JSON value in the store.
+
+The handoff and linking steps keep their parts of it here, typed, because
+they are saved with every turn; what those parts mean (when a handoff is
+active, what a link offer asks) is theirs, in `bot.handoff` and `bot.linking`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
-from bot.core.model import Address
+from bot.core.model import Address, HistoryEntry
+
+
+@dataclass(frozen=True, slots=True)
+class HandoffState:
+    """A conversation waiting for (`queued`) or held by (`claimed`) a person.
+
+    `started_turn` is set only in the turn that queued it; `claimed_at` once a
+    person took it; `confirm_erase` while the customer is asked whether to
+    erase their data. Its JSON is the `handoff` object of the agent API.
+    """
+
+    # A state saved by another version may hold any status; only the two
+    # above make the handoff active (see `bot.handoff.state.is_active`).
+    status: str
+    since: float
+    reason: str | None
+    agent: str | None = None
+    agent_name: str | None = None
+    started_turn: int | None = None
+    claimed_at: float | None = None
+    confirm_erase: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"status": self.status, "since": self.since,
+                                "reason": self.reason, "agent": self.agent,
+                                "agent_name": self.agent_name}
+        if self.started_turn is not None:
+            data["started_turn"] = self.started_turn
+        if self.claimed_at is not None:
+            data["claimed_at"] = self.claimed_at
+        if self.confirm_erase:
+            data["confirm_erase"] = True
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> HandoffState:
+        return cls(
+            status=data.get("status", ""),
+            since=data.get("since", 0),
+            reason=data.get("reason"),
+            agent=data.get("agent"),
+            agent_name=data.get("agent_name"),
+            started_turn=data.get("started_turn"),
+            claimed_at=data.get("claimed_at"),
+            confirm_erase=bool(data.get("confirm_erase")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LinkOffer:
+    """A link code typed (`ask="code"`) or a deep link opened (`ask="link"`)
+    here, waiting for a yes/no: it would join this chat into `customer_id`'s
+    conversation, last written on `channel`. `resume` is what was last said
+    there, to pick up from."""
+
+    ask: Literal["code", "link"]
+    customer_id: str
+    channel: str
+    resume: HistoryEntry | None = None
+    code: str | None = None
+    nonce: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        # Keys in the order each kind has always been saved in.
+        data: dict[str, Any] = {"ask": self.ask}
+        if self.ask == "code" and self.code is not None:
+            data["code"] = self.code
+        data["customer"] = self.customer_id
+        data["channel"] = self.channel
+        data["resume"] = self.resume.to_json() if self.resume is not None else None
+        if self.ask == "link" and self.code is not None:
+            data["code"] = self.code
+        if self.nonce is not None:
+            data["nonce"] = self.nonce
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LinkOffer:
+        resume = data.get("resume")
+        return cls(
+            # Offers saved before links could be opened have no "ask": codes.
+            ask="code" if data.get("ask", "code") == "code" else "link",
+            customer_id=data.get("customer", ""),
+            channel=data.get("channel", ""),
+            resume=HistoryEntry.from_json(resume) if resume else None,
+            code=data.get("code"),
+            nonce=data.get("nonce"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PendingMerge:
+    """A yes given in this turn: once the turn is saved, this customer is
+    joined into `merge_into`, whose conversation came from `origin_channel`."""
+
+    merge_into: str
+    origin_channel: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"merge_into": self.merge_into, "origin_channel": self.origin_channel}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PendingMerge:
+        return cls(merge_into=data["merge_into"], origin_channel=data.get("origin_channel", ""))
+
+
+PendingLink = LinkOffer | PendingMerge
+
+
+def _pending_link_from_json(data: dict[str, Any] | None) -> PendingLink | None:
+    """Both shapes are stored under one key, told apart by their keys."""
+    if not data:
+        return None
+    if "merge_into" in data:
+        return PendingMerge.from_json(data)
+    if "ask" in data or "code" in data:
+        return LinkOffer.from_json(data)
+    return None
 
 
 @dataclass(slots=True)
@@ -22,18 +145,19 @@ class ConversationState:
     dialog: dict[str, Any] = field(default_factory=dict)
     turns: int = 0
     # Owned by the handoff step: queued / claimed, by whom, since when.
-    handoff: dict[str, Any] | None = None
-    # Owned by the linking step: a link code waiting for a yes/no.
-    pending_link: dict[str, Any] | None = None
+    handoff: HandoffState | None = None
+    # Owned by the linking step: a link offer waiting for a yes/no, or a
+    # merge to do once the turn is saved.
+    pending_link: PendingLink | None = None
 
     def to_json(self) -> str:
         data: dict[str, Any] = {"turns": self.turns, "dialog": self.dialog}
         if self.last_address is not None:
             data["last_address"] = self.last_address.to_json()
         if self.handoff is not None:
-            data["handoff"] = self.handoff
+            data["handoff"] = self.handoff.to_json()
         if self.pending_link is not None:
-            data["pending_link"] = self.pending_link
+            data["pending_link"] = self.pending_link.to_json()
         return orjson.dumps(data).decode()
 
     @classmethod
@@ -42,10 +166,11 @@ class ConversationState:
             return cls()
         data = orjson.loads(raw)
         address = data.get("last_address")
+        handoff = data.get("handoff")
         return cls(
             last_address=Address.from_json(address) if address else None,
             dialog=data.get("dialog", {}),
             turns=data.get("turns", 0),
-            handoff=data.get("handoff"),
-            pending_link=data.get("pending_link"),
+            handoff=HandoffState.from_json(handoff) if handoff is not None else None,
+            pending_link=_pending_link_from_json(data.get("pending_link")),
         )

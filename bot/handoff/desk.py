@@ -5,7 +5,9 @@ one their turns take, so an agent's claim and the customer's message never
 overwrite each other, and two agents claiming at once (on any workers) are
 served one after the other: the second finds the conversation claimed.
 The queue index in the `AgentStore` follows the states; live events go over
-the bus to every worker's consoles.
+the bus to every worker's consoles. What the desk only reads (the queue, the
+claims, one conversation) is in `bot.handoff.listing`; where a message to the
+customer goes, in `bot.handoff.routing`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.core.bus import Bus
-from bot.core.conversation import ConversationState
+from bot.core.conversation import ConversationState, HandoffState
 from bot.core.delivery import Senders
 from bot.core.errors import CustomerGone
 from bot.core.locked_state import CustomerLocks
@@ -25,12 +27,30 @@ from bot.core.model import Address, HistoryEntry, Outbound
 from bot.core.policy import TurnContext
 from bot.core.ports import ConversationReader
 from bot.core.rate_limits import HANDOFFS_PER_ADDRESS, HANDOFFS_PER_CUSTOMER, RateLimiter
+from bot.core.resume import last_prompt, where_we_left_off
+from bot.handoff import listing, routing
 from bot.handoff.accounts import AgentError
 from bot.handoff.ports import AgentAccount, AgentStore
-from bot.handoff.state import TOO_MANY_HANDOFFS, claimed_by, is_active, new_handoff, waiting_notice
+from bot.handoff.state import (
+    ADMIN_TAKEOVER,
+    BACK_WITH_THE_BOT,
+    QUEUED,
+    TOO_MANY_HANDOFFS,
+    as_json,
+    carried_over,
+    claimed_by,
+    closed_by,
+    is_active,
+    is_claimed,
+    joined,
+    new_handoff,
+    taking_over,
+    waiting_notice,
+)
 
 AGENTS_TOPIC = "agents"
 CUSTOMER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+NOT_WAITING = "this conversation is not waiting for a person"
 
 
 class DeskError(AgentError):
@@ -54,14 +74,13 @@ class _Outgoing:
 _Change = Callable[[ConversationState, _Outgoing], Awaitable[list[HistoryEntry]]]
 
 
-def _may_act(agent: AgentAccount, handoff: dict[str, Any] | None) -> None:
+def _may_act(agent: AgentAccount, handoff: HandoffState | None) -> None:
     if agent.role == "admin":
         return
     if not is_active(handoff):
-        raise DeskError("not_in_queue", "this conversation is not waiting for a person")
-    assert handoff is not None
-    if handoff["status"] == "claimed" and handoff.get("agent") != agent.username:
-        raise DeskError("not_yours", f"{handoff.get('agent_name')} holds this conversation")
+        raise DeskError("not_in_queue", NOT_WAITING)
+    if is_claimed(handoff) and handoff.agent != agent.username:
+        raise DeskError("not_yours", f"{handoff.agent_name} holds this conversation")
 
 
 class HandoffDesk:
@@ -93,40 +112,38 @@ class HandoffDesk:
             return [Outbound(text=TOO_MANY_HANDOFFS)]
         ahead = await self.agents.queue_length()
         online = bool(await self.agents.agents_online())
-        context.state.handoff = {**new_handoff(reason), "started_turn": context.state.turns}
+        context.state.handoff = new_handoff(reason, started_turn=context.state.turns)
         return [Outbound(text=waiting_notice(ahead, online, self.options.business_hours))]
 
-    async def announce(self, customer: str, state: ConversationState,
+    async def announce(self, customer_id: str, state: ConversationState,
                        entries: list[HistoryEntry]) -> None:
         """After a saved turn of a handed-off conversation: tell the consoles."""
         handoff = state.handoff
         assert handoff is not None
-        if handoff.get("started_turn") == state.turns:
-            await self.agents.index_queued(customer, handoff["since"])
-            await self.publish({"type": "queued", "customer": customer,
-                                "since": handoff["since"], "reason": handoff.get("reason")})
+        if handoff.started_turn == state.turns:
+            await self.agents.index_queued(customer_id, handoff.since)
+            await self.publish({"type": "queued", "customer": customer_id,
+                                "since": handoff.since, "reason": handoff.reason})
             return
         for entry in entries:
-            await self.publish({"type": "message", "customer": customer,
-                                "agent": handoff.get("agent"), "entry": entry.to_json()})
+            await self.publish({"type": "message", "customer": customer_id,
+                                "agent": handoff.agent, "entry": entry.to_json()})
 
-    async def queue_later(self, customer: str, reason: str) -> None:
+    async def queue_later(self, customer_id: str, reason: str) -> None:
         async def change(state: ConversationState, out: _Outgoing) -> list[HistoryEntry]:
             if not is_active(state.handoff):
                 state.handoff = new_handoff(reason)
             return []
 
-        state = await self._change(customer, change)
-        await self._index(customer, state.handoff)
-        await self.publish({"type": "queued", "customer": customer, "reason": reason})
+        state = await self._change(customer_id, change)
+        await self._index(customer_id, state.handoff)
+        await self.publish({"type": "queued", "customer": customer_id, "reason": reason})
 
-    async def follow_merge(self, source: str, target: str,
-                           handoff: dict[str, Any] | None) -> None:
+    async def follow_merge(self, source: str, target: str, handoff: HandoffState | None) -> None:
         """`source` was joined into `target` (in a turn or not): its handoff
         (and agent) goes along."""
         if is_active(handoff):
-            assert handoff is not None
-            adopted = {k: v for k, v in handoff.items() if k != "started_turn"}
+            adopted = carried_over(handoff)
 
             async def change(state: ConversationState, out: _Outgoing) -> list[HistoryEntry]:
                 if not is_active(state.handoff):
@@ -139,89 +156,49 @@ class HandoffDesk:
             await self._index(target, state.handoff)
         await self.publish({"type": "moved", "customer": source, "to": target})
 
-    async def forget(self, customer: str) -> None:
+    async def forget(self, customer_id: str) -> None:
         """The customer is being erased: off the queue and the claims."""
-        await self.agents.index_closed(customer)
-        await self.publish({"type": "erased", "customer": customer})
+        await self.agents.index_closed(customer_id)
+        await self.publish({"type": "erased", "customer": customer_id})
 
     # The agents' actions.
 
     async def queue(self, limit: int = 500) -> list[dict[str, Any]]:
-        """The oldest `limit` conversations waiting for a person, oldest first:
-        three store round trips at most, however long the queue."""
-        entries = await self.agents.queued(limit)
-        states = await self.store.load_states([entry.customer for entry in entries])
-        # Erased, merged away or expired: ids are never reused, so the entries
-        # can go (an inactive state may be queued again).
-        await self.agents.index_closed_all(
-            [entry.customer for entry, raw in zip(entries, states, strict=True) if raw is None])
-        waiting = []
-        for entry, raw in zip(entries, states, strict=True):
-            if raw is None:
-                continue
-            state = ConversationState.from_json(raw)
-            if not is_active(state.handoff):
-                continue
-            assert state.handoff is not None
-            last = state.last_address.channel if state.last_address else None
-            waiting.append({"customer": entry.customer, "since": entry.since,
-                            "reason": state.handoff.get("reason"), "channel": last})
-        return waiting
+        """The oldest `limit` conversations waiting for a person, oldest first."""
+        return await listing.waiting(self.store, self.agents, limit)
 
     async def claimed(self, agent: AgentAccount) -> list[dict[str, str]]:
         """Conversations held by `agent` (by anyone, for an admin)."""
-        held = []
-        for customer, holder in sorted((await self.agents.claimed()).items()):
-            if agent.role != "admin" and holder != agent.username:
-                continue
-            if await self.store.load_state(customer) is None:
-                await self.agents.index_closed(customer)  # gone, as in `queue`
-                continue
-            held.append({"customer": customer, "agent": holder})
-        return held
+        return await listing.held(self.store, self.agents, agent)
 
-    async def view(self, agent: AgentAccount, customer: str) -> dict[str, Any]:
+    async def view(self, agent: AgentAccount, customer_id: str) -> dict[str, Any]:
         """Any agent may read any conversation (the whole team needs the
         context); acting on it is what `_may_act` restricts."""
-        state = await self._existing(customer)
-        history = await self.store.history(customer, self.options.history_max)
-        identities = await self.store.identities(customer)
-        addresses = await self.store.addresses(customer)
-        dialog = state.dialog
-        return {
-            "customer": customer,
-            "handoff": state.handoff,
-            "last_channel": state.last_address.channel if state.last_address else None,
-            "channels": [{"channel": i.channel, "user_id": i.user_id} for i in identities],
-            "addresses": {ch: a.to_json() for ch, a in sorted(addresses.items())},
-            "flow": dialog.get("flow"),
-            "slots": dialog.get("slots") or {},
-            "history": [e.to_json() for e in history],
-        }
+        state = await self._existing(customer_id)
+        return await listing.conversation(self.store, customer_id, state,
+                                          self.options.history_max)
 
-    async def claim(self, agent: AgentAccount, customer: str) -> dict[str, Any]:
+    async def claim(self, agent: AgentAccount, customer_id: str) -> dict[str, Any]:
         async def change(state: ConversationState, out: _Outgoing) -> list[HistoryEntry]:
             handoff = state.handoff
-            if is_active(handoff) and handoff["status"] == "claimed":  # type: ignore[index]
-                assert handoff is not None
-                if handoff.get("agent") == agent.username:
+            if is_claimed(handoff):
+                if handoff.agent == agent.username:
                     return []
-                raise DeskError("already_claimed",
-                                f"already claimed by {handoff.get('agent_name')}")
+                raise DeskError("already_claimed", f"already claimed by {handoff.agent_name}")
             if not is_active(handoff) and agent.role != "admin":
-                raise DeskError("not_in_queue", "this conversation is not waiting for a person")
-            base = handoff if is_active(handoff) else new_handoff("taken over by an admin")
-            assert base is not None
+                raise DeskError("not_in_queue", NOT_WAITING)
+            base = handoff if is_active(handoff) else new_handoff(ADMIN_TAKEOVER)
             state.handoff = claimed_by(base, agent)
-            joined = Outbound(text=f"{agent.display_name} from our team has joined the "
-                                   "conversation.", sender="agent", agent_name=agent.display_name)
-            return [await self._prepare(customer, state, joined, out)]
+            notice = Outbound(text=joined(agent.display_name), sender="agent",
+                              agent_name=agent.display_name)
+            return [await self._prepare(customer_id, state, notice, out)]
 
-        state = await self._act(customer, change)
-        await self.publish({"type": "claimed", "customer": customer, "agent": agent.username})
-        return {"customer": customer, "handoff": state.handoff}
+        state = await self._act(customer_id, change)
+        await self.publish({"type": "claimed", "customer": customer_id,
+                            "agent": agent.username})
+        return {"customer": customer_id, "handoff": as_json(state.handoff)}
 
-    async def reply(self, agent: AgentAccount, customer: str, text: object) -> dict[str, Any]:
+    async def reply(self, agent: AgentAccount, customer_id: str, text: object) -> dict[str, Any]:
         if not isinstance(text, str) or not text.strip():
             raise DeskError("bad_text", "'text' must be a non-empty string")
         if len(text) > self.options.max_text_length:
@@ -232,24 +209,24 @@ class HandoffDesk:
         async def change(state: ConversationState, out: _Outgoing) -> list[HistoryEntry]:
             _may_act(agent, state.handoff)
             handoff = state.handoff
-            if not is_active(handoff) or handoff["status"] == "queued":  # type: ignore[index]
+            if not is_active(handoff) or handoff.status == QUEUED:
                 # Answering a waiting conversation takes it.
-                state.handoff = claimed_by(handoff or new_handoff("taken over by an admin"), agent)
+                state.handoff = claimed_by(handoff or new_handoff(ADMIN_TAKEOVER), agent)
                 claimed_now.append(True)
             message = Outbound(text=text, sender="agent", agent_name=agent.display_name)
-            return [await self._prepare(customer, state, message, out)]
+            return [await self._prepare(customer_id, state, message, out)]
 
-        state, delivered, entries = await self._act_and_deliver(customer, change)
+        state, delivered, entries = await self._act_and_deliver(customer_id, change)
         if claimed_now:
-            await self.publish({"type": "claimed", "customer": customer,
+            await self.publish({"type": "claimed", "customer": customer_id,
                                 "agent": agent.username})
-        holder = (state.handoff or {}).get("agent")
-        await self.publish({"type": "message", "customer": customer, "agent": holder,
+        holder = state.handoff.agent if state.handoff is not None else None
+        await self.publish({"type": "message", "customer": customer_id, "agent": holder,
                             "entry": entries[0].to_json()})
         return {"delivered": delivered[0] is not None, "channel": delivered[0],
                 "entry": entries[0].to_json()}
 
-    async def transfer(self, agent: AgentAccount, customer: str, to: object) -> dict[str, Any]:
+    async def transfer(self, agent: AgentAccount, customer_id: str, to: object) -> dict[str, Any]:
         target = await self.agents.get_agent(to) if isinstance(to, str) else None
         if target is None:
             raise DeskError("unknown_agent", "'agent' must name an existing agent account")
@@ -257,102 +234,78 @@ class HandoffDesk:
 
         async def change(state: ConversationState, out: _Outgoing) -> list[HistoryEntry]:
             _may_act(agent, state.handoff)
-            base = state.handoff if is_active(state.handoff) else new_handoff(
-                "taken over by an admin")
-            assert base is not None
-            previous.append(base.get("agent"))
+            handoff = state.handoff
+            base = handoff if is_active(handoff) else new_handoff(ADMIN_TAKEOVER)
+            previous.append(base.agent)
             state.handoff = claimed_by(base, target)
-            notice = Outbound(text=f"{target.display_name} from our team is taking over this "
-                                   "conversation.", sender="agent",
+            notice = Outbound(text=taking_over(target.display_name), sender="agent",
                               agent_name=target.display_name)
-            return [await self._prepare(customer, state, notice, out)]
+            return [await self._prepare(customer_id, state, notice, out)]
 
-        state = await self._act(customer, change)
-        await self.publish({"type": "transferred", "customer": customer,
+        state = await self._act(customer_id, change)
+        await self.publish({"type": "transferred", "customer": customer_id,
                             "agent": target.username, "from": previous[0],
                             "by": agent.username})
-        return {"customer": customer, "handoff": state.handoff}
+        return {"customer": customer_id, "handoff": as_json(state.handoff)}
 
-    async def release(self, agent: AgentAccount, customer: str) -> dict[str, Any]:
+    async def release(self, agent: AgentAccount, customer_id: str) -> dict[str, Any]:
         """Back to the bot, with the flow state the conversation had."""
-        return await self._end(agent, customer, close=False)
+        return await self._end(agent, customer_id, close=False)
 
-    async def close(self, agent: AgentAccount, customer: str) -> dict[str, Any]:
+    async def close(self, agent: AgentAccount, customer_id: str) -> dict[str, Any]:
         """Done: back to the bot, which starts afresh."""
-        return await self._end(agent, customer, close=True)
+        return await self._end(agent, customer_id, close=True)
 
-    async def _end(self, agent: AgentAccount, customer: str, *, close: bool) -> dict[str, Any]:
+    async def _end(self, agent: AgentAccount, customer_id: str, *,
+                   close: bool) -> dict[str, Any]:
         async def change(state: ConversationState, out: _Outgoing) -> list[HistoryEntry]:
             _may_act(agent, state.handoff)
             if not is_active(state.handoff):
                 raise DeskError("not_handed_off", "no person holds this conversation")
-            since = float(state.handoff.get("since", 0))  # type: ignore[union-attr]
+            since = float(state.handoff.since)
             state.handoff = None
             if close:
                 state.dialog = {}
-                notices = [Outbound(text=f"{agent.display_name} closed this conversation. "
-                                         "Write here any time if you need anything else.")]
+                notices = [Outbound(text=closed_by(agent.display_name))]
             else:
-                notices = [Outbound(text="You're back with our assistant. Ask for a person "
-                                         "again at any time."),
-                           *await self._where_we_were(customer, state, since)]
-            return [await self._prepare(customer, state, n, out) for n in notices]
+                notices = [Outbound(text=BACK_WITH_THE_BOT),
+                           *await self._where_we_were(customer_id, state, since)]
+            return [await self._prepare(customer_id, state, n, out) for n in notices]
 
-        state = await self._act(customer, change)
-        await self.publish({"type": "closed" if close else "released", "customer": customer,
-                            "by": agent.username})
-        return {"customer": customer, "handoff": state.handoff}
+        state = await self._act(customer_id, change)
+        await self.publish({"type": "closed" if close else "released",
+                            "customer": customer_id, "by": agent.username})
+        return {"customer": customer_id, "handoff": as_json(state.handoff)}
 
-    async def _where_we_were(self, customer: str, state: ConversationState,
+    async def _where_we_were(self, customer_id: str, state: ConversationState,
                              since: float) -> list[Outbound]:
         """The flow's open question, asked again, if it was waiting for an answer."""
         if not state.dialog.get("waiting"):
             return []
-        for entry in reversed(await self.store.history(customer, 50)):
-            if entry.sender == "bot" and entry.ts < since:
-                return [Outbound(text=f"Where we left off: {entry.text}", buttons=entry.buttons)]
-        return []
+        return where_we_left_off(
+            await last_prompt(self.store, customer_id, bot_only=True, before=since))
 
     # Routing.
 
-    async def route(self, customer: str, state: ConversationState) -> Address | None:
-        """Where a message to the customer goes: the channel they wrote from
-        last; for a web chat with no socket on any worker, another linked
-        channel; None when only the history can keep it."""
-        last = state.last_address
-        if last is None:
-            return None
-        if last.channel != "web" and last.channel in self.senders:
-            return last
-        if last.channel == "web" and await self.senders.reachable(last):
-            return last
-        others = {ch: a for ch, a in (await self.store.addresses(customer)).items()
-                  if ch != last.channel and ch in self.senders and ch != "web"}
-        if not others:
-            return None
-        for entry in reversed(await self.store.history(customer, 50)):
-            if entry.sender == "customer" and entry.channel in others:
-                return others[entry.channel]
-        return others[sorted(others)[0]]
+    async def route(self, customer_id: str, state: ConversationState) -> Address | None:
+        """Where a message to the customer goes (see `bot.handoff.routing`)."""
+        return await routing.route(self.store, self.senders, customer_id, state)
 
-    async def _prepare(self, customer: str, state: ConversationState, outbound: Outbound,
+    async def _prepare(self, customer_id: str, state: ConversationState, outbound: Outbound,
                        out: _Outgoing) -> HistoryEntry:
-        address = await self.route(customer, state)
+        address = await self.route(customer_id, state)
         out.items.append((address, outbound))
-        if address is not None:
-            channel = address.channel
-        else:
-            channel = state.last_address.channel if state.last_address else "web"
+        channel = routing.history_channel(address, state)
         return HistoryEntry.of_outbound(outbound, channel, time.time())
 
     # Changing a customer's state under their lock.
 
-    async def _act(self, customer: str, change: _Change) -> ConversationState:
-        state, _, _ = await self._act_and_deliver(customer, change)
+    async def _act(self, customer_id: str, change: _Change) -> ConversationState:
+        state, _, _ = await self._act_and_deliver(customer_id, change)
         return state
 
     async def _act_and_deliver(
-        self, customer: str, change: _Change
+        self, customer_id: str, change: _Change
     ) -> tuple[ConversationState, list[str | None], list[HistoryEntry]]:
         out = _Outgoing()
         entries: list[HistoryEntry] = []
@@ -361,44 +314,44 @@ class HandoffDesk:
             entries.extend(await change(state, outgoing))
             return entries
 
-        out_state = await self._change(customer, recorded, out)
-        await self._index(customer, out_state.handoff)
+        out_state = await self._change(customer_id, recorded, out)
+        await self._index(customer_id, out_state.handoff)
         delivered: list[str | None] = []
         for address, outbound in out.items:
             ok = address is not None and await self.senders.send(address, outbound)
             delivered.append(address.channel if ok and address is not None else None)
         return out_state, delivered, entries
 
-    async def _existing(self, customer: str) -> ConversationState:
-        if not CUSTOMER_ID.match(customer):
+    async def _existing(self, customer_id: str) -> ConversationState:
+        if not CUSTOMER_ID.match(customer_id):
             raise DeskError("unknown_customer", "no such customer")
-        raw = await self.store.load_state(customer)
+        raw = await self.store.load_state(customer_id)
         if raw is None:
             raise DeskError("unknown_customer", "no such customer")
         return ConversationState.from_json(raw)
 
-    async def _change(self, customer: str, change: _Change, out: _Outgoing | None = None,
+    async def _change(self, customer_id: str, change: _Change, out: _Outgoing | None = None,
                       *, create: bool = False) -> ConversationState:
         if not create:
-            await self._existing(customer)  # never lock (and so create) an unknown customer
+            await self._existing(customer_id)  # never lock (and so create) an unknown customer
         outgoing = out or _Outgoing()
 
         async def apply(state: ConversationState) -> list[HistoryEntry]:
             return await change(state, outgoing)
 
         try:
-            return await self.locks.change(customer, apply)
+            return await self.locks.change(customer_id, apply)
         except CustomerGone:
             raise DeskError("unknown_customer",
                             "this conversation was joined into another") from None
 
-    async def _index(self, customer: str, handoff: dict[str, Any] | None) -> None:
+    async def _index(self, customer_id: str, handoff: HandoffState | None) -> None:
         if not is_active(handoff):
-            await self.agents.index_closed(customer)
-        elif handoff["status"] == "claimed":  # type: ignore[index]
-            await self.agents.index_claimed(customer, handoff["agent"])  # type: ignore[index]
+            await self.agents.index_closed(customer_id)
+        elif is_claimed(handoff):
+            await self.agents.index_claimed(customer_id, handoff.agent or "")
         else:
-            await self.agents.index_queued(customer, handoff["since"])  # type: ignore[index]
+            await self.agents.index_queued(customer_id, handoff.since)
 
     async def publish(self, event: dict[str, Any]) -> None:
         await self.bus.publish(AGENTS_TOPIC, event)

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from dataclasses import replace
 
+from bot.core.conversation import HandoffState, PendingMerge
 from bot.core.engine import Turn, record
 from bot.core.model import Button, Outbound
 from bot.core.policy import Policy, TurnContext
@@ -36,10 +37,10 @@ class HandoffPolicy:
         self.inner = inner
         self.desk = desk
 
-    async def decide(self, turn: TurnContext) -> list[Outbound]:
-        replies = await self.inner.decide(turn)
-        if turn.handoff_reason and not is_active(turn.state.handoff):
-            replies.extend(await self.desk.begin(turn, turn.handoff_reason))
+    async def decide(self, context: TurnContext) -> list[Outbound]:
+        replies = await self.inner.decide(context)
+        if context.handoff_reason and not is_active(context.state.handoff):
+            replies.extend(await self.desk.begin(context, context.handoff_reason))
         return replies
 
 
@@ -52,7 +53,6 @@ class HandoffHook:
     async def intercept(self, context: TurnContext) -> list[Outbound] | None:
         handoff = context.state.handoff
         if is_active(handoff):
-            assert handoff is not None
             # Erasing one's data stays possible while a person holds the chat.
             return _erase_request(context, handoff) or []
         if AGENT_COMMAND.match(context.inbound.text.strip()):
@@ -69,7 +69,7 @@ class HandoffHook:
             # The engine erases the customer next: nothing of them stays listed.
             await self.desk.forget(context.customer_id)
             return
-        if (state.pending_link or {}).get("merge_into"):
+        if isinstance(state.pending_link, PendingMerge) and state.pending_link.merge_into:
             # The link hook has just joined this customer into another one,
             # and the desk, told of every merge, has moved the handoff along.
             return
@@ -85,21 +85,22 @@ FORGET_COMMAND = re.compile(r"^/?(?:forget me|forget|delete my data)[.!]?$", re.
 ERASE_YES, ERASE_NO = "erase_yes", "erase_no"
 
 
-def _erase_request(context: TurnContext, handoff: dict[str, Any]) -> list[Outbound]:
+def _erase_request(context: TurnContext, handoff: HandoffState) -> list[Outbound]:
     """`forget me` during a handoff: ask, then erase on yes. Anything else
     (empty list) goes to the agents as usual."""
     inbound = context.inbound
     answer = inbound.payload if inbound.payload in (ERASE_YES, ERASE_NO) else None
-    if answer is None and handoff.get("confirm_erase"):
+    if answer is None and handoff.confirm_erase:
         word = inbound.text.strip().lower().strip(".!")
         answer = ERASE_YES if word in ("yes", "y") else ERASE_NO if word in ("no", "n") else None
-    if answer == ERASE_YES and handoff.get("confirm_erase"):
+    if answer == ERASE_YES and handoff.confirm_erase:
         context.erase_customer = True
         return [Outbound(text="Done: everything we knew about you is erased, on every channel.")]
-    if answer == ERASE_NO and handoff.pop("confirm_erase", None):
+    if answer == ERASE_NO and handoff.confirm_erase:
+        context.state.handoff = replace(handoff, confirm_erase=False)
         return [Outbound(text="OK, nothing was erased. Our team is still with you.")]
     if FORGET_COMMAND.match(inbound.text.strip()) or inbound.payload == "forget_me":
-        handoff["confirm_erase"] = True
+        context.state.handoff = replace(handoff, confirm_erase=True)
         return [Outbound(
             text="This erases your messages and everything we know about you, on every "
                  "channel, and ends this conversation with our team. Are you sure?",

@@ -20,6 +20,21 @@ def channel_name(channel: str) -> str:
     return CHANNEL_NAMES.get(channel, channel)
 
 
+def one_of(words: list[str]) -> str:
+    """"a, b or c"."""
+    return f"{', '.join(words[:-1])} or {words[-1]}" if len(words) > 1 else "".join(words)
+
+
+# "web chat, Telegram or Slack" and "web, telegram or slack", for the texts below.
+CHANNELS_BY_NAME = one_of(list(CHANNEL_NAMES.values()))
+CHANNELS_AS_TYPED = one_of(list(CHANNEL_NAMES))
+
+# What the customer is told; each text once, some in several answers.
+ALREADY_JOINED = "This chat is already part of that conversation."
+NEW_CODE_FROM_ORIGIN = "Send “link” on the channel you came from to get a new one"
+NEW_CODE_ELSEWHERE = "Send “link” on the other channel to get a new one."
+
+
 def a_chat_on(channel: str) -> str:
     """"A Telegram chat", "A Slack chat", but "A web chat"."""
     return "A web chat" if channel == "web" else f"A {channel_name(channel)} chat"

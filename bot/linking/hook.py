@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from bot.core.conversation import LinkOffer, PendingMerge
 from bot.core.engine import Turn
 from bot.core.model import Outbound
 from bot.core.policy import TurnContext
@@ -29,7 +30,7 @@ class LinkHook:
         inbound = context.inbound
         text = inbound.text.strip()
         pending = context.state.pending_link
-        if pending and ("ask" in pending or "code" in pending):
+        if isinstance(pending, LinkOffer):
             answer = _yes_no(inbound.payload, text)
             if answer is not None:
                 return await self.service.confirm(context, answer)
@@ -52,13 +53,13 @@ class LinkHook:
 
     async def after_save(self, context: TurnContext, turn: Turn) -> None:
         pending = context.state.pending_link
-        if pending and "merge_into" in pending:
-            joined = await self.service.merge_into(context.customer_id, pending["merge_into"],
+        if isinstance(pending, PendingMerge):
+            joined = await self.service.merge_into(context.customer_id, pending.merge_into,
                                                    context.inbound.identity,
                                                    context.inbound.display_name,
                                                    context.inbound.address)
             if joined:
-                context.joined_into = pending["merge_into"]
+                context.joined_into = pending.merge_into
 
 
 def _deep_link_token(payload: str | None, text: str, channel: str) -> str | None:

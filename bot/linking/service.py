@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bot.core.backoff import Backoff
-from bot.core.conversation import ConversationState
+from bot.core.conversation import ConversationState, HandoffState, LinkOffer, PendingMerge
 from bot.core.delivery import Senders
 from bot.core.errors import BadInput, CustomerGone
 from bot.core.identities import Customers
@@ -25,8 +25,14 @@ from bot.core.model import Address, Button, ChannelIdentity, HistoryEntry, Link,
 from bot.core.policy import TurnContext
 from bot.core.ports import ConversationReader, CounterStore, IdentityStore, TokenStore
 from bot.core.rate_limits import LINK_CODES_PER_ADDRESS, LINK_CODES_PER_CUSTOMER, RateLimiter
+from bot.core.resume import last_prompt, where_we_left_off
 from bot.core.tokens import ShortToken
 from bot.linking.codes import (
+    ALREADY_JOINED,
+    CHANNELS_AS_TYPED,
+    CHANNELS_BY_NAME,
+    NEW_CODE_ELSEWHERE,
+    NEW_CODE_FROM_ORIGIN,
     NO,
     YES,
     a_chat_on,
@@ -37,6 +43,7 @@ from bot.linking.codes import (
 )
 
 log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True, slots=True)
 class LinkOptions:
@@ -59,7 +66,7 @@ class LinkOptions:
     lock_ttl_seconds: float = 30.0
 
 
-MergeListener = Callable[[str, str, dict[str, Any] | None], Awaitable[None]]
+MergeListener = Callable[[str, str, HandoffState | None], Awaitable[None]]
 
 
 class LinkingStore(TokenStore, CounterStore, ConversationReader, IdentityStore, Protocol):
@@ -92,10 +99,12 @@ class LinkService:
             return [Outbound(text="You have asked for several link codes just now. Please use "
                                   "the last one, or ask again in an hour.")]
         await self._revoke_live_code(context.customer_id)
+        # The last thing the bot or an agent said, to pick up from elsewhere.
+        prompt = await last_prompt(self.store, context.customer_id)
         origin = {
             "customer": context.customer_id,
             "channel": context.inbound.channel,
-            "resume": await self._last_prompt(context.customer_id),
+            "resume": prompt.to_json() if prompt is not None else None,
         }
         token, nonce = self._resume.new()
         ttl = self.options.code_ttl_seconds
@@ -113,7 +122,7 @@ class LinkService:
         minutes = ttl // 60
         text = (
             f"Your link code is {shown_code(code)}. Within {minutes} minutes, send "
-            f"“link {shown_code(code)}” from the other channel (web chat, Telegram or Slack) "
+            f"“link {shown_code(code)}” from the other channel ({CHANNELS_BY_NAME}) "
             "to continue this conversation there. Never give this code to anyone else: "
             "whoever uses it will see this conversation."
         )
@@ -151,21 +160,21 @@ class LinkService:
         raw = await self.store.peek_token(f"link:{code}") if code is not None else None
         if raw is None:
             await self._count_wrong(guessers)
-            return [Outbound(text="That code is not valid or has expired. Send “link” on the "
-                                  "channel you came from to get a new one.")]
-        origin = json.loads(raw)
-        if origin["customer"] == context.customer_id:
-            return [Outbound(text="This chat is already part of that conversation.")]
-        context.state.pending_link = {"ask": "code", "code": code, **origin}
-        return [self.question(context.state.pending_link)]
+            return [Outbound(text=f"That code is not valid or has expired. "
+                                  f"{NEW_CODE_FROM_ORIGIN}.")]
+        offer = LinkOffer.from_json({"ask": "code", "code": code, **json.loads(raw)})
+        if offer.customer_id == context.customer_id:
+            return [Outbound(text=ALREADY_JOINED)]
+        context.state.pending_link = offer
+        return [self.question(offer)]
 
     @staticmethod
-    def question(pending: dict[str, Any], *, again: bool = False) -> Outbound:
+    def question(offer: LinkOffer, *, again: bool = False) -> Outbound:
         """The yes/no that tells the person whose conversation would be joined
         what a yes hands over. The other side is named by its channel only:
         a display name is whatever its owner typed, and proves nothing."""
-        other = channel_name(pending["channel"])
-        how = "That code comes from" if pending.get("ask", "code") == "code" else \
+        other = channel_name(offer.channel)
+        how = "That code comes from" if offer.ask == "code" else \
             "You opened a link that comes from"
         lead = "Please answer yes or no. " if again else ""
         return Outbound(
@@ -210,41 +219,30 @@ class LinkService:
                 await self.store.put_token(f"link-wait:{subject}", "1", wait)
 
     async def confirm(self, context: TurnContext, yes: bool) -> list[Outbound]:
-        pending = context.state.pending_link or {}
+        """The answer to the link offer waiting in `context.state`."""
+        offer = context.state.pending_link
         context.state.pending_link = None
         if not yes:
             return [Outbound(text="OK, nothing was linked.")]
-        if pending.get("ask", "code") == "code":
+        expired = [Outbound(text=f"That code has expired or was used already. "
+                                 f"{NEW_CODE_ELSEWHERE}")]
+        if not isinstance(offer, LinkOffer):
+            return expired
+        if offer.ask == "code":
             # A code is used up only now, so a "no" leaves it to its owner.
-            raw = await self.store.take_token(f"link:{pending.get('code')}")
-            if raw is None or json.loads(raw)["customer"] != pending.get("customer"):
-                return [Outbound(text="That code has expired or was used already. Send “link” "
-                                      "on the other channel to get a new one.")]
+            raw = await self.store.take_token(f"link:{offer.code}")
+            if raw is None or json.loads(raw)["customer"] != offer.customer_id:
+                return expired
             await self.store.take_token(f"resume:{json.loads(raw).get('nonce')}")
-        if await self.store.load_state(pending["customer"]) is None:
+        if await self.store.load_state(offer.customer_id) is None:
             return [Outbound(text="That conversation no longer exists, so nothing was linked.")]
         # Merged after this turn is saved (see after_save), so this turn's
         # messages travel with the rest of the history.
-        context.state.pending_link = {"merge_into": pending["customer"],
-                                      "origin_channel": pending["channel"]}
+        context.state.pending_link = PendingMerge(merge_into=offer.customer_id,
+                                                  origin_channel=offer.channel)
         return [Outbound(text=f"Linked! This chat now continues your "
-                              f"{channel_name(pending['channel'])} conversation."),
-                *self.where_we_were(pending)]
-
-    async def _last_prompt(self, customer_id: str) -> dict[str, Any] | None:
-        """The last thing the bot or an agent said, to pick up from elsewhere."""
-        for entry in reversed(await self.store.history(customer_id, 50)):
-            if entry.sender != "customer":
-                return entry.to_json()
-        return None
-
-    @staticmethod
-    def where_we_were(origin: dict[str, Any]) -> list[Outbound]:
-        prompt = origin.get("resume")
-        if not prompt:
-            return []
-        entry = HistoryEntry.from_json(prompt)
-        return [Outbound(text=f"Where we left off: {entry.text}", buttons=entry.buttons)]
+                              f"{channel_name(offer.channel)} conversation."),
+                *where_we_left_off(offer.resume)]
 
     async def merge_into(self, source: str, target: str, joined: ChannelIdentity,
                          display_name: str | None,
@@ -301,16 +299,17 @@ class LinkService:
         try:
             nonce = self._resume.nonce_of(token)
         except BadInput:
-            return [Outbound(text="That is not a valid link. Send “link” on the channel you came "
-                                  "from to get a new one, or just tell me what you need.")]
+            return [Outbound(text=f"That is not a valid link. {NEW_CODE_FROM_ORIGIN}, or just "
+                                  "tell me what you need.")]
         origin = await self._redeem(nonce)
         if origin is None:
-            return [Outbound(text="That link has expired or has been used already. Send “link” "
-                                  "on the other channel to get a new one.")]
-        if origin["customer"] == context.customer_id:
-            return [Outbound(text="This chat is already part of that conversation.")]
-        context.state.pending_link = {"ask": "link", **origin}
-        return [self.question(context.state.pending_link)]
+            return [Outbound(text=f"That link has expired or has been used already. "
+                                  f"{NEW_CODE_ELSEWHERE}")]
+        offer = LinkOffer.from_json({"ask": "link", **origin})
+        if offer.customer_id == context.customer_id:
+            return [Outbound(text=ALREADY_JOINED)]
+        context.state.pending_link = offer
+        return [self.question(offer)]
 
     async def _redeem(self, nonce: str) -> dict[str, Any] | None:
         """Use a deep link up, and the code issued with it."""
@@ -326,7 +325,7 @@ class LinkService:
         names = sorted({channel_name(i.channel) for i in identities} | {
             channel_name(context.inbound.channel)})
         return [Outbound(text="This conversation is linked with: " + ", ".join(names) + ". "
-                              "Send “unlink <channel>” (web, telegram or slack) to remove one.")]
+                              f"Send “unlink <channel>” ({CHANNELS_AS_TYPED}) to remove one.")]
 
     async def unlink(self, context: TurnContext, channel: str) -> list[Outbound]:
         channel = channel.lower()

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from bot.core.bus import LocalBus
-from bot.core.conversation import ConversationState
+from bot.core.conversation import ConversationState, HandoffState
 from bot.core.engine import EngineOptions
 from bot.core.errors import ConnectorError, LockTimeout
 from bot.core.model import Address, Button, ChannelIdentity, HistoryEntry, Outbound
@@ -19,7 +20,7 @@ from bot.core.policy import TurnContext
 from bot.core.ports import ContextStore
 from bot.handoff.desk import DeskError, DeskOptions
 from bot.handoff.ports import AgentAccount
-from bot.handoff.state import claimed_by, new_handoff
+from bot.handoff.state import as_json, claimed_by, new_handoff
 from context_store.agents_memory import MemoryAgentStore
 from tests.support.engines import handoff_engine
 
@@ -88,13 +89,19 @@ class Rig:
             message_key=None, identity=identity, address=address)
 
     async def waiting(self, customer: str, reason: str = "customer sent /agent",
-                      channel: str = "web", handoff: dict[str, Any] | None = None) -> None:
+                      channel: str = "web", handoff: HandoffState | None = None) -> HandoffState:
         address = Address(channel, f"{channel}-{customer}")
-        await self.write(customer, ConversationState(
-            last_address=address, handoff=handoff or new_handoff(reason)), address=address)
+        handoff = handoff or new_handoff(reason)
+        await self.write(customer, ConversationState(last_address=address, handoff=handoff),
+                         address=address)
+        return handoff
 
     async def state(self, customer: str) -> ConversationState:
         return ConversationState.from_json(await self.store.load_state(customer))
+
+    async def handoff(self, customer: str) -> dict[str, Any] | None:
+        """The customer's handoff, as the agent API shows it."""
+        return as_json((await self.state(customer)).handoff)
 
 
 def entry(sender: str, channel: str, text: str, ts: float,
@@ -114,8 +121,7 @@ async def test_replying_to_a_waiting_conversation_takes_it_and_tells_the_console
     store: ContextStore,
 ) -> None:
     rig = Rig(store, web_open=True)
-    await rig.waiting("c1", reason="customer sent /agent")
-    since = (await rig.state("c1")).handoff["since"]  # type: ignore[index]
+    since = (await rig.waiting("c1", reason="customer sent /agent")).since
     answer = await rig.desk.reply(ANN, "c1", "Hello, Ann here")
     sent = {"sender": "agent", "channel": "web", "text": "Hello, Ann here", "agent_name": "Ann"}
     assert {k: v for k, v in answer.items() if k != "entry"} == {"delivered": True,
@@ -125,7 +131,7 @@ async def test_replying_to_a_waiting_conversation_takes_it_and_tells_the_console
         {"type": "claimed", "customer": "c1", "agent": "ann"},
         {"type": "message", "customer": "c1", "agent": "ann", "entry": sent},
     ]
-    handoff = (await rig.state("c1")).handoff
+    handoff = await rig.handoff("c1")
     assert handoff is not None
     assert (handoff["status"], handoff["agent"], handoff["agent_name"]) == ("claimed", "ann", "Ann")
     # Why and since when it waited stay as they were.
@@ -150,8 +156,8 @@ async def test_a_customer_message_in_a_held_conversation_names_the_holder(
     store: ContextStore,
 ) -> None:
     rig = Rig(store)
-    state = ConversationState(turns=5, handoff={**claimed_by(new_handoff("r"), BOB),
-                                                "started_turn": 2})
+    state = ConversationState(turns=5, handoff=replace(claimed_by(new_handoff("r"), BOB),
+                                                       started_turn=2))
     said = entry("customer", "web", "are you there?", time.time())
     await rig.desk.announce("c3", state, [said])
     assert rig.events == [{"type": "message", "customer": "c3", "agent": "bob",
@@ -168,7 +174,7 @@ async def test_an_admin_takes_over_a_conversation_nobody_asked_for(store: Contex
     await rig.desk.claim(ROOT, "by-claim")
     await rig.desk.transfer(ROOT, "by-transfer", "bob")
     for customer, holder in (("by-reply", "root"), ("by-claim", "root"), ("by-transfer", "bob")):
-        handoff = (await rig.state(customer)).handoff
+        handoff = await rig.handoff(customer)
         assert handoff is not None and handoff["status"] == "claimed", customer
         assert handoff["agent"] == holder
         assert "admin" in handoff["reason"]
@@ -182,7 +188,7 @@ async def test_queueing_later_keeps_a_held_conversation_and_lists_a_new_one(
     await rig.waiting("held", handoff=claimed_by(new_handoff("first"), ANN))
     await rig.agents.index_claimed("held", "ann")
     await rig.desk.queue_later("held", "asked again")
-    handoff = (await rig.state("held")).handoff
+    handoff = await rig.handoff("held")
     assert handoff is not None and (handoff["status"], handoff["agent"]) == ("claimed", "ann")
     assert await rig.agents.claimed() == {"held": "ann"}
     address = Address("telegram", "t1")
@@ -202,7 +208,7 @@ async def test_a_merge_keeps_the_targets_own_holder(store: ContextStore) -> None
     await rig.waiting("target", handoff=claimed_by(new_handoff("target's"), BOB))
     await rig.agents.index_queued("source", 1.0)
     await rig.desk.follow_merge("source", "target", new_handoff("source's"))
-    handoff = (await rig.state("target")).handoff
+    handoff = await rig.handoff("target")
     assert handoff is not None
     assert (handoff["status"], handoff["agent"], handoff["reason"]) == (
         "claimed", "bob", "target's")
@@ -395,7 +401,7 @@ async def test_release_asks_again_the_question_from_before_the_handoff(
 ) -> None:
     rig = Rig(store, web_open=True)
     handoff = claimed_by(new_handoff("r"), ANN)
-    since = handoff["since"]
+    since = handoff.since
     sizes = (Button("Small", "/size_s"), Button("Large", "/size_l"))
     web = Address("web", "s")
     await rig.write("c1", ConversationState(last_address=web, dialog={"waiting": True},

@@ -1,0 +1,66 @@
+"""The agents' read-only side of the desk: the queue, the claims, one conversation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.core.conversation import ConversationState
+from bot.core.ports import ConversationReader
+from bot.handoff.ports import AgentAccount, AgentStore
+from bot.handoff.state import as_json, is_active
+
+
+async def waiting(store: ConversationReader, agents: AgentStore,
+                  limit: int) -> list[dict[str, Any]]:
+    """The oldest `limit` conversations waiting for a person, oldest first:
+    three store round trips at most, however long the queue."""
+    entries = await agents.queued(limit)
+    states = await store.load_states([entry.customer for entry in entries])
+    # Erased, merged away or expired: ids are never reused, so the entries
+    # can go (an inactive state may be queued again).
+    await agents.index_closed_all(
+        [entry.customer for entry, raw in zip(entries, states, strict=True) if raw is None])
+    listed = []
+    for entry, raw in zip(entries, states, strict=True):
+        if raw is None:
+            continue
+        state = ConversationState.from_json(raw)
+        if not is_active(state.handoff):
+            continue
+        last = state.last_address.channel if state.last_address else None
+        listed.append({"customer": entry.customer, "since": entry.since,
+                       "reason": state.handoff.reason, "channel": last})
+    return listed
+
+
+async def held(store: ConversationReader, agents: AgentStore,
+               agent: AgentAccount) -> list[dict[str, str]]:
+    """Conversations held by `agent` (by anyone, for an admin)."""
+    listed = []
+    for customer_id, holder in sorted((await agents.claimed()).items()):
+        if agent.role != "admin" and holder != agent.username:
+            continue
+        if await store.load_state(customer_id) is None:
+            await agents.index_closed(customer_id)  # gone, as in `waiting`
+            continue
+        listed.append({"customer": customer_id, "agent": holder})
+    return listed
+
+
+async def conversation(store: ConversationReader, customer_id: str, state: ConversationState,
+                       history_max: int) -> dict[str, Any]:
+    """Everything an agent reads of one conversation."""
+    history = await store.history(customer_id, history_max)
+    identities = await store.identities(customer_id)
+    addresses = await store.addresses(customer_id)
+    dialog = state.dialog
+    return {
+        "customer": customer_id,
+        "handoff": as_json(state.handoff),
+        "last_channel": state.last_address.channel if state.last_address else None,
+        "channels": [{"channel": i.channel, "user_id": i.user_id} for i in identities],
+        "addresses": {ch: a.to_json() for ch, a in sorted(addresses.items())},
+        "flow": dialog.get("flow"),
+        "slots": dialog.get("slots") or {},
+        "history": [e.to_json() for e in history],
+    }
