@@ -13,7 +13,7 @@ from typing import Any
 
 from bot.core.errors import ConfigError, DialogError
 from bot.core.model import Outbound
-from bot.core.policy import TurnContext
+from bot.core.policy import HANDOFF_ASKED, TurnContext
 from dialogs import model as m
 from dialogs.actions import (
     ActionFailed,
@@ -36,7 +36,6 @@ log = logging.getLogger(__name__)
 MAX_STEPS_PER_TURN = 64
 STATE_VERSION = 1
 DEFAULT_FALLBACK = "Sorry, I didn't get that."
-DEFAULT_HANDOFF = "A person from our team will take over this conversation shortly."
 DEFAULT_ACTION_FAILED = "Sorry, something went wrong on our side. Please try again in a moment."
 AFFIRM, DENY = "affirm", "deny"
 
@@ -260,7 +259,7 @@ class DialogPolicy:
         if fallback.handoff_after and state.fallbacks >= fallback.handoff_after:
             state.fallbacks = 0
             if fallback.handoff_response is None:
-                run.replies.append(Outbound(text=DEFAULT_HANDOFF))
+                run.replies.append(Outbound(text=HANDOFF_ASKED))
             reason = "the bot did not understand twice in a row"
             self._handoff(run, reason, fallback.handoff_response)
         elif fallback.response is not None:

@@ -8,6 +8,10 @@ from typing import Protocol
 from bot.core.conversation import ConversationState
 from bot.core.model import Inbound, Outbound
 
+# What a customer reads when a person is asked for, whoever asked: a flow, an
+# action, or the customer's own `/agent`.
+HANDOFF_ASKED = "A person from our team will take over this conversation shortly."
+
 
 @dataclass(slots=True)
 class TurnContext:

@@ -21,9 +21,9 @@ from dataclasses import replace
 from bot.core.conversation import HandoffState, PendingMerge
 from bot.core.engine import Turn, record
 from bot.core.model import Button, Outbound
-from bot.core.policy import Policy, TurnContext
+from bot.core.policy import HANDOFF_ASKED, Policy, TurnContext
 from bot.handoff.desk import HandoffDesk
-from bot.handoff.state import ASKED, is_active
+from bot.handoff.state import is_active
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class HandoffHook:
             notice = await self.desk.begin(context, context.handoff_reason)
             if context.handoff_reason is None:  # refused: asked too often
                 return notice
-            return [Outbound(text=ASKED), *notice]
+            return [Outbound(text=HANDOFF_ASKED), *notice]
         return None
 
     async def after_save(self, context: TurnContext, turn: Turn) -> None:

@@ -13,7 +13,6 @@ QUEUED, CLAIMED = "queued", "claimed"
 # Why a conversation nobody asked a person for is held: an admin took it.
 ADMIN_TAKEOVER = "taken over by an admin"
 
-ASKED = "A person from our team will take over this conversation shortly."
 TOO_MANY_HANDOFFS = ("You have asked for a person several times just now, so I cannot queue "
                      "this request. Please try again in a while, or tell me what you need.")
 BACK_WITH_THE_BOT = "You're back with our assistant. Ask for a person again at any time."
