@@ -5,29 +5,20 @@ local Bot API fake), so the conversation holds messages from two channels."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 
-import pytest
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, expect
 
-from tests.integration.test_handoff_channels import Rig, rig
+from tests.support.browser import send, sign_in
+from tests.support.channels_rig import ChannelsRig, link_code
+from tests.support.handoff_rig import PASSWORDS
 from tests.support.webchat_client import PROBE, PROBE_ANSWER
 
 ATTACK = '<img src=x onerror="alert(1)"><b>bold</b>'
 
 
-@pytest.fixture
-async def channels(redis_url: str) -> AsyncIterator[Rig]:
-    async with rig(redis_url) as running:
-        yield running
-
-
-async def customer_says(page: Page, text: str) -> None:
-    await page.get_by_label("Message").fill(text)
-    await page.get_by_role("button", name="Send").click()
-
-
-async def test_login_claim_reply_reaches_the_web_chat(channels: Rig, browser: Browser) -> None:
+async def test_login_claim_reply_reaches_the_web_chat(
+    channels: ChannelsRig, browser: Browser
+) -> None:
     alerts: list[str] = []
     customer = await browser.new_page()
     customer.on("dialog", lambda d: alerts.append(d.message))
@@ -35,29 +26,24 @@ async def test_login_claim_reply_reaches_the_web_chat(channels: Rig, browser: Br
     chat = customer.get_by_role("log")
 
     # The customer links Telegram, writes from there, then asks for a person on the web.
-    await customer_says(customer, "link")
+    await send(customer, "link")
     await expect(chat.locator(".sg-bot").last).to_contain_text("Your link code is")
-    code = re.search(r"\b([2-9A-Z]{4}-[2-9A-Z]{4})\b",
-                     await chat.locator(".sg-bot").last.inner_text())
-    assert code is not None
-    await channels.telegram_says(f"link {code.group(1)}")
+    code = link_code(await chat.locator(".sg-bot").last.inner_text())
+    await channels.telegram_says(f"link {code}")
     await channels.telegram_sent(1)
     await channels.telegram_says("yes")
     await channels.telegram_sent(2)
     await channels.telegram_says(ATTACK)
     await channels.telegram_sent(3)
-    await customer_says(customer, "talk to a human")
+    await send(customer, "talk to a human")
     await expect(chat.locator(".sg-bot").last).to_contain_text("No agent is online")
 
     console = await browser.new_page()
     console.on("dialog", lambda d: alerts.append(d.message))
     await console.goto(f"{channels.app.base_url}/agent/")
-    await console.locator("#login-username").fill("ann")
-    await console.locator("#login-password").fill("wrong")
-    await console.locator("#login-submit").click()
+    await sign_in(console, "ann", "wrong")
     await expect(console.locator("#login-error")).to_have_text("wrong username or password")
-    await console.locator("#login-password").fill("ann-pass-1")
-    await console.locator("#login-submit").click()
+    await sign_in(console, "ann", PASSWORDS["ann"])
     await expect(console.locator("#me")).to_have_text("ann (agent)")
     await expect(console.locator("#live")).to_have_text("live")
 
@@ -87,10 +73,10 @@ async def test_login_claim_reply_reaches_the_web_chat(channels: Rig, browser: Br
     # The customer answers; it shows up live in the console, and the bot keeps quiet:
     # its next word in the widget answers a probe sent after.
     bot_said = await chat.locator(".sg-bot").count()
-    await customer_says(customer, "thank you!")
+    await send(customer, "thank you!")
     await expect(history.locator(".msg.customer .text").last).to_have_text("thank you!")
     await expect(history.locator(".msg").last).to_have_class(re.compile(r"\bcustomer\b"))
-    await customer_says(customer, PROBE)
+    await send(customer, PROBE)
     await expect(chat.locator(".sg-bot").nth(bot_said)).to_contain_text(PROBE_ANSWER)
     await expect(chat.locator(".sg-bot")).to_have_count(bot_said + 1)
 

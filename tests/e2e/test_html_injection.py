@@ -6,16 +6,15 @@ live and after a reload; no element is made of them and no script runs."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from argon2 import PasswordHasher
 from playwright.async_api import Browser, Dialog, Locator, Page, expect
 
 from bot.handoff.ports import AgentAccount
 from tests.support.app_server import RunningApp
-from tests.support.handoff_rig import AgentClient, running
+from tests.support.browser import send, sign_in
+from tests.support.handoff_rig import CHEAP_HASHER, agent
 
 AGENT_HTML = '<img src=x onerror="window.__pwned=1"><b>bold</b>'
 AGENT_SCRIPT = '<script>window.__pwned=2; alert("agent")</script><b>also bold</b>'
@@ -24,19 +23,18 @@ CUSTOMER_SCRIPT = '<script>window.__pwned=4; alert("customer")</script>'
 EVE_NAME = '<img src=x onerror="window.__pwned=5"><b>Eve</b>'
 EVE_PASSWORD = "eve-pass-1"
 MADE_OF_TEXT = "img, b, script"
-_CHEAP = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 
 
 @pytest.fixture
-async def app(redis_url: str) -> AsyncIterator[RunningApp]:
-    async with running(redis_url) as running_app:
-        handoff = running_app.segue.handoff
-        assert handoff is not None
-        # Display names are free text (`segue agents add --name`): this one is HTML.
-        await handoff.agents.put_agent(AgentAccount(
-            username="eve", display_name=EVE_NAME, role="agent",
-            password_hash=_CHEAP.hash(EVE_PASSWORD)))
-        yield running_app
+async def app(desk_app: RunningApp) -> RunningApp:
+    """The desk app with one more agent, eve."""
+    handoff = desk_app.segue.handoff
+    assert handoff is not None
+    # Display names are free text (`segue agents add --name`): this one is HTML.
+    await handoff.agents.put_agent(AgentAccount(
+        username="eve", display_name=EVE_NAME, role="agent",
+        password_hash=CHEAP_HASHER.hash(EVE_PASSWORD)))
+    return desk_app
 
 
 class Watched:
@@ -59,8 +57,7 @@ class Watched:
 
 
 async def customer_says(page: Page, text: str) -> None:
-    await page.get_by_label("Message").fill(text)
-    await page.get_by_role("button", name="Send").click()
+    await send(page, text)
     await expect(page.get_by_role("log").locator(".sg-customer").last).to_have_text(text)
 
 
@@ -69,9 +66,7 @@ async def test_agent_and_customer_html_is_shown_as_text_in_console_and_widget(
 ) -> None:
     console = Watched(await browser.new_page())
     await console.page.goto(f"{app.base_url}/agent/")
-    await console.page.locator("#login-username").fill("eve")
-    await console.page.locator("#login-password").fill(EVE_PASSWORD)
-    await console.page.locator("#login-submit").click()
+    await sign_in(console.page, "eve", EVE_PASSWORD)
     desk = console.page.locator("#desk")
     await expect(console.page.locator("#me")).to_have_text(f"{EVE_NAME} (agent)")
     await expect(console.page.locator("#live")).to_have_text("live")
@@ -103,7 +98,7 @@ async def test_agent_and_customer_html_is_shown_as_text_in_console_and_widget(
     await expect(history.locator(".msg.agent .text").last).to_have_text(AGENT_HTML)
     await expect(history.locator(".msg.agent .sender").last).to_have_text(EVE_NAME)
     # ... and with a script through the API; the console shows it live.
-    eve = await AgentClient(http, app.base_url).login("eve", EVE_PASSWORD)
+    eve = await agent(http, app, "eve", EVE_PASSWORD)
     [held] = (await eve.call("GET", "claimed"))[1]
     await eve.act(held["customer"], "messages", {"text": AGENT_SCRIPT})
     await expect(chat.locator(".sg-agent").last).to_have_text(f"{EVE_NAME}{AGENT_SCRIPT}")

@@ -2,28 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from playwright.async_api import Browser, expect
 
-import pytest
-from playwright.async_api import Browser, Page, expect
-
-from bot.core.settings import Settings
-from context_store import RedisContextStore
-from tests.support.app_server import RunningApp, serve_segue
-from tests.support.policies import EchoMenuPolicy
-
-
-@pytest.fixture
-async def app(redis_url: str) -> AsyncIterator[RunningApp]:
-    settings = Settings(redis_url=redis_url, webchat_secret="widget-secret")
-    async with serve_segue(settings, store=RedisContextStore.from_url(redis_url),
-                           policy=EchoMenuPolicy()) as running:
-        yield running
-
-
-async def send(page: Page, text: str) -> None:
-    await page.get_by_label("Message").fill(text)
-    await page.get_by_role("button", name="Send").click()
+from tests.support.app_server import RunningApp
+from tests.support.browser import send
 
 
 async def test_chat_buttons_and_history_after_a_reload(app: RunningApp, browser: Browser) -> None:

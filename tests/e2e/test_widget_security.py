@@ -11,23 +11,13 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from playwright.async_api import Browser, Page, WebSocket, expect
+from playwright.async_api import Browser, WebSocket, expect
 
-from bot.core.settings import Settings
-from context_store import RedisContextStore
-from tests.support.app_server import RunningApp, serve_segue
-from tests.support.policies import EchoMenuPolicy
+from tests.support.app_server import RunningApp
+from tests.support.browser import send
 from tests.support.webchat_client import WebChatClient
 
 QUESTION = "You opened a link that comes from a web chat conversation"
-
-
-@pytest.fixture
-async def app(redis_url: str) -> AsyncIterator[RunningApp]:
-    settings = Settings(redis_url=redis_url, webchat_secret="widget-security-secret")
-    async with serve_segue(settings, store=RedisContextStore.from_url(redis_url),
-                           policy=EchoMenuPolicy()) as running:
-        yield running
 
 
 @pytest.fixture
@@ -54,16 +44,9 @@ async def host_site(app: RunningApp) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
-async def send(page: Page, text: str) -> None:
-    await page.get_by_label("Message").fill(text)
-    await page.get_by_role("button", name="Send").click()
-
-
 async def fresh_link(client: WebChatClient) -> str:
     """A "continue on the web" link's token, asked for on `client`."""
-    [reply] = await client.turn("link")
-    [url] = [link["url"] for link in reply["links"] if link["title"] == "Continue on the web"]
-    return str(url).split("resume=", 1)[1]
+    return (await client.web_link()).split("resume=", 1)[1]
 
 
 async def test_a_host_page_address_with_resume_is_not_sent_but_segues_own_page_asks(

@@ -16,18 +16,12 @@ import asyncio
 import itertools
 import json
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 from aiohttp import web
-
-from bot.assembly.app import Segue, build_app, create_segue
-from bot.core.ports import ContextStore
-from bot.core.settings import Settings
-from tests.support.redis_server import free_port
 
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
 BOT_USER = {
@@ -111,6 +105,10 @@ class FakeTelegram:
 
     def new_update_id(self) -> int:
         return next(self._ids)
+
+    def message(self, text: str, **shape: Any) -> dict[str, Any]:
+        """A message update with the next update id (see `message_update`)."""
+        return message_update(self.new_update_id(), text, **shape)
 
     def fail(self, method: str, *, status: int, description: str,
              retry_after: int | None = None, times: int = 1) -> None:
@@ -332,37 +330,3 @@ def keyboard_of(call: ApiCall) -> list[dict[str, Any]]:
     if "reply_markup" not in call.params:
         return []
     return [b for row in call.json("reply_markup")["inline_keyboard"] for b in row]
-
-
-# Serving Segue against the fake.
-
-@asynccontextmanager
-async def segue_on_fake(
-    fake: FakeTelegram,
-    store: ContextStore,
-    *,
-    mode: str = "webhook",
-    secret: str = "s3cret-Token_1",
-    configure: Callable[[Segue], None] | None = None,
-) -> AsyncIterator[Segue]:
-    """Segue's real app on a loopback port, its Telegram connector pointed
-    at `fake`; `configure` may adjust the assembled parts before start."""
-    port = free_port()
-    settings = Settings(
-        telegram_token=TOKEN,
-        telegram_mode=mode,
-        telegram_webhook_secret=secret,
-        telegram_webhook_url=f"http://127.0.0.1:{port}/telegram/webhook",
-        telegram_api_url=fake.url,
-        webchat_secret="w" * 32,
-    )
-    segue = await create_segue(settings, store=store)
-    if configure is not None:
-        configure(segue)
-    runner = web.AppRunner(build_app(segue))
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        yield segue
-    finally:
-        await runner.cleanup()

@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 from tests.support.app_server import RunningApp
 from tests.support.handoff_rig import (
     AgentClient,
+    agent,
     agent_frame,
     hand_off,
     running,
@@ -26,18 +27,8 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
         yield session
 
 
-@pytest.fixture
-async def app(redis_url: str) -> AsyncIterator[RunningApp]:
-    async with running(redis_url) as running_app:
-        yield running_app
-
-
-async def agent(http: aiohttp.ClientSession, app: RunningApp, name: str) -> AgentClient:
-    return await AgentClient(http, app.base_url).login(name)
-
-
-async def queued_customer(http: aiohttp.ClientSession, app: RunningApp) -> str:
-    client = await web_customer(http, app)
+async def queued_customer(http: aiohttp.ClientSession, desk_app: RunningApp) -> str:
+    client = await web_customer(http, desk_app)
     await hand_off(client)
     await client.close()
     assert client.customer is not None
@@ -53,9 +44,9 @@ CALLS = [
 
 
 async def test_login_gives_a_token_and_an_http_only_cookie(
-    http: aiohttp.ClientSession, app: RunningApp
+    http: aiohttp.ClientSession, desk_app: RunningApp
 ) -> None:
-    url = f"{app.base_url}/agent/api/login"
+    url = f"{desk_app.base_url}/agent/api/login"
     async with http.post(url, json={"username": "ann", "password": "ann-pass-1"}) as resp:
         assert resp.status == 200
         body = await resp.json()
@@ -63,16 +54,17 @@ async def test_login_gives_a_token_and_an_http_only_cookie(
     assert body["agent"] == {"username": "ann", "name": "ann", "role": "agent"}
     assert cookie.value == body["token"] and cookie["httponly"] and cookie["samesite"] == "Strict"
     # The cookie alone opens the API (the browser's way) ...
-    async with http.get(f"{app.base_url}/agent/api/me") as resp:
+    async with http.get(f"{desk_app.base_url}/agent/api/me") as resp:
         assert resp.status == 200 and (await resp.json())["agent"]["username"] == "ann"
     # ... and so does the bearer token alone.
     async with aiohttp.ClientSession() as bare:
-        status, me = await AgentClient(bare, app.base_url).call("GET", "me", token=body["token"])
+        status, me = await AgentClient(bare, desk_app.base_url).call("GET", "me",
+                                                                     token=body["token"])
     assert status == 200 and me["agent"]["role"] == "agent"
 
 
-async def test_login_refusals(http: aiohttp.ClientSession, app: RunningApp) -> None:
-    client = AgentClient(http, app.base_url)
+async def test_login_refusals(http: aiohttp.ClientSession, desk_app: RunningApp) -> None:
+    client = AgentClient(http, desk_app.base_url)
     status, body = await client.call("POST", "login", raw="{not json")
     assert (status, body["error"]) == (400, "bad_json")
     # Nested deeper than the parser goes: bad JSON, not a server error.
@@ -94,12 +86,12 @@ async def test_login_refusals(http: aiohttp.ClientSession, app: RunningApp) -> N
 async def test_failed_logins_are_limited_per_username(
     http: aiohttp.ClientSession, redis_url: str
 ) -> None:
-    async with running(redis_url, agent_login_max_failures=3) as app:
-        client = AgentClient(http, app.base_url)
+    async with running(redis_url, agent_login_max_failures=3) as desk_app:
+        client = AgentClient(http, desk_app.base_url)
         for _ in range(3):
             status, _ = await client.call("POST", "login", {"username": "ann", "password": "x"})
             assert status == 401
-        async with http.post(f"{app.base_url}/agent/api/login",
+        async with http.post(f"{desk_app.base_url}/agent/api/login",
                              json={"username": "ann", "password": "ann-pass-1"}) as resp:
             assert resp.status == 429  # even the right password, until its delay ends
             assert int(resp.headers["Retry-After"]) > 0
@@ -108,24 +100,23 @@ async def test_failed_logins_are_limited_per_username(
 
 
 async def test_concurrent_guesses_are_counted_before_they_are_checked(
-    http: aiohttp.ClientSession, redis_url: str
+    http: aiohttp.ClientSession, desk_app: RunningApp
 ) -> None:
-    async with running(redis_url) as app:  # 5 per username and address, then delays
-        client = AgentClient(http, app.base_url)
-        guesses = [client.call("POST", "login", {"username": "ann", "password": f"guess-{n}"})
-                   for n in range(60)]
-        statuses = [status for status, _ in await asyncio.gather(*guesses)]
-        assert (statuses.count(401), statuses.count(429)) == (5, 55)
-        status, body = await client.call("POST", "login",
-                                         {"username": "ann", "password": "ann-pass-1"})
-        assert (status, body["error"]) == (429, "too_many_logins")
+    client = AgentClient(http, desk_app.base_url)  # 5 per username and address, then delays
+    guesses = [client.call("POST", "login", {"username": "ann", "password": f"guess-{n}"})
+               for n in range(60)]
+    statuses = [status for status, _ in await asyncio.gather(*guesses)]
+    assert (statuses.count(401), statuses.count(429)) == (5, 55)
+    status, body = await client.call("POST", "login",
+                                     {"username": "ann", "password": "ann-pass-1"})
+    assert (status, body["error"]) == (429, "too_many_logins")
 
 
 async def test_failed_logins_are_limited_per_client_address(
     http: aiohttp.ClientSession, redis_url: str
 ) -> None:
-    async with running(redis_url, agent_login_max_failures_per_address=4) as app:
-        client = AgentClient(http, app.base_url)
+    async with running(redis_url, agent_login_max_failures_per_address=4) as desk_app:
+        client = AgentClient(http, desk_app.base_url)
         for name in ("ann", "bob", "root", "zoe"):
             status, _ = await client.call("POST", "login", {"username": name, "password": "x"})
             assert status == 401
@@ -136,9 +127,9 @@ async def test_failed_logins_are_limited_per_client_address(
 
 @pytest.mark.parametrize(("method", "path"), CALLS)
 async def test_every_call_needs_a_live_session(
-    http: aiohttp.ClientSession, app: RunningApp, method: str, path: str
+    http: aiohttp.ClientSession, desk_app: RunningApp, method: str, path: str
 ) -> None:
-    client = AgentClient(http, app.base_url)
+    client = AgentClient(http, desk_app.base_url)
     status, body = await client.call(method, path, {})
     assert (status, body["error"]) == (401, "unauthenticated")
     status, body = await client.call(method, path, {}, token="made-up-token")
@@ -146,11 +137,11 @@ async def test_every_call_needs_a_live_session(
 
 
 async def test_an_expired_session_is_refused(
-    http: aiohttp.ClientSession, app: RunningApp
+    http: aiohttp.ClientSession, desk_app: RunningApp
 ) -> None:
-    ann = await agent(http, app, "ann")
+    ann = await agent(http, desk_app, "ann")
     assert (await ann.call("GET", "queue"))[0] == 200
-    handoff = app.segue.handoff
+    handoff = desk_app.segue.handoff
     assert handoff is not None
     real_clock = handoff.auth.clock
     handoff.auth.clock = lambda: real_clock() + 13 * 3600  # the default session lasts 12 h
@@ -163,9 +154,9 @@ async def test_an_expired_session_is_refused(
 
 
 async def test_logout_ends_the_session_and_its_live_socket(
-    http: aiohttp.ClientSession, app: RunningApp
+    http: aiohttp.ClientSession, desk_app: RunningApp
 ) -> None:
-    ann = await (await agent(http, app, "ann")).listen()
+    ann = await (await agent(http, desk_app, "ann")).listen()
     assert (await ann.call("POST", "logout"))[0] == 200
     assert ann.ws is not None
     closing = await ann.ws.receive(timeout=5)
@@ -175,22 +166,22 @@ async def test_logout_ends_the_session_and_its_live_socket(
 
 
 async def test_cookie_requests_from_another_site_are_refused(
-    http: aiohttp.ClientSession, app: RunningApp
+    http: aiohttp.ClientSession, desk_app: RunningApp
 ) -> None:
-    await agent(http, app, "ann")  # sets the cookie in `http`
-    customer = await queued_customer(http, app)
-    url = f"{app.base_url}/agent/api/conversations/{customer}/claim"
+    await agent(http, desk_app, "ann")  # sets the cookie in `http`
+    customer = await queued_customer(http, desk_app)
+    url = f"{desk_app.base_url}/agent/api/conversations/{customer}/claim"
     async with http.post(url, headers={"Origin": "https://evil.example"}) as resp:
         assert resp.status == 403 and (await resp.json())["error"] == "bad_origin"
-    async with http.post(url, headers={"Origin": app.base_url}) as resp:
+    async with http.post(url, headers={"Origin": desk_app.base_url}) as resp:
         assert resp.status == 200
 
 
 async def test_queue_view_claim_reply_release(
-    http: aiohttp.ClientSession, app: RunningApp
+    http: aiohttp.ClientSession, desk_app: RunningApp
 ) -> None:
-    ann = await (await agent(http, app, "ann")).listen()
-    customer = await web_customer(http, app)
+    ann = await (await agent(http, desk_app, "ann")).listen()
+    customer = await web_customer(http, desk_app)
     said, notice = await hand_off(customer)
     assert "person" in said["text"] and notice["text"] == "You're next in line."
     queued = await ann.event("queued")
@@ -238,13 +229,13 @@ async def test_queue_view_claim_reply_release(
 
 
 async def test_nobody_online_tells_business_hours_and_the_queue_counts_ahead(
-    http: aiohttp.ClientSession, app: RunningApp
+    http: aiohttp.ClientSession, desk_app: RunningApp
 ) -> None:
-    first = await web_customer(http, app)
+    first = await web_customer(http, desk_app)
     _, notice = await hand_off(first)
     assert "No agent is online" in notice["text"] and "Mon-Fri 9-17 CET" in notice["text"]
-    ann = await (await agent(http, app, "ann")).listen()
-    second = await web_customer(http, app)
+    ann = await (await agent(http, desk_app, "ann")).listen()
+    second = await web_customer(http, desk_app)
     _, notice = await hand_off(second)
     assert notice["text"] == "1 person is waiting ahead of you."
     for client in (first, second, ann):
@@ -252,10 +243,10 @@ async def test_nobody_online_tells_business_hours_and_the_queue_counts_ahead(
 
 
 async def test_claimed_by_another_and_wrong_agent(
-    http: aiohttp.ClientSession, app: RunningApp
+    http: aiohttp.ClientSession, desk_app: RunningApp
 ) -> None:
-    customer = await queued_customer(http, app)
-    ann, bob, root = [await agent(http, app, n) for n in ("ann", "bob", "root")]
+    customer = await queued_customer(http, desk_app)
+    ann, bob, root = [await agent(http, desk_app, n) for n in ("ann", "bob", "root")]
     await ann.act(customer, "claim")
     status, body = await bob.call("POST", f"conversations/{customer}/claim")
     assert (status, body["error"]) == (409, "already_claimed")
@@ -278,12 +269,12 @@ async def test_claimed_by_another_and_wrong_agent(
 
 
 async def test_conversations_not_handed_off_are_read_only_but_for_admins(
-    http: aiohttp.ClientSession, app: RunningApp
+    http: aiohttp.ClientSession, desk_app: RunningApp
 ) -> None:
-    client = await web_customer(http, app)
+    client = await web_customer(http, desk_app)
     await client.turn("hello")
     customer = client.customer or ""
-    ann, root = await agent(http, app, "ann"), await agent(http, app, "root")
+    ann, root = await agent(http, desk_app, "ann"), await agent(http, desk_app, "root")
     view = await ann.conversation(customer)
     assert view["handoff"] is None and [e["text"] for e in view["history"]][0] == "hello"
     for method, action in [("POST", "/claim"), ("POST", "/release")]:
@@ -299,9 +290,9 @@ async def test_conversations_not_handed_off_are_read_only_but_for_admins(
 
 
 async def test_unknown_customers_are_404_and_nothing_is_stored(
-    http: aiohttp.ClientSession, app: RunningApp, redis_client: aioredis.Redis
+    http: aiohttp.ClientSession, desk_app: RunningApp, redis_client: aioredis.Redis
 ) -> None:
-    root = await agent(http, app, "root")
+    root = await agent(http, desk_app, "root")
     before = {key async for key in redis_client.scan_iter("segue:{c:*")}
     for customer in ("0123456789abcdef", "no.such", "x" * 65):
         for method, action in [("GET", ""), ("POST", "/claim"), ("POST", "/release"),
@@ -317,14 +308,14 @@ async def test_unknown_customers_are_404_and_nothing_is_stored(
 
 
 async def test_customers_gone_from_the_store_leave_the_lists_and_no_keys(
-    http: aiohttp.ClientSession, app: RunningApp, redis_client: aioredis.Redis
+    http: aiohttp.ClientSession, desk_app: RunningApp, redis_client: aioredis.Redis
 ) -> None:
-    waiting = await queued_customer(http, app)
-    held = await queued_customer(http, app)
-    root = await agent(http, app, "root")
+    waiting = await queued_customer(http, desk_app)
+    held = await queued_customer(http, desk_app)
+    root = await agent(http, desk_app, "root")
     await root.act(held, "claim")
     for customer in (waiting, held):  # erased, or expired by the retention setting
-        await app.segue.store.erase(customer)
+        await desk_app.segue.store.erase(customer)
     assert (await root.call("GET", "queue"))[1] == []
     assert (await root.call("GET", "claimed"))[1] == []
     for key in ("segue:{handoff}:queue", "segue:{handoff}:claims"):
@@ -335,10 +326,10 @@ async def test_customers_gone_from_the_store_leave_the_lists_and_no_keys(
 
 
 async def test_bad_json_and_bad_fields_store_nothing(
-    http: aiohttp.ClientSession, app: RunningApp
+    http: aiohttp.ClientSession, desk_app: RunningApp
 ) -> None:
-    customer = await queued_customer(http, app)
-    ann = await agent(http, app, "ann")
+    customer = await queued_customer(http, desk_app)
+    ann = await agent(http, desk_app, "ann")
     await ann.act(customer, "claim")
     before = (await ann.conversation(customer))["history"]
     path = f"conversations/{customer}/messages"
@@ -357,11 +348,11 @@ async def test_bad_json_and_bad_fields_store_nothing(
 
 
 async def test_a_reply_that_is_not_text_is_refused_while_the_customer_is_online(
-    http: aiohttp.ClientSession, app: RunningApp
+    http: aiohttp.ClientSession, desk_app: RunningApp
 ) -> None:
-    client = await web_customer(http, app)
+    client = await web_customer(http, desk_app)
     await hand_off(client)
-    ann = await agent(http, app, "ann")
+    ann = await agent(http, desk_app, "ann")
     customer = client.customer or ""
     await ann.act(customer, "claim")
     before = (await ann.conversation(customer))["history"]
@@ -373,12 +364,13 @@ async def test_a_reply_that_is_not_text_is_refused_while_the_customer_is_online(
 
 
 async def test_transfer_moves_the_conversation_to_another_agent(
-    http: aiohttp.ClientSession, app: RunningApp
+    http: aiohttp.ClientSession, desk_app: RunningApp
 ) -> None:
-    client = await web_customer(http, app)
+    client = await web_customer(http, desk_app)
     await hand_off(client)
     customer = client.customer or ""
-    ann, bob = await agent(http, app, "ann"), await (await agent(http, app, "bob")).listen()
+    ann = await agent(http, desk_app, "ann")
+    bob = await (await agent(http, desk_app, "bob")).listen()
     await ann.act(customer, "claim")
     await agent_frame(client)
     moved = await ann.act(customer, "transfer", {"agent": "bob"})
@@ -395,13 +387,13 @@ async def test_transfer_moves_the_conversation_to_another_agent(
 
 
 async def test_close_ends_the_handoff_and_the_bot_starts_afresh(
-    http: aiohttp.ClientSession, app: RunningApp
+    http: aiohttp.ClientSession, desk_app: RunningApp
 ) -> None:
-    client = await web_customer(http, app)
+    client = await web_customer(http, desk_app)
     await client.turn("where is my order")
     await client.turn("/agent", expect=2)
     customer = client.customer or ""
-    ann = await agent(http, app, "ann")
+    ann = await agent(http, desk_app, "ann")
     await ann.act(customer, "claim")
     await agent_frame(client)
     assert (await ann.act(customer, "close"))["handoff"] is None
@@ -414,14 +406,14 @@ async def test_close_ends_the_handoff_and_the_bot_starts_afresh(
 
 
 async def test_release_returns_to_the_flow_where_it_was(
-    http: aiohttp.ClientSession, app: RunningApp
+    http: aiohttp.ClientSession, desk_app: RunningApp
 ) -> None:
-    client = await web_customer(http, app)
+    client = await web_customer(http, desk_app)
     [question] = await client.turn("where is my order")
     asked, notice = await client.turn("/agent", expect=2)
     assert asked["text"].startswith("A person from our team")
     customer = client.customer or ""
-    ann = await agent(http, app, "ann")
+    ann = await agent(http, desk_app, "ann")
     await ann.act(customer, "claim")
     await agent_frame(client)
     await ann.act(customer, "release")
@@ -434,17 +426,17 @@ async def test_release_returns_to_the_flow_where_it_was(
 
 
 async def test_the_console_page_is_served_with_a_strict_policy(
-    http: aiohttp.ClientSession, app: RunningApp
+    http: aiohttp.ClientSession, desk_app: RunningApp
 ) -> None:
-    async with http.get(f"{app.base_url}/agent/") as resp:
+    async with http.get(f"{desk_app.base_url}/agent/") as resp:
         assert resp.status == 200 and "text/html" in resp.headers["Content-Type"]
         assert "script-src" not in resp.headers["Content-Security-Policy"]
         assert "default-src 'self'" in resp.headers["Content-Security-Policy"]
         page = await resp.text()
     assert 'src="app.js"' in page
-    async with http.get(f"{app.base_url}/agent/app.js") as resp:
+    async with http.get(f"{desk_app.base_url}/agent/app.js") as resp:
         assert resp.status == 200 and "javascript" in resp.headers["Content-Type"]
         script = await resp.text()
     assert "innerHTML" not in script and "textContent" in script
-    async with http.get(f"{app.base_url}/agent", allow_redirects=False) as resp:
+    async with http.get(f"{desk_app.base_url}/agent", allow_redirects=False) as resp:
         assert resp.status == 308 and resp.headers["Location"] == "/agent/"

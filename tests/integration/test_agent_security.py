@@ -10,7 +10,14 @@ import aiohttp
 import redis.asyncio as aioredis
 
 from tests.support.app_server import RunningApp
-from tests.support.handoff_rig import PASSWORDS, AgentClient, hand_off, running, web_customer
+from tests.support.handoff_rig import (
+    PASSWORDS,
+    AgentClient,
+    agent,
+    hand_off,
+    running,
+    web_customer,
+)
 
 PROXY = {"trusted_proxy_header": "X-Forwarded-For"}
 STRANGER, OFFICE, HOME = "203.0.113.7", "198.51.100.20", "192.0.2.55"
@@ -148,7 +155,7 @@ async def test_the_queue_listing_is_a_few_round_trips_whatever_its_length(
             await hand_off(client)
             await client.close()
             customers.append(client.customer)
-        ann = await AgentClient(http, app.base_url).login("ann")
+        ann = await agent(http, app, "ann")
         await ann.call("GET", "me")  # the session's connection is open and warm
         before = await reads_processed(redis_client)
         async with http.get(f"{app.base_url}/agent/api/queue",

@@ -11,12 +11,9 @@ from contextlib import ExitStack
 import aiohttp
 import pytest
 
-from bot.core.settings import Settings
 from connectors.agent_api import COOKIE
-from context_store import RedisContextStore
-from tests.support.app_server import serve_segue
-from tests.support.handoff_rig import AgentClient, running
-from tests.support.policies import EchoMenuPolicy
+from tests.support.app_server import RunningApp, serve_echo
+from tests.support.handoff_rig import agent
 from tests.support.redis_server import free_port, redis_server
 from tests.support.webchat_client import WebChatClient
 
@@ -24,10 +21,6 @@ EVIL = "https://evil.example"
 MIB = 1 << 20
 # Twelve bytes once JSON-escaped, as the surrogate pair \ud83d\ude00.
 EMOJI = "\U0001F600"
-
-
-def web_settings(redis_url: str, **extra: object) -> Settings:
-    return Settings(redis_url=redis_url, webchat_secret="edges-webchat-secret", **extra)
 
 
 async def closed_with(ws: aiohttp.ClientWebSocketResponse) -> int | None:
@@ -42,65 +35,58 @@ async def closed_with(ws: aiohttp.ClientWebSocketResponse) -> int | None:
 
 
 async def test_the_agent_socket_refuses_a_page_of_another_site_even_with_a_valid_cookie(
-    redis_url: str, http: aiohttp.ClientSession
+    desk_app: RunningApp, http: aiohttp.ClientSession
 ) -> None:
-    async with running(redis_url) as app:
-        ann = await AgentClient(http, app.base_url).login("ann")
-        url = f"{app.base_url}/agent/ws"
-        cookie = {"Cookie": f"{COOKIE}={ann.token}"}
-        # A browser on another site's page sends the cookie along, and names the page.
-        for origin in (EVIL, "null", "http://127.0.0.1:1"):
-            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
-                await http.ws_connect(url, headers={**cookie, "Origin": origin})
-            assert refused.value.status == 403, origin
+    ann = await agent(http, desk_app, "ann")
+    url = f"{desk_app.base_url}/agent/ws"
+    cookie = {"Cookie": f"{COOKIE}={ann.token}"}
+    # A browser on another site's page sends the cookie along, and names the page.
+    for origin in (EVIL, "null", "http://127.0.0.1:1"):
         with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
-            await http.ws_connect(url, headers={"Authorization": f"Bearer {ann.token}",
-                                                "Origin": EVIL})
-        assert refused.value.status == 403
-        # The console's own page, with the same cookie, is let in.
-        ws = await http.ws_connect(url, headers={**cookie, "Origin": app.base_url})
-        hello = json.loads((await ws.receive(timeout=10)).data)
-        assert hello["type"] == "hello" and hello["agent"]["username"] == "ann"
-        await ws.close()
+            await http.ws_connect(url, headers={**cookie, "Origin": origin})
+        assert refused.value.status == 403, origin
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await http.ws_connect(url, headers={"Authorization": f"Bearer {ann.token}",
+                                            "Origin": EVIL})
+    assert refused.value.status == 403
+    # The console's own page, with the same cookie, is let in.
+    ws = await http.ws_connect(url, headers={**cookie, "Origin": desk_app.base_url})
+    hello = json.loads((await ws.receive(timeout=10)).data)
+    assert hello["type"] == "hello" and hello["agent"]["username"] == "ann"
+    await ws.close()
 
 
 async def test_a_refused_agent_socket_is_answered_bad_origin_before_any_upgrade(
-    redis_url: str, http: aiohttp.ClientSession
+    desk_app: RunningApp, http: aiohttp.ClientSession
 ) -> None:
-    async with running(redis_url) as app:
-        ann = await AgentClient(http, app.base_url).login("ann")
-        headers = {"Cookie": f"{COOKIE}={ann.token}", "Origin": EVIL, "Connection": "Upgrade",
-                   "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
-                   "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
-        async with http.get(f"{app.base_url}/agent/ws", headers=headers) as resp:
-            assert resp.status == 403
-            assert (await resp.json())["error"] == "bad_origin"
+    ann = await agent(http, desk_app, "ann")
+    headers = {"Cookie": f"{COOKIE}={ann.token}", "Origin": EVIL, "Connection": "Upgrade",
+               "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+               "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+    async with http.get(f"{desk_app.base_url}/agent/ws", headers=headers) as resp:
+        assert resp.status == 403
+        assert (await resp.json())["error"] == "bad_origin"
 
 
 # Frame size limits.
 
 
 async def test_a_web_chat_frame_over_a_mebibyte_closes_the_socket_with_1009(
-    redis_url: str, http: aiohttp.ClientSession
+    app: RunningApp, http: aiohttp.ClientSession
 ) -> None:
-    store = RedisContextStore.from_url(redis_url)
-    async with serve_segue(web_settings(redis_url), store=store,
-                           policy=EchoMenuPolicy()) as app:
-        client = await WebChatClient.connect(http, app.ws_url)
-        head = '{"type": "message", "id": "huge", "text": "'
-        padding = MIB + 1 - len(head) - 2
-        await client.ws.send_str(head + "x" * padding + '"}')
-        assert await closed_with(client.ws) == aiohttp.WSCloseCode.MESSAGE_TOO_BIG
-        assert await store.history(client.customer or "", 10) == []
+    client = await WebChatClient.connect(http, app.ws_url)
+    head = '{"type": "message", "id": "huge", "text": "'
+    padding = MIB + 1 - len(head) - 2
+    await client.ws.send_str(head + "x" * padding + '"}')
+    assert await closed_with(client.ws) == aiohttp.WSCloseCode.MESSAGE_TOO_BIG
+    assert await app.segue.store.history(client.customer or "", 10) == []
 
 
 async def test_the_longest_allowed_text_escaped_beyond_a_mebibyte_is_still_accepted(
     redis_url: str, http: aiohttp.ClientSession
 ) -> None:
     longest = 100_000  # escaped as surrogate pairs: 1.2 MB, more than the 1 MiB floor
-    store = RedisContextStore.from_url(redis_url)
-    async with serve_segue(web_settings(redis_url, max_text_length=longest), store=store,
-                           policy=EchoMenuPolicy()) as app:
+    async with serve_echo(redis_url, max_text_length=longest) as app:
         client = await WebChatClient.connect(http, app.ws_url)
         text = EMOJI * longest
         frame = json.dumps({"type": "message", "text": text, "id": "big"})
@@ -120,19 +106,18 @@ async def test_the_longest_allowed_text_escaped_beyond_a_mebibyte_is_still_accep
 
 
 async def test_the_agent_socket_closes_on_a_huge_frame_with_1009(
-    redis_url: str, http: aiohttp.ClientSession
+    desk_app: RunningApp, http: aiohttp.ClientSession
 ) -> None:
-    async with running(redis_url) as app:
-        ann = await (await AgentClient(http, app.base_url).login("ann")).listen()
-        assert ann.ws is not None
-        # The console only listens: what it says is ignored, and it keeps listening.
-        await ann.ws.send_str('{"type": "ping"}')
-        web = await WebChatClient.connect(http, app.ws_url)
-        await web.turn("talk to a human", expect=2)
-        assert (await ann.event("queued"))["customer"] == web.customer
-        await ann.ws.send_str("x" * MIB)
-        assert await closed_with(ann.ws) == aiohttp.WSCloseCode.MESSAGE_TOO_BIG
-        await web.close()
+    ann = await (await agent(http, desk_app, "ann")).listen()
+    assert ann.ws is not None
+    # The console only listens: what it says is ignored, and it keeps listening.
+    await ann.ws.send_str('{"type": "ping"}')
+    web = await WebChatClient.connect(http, desk_app.ws_url)
+    await web.turn("talk to a human", expect=2)
+    assert (await ann.event("queued"))["customer"] == web.customer
+    await ann.ws.send_str("x" * MIB)
+    assert await closed_with(ann.ws) == aiohttp.WSCloseCode.MESSAGE_TOO_BIG
+    await web.close()
 
 
 # Readiness.
@@ -145,8 +130,7 @@ async def test_readyz_answers_503_while_redis_is_down_and_200_when_it_is_up(
     with ExitStack() as stack:
         first = stack.enter_context(ExitStack())
         url = first.enter_context(redis_server(port))
-        store = RedisContextStore.from_url(url)
-        async with serve_segue(web_settings(url), store=store, policy=EchoMenuPolicy()) as app:
+        async with serve_echo(url) as app:
             ready = f"{app.base_url}/readyz"
             async with http.get(ready) as resp:
                 assert (resp.status, await resp.json()) == (200, {"status": "ready"})

@@ -8,136 +8,27 @@ Telegram Bot API and Slack Web API fakes."""
 
 from __future__ import annotations
 
-import json
-import re
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-import pytest
 import redis.asyncio as aioredis
-from aiohttp import web
 
-from bot.assembly.app import Segue, build_app, create_segue
 from bot.core.model import ChannelIdentity
 from bot.core.tokens import sign_host_identity
-from context_store import RedisContextStore
-from tests.fakes.slack_api import TEAM_ID, FakeSlackApi, signed_headers
-from tests.fakes.telegram_api import CUSTOMER, TOKEN, FakeTelegram, message_update
+from tests.fakes.slack_api import TEAM_ID
+from tests.fakes.telegram_api import CUSTOMER
 from tests.support.app_server import RunningApp
-from tests.support.handoff_rig import (
-    WEB_SECRET,
-    AgentClient,
-    add_accounts,
-    agent_frame,
-    hand_off,
-    handoff_settings,
-    running,
-    web_customer,
-)
-from tests.support.redis_server import free_port
-from tests.support.slack_rig import SECRET as SLACK_SECRET
-from tests.support.slack_rig import TOKEN as SLACK_TOKEN
-from tests.support.slack_rig import dm
-from tests.support.webchat_client import PROBE, PROBE_ANSWER, WebChatClient
+from tests.support.channels_rig import SLACK_USER, ChannelsRig, link_code
+from tests.support.handoff_rig import WEB_SECRET, agent, agent_frame, hand_off, web_customer
+from tests.support.webchat_client import WebChatClient
 
-SLACK_USER = "U2147483697"
 TELEGRAM_ID = ChannelIdentity("telegram", str(CUSTOMER["id"]))
 SLACK_ID = ChannelIdentity("slack", f"{TEAM_ID}:{SLACK_USER}")
-CODE = re.compile(r"\b([2-9A-Z]{4}-[2-9A-Z]{4})\b")
-
-
-@dataclass(slots=True)
-class Rig:
-    app: RunningApp
-    telegram: FakeTelegram
-    slack: FakeSlackApi
-    http: aiohttp.ClientSession
-    events: int = 0
-    updates: int = 0
-
-    @property
-    def segue(self) -> Segue:
-        return self.app.segue
-
-    async def slack_says(self, text: str) -> None:
-        self.events += 1
-        raw = json.dumps(dm(text, event_id=f"Ev{self.events:08d}", user=SLACK_USER)).encode()
-        headers = {**signed_headers(SLACK_SECRET, raw), "Content-Type": "application/json"}
-        async with self.http.post(f"{self.app.base_url}/slack/events", data=raw,
-                                  headers=headers) as resp:
-            assert resp.status == 200, await resp.text()
-
-    async def telegram_says(self, text: str) -> None:
-        update = message_update(self.telegram.new_update_id(), text)
-        assert await self.telegram.post_update(update) == 200
-
-    async def telegram_silent(self, text: str) -> None:
-        """`text` from Telegram, which the bot must not answer: a probe sent
-        after it (answered even during a handoff) gets the next message."""
-        before = len(self.telegram.sent())
-        await self.telegram_says(text)
-        await self.telegram_says(PROBE)
-        said = (await self.telegram_sent(before + 1))[before]
-        assert said.startswith(PROBE_ANSWER), f"the bot answered {text!r}: {said!r}"
-
-    async def slack_silent(self, text: str) -> None:
-        """As `telegram_silent`, from Slack: queued messages are handled in
-        order, so an answer to `text` would be posted before the probe's."""
-        before = len(self.slack.posted())
-        await self.slack_says(text)
-        await self.slack_says(PROBE)
-        said = (await self.slack_posts(before + 1))[before]
-        assert said.startswith(PROBE_ANSWER), f"the bot answered {text!r}: {said!r}"
-
-    async def slack_posts(self, count: int) -> list[str]:
-        return [p["text"] for p in await self.slack.wait_posted(count)]
-
-    async def telegram_sent(self, count: int) -> list[str]:
-        return [c.params["text"] for c in await self.telegram.wait_for("sendMessage", count)]
-
-    async def customer_of(self, identity: ChannelIdentity) -> str:
-        return await self.segue.store.resolve_customer(identity, "unseen")
-
-    async def agent(self, name: str) -> AgentClient:
-        return await AgentClient(self.http, self.app.base_url).login(name)
-
-
-@asynccontextmanager
-async def rig(redis_url: str) -> AsyncIterator[Rig]:
-    port = free_port()
-    settings = handoff_settings(
-        telegram_token=TOKEN, telegram_mode="webhook", telegram_webhook_secret="tg-secret-1",
-        telegram_webhook_url=f"http://127.0.0.1:{port}/telegram/webhook",
-        slack_bot_token=SLACK_TOKEN, slack_signing_secret=SLACK_SECRET,
-    )
-    async with FakeTelegram() as telegram, FakeSlackApi(token=SLACK_TOKEN) as slack:
-        settings = settings.model_copy(update={"telegram_api_url": telegram.url,
-                                               "slack_api_url": slack.url})
-        segue = await create_segue(settings, store=RedisContextStore.from_url(redis_url))
-        runner = web.AppRunner(build_app(segue), handle_signals=False)
-        await runner.setup()
-        try:
-            await web.TCPSite(runner, "127.0.0.1", port).start()
-            app = RunningApp(segue, f"http://127.0.0.1:{port}")
-            await add_accounts(app)
-            async with aiohttp.ClientSession() as http:
-                yield Rig(app, telegram, slack, http)
-        finally:
-            await runner.cleanup()
-
-
-@pytest.fixture
-async def channels(redis_url: str) -> AsyncIterator[Rig]:
-    async with rig(redis_url) as running:
-        yield running
 
 
 async def test_telegram_messages_reach_the_agent_live_and_replies_go_back(
-    channels: Rig,
+    channels: ChannelsRig,
 ) -> None:
     ann = await (await channels.agent("ann")).listen()
     await channels.telegram_says("/agent")
@@ -160,7 +51,7 @@ async def test_telegram_messages_reach_the_agent_live_and_replies_go_back(
     await ann.close()
 
 
-async def test_slack_messages_reach_the_agent_live(channels: Rig) -> None:
+async def test_slack_messages_reach_the_agent_live(channels: ChannelsRig) -> None:
     ann = await (await channels.agent("ann")).listen()
     await channels.slack_says("talk to a human")
     await channels.slack_posts(2)
@@ -177,7 +68,7 @@ async def test_slack_messages_reach_the_agent_live(channels: Rig) -> None:
     await ann.close()
 
 
-async def test_moving_from_slack_to_telegram_keeps_the_agent(channels: Rig) -> None:
+async def test_moving_from_slack_to_telegram_keeps_the_agent(channels: ChannelsRig) -> None:
     ann = await (await channels.agent("ann")).listen()
     await channels.slack_says("talk to a human")
     await channels.slack_posts(2)
@@ -187,9 +78,8 @@ async def test_moving_from_slack_to_telegram_keeps_the_agent(channels: Rig) -> N
 
     # The customer links Telegram to the conversation by the code flow.
     await channels.slack_says("link")
-    match = CODE.search((await channels.slack_posts(4))[-1])
-    assert match is not None
-    await channels.telegram_says(f"link {match.group(1)}")
+    code = link_code((await channels.slack_posts(4))[-1])
+    await channels.telegram_says(f"link {code}")
     await channels.telegram_sent(1)
     await channels.telegram_says("yes")
     await ann.event("moved")
@@ -209,7 +99,7 @@ async def test_moving_from_slack_to_telegram_keeps_the_agent(channels: Rig) -> N
     await ann.close()
 
 
-async def test_the_handoff_follows_when_the_held_side_joins_another(channels: Rig) -> None:
+async def test_the_handoff_follows_when_the_held_side_joins_another(channels: ChannelsRig) -> None:
     # This time Telegram issues the code, so the handed-off Slack customer is
     # the one joined into the Telegram customer: the claim must move along.
     ann = await (await channels.agent("ann")).listen()
@@ -220,9 +110,8 @@ async def test_the_handoff_follows_when_the_held_side_joins_another(channels: Ri
     slack_customer = (await ann.event("queued"))["customer"]
     await ann.act(slack_customer, "claim")
     await channels.telegram_says("link")
-    match = CODE.search((await channels.telegram_sent(2))[-1])
-    assert match is not None
-    await channels.slack_says(f"link {match.group(1)}")
+    code = link_code((await channels.telegram_sent(2))[-1])
+    await channels.slack_says(f"link {code}")
     await channels.slack_posts(4)
     await channels.slack_says("yes")
     moved = await ann.event("moved")
@@ -237,12 +126,11 @@ async def test_the_handoff_follows_when_the_held_side_joins_another(channels: Ri
     await ann.close()
 
 
-async def test_a_closed_web_chat_falls_back_to_a_linked_channel(channels: Rig) -> None:
+async def test_a_closed_web_chat_falls_back_to_a_linked_channel(channels: ChannelsRig) -> None:
     web = await web_customer(channels.http, channels.app)
     [code_reply] = await web.turn("link")
-    match = CODE.search(code_reply["text"])
-    assert match is not None
-    await channels.telegram_says(f"link {match.group(1)}")
+    code = link_code(code_reply["text"])
+    await channels.telegram_says(f"link {code}")
     await channels.telegram_sent(1)
     await channels.telegram_says("yes")
     await channels.telegram_sent(2)
@@ -259,7 +147,7 @@ async def test_a_closed_web_chat_falls_back_to_a_linked_channel(channels: Rig) -
 
 
 async def test_a_closed_web_chat_with_nothing_linked_keeps_the_reply_in_history(
-    channels: Rig,
+    channels: ChannelsRig,
 ) -> None:
     web = await web_customer(channels.http, channels.app)
     await web.turn("talk to a human", expect=2)
@@ -278,60 +166,57 @@ async def test_a_closed_web_chat_with_nothing_linked_keeps_the_reply_in_history(
 
 
 async def test_signing_in_on_the_site_keeps_the_place_in_the_queue(
-    redis_url: str, redis_client: aioredis.Redis
+    desk_app: RunningApp, http: aiohttp.ClientSession, redis_client: aioredis.Redis
 ) -> None:
-    async with running(redis_url) as app, aiohttp.ClientSession() as http:
-        ann = await (await AgentClient(http, app.base_url).login("ann")).listen()
-        visitor = await web_customer(http, app)
-        await hand_off(visitor)
-        anonymous = (await ann.event("queued"))["customer"]
-        await visitor.close()
-        # The visitor signs in; their account has never written before.
-        token = sign_host_identity("user-7", WEB_SECRET, expires_at=int(time.time()) + 600)
-        signed_in = await WebChatClient.connect(http, app.ws_url, session=visitor.session,
-                                                identity=token)
-        account = signed_in.customer
-        assert account not in (None, anonymous)
-        moved = await ann.event("moved")
-        assert (moved["customer"], moved["to"]) == (anonymous, account)
-        status, queue = await ann.call("GET", "queue")
-        assert (status, [q["customer"] for q in queue]) == (200, [account])
-        assert await redis_client.zrange("segue:{handoff}:queue", 0, -1) == [account]
-        # Still waiting for a person: the bot keeps quiet, the agent sees it live.
-        await signed_in.silent("hello?")
-        assert (await ann.event("message", text="hello?"))["customer"] == account
-        await signed_in.close()
-        await ann.close()
+    ann = await (await agent(http, desk_app, "ann")).listen()
+    visitor = await web_customer(http, desk_app)
+    await hand_off(visitor)
+    anonymous = (await ann.event("queued"))["customer"]
+    await visitor.close()
+    # The visitor signs in; their account has never written before.
+    token = sign_host_identity("user-7", WEB_SECRET, expires_at=int(time.time()) + 600)
+    signed_in = await WebChatClient.connect(http, desk_app.ws_url, session=visitor.session,
+                                            identity=token)
+    account = signed_in.customer
+    assert account not in (None, anonymous)
+    moved = await ann.event("moved")
+    assert (moved["customer"], moved["to"]) == (anonymous, account)
+    status, queue = await ann.call("GET", "queue")
+    assert (status, [q["customer"] for q in queue]) == (200, [account])
+    assert await redis_client.zrange("segue:{handoff}:queue", 0, -1) == [account]
+    # Still waiting for a person: the bot keeps quiet, the agent sees it live.
+    await signed_in.silent("hello?")
+    assert (await ann.event("message", text="hello?"))["customer"] == account
+    await signed_in.close()
+    await ann.close()
 
 
 async def test_a_resume_link_takes_the_agent_along(
-    redis_url: str, redis_client: aioredis.Redis
+    desk_app: RunningApp, http: aiohttp.ClientSession, redis_client: aioredis.Redis
 ) -> None:
-    async with running(redis_url) as app, aiohttp.ClientSession() as http:
-        ann = await (await AgentClient(http, app.base_url).login("ann")).listen()
-        laptop = await web_customer(http, app)
-        [reply] = await laptop.turn("link")
-        [link] = [x["url"] for x in reply["links"] if x["title"] == "Continue on the web"]
-        phone = await web_customer(http, app)
-        await hand_off(phone)
-        held = (await ann.event("queued"))["customer"]
-        await ann.act(held, "claim")
-        await agent_frame(phone)
-        await phone.close()
-        # On the phone, the person opens the link the laptop showed.
-        opened = await WebChatClient.connect(http, app.ws_url, session=phone.session,
-                                             resume=link.split("resume=")[1])
-        assert "You opened a link" in (await opened.receive())["text"]
-        await opened.turn("yes")
-        target = laptop.customer or ""
-        moved = await ann.event("moved")
-        assert (moved["customer"], moved["to"]) == (held, target)
-        assert (await ann.call("GET", "claimed"))[1] == [{"customer": target, "agent": "ann"}]
-        assert await redis_client.hgetall("segue:{handoff}:claims") == {target: "ann"}
-        assert (await ann.conversation(target))["handoff"]["agent"] == "ann"
-        # Held by the agent on this side too: the bot keeps quiet.
-        await opened.silent("are you still there?")
-        assert (await ann.event("message", text="are you still there?"))["customer"] == target
-        for client in (laptop, opened):
-            await client.close()
-        await ann.close()
+    ann = await (await agent(http, desk_app, "ann")).listen()
+    laptop = await web_customer(http, desk_app)
+    link = await laptop.web_link()
+    phone = await web_customer(http, desk_app)
+    await hand_off(phone)
+    held = (await ann.event("queued"))["customer"]
+    await ann.act(held, "claim")
+    await agent_frame(phone)
+    await phone.close()
+    # On the phone, the person opens the link the laptop showed.
+    opened = await WebChatClient.connect(http, desk_app.ws_url, session=phone.session,
+                                         resume=link.split("resume=")[1])
+    assert "You opened a link" in (await opened.receive())["text"]
+    await opened.turn("yes")
+    target = laptop.customer or ""
+    moved = await ann.event("moved")
+    assert (moved["customer"], moved["to"]) == (held, target)
+    assert (await ann.call("GET", "claimed"))[1] == [{"customer": target, "agent": "ann"}]
+    assert await redis_client.hgetall("segue:{handoff}:claims") == {target: "ann"}
+    assert (await ann.conversation(target))["handoff"]["agent"] == "ann"
+    # Held by the agent on this side too: the bot keeps quiet.
+    await opened.silent("are you still there?")
+    assert (await ann.event("message", text="are you still there?"))["customer"] == target
+    for client in (laptop, opened):
+        await client.close()
+    await ann.close()

@@ -5,38 +5,19 @@ what each refusal says."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import aiohttp
-import pytest
 
 from tests.support.app_server import RunningApp
-from tests.support.handoff_rig import (
-    AgentClient,
-    agent_frame,
-    hand_off,
-    running,
-    web_customer,
-)
-
-
-@pytest.fixture
-async def app(redis_url: str) -> AsyncIterator[RunningApp]:
-    async with running(redis_url) as running_app:
-        yield running_app
-
-
-async def agent(http: aiohttp.ClientSession, app: RunningApp, name: str) -> AgentClient:
-    return await AgentClient(http, app.base_url).login(name)
+from tests.support.handoff_rig import agent, agent_frame, hand_off, web_customer
 
 
 async def test_a_reply_of_exactly_4096_characters_reaches_the_customer(
-    http: aiohttp.ClientSession, app: RunningApp
+    http: aiohttp.ClientSession, desk_app: RunningApp
 ) -> None:
-    client = await web_customer(http, app)
+    client = await web_customer(http, desk_app)
     await hand_off(client)
     customer = client.customer or ""
-    ann = await agent(http, app, "ann")
+    ann = await agent(http, desk_app, "ann")
     longest = "x" * 4096
     answer = await ann.act(customer, "messages", {"text": longest})
     assert (answer["delivered"], answer["channel"]) == (True, "web")
@@ -49,12 +30,12 @@ async def test_a_reply_of_exactly_4096_characters_reaches_the_customer(
 
 
 async def test_an_admin_transfers_a_bot_conversation_to_an_agent(
-    http: aiohttp.ClientSession, app: RunningApp
+    http: aiohttp.ClientSession, desk_app: RunningApp
 ) -> None:
-    client = await web_customer(http, app)
+    client = await web_customer(http, desk_app)
     await client.turn("hello")
     customer = client.customer or ""
-    root = await agent(http, app, "root")
+    root = await agent(http, desk_app, "root")
     moved = await root.act(customer, "transfer", {"agent": "bob"})
     assert moved["customer"] == customer
     assert (moved["handoff"]["status"], moved["handoff"]["agent"]) == ("claimed", "bob")
@@ -62,18 +43,18 @@ async def test_an_admin_transfers_a_bot_conversation_to_an_agent(
     told = await agent_frame(client)
     assert (told["text"], told["agent_name"]) == (
         "bob from our team is taking over this conversation.", "bob")
-    bob = await agent(http, app, "bob")
+    bob = await agent(http, desk_app, "bob")
     assert await bob.call("GET", "claimed") == (200, [{"customer": customer, "agent": "bob"}])
     await client.close()
 
 
 async def test_a_transfer_to_anything_but_an_account_name_is_refused(
-    http: aiohttp.ClientSession, app: RunningApp
+    http: aiohttp.ClientSession, desk_app: RunningApp
 ) -> None:
-    client = await web_customer(http, app)
+    client = await web_customer(http, desk_app)
     await hand_off(client)
     customer = client.customer or ""
-    ann = await agent(http, app, "ann")
+    ann = await agent(http, desk_app, "ann")
     await ann.act(customer, "claim")
     for target in (["bob"], {"username": "bob"}, 7, None, "zoe"):
         status, body = await ann.call("POST", f"conversations/{customer}/transfer",
@@ -85,14 +66,14 @@ async def test_a_transfer_to_anything_but_an_account_name_is_refused(
 
 
 async def test_refusals_say_why_and_who_holds_the_conversation(
-    http: aiohttp.ClientSession, app: RunningApp
+    http: aiohttp.ClientSession, desk_app: RunningApp
 ) -> None:
-    idle = await web_customer(http, app)
+    idle = await web_customer(http, desk_app)
     await idle.turn("hello")
-    waiting = await web_customer(http, app)
+    waiting = await web_customer(http, desk_app)
     await hand_off(waiting)
     idle_id, held = idle.customer or "", waiting.customer or ""
-    ann, bob, root = [await agent(http, app, n) for n in ("ann", "bob", "root")]
+    ann, bob, root = [await agent(http, desk_app, n) for n in ("ann", "bob", "root")]
     await ann.act(held, "claim")
     refusals = [
         (bob, f"{idle_id}/messages", {"text": "hi"}, 403, "not_in_queue"),

@@ -5,23 +5,18 @@ Segue's real app on loopback and a real Redis."""
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import secrets
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
 
-from bot.core.settings import Settings
-from context_store import RedisContextStore
-from tests.fakes.telegram_api import TOKEN, FakeTelegram, message_update
-from tests.support.app_server import RunningApp, serve_segue
-from tests.support.policies import EchoMenuPolicy
-from tests.support.webchat_client import WebChatClient
+from tests.fakes.telegram_api import TOKEN, FakeTelegram
+from tests.support.app_server import RunningApp, serve_echo
+from tests.support.webchat_client import WebChatClient, raw_hello
 
-SERVER_SECRET = "link-consent-server-secret"
+PUBLIC_URL = "https://chat.example"
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 SHOWN_CODE = re.compile(rf"^[{ALPHABET}]{{4}}-[{ALPHABET}]{{4}}$")
 CODE_IN_TEXT = re.compile(r"link code is (\S+?)\.\s")
@@ -34,50 +29,15 @@ VICTIM_TEXT = "my card ends in 4242 and my address is 1 Private Lane"
 VICTIM_LATER = "my PIN is 9999"
 
 
-def settings(redis_url: str, **extra: Any) -> Settings:
-    return Settings(redis_url=redis_url, webchat_secret=SERVER_SECRET,
-                    public_url="https://chat.example", **extra)
-
-
 @pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    # Many sockets at once: no cap on the client's side.
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-        yield session
-
-
-@pytest.fixture
-async def app(redis_url: str) -> AsyncIterator[RunningApp]:
-    async with serve_segue(settings(redis_url), store=RedisContextStore.from_url(redis_url),
-                           policy=EchoMenuPolicy()) as running:
-        yield running
-
-
-@pytest.fixture
-async def proxied_app(redis_url: str) -> AsyncIterator[RunningApp]:
-    """Behind a proxy that names the client in X-Forwarded-For."""
-    async with serve_segue(settings(redis_url, trusted_proxy_header="X-Forwarded-For"),
-                           store=RedisContextStore.from_url(redis_url),
-                           policy=EchoMenuPolicy()) as running:
-        yield running
+def app_settings() -> dict[str, Any]:
+    return {"public_url": PUBLIC_URL}
 
 
 async def connect(http: aiohttp.ClientSession, app: RunningApp, *, address: str | None = None,
-                  session: str | None = None, **hello: Any) -> WebChatClient:
-    headers = {"X-Forwarded-For": address} if address is not None else {}
-    client = WebChatClient(await http.ws_connect(app.ws_url, headers=headers))
-    await client.hello(session=session, **hello)
-    return client
-
-
-async def next_message(client: WebChatClient) -> dict[str, Any]:
-    """The next message frame (typing frames skipped)."""
-    async with asyncio.timeout(15):
-        while True:
-            frame = await client.receive(15)
-            if frame["type"] == "message":
-                return frame
-            assert frame["type"] in ("typing", "ack"), frame
+                  **hello: Any) -> WebChatClient:
+    """A client of `app`, from `address` as the trusted proxy names it."""
+    return await WebChatClient.connect(http, app.ws_url, forwarded_for=address, **hello)
 
 
 async def reply_to(client: WebChatClient, text: str, payload: str | None = None) -> str:
@@ -99,9 +59,8 @@ async def planted_link(http: aiohttp.ClientSession, app: RunningApp) -> tuple[We
     """Someone with a conversation of their own asks for a link to hand out."""
     attacker = await connect(http, app)
     await attacker.turn(ATTACKER_TEXT)
-    [reply] = await attacker.turn("link")
-    [url] = [link["url"] for link in reply["links"] if link["title"] == "Continue on the web"]
-    assert url.startswith("https://chat.example/webchat/?resume=")
+    url = await attacker.web_link()
+    assert url.startswith(f"{PUBLIC_URL}/webchat/?resume=")
     return attacker, url.split("resume=", 1)[1]
 
 
@@ -111,6 +70,17 @@ async def victim_with_a_conversation(
     victim = await connect(http, app)
     await victim.turn(VICTIM_TEXT)
     return victim
+
+
+async def planted_link_opened(
+    http: aiohttp.ClientSession, app: RunningApp
+) -> tuple[WebChatClient, WebChatClient, WebChatClient, str]:
+    """A planted link opened by someone with a conversation of their own, in
+    a new tab: the attacker, the victim, the victim's new tab and the link."""
+    attacker, token = await planted_link(http, app)
+    victim = await victim_with_a_conversation(http, app)
+    opened = await connect(http, app, session=victim.session, resume=token)
+    return attacker, victim, opened, token
 
 
 async def texts_seen_by(http: aiohttp.ClientSession, app: RunningApp,
@@ -131,12 +101,10 @@ def random_code() -> str:
 async def test_a_planted_deep_link_asks_the_person_who_opened_it_and_joins_nothing(
     app: RunningApp, http: aiohttp.ClientSession
 ) -> None:
-    attacker, token = await planted_link(http, app)
-    victim = await victim_with_a_conversation(http, app)
-    opened = await connect(http, app, session=victim.session, resume=token)
+    attacker, victim, opened, _ = await planted_link_opened(http, app)
     assert opened.customer == victim.customer
     assert ATTACKER_TEXT not in [m["text"] for m in opened.history]
-    question = await next_message(opened)
+    question = await opened.next_message()
     assert "web chat conversation" in question["text"]
     assert "will read this chat" in question["text"]
     assert [b["payload"] for b in question["buttons"]] == ["link_yes", "link_no"]
@@ -157,10 +125,8 @@ async def test_a_planted_deep_link_asks_the_person_who_opened_it_and_joins_nothi
 async def test_no_to_a_planted_deep_link_links_nothing_and_uses_the_link_up(
     app: RunningApp, http: aiohttp.ClientSession
 ) -> None:
-    attacker, token = await planted_link(http, app)
-    victim = await victim_with_a_conversation(http, app)
-    opened = await connect(http, app, session=victim.session, resume=token)
-    await next_message(opened)
+    attacker, victim, opened, token = await planted_link_opened(http, app)
+    await opened.next_message()
     assert "nothing was linked" in await reply_to(opened, "No, don't link", "link_no")
     await reply_to(opened, VICTIM_LATER)
     victim_customer, victim_sees = await texts_seen_by(http, app, victim.session)
@@ -169,9 +135,8 @@ async def test_no_to_a_planted_deep_link_links_nothing_and_uses_the_link_up(
     attacker_customer, attacker_sees = await texts_seen_by(http, app, attacker.session)
     assert attacker_customer == attacker.customer
     assert VICTIM_TEXT not in attacker_sees and VICTIM_LATER not in attacker_sees
-    ws = await http.ws_connect(app.ws_url)
-    await ws.send_str(json.dumps({"type": "hello", "resume": token}))
-    assert json.loads((await ws.receive(timeout=10)).data)["code"] == "resume_used"
+    ws, refused = await raw_hello(http, app.ws_url, resume=token)
+    assert refused["code"] == "resume_used"
     await ws.close()
     for client in (attacker, victim, opened):
         await client.close()
@@ -180,10 +145,8 @@ async def test_no_to_a_planted_deep_link_links_nothing_and_uses_the_link_up(
 async def test_yes_to_a_deep_link_joins_and_shows_the_joined_history(
     app: RunningApp, http: aiohttp.ClientSession
 ) -> None:
-    issuer, token = await planted_link(http, app)
-    opener = await victim_with_a_conversation(http, app)
-    opened = await connect(http, app, session=opener.session, resume=token)
-    await next_message(opened)
+    issuer, opener, opened, _ = await planted_link_opened(http, app)
+    await opened.next_message()
     msg_id = await opened.say("Yes, link it", payload="link_yes")
     frames: list[dict[str, Any]] = []
     async with asyncio.timeout(15):
@@ -202,28 +165,25 @@ async def test_yes_to_a_deep_link_joins_and_shows_the_joined_history(
 
 
 async def test_a_planted_link_code_names_the_channel_not_the_issuers_display_name(
-    redis_url: str, http: aiohttp.ClientSession
+    redis_url: str, http: aiohttp.ClientSession, telegram_api: FakeTelegram
 ) -> None:
     impostor = {"id": 4440001, "is_bot": False, "first_name": "Acme", "last_name": "Security",
                 "username": "acme_security", "language_code": "en"}
-    async with FakeTelegram() as fake:
-        extra = {"telegram_token": TOKEN, "telegram_mode": "polling",
-                 "telegram_api_url": fake.url}
-        async with serve_segue(settings(redis_url, **extra),
-                               store=RedisContextStore.from_url(redis_url),
-                               policy=EchoMenuPolicy()) as app:
-            await fake.queue_update(message_update(fake.new_update_id(), "link", user=impostor))
-            sent = (await fake.wait_for("sendMessage", timeout=15))[0]
-            code = code_of(sent.params["text"])
-            victim = await victim_with_a_conversation(http, app)
-            question = await reply_to(victim, f"link {code}")
-            assert "Telegram conversation" in question
-            assert "will read this chat" in question
-            assert "Acme" not in question and "Security" not in question
-            assert "nothing was linked" in await reply_to(victim, "No, don't link", "link_no")
-            customer, sees = await texts_seen_by(http, app, victim.session)
-            assert customer == victim.customer and sees[-1].endswith("nothing was linked.")
-            await victim.close()
+    extra = {"telegram_token": TOKEN, "telegram_mode": "polling",
+             "telegram_api_url": telegram_api.url}
+    async with serve_echo(redis_url, public_url=PUBLIC_URL, **extra) as app:
+        await telegram_api.queue_update(telegram_api.message("link", user=impostor))
+        sent = (await telegram_api.wait_for("sendMessage", timeout=15))[0]
+        code = code_of(sent.params["text"])
+        victim = await victim_with_a_conversation(http, app)
+        question = await reply_to(victim, f"link {code}")
+        assert "Telegram conversation" in question
+        assert "will read this chat" in question
+        assert "Acme" not in question and "Security" not in question
+        assert "nothing was linked" in await reply_to(victim, "No, don't link", "link_no")
+        customer, sees = await texts_seen_by(http, app, victim.session)
+        assert customer == victim.customer and sees[-1].endswith("nothing was linked.")
+        await victim.close()
 
 
 # Link codes.

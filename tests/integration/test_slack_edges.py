@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
 from typing import cast
 
 import pytest
@@ -21,32 +20,14 @@ from bot.core.engine import Engine, Turn
 from bot.core.errors import ConnectorError, StoreError
 from bot.core.inbox import InboxOptions, encode_item
 from bot.core.model import Address, ChannelIdentity, Inbound, Outbound
-from bot.core.policy import TurnContext
 from bot.core.settings import Settings
 from connectors.slack import SlackConnector, build_slack_connector, web_client
 from connectors.slack_parse import inbound_to_json
 from context_store import MemoryContextStore, RedisContextStore
 from tests.fakes.slack_api import BOT_USER_ID, TEAM_ID, FakeSlackApi, sign, signed_headers
+from tests.support.policies import EchoButtonsPolicy
 from tests.support.redis_server import free_port
 from tests.support.slack_rig import SECRET, TOKEN, dm, mention, running_segue
-
-
-class EchoPolicy:
-    async def decide(self, turn: TurnContext) -> list[Outbound]:
-        return [Outbound(text=f"echo: {turn.inbound.text}")]
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[FakeSlackApi]:
-    async with FakeSlackApi(token=TOKEN) as fake:
-        yield fake
-
-
-@pytest.fixture
-async def store(redis_url: str) -> AsyncIterator[RedisContextStore]:
-    redis_store = RedisContextStore.from_url(redis_url, inbox_stale_ms=200)
-    yield redis_store
-    await redis_store.close()
 
 
 class FixedClock(Clock):
@@ -60,9 +41,9 @@ class FixedClock(Clock):
 # Refusals and signatures.
 
 async def test_refusals_carry_a_code_and_a_reason(
-    api: FakeSlackApi, store: RedisContextStore
+    slack_api: FakeSlackApi, redis_store: RedisContextStore
 ) -> None:
-    async with running_segue(api, store, policy=EchoPolicy()) as rig:
+    async with running_segue(slack_api, redis_store, policy=EchoButtonsPolicy()) as rig:
         forged = await rig.post_event(dm("hi", event_id="EvE1"), secret="forged")
         assert forged.status == 401
         answer = await forged.json()
@@ -78,9 +59,9 @@ async def test_refusals_carry_a_code_and_a_reason(
 
 
 async def test_a_timestamp_without_a_signature_is_refused(
-    api: FakeSlackApi, store: RedisContextStore
+    slack_api: FakeSlackApi, redis_store: RedisContextStore
 ) -> None:
-    async with running_segue(api, store, policy=EchoPolicy()) as rig:
+    async with running_segue(slack_api, redis_store, policy=EchoButtonsPolicy()) as rig:
         raw = json.dumps(dm("hi", event_id="EvE2")).encode()
         headers = {"X-Slack-Request-Timestamp": str(int(time.time())),
                    "Content-Type": "application/json"}
@@ -89,13 +70,13 @@ async def test_a_timestamp_without_a_signature_is_refused(
         assert (await response.json())["error"] == "bad_signature"
         connector = rig.segue.connectors["slack"]
         assert not connector.signed(raw, {"X-Slack-Request-Timestamp": str(int(time.time()))})
-    assert api.posted() == []
+    assert slack_api.posted() == []
 
 
 async def test_a_body_that_is_not_utf8_is_signed_within_the_same_five_minutes(
-    api: FakeSlackApi, store: RedisContextStore
+    slack_api: FakeSlackApi, redis_store: RedisContextStore
 ) -> None:
-    async with running_segue(api, store) as rig:
+    async with running_segue(slack_api, redis_store) as rig:
         connector = rig.segue.connectors["slack"]
         now = int(time.time())
         connector.verifier.clock = FixedClock(now)
@@ -122,23 +103,23 @@ class BrokenInbox(RedisContextStore):
 
 
 async def test_a_request_that_fails_inside_answers_500(
-    api: FakeSlackApi, redis_url: str
+    slack_api: FakeSlackApi, redis_url: str
 ) -> None:
     broken = BrokenInbox.from_url(redis_url)
     try:
-        async with running_segue(api, broken, policy=EchoPolicy()) as rig:
+        async with running_segue(slack_api, broken, policy=EchoButtonsPolicy()) as rig:
             response = await rig.post_event(dm("hi", event_id="EvE3"))
             assert response.status == 500
             assert await response.text()
     finally:
         await broken.close()
-    assert api.posted() == []
+    assert slack_api.posted() == []
 
 
 async def test_the_bots_own_posts_are_ignored_and_only_its_own_mention_is_dropped(
-    api: FakeSlackApi, store: RedisContextStore
+    slack_api: FakeSlackApi, redis_store: RedisContextStore
 ) -> None:
-    async with running_segue(api, store, policy=EchoPolicy()) as rig:
+    async with running_segue(slack_api, redis_store, policy=EchoButtonsPolicy()) as rig:
         own = dm("my own post", event_id="EvE4", user=BOT_USER_ID)
         assert (await rig.post_event(own)).status == 200
         other = mention("<@U0OTHER> can you help", event_id="EvE5")
@@ -149,22 +130,22 @@ async def test_the_bots_own_posts_are_ignored_and_only_its_own_mention_is_droppe
         assert (await rig.post_event(ours)).status == 200
         replies = await rig.replies(2)
         assert replies[1]["text"] == "echo: hi there"
-        assert len(api.posted()) == 2
+        assert len(slack_api.posted()) == 2
 
 
 # Posting replies.
 
 async def test_replies_are_posted_without_link_previews(
-    api: FakeSlackApi, store: RedisContextStore
+    slack_api: FakeSlackApi, redis_store: RedisContextStore
 ) -> None:
-    async with running_segue(api, store, policy=EchoPolicy()) as rig:
+    async with running_segue(slack_api, redis_store, policy=EchoButtonsPolicy()) as rig:
         await rig.post_event(dm("see https://example.com/order/42", event_id="EvE7"))
         (reply,) = await rig.replies(1)
     assert reply["unfurl_links"] in (False, "false", "0")
 
 
 async def test_a_refusal_without_an_error_code_is_told_by_its_status(
-    api: FakeSlackApi, store: RedisContextStore
+    slack_api: FakeSlackApi, redis_store: RedisContextStore
 ) -> None:
     async def broken(request: web.Request) -> web.Response:
         return web.json_response({"ok": False}, status=500)
@@ -173,16 +154,16 @@ async def test_a_refusal_without_an_error_code_is_told_by_its_status(
     app.router.add_post("/api/{method}", broken)
     async with TestServer(app, host="127.0.0.1") as server:
         connector = SlackConnector(
-            engine=cast(Engine, None), store=store,
+            engine=cast(Engine, None), store=redis_store,
             client=web_client(TOKEN, str(server.make_url("/api/"))), signing_secret=SECRET,
         )
         with pytest.raises(ConnectorError, match="HTTP 500"):
             await connector.send(Address("slack", "D024BE91L"), Outbound(text="hi"))
 
 
-async def test_slack_out_of_reach_is_said_so(store: RedisContextStore) -> None:
+async def test_slack_out_of_reach_is_said_so(redis_store: RedisContextStore) -> None:
     nowhere = f"http://127.0.0.1:{free_port()}/api/"
-    connector = SlackConnector(engine=cast(Engine, None), store=store,
+    connector = SlackConnector(engine=cast(Engine, None), store=redis_store,
                                client=web_client(TOKEN, nowhere), signing_secret=SECRET)
     with pytest.raises(ConnectorError, match="could not be reached"):
         await connector.send(Address("slack", "D024BE91L"), Outbound(text="hi"))
@@ -190,13 +171,13 @@ async def test_slack_out_of_reach_is_said_so(store: RedisContextStore) -> None:
 
 @pytest.mark.parametrize("slash", ["/", ""])
 async def test_the_web_api_address_works_with_or_without_a_final_slash(
-    api: FakeSlackApi, store: RedisContextStore, slash: str
+    slack_api: FakeSlackApi, redis_store: RedisContextStore, slash: str
 ) -> None:
-    base = api.url.rstrip("/") + slash
-    connector = SlackConnector(engine=cast(Engine, None), store=store,
+    base = slack_api.url.rstrip("/") + slash
+    connector = SlackConnector(engine=cast(Engine, None), store=redis_store,
                                client=web_client(TOKEN, base), signing_secret=SECRET)
     await connector.send(Address("slack", "D024BE91L"), Outbound(text="hi"))
-    (posted,) = api.posted()
+    (posted,) = slack_api.posted()
     assert posted["text"] == "hi"
 
 
@@ -230,11 +211,11 @@ class ParkWatch(MemoryContextStore):
         self.parked_once.set()
 
 
-async def test_inbox_options_given_to_the_connector_are_used(api: FakeSlackApi) -> None:
+async def test_inbox_options_given_to_the_connector_are_used(slack_api: FakeSlackApi) -> None:
     watch = ParkWatch()
     engine = FailingEngine()
     connector = SlackConnector(
-        engine=cast(Engine, engine), store=watch, client=web_client(TOKEN, api.url),
+        engine=cast(Engine, engine), store=watch, client=web_client(TOKEN, slack_api.url),
         signing_secret=SECRET, inbox_options=InboxOptions(max_attempts=1, block_ms=50),
     )
     inbound = Inbound(identity=ChannelIdentity("slack", f"{TEAM_ID}:U2147483697"),
@@ -249,10 +230,10 @@ async def test_inbox_options_given_to_the_connector_are_used(api: FakeSlackApi) 
 
 
 async def test_http_events_off_answer_404_saying_so(
-    api: FakeSlackApi, store: RedisContextStore
+    slack_api: FakeSlackApi, redis_store: RedisContextStore
 ) -> None:
-    connector = SlackConnector(engine=cast(Engine, None), store=store,
-                               client=web_client(TOKEN, api.url), signing_secret=None)
+    connector = SlackConnector(engine=cast(Engine, None), store=redis_store,
+                               client=web_client(TOKEN, slack_api.url), signing_secret=None)
     app = web.Application()
     connector.mount(app)
     raw = json.dumps(dm("hi", event_id="EvEA")).encode()

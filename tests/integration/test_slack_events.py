@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
@@ -17,14 +16,13 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 
 from bot.core.errors import ConnectorError
 from bot.core.inbox import encode_item
-from bot.core.model import Address, Button, Outbound
-from bot.core.policy import TurnContext
+from bot.core.model import Address, Outbound
 from context_store import RedisContextStore
 from tests.fakes.slack_api import BOT_USER_ID, FakeSlackApi, signed_headers
+from tests.support.policies import EchoButtonsPolicy
 from tests.support.redis_server import free_port, redis_server
 from tests.support.slack_rig import (
     SECRET,
-    TOKEN,
     bot_message,
     buttons_of,
     dm,
@@ -32,29 +30,6 @@ from tests.support.slack_rig import (
     press,
     running_segue,
 )
-
-
-class EchoPolicy:
-    """Echoes the text (or the pressed button's payload) and offers two
-    buttons: replies that do not depend on the shipped dialogs' wording."""
-
-    async def decide(self, turn: TurnContext) -> list[Outbound]:
-        inbound = turn.inbound
-        said = f"payload {inbound.payload}" if inbound.payload is not None else inbound.text
-        return [Outbound(text=f"echo: {said}", buttons=(Button("One", "p1"), Button("Two", "p2")))]
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[FakeSlackApi]:
-    async with FakeSlackApi(token=TOKEN) as fake:
-        yield fake
-
-
-@pytest.fixture
-async def store(redis_url: str) -> AsyncIterator[RedisContextStore]:
-    redis_store = RedisContextStore.from_url(redis_url, inbox_stale_ms=200)
-    yield redis_store
-    await redis_store.close()
 
 
 async def stored_keys(client: aioredis.Redis) -> dict[str, int]:
@@ -67,9 +42,9 @@ async def stored_keys(client: aioredis.Redis) -> dict[str, int]:
 
 
 async def test_dm_conversation_runs_several_turns_and_a_button_press(
-    api: FakeSlackApi, store: RedisContextStore
+    slack_api: FakeSlackApi, redis_store: RedisContextStore
 ) -> None:
-    async with running_segue(api, store) as rig:
+    async with running_segue(slack_api, redis_store) as rig:
         assert (await rig.post_event(dm("hi", event_id="Ev01"))).status == 200
         (menu,) = await rig.replies(1)
         assert menu["channel"] == "D024BE91L" and "thread_ts" not in menu
@@ -91,9 +66,9 @@ async def test_dm_conversation_runs_several_turns_and_a_button_press(
 
 
 async def test_mention_in_a_channel_is_answered_in_its_thread(
-    api: FakeSlackApi, store: RedisContextStore
+    slack_api: FakeSlackApi, redis_store: RedisContextStore
 ) -> None:
-    async with running_segue(api, store, policy=EchoPolicy()) as rig:
+    async with running_segue(slack_api, redis_store, policy=EchoButtonsPolicy()) as rig:
         body = mention(
             f"<@{BOT_USER_ID}> where is my order?", event_id="Ev10", ts="1763900100.000300"
         )
@@ -116,9 +91,9 @@ async def test_mention_in_a_channel_is_answered_in_its_thread(
 
 
 async def test_button_press_comes_back_as_title_and_payload(
-    api: FakeSlackApi, store: RedisContextStore
+    slack_api: FakeSlackApi, redis_store: RedisContextStore
 ) -> None:
-    async with running_segue(api, store, policy=EchoPolicy()) as rig:
+    async with running_segue(slack_api, redis_store, policy=EchoButtonsPolicy()) as rig:
         await rig.post_event(dm("show me", event_id="Ev20"))
         (first,) = await rig.replies(1)
         assert [b["value"] for b in buttons_of(first)] == ["p1", "p2"]
@@ -131,15 +106,15 @@ async def test_button_press_comes_back_as_title_and_payload(
         replies = await rig.replies(3)
         assert replies[1]["text"] == "echo: payload p2"
         assert replies[2]["text"] == "echo: after"
-        assert len(api.posted()) == 3
+        assert len(slack_api.posted()) == 3
         history = await rig.history("U2147483697")
         assert [e.text for e in history if e.sender == "customer"] == ["show me", "Two", "after"]
 
 
 async def test_url_verification_answers_the_challenge(
-    api: FakeSlackApi, store: RedisContextStore, redis_client: aioredis.Redis
+    slack_api: FakeSlackApi, redis_store: RedisContextStore, redis_client: aioredis.Redis
 ) -> None:
-    async with running_segue(api, store) as rig:
+    async with running_segue(slack_api, redis_store) as rig:
         body = {
             "token": "Jhj5dZrVaK7ZwHHjRyZWjbDl",
             "type": "url_verification",
@@ -152,9 +127,9 @@ async def test_url_verification_answers_the_challenge(
 
 
 async def test_retry_with_the_same_event_id_gets_one_reply(
-    api: FakeSlackApi, store: RedisContextStore
+    slack_api: FakeSlackApi, redis_store: RedisContextStore
 ) -> None:
-    async with running_segue(api, store, policy=EchoPolicy()) as rig:
+    async with running_segue(slack_api, redis_store, policy=EchoButtonsPolicy()) as rig:
         body = dm("once", event_id="Ev30")
         assert (await rig.post_event(body)).status == 200
         assert (await rig.post_event(body, retry=1)).status == 200
@@ -164,15 +139,15 @@ async def test_retry_with_the_same_event_id_gets_one_reply(
         await rig.post_event(dm("next", event_id="Ev31"))
         replies = await rig.replies(2)
         assert [r["text"] for r in replies] == ["echo: once", "echo: next"]
-        assert len(api.posted()) == 2
+        assert len(slack_api.posted()) == 2
         history = await rig.history("U2147483697")
         assert [e.text for e in history if e.sender == "customer"] == ["once", "next"]
 
 
 async def test_retry_that_is_the_first_delivery_is_processed(
-    api: FakeSlackApi, store: RedisContextStore
+    slack_api: FakeSlackApi, redis_store: RedisContextStore
 ) -> None:
-    async with running_segue(api, store, policy=EchoPolicy()) as rig:
+    async with running_segue(slack_api, redis_store, policy=EchoButtonsPolicy()) as rig:
         assert (await rig.post_event(dm("lost first", event_id="Ev35"), retry=1)).status == 200
         (reply,) = await rig.replies(1)
         assert reply["text"] == "echo: lost first"
@@ -180,9 +155,10 @@ async def test_retry_that_is_the_first_delivery_is_processed(
 
 @pytest.mark.parametrize("secret", ["not-the-signing-secret", ""])
 async def test_bad_signature_is_refused_and_nothing_stored(
-    api: FakeSlackApi, store: RedisContextStore, redis_client: aioredis.Redis, secret: str
+    slack_api: FakeSlackApi, redis_store: RedisContextStore, redis_client: aioredis.Redis,
+    secret: str,
 ) -> None:
-    async with running_segue(api, store, policy=EchoPolicy()) as rig:
+    async with running_segue(slack_api, redis_store, policy=EchoButtonsPolicy()) as rig:
         response = await rig.post_event(dm("forged", event_id="Ev40"), secret=secret)
         assert response.status == 401
         action = {"type": "block_actions", "user": {"id": "U1", "team_id": "T1"}, "actions": []}
@@ -190,7 +166,7 @@ async def test_bad_signature_is_refused_and_nothing_stored(
         unsigned = await rig.client.post("/slack/events", json=dm("unsigned", event_id="Ev41"))
         assert unsigned.status == 401
         assert not any((await stored_keys(redis_client)).values())
-    assert api.posted() == []
+    assert slack_api.posted() == []
 
 
 # Bodies no Slack payload looks like, with the content type they claim.
@@ -217,14 +193,14 @@ def problems(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 @pytest.mark.parametrize(("raw", "content_type"), MALFORMED.values(), ids=MALFORMED.keys())
 async def test_signed_malformed_body_is_refused_with_400_and_nothing_stored(
-    api: FakeSlackApi,
-    store: RedisContextStore,
+    slack_api: FakeSlackApi,
+    redis_store: RedisContextStore,
     redis_client: aioredis.Redis,
     caplog: pytest.LogCaptureFixture,
     raw: bytes,
     content_type: str,
 ) -> None:
-    async with running_segue(api, store, policy=EchoPolicy()) as rig:
+    async with running_segue(slack_api, redis_store, policy=EchoButtonsPolicy()) as rig:
         before = refused("bad_body")
         headers = {**signed_headers(SECRET, raw), "Content-Type": content_type}
         response = await rig.client.post("/slack/events", data=raw, headers=headers)
@@ -233,13 +209,13 @@ async def test_signed_malformed_body_is_refused_with_400_and_nothing_stored(
         assert refused("bad_body") == before + 1
         assert not any((await stored_keys(redis_client)).values())
     assert problems(caplog) == []
-    assert api.posted() == []
+    assert slack_api.posted() == []
 
 
 @pytest.mark.parametrize(("raw", "content_type"), MALFORMED.values(), ids=MALFORMED.keys())
 async def test_malformed_body_without_a_good_signature_is_refused_with_401(
-    api: FakeSlackApi,
-    store: RedisContextStore,
+    slack_api: FakeSlackApi,
+    redis_store: RedisContextStore,
     redis_client: aioredis.Redis,
     caplog: pytest.LogCaptureFixture,
     raw: bytes,
@@ -252,7 +228,7 @@ async def test_malformed_body_without_a_good_signature_is_refused_with_401(
         signed_headers(SECRET, raw, timestamp=stale),
         {**signed_headers(SECRET, raw), "X-Slack-Request-Timestamp": "soon"},
     ]
-    async with running_segue(api, store, policy=EchoPolicy()) as rig:
+    async with running_segue(slack_api, redis_store, policy=EchoButtonsPolicy()) as rig:
         before = refused("bad_signature")
         for headers in attempts:
             headers["Content-Type"] = content_type
@@ -265,9 +241,9 @@ async def test_malformed_body_without_a_good_signature_is_refused_with_401(
 
 
 async def test_odd_signature_headers_are_refused_not_raised(
-    api: FakeSlackApi, store: RedisContextStore
+    slack_api: FakeSlackApi, redis_store: RedisContextStore
 ) -> None:
-    async with running_segue(api, store) as rig:
+    async with running_segue(slack_api, redis_store) as rig:
         connector = rig.segue.connectors["slack"]
         raw = json.dumps(dm("hi", event_id="EvB0")).encode()
         good = signed_headers(SECRET, raw)
@@ -281,11 +257,11 @@ async def test_odd_signature_headers_are_refused_not_raised(
 
 
 async def test_refused_requests_log_no_customer_text(
-    api: FakeSlackApi, store: RedisContextStore, caplog: pytest.LogCaptureFixture
+    slack_api: FakeSlackApi, redis_store: RedisContextStore, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     text = "my card is 4111 1111 1111 1111"
-    async with running_segue(api, store) as rig:
+    async with running_segue(slack_api, redis_store) as rig:
         forged = await rig.post_event(dm(text, event_id="EvB1"), secret="forged")
         assert forged.status == 401
         # Bolt's own check behind it stays quiet about bodies too.
@@ -299,9 +275,9 @@ async def test_refused_requests_log_no_customer_text(
 
 
 async def test_stale_timestamp_is_refused(
-    api: FakeSlackApi, store: RedisContextStore, redis_client: aioredis.Redis
+    slack_api: FakeSlackApi, redis_store: RedisContextStore, redis_client: aioredis.Redis
 ) -> None:
-    async with running_segue(api, store, policy=EchoPolicy()) as rig:
+    async with running_segue(slack_api, redis_store, policy=EchoButtonsPolicy()) as rig:
         old = int(time.time()) - 6 * 60
         response = await rig.post_event(dm("replayed", event_id="Ev50"), timestamp=old)
         assert response.status == 401
@@ -313,9 +289,9 @@ async def test_stale_timestamp_is_refused(
 
 
 async def test_messages_from_bots_and_non_text_subtypes_are_ignored(
-    api: FakeSlackApi, store: RedisContextStore
+    slack_api: FakeSlackApi, redis_store: RedisContextStore
 ) -> None:
-    async with running_segue(api, store, policy=EchoPolicy()) as rig:
+    async with running_segue(slack_api, redis_store, policy=EchoButtonsPolicy()) as rig:
         assert (await rig.post_event(bot_message("from a bot", event_id="Ev60"))).status == 200
         own = dm("my own post", event_id="Ev61", user=BOT_USER_ID)
         assert (await rig.post_event(own)).status == 200
@@ -332,14 +308,14 @@ async def test_messages_from_bots_and_non_text_subtypes_are_ignored(
         await rig.post_event(dm("a person", event_id="Ev65"))
         (reply,) = await rig.replies(1)
         assert reply["text"] == "echo: a person"
-        assert len(api.posted()) == 1
+        assert len(slack_api.posted()) == 1
         assert [e.text for e in await rig.history("U2147483697")] == ["a person", "echo: a person"]
 
 
 async def test_customer_text_is_escaped_in_mrkdwn(
-    api: FakeSlackApi, store: RedisContextStore
+    slack_api: FakeSlackApi, redis_store: RedisContextStore
 ) -> None:
-    async with running_segue(api, store, policy=EchoPolicy()) as rig:
+    async with running_segue(slack_api, redis_store, policy=EchoButtonsPolicy()) as rig:
         await rig.post_event(
             dm("<!channel> & <https://evil.example|click> <b>x</b>", event_id="Ev70")
         )
@@ -355,9 +331,10 @@ async def test_customer_text_is_escaped_in_mrkdwn(
 
 
 async def test_a_message_over_the_text_limit_is_refused_and_nothing_stored(
-    api: FakeSlackApi, store: RedisContextStore
+    slack_api: FakeSlackApi, redis_store: RedisContextStore
 ) -> None:
-    async with running_segue(api, store, policy=EchoPolicy(), max_text_length=50) as rig:
+    async with running_segue(slack_api, redis_store, policy=EchoButtonsPolicy(),
+                             max_text_length=50) as rig:
         assert (await rig.post_event(dm("x" * 51, event_id="Ev80"))).status == 200
         (reply,) = await rig.replies(1)
         assert "too long" in reply["text"] and "51 characters" in reply["text"]
@@ -368,35 +345,35 @@ async def test_a_message_over_the_text_limit_is_refused_and_nothing_stored(
 
 
 async def test_rate_limited_post_message_waits_for_retry_after(
-    api: FakeSlackApi, store: RedisContextStore
+    slack_api: FakeSlackApi, redis_store: RedisContextStore
 ) -> None:
-    api.rate_limit("chat.postMessage", times=1, retry_after=1)
-    async with running_segue(api, store, policy=EchoPolicy()) as rig:
+    slack_api.rate_limit("chat.postMessage", times=1, retry_after=1)
+    async with running_segue(slack_api, redis_store, policy=EchoButtonsPolicy()) as rig:
         await rig.post_event(dm("slow down", event_id="Ev80"))
         (reply,) = await rig.replies(1)
         assert reply["text"] == "echo: slow down"
-        limited, accepted = api.calls_to("chat.postMessage")
+        limited, accepted = slack_api.calls_to("chat.postMessage")
         assert (limited.status, accepted.status) == (429, 200)
         assert accepted.at - limited.at >= 1.0
 
 
 async def test_refused_message_raises_connector_error(
-    api: FakeSlackApi, store: RedisContextStore
+    slack_api: FakeSlackApi, redis_store: RedisContextStore
 ) -> None:
-    api.refuse("chat.postMessage", "channel_not_found")
-    async with running_segue(api, store) as rig:
+    slack_api.refuse("chat.postMessage", "channel_not_found")
+    async with running_segue(slack_api, redis_store) as rig:
         with pytest.raises(ConnectorError, match="channel_not_found"):
             await rig.segue.connectors["slack"].send(Address("slack", "C404"), Outbound(text="hi"))
 
 
 async def test_worker_dying_after_the_ack_is_replaced_and_the_message_processed_once(
-    api: FakeSlackApi, store: RedisContextStore
+    slack_api: FakeSlackApi, redis_store: RedisContextStore
 ) -> None:
-    async with running_segue(api, store, policy=EchoPolicy()) as rig:
+    async with running_segue(slack_api, redis_store, policy=EchoButtonsPolicy()) as rig:
         connector = rig.segue.connectors["slack"]
         await connector.stop()  # no live worker while the doomed one takes the item
         assert (await rig.post_event(dm("survive", event_id="Ev90"))).status == 200
-        taken = await store.inbox_take("doomed-worker", count=10, block_ms=100)
+        taken = await redis_store.inbox_take("doomed-worker", count=10, block_ms=100)
         assert len(taken) == 1  # ...and the doomed worker dies without acknowledging
 
         await connector.start()
@@ -406,7 +383,7 @@ async def test_worker_dying_after_the_ack_is_replaced_and_the_message_processed_
         # A third message answered means the reclaimed item was not run twice.
         await rig.post_event(dm("last", event_id="Ev92"))
         await rig.replies(3)
-        assert len(api.posted()) == 3
+        assert len(slack_api.posted()) == 3
         history = await rig.history("U2147483697")
         assert sorted(e.text for e in history if e.sender == "customer") == [
             "last",
@@ -416,20 +393,20 @@ async def test_worker_dying_after_the_ack_is_replaced_and_the_message_processed_
 
 
 async def test_poisoned_item_is_parked_and_the_queue_moves_on(
-    api: FakeSlackApi, store: RedisContextStore
+    slack_api: FakeSlackApi, redis_store: RedisContextStore
 ) -> None:
-    async with running_segue(api, store, policy=EchoPolicy()) as rig:
-        await store.inbox_add(encode_item("slack", {"not": "an inbound"}))
+    async with running_segue(slack_api, redis_store, policy=EchoButtonsPolicy()) as rig:
+        await redis_store.inbox_add(encode_item("slack", {"not": "an inbound"}))
         await rig.post_event(dm("after poison", event_id="Ev95"))
         (reply,) = await rig.replies(1)
         assert reply["text"] == "echo: after poison"
-        (parked,) = [json.loads(p) for p in await store.parked(10)]
+        (parked,) = [json.loads(p) for p in await redis_store.parked(10)]
         assert parked["error"].startswith("KeyError")
         assert json.loads(parked["payload"])["data"] == {"not": "an inbound"}
 
 
 async def test_redis_down_answers_5xx_and_the_redelivery_is_processed_once(
-    api: FakeSlackApi,
+    slack_api: FakeSlackApi,
 ) -> None:
     port = free_port()
     with redis_server(port=port) as url:
@@ -438,7 +415,7 @@ async def test_redis_down_answers_5xx_and_the_redelivery_is_processed_once(
         down_store = RedisContextStore(client, inbox_stale_ms=200)
         await down_store.ping()
     try:
-        async with running_segue(api, down_store, policy=EchoPolicy()) as rig:
+        async with running_segue(slack_api, down_store, policy=EchoButtonsPolicy()) as rig:
             body = dm("while down", event_id="EvA0")
             response = await rig.post_event(body)
             assert response.status == 503
@@ -448,7 +425,7 @@ async def test_redis_down_answers_5xx_and_the_redelivery_is_processed_once(
                 await rig.post_event(dm("back", event_id="EvA1"))
                 replies = await rig.replies(2)
                 assert [r["text"] for r in replies] == ["echo: while down", "echo: back"]
-                assert len(api.posted()) == 2
+                assert len(slack_api.posted()) == 2
                 history = await rig.history("U2147483697")
                 assert [e.text for e in history if e.sender == "customer"] == ["while down", "back"]
     finally:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,7 +17,7 @@ from bot.core.policy import TurnContext
 from connectors.slack_parse import identity
 from context_store import RedisContextStore
 from tests.fakes.slack_api import BOT_USER_ID, TEAM_ID, FakeSlackApi
-from tests.support.slack_rig import TOKEN, running_segue, settings_for
+from tests.support.slack_rig import running_segue, settings_for
 
 CARD = "my card is 4111 1111 1111 1111"
 REPLY = "Parcel ZQ-7781 leaves the depot on Tuesday"
@@ -35,19 +35,6 @@ class FixedReply:
 
     async def decide(self, turn: TurnContext) -> list[Outbound]:
         return [Outbound(text=REPLY)]
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[FakeSlackApi]:
-    async with FakeSlackApi(token=TOKEN) as fake:
-        yield fake
-
-
-@pytest.fixture
-async def store(redis_url: str) -> AsyncIterator[RedisContextStore]:
-    redis_store = RedisContextStore.from_url(redis_url, inbox_stale_ms=200)
-    yield redis_store
-    await redis_store.close()
 
 
 @pytest.fixture
@@ -101,11 +88,11 @@ def dialog_suggestion(typed: str) -> dict[str, Any]:
 
 
 async def test_users_whose_ids_join_alike_are_two_customers(
-    api: FakeSlackApi, store: RedisContextStore
+    slack_api: FakeSlackApi, redis_store: RedisContextStore
 ) -> None:
     # Joined with a bare `:` both would be "T1:A:B".
     writers = [("T1", "A:B", "D0000001", "first writer"), ("T1:A", "B", "D0000002", "second")]
-    async with running_segue(api, store, policy=CustomerPolicy()) as rig:
+    async with running_segue(slack_api, redis_store, policy=CustomerPolicy()) as rig:
         for number, (team, user, channel, text) in enumerate(writers, start=1):
             body = message_im(team=team, user=user, channel=channel, text=text,
                               event_id=f"EvC{number}")
@@ -115,20 +102,20 @@ async def test_users_whose_ids_join_alike_are_two_customers(
         assert replies["D0000001"] != replies["D0000002"]
 
         for team, user, channel, text in writers:
-            customer = await store.resolve_customer(identity(team, user), "not-yet-seen")
+            customer = await redis_store.resolve_customer(identity(team, user), "not-yet-seen")
             assert replies[channel] == f"customer {customer}"
-            assert await store.identities(customer) == [identity(team, user)]
-            history = await store.history(customer, 10)
+            assert await redis_store.identities(customer) == [identity(team, user)]
+            history = await redis_store.history(customer, 10)
             assert [e.text for e in history if e.sender == "customer"] == [text]
 
 
 @pytest.mark.parametrize("payload", [block_suggestion, dialog_suggestion])
 async def test_an_unhandled_request_answers_as_before_and_logs_no_customer_text(
-    api: FakeSlackApi, store: RedisContextStore, caplog: pytest.LogCaptureFixture,
+    slack_api: FakeSlackApi, redis_store: RedisContextStore, caplog: pytest.LogCaptureFixture,
     payload: Any,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    async with running_segue(api, store) as rig:
+    async with running_segue(slack_api, redis_store) as rig:
         response = await rig.post_action(payload(CARD))
         assert response.status == 404
         assert await response.json() == {"error": "unhandled request"}
@@ -142,12 +129,13 @@ async def test_an_unhandled_request_answers_as_before_and_logs_no_customer_text(
 
 @pytest.mark.parametrize("allowed", [False, True])
 async def test_reply_text_is_logged_at_debug_only_when_allowed(
-    api: FakeSlackApi, store: RedisContextStore, caplog: pytest.LogCaptureFixture,
+    slack_api: FakeSlackApi, redis_store: RedisContextStore, caplog: pytest.LogCaptureFixture,
     body_logger_levels: None, allowed: bool,
 ) -> None:
-    setup_logging(settings_for(api, log_customer_text=allowed))
+    setup_logging(settings_for(slack_api, log_customer_text=allowed))
     caplog.set_level(logging.DEBUG)
-    async with running_segue(api, store, policy=FixedReply(), log_customer_text=allowed) as rig:
+    async with running_segue(slack_api, redis_store, policy=FixedReply(),
+                             log_customer_text=allowed) as rig:
         body = message_im(team=TEAM_ID, user="U2147483697", channel="D024BE91L",
                           text=CARD, event_id="EvL1")
         assert (await rig.post_event(body)).status == 200

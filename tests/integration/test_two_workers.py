@@ -13,6 +13,7 @@ import pytest
 from tests.support.app_server import RunningApp
 from tests.support.handoff_rig import (
     AgentClient,
+    agent,
     agent_frame,
     hand_off,
     running,
@@ -32,7 +33,7 @@ async def test_an_agent_on_one_worker_reaches_a_web_chat_on_the_other(
     workers: tuple[RunningApp, RunningApp], http: aiohttp.ClientSession
 ) -> None:
     a, b = workers
-    ann = await (await AgentClient(http, a.base_url).login("ann")).listen()
+    ann = await (await agent(http, a, "ann")).listen()
     customer = await web_customer(http, b)
     _, notice = await hand_off(customer)
     assert notice["text"] == "You're next in line."  # ann's console on A counts as online
@@ -61,8 +62,8 @@ async def test_two_agents_claiming_at_once_on_two_workers_one_wins(
         customer = await web_customer(http, a)
         await hand_off(customer)
         await customer.close()
-        ann = await AgentClient(http, a.base_url).login("ann")
-        bob = await AgentClient(http, b.base_url).login("bob")
+        ann = await agent(http, a, "ann")
+        bob = await agent(http, b, "bob")
         path = f"conversations/{customer.customer}/claim"
         results = await asyncio.gather(ann.call("POST", path), bob.call("POST", path))
         statuses = sorted(status for status, _ in results)
@@ -82,7 +83,7 @@ async def test_a_logout_on_one_worker_ends_the_session_on_the_other(
     workers: tuple[RunningApp, RunningApp], http: aiohttp.ClientSession
 ) -> None:
     a, b = workers
-    ann = await AgentClient(http, a.base_url).login("ann")
+    ann = await agent(http, a, "ann")
     on_b = AgentClient(http, b.base_url)
     on_b.token = ann.token
     assert (await on_b.call("GET", "me"))[0] == 200

@@ -5,36 +5,21 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
 import redis.asyncio as aioredis
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
-from bot.core.settings import Settings
-from context_store import RedisContextStore
-from tests.support.app_server import RunningApp, serve_segue
-from tests.support.policies import EchoMenuPolicy
-from tests.support.webchat_client import PROBE, WebChatClient
-
-SECRET = "test-webchat-secret"
-
-
-def settings(redis_url: str, **extra: object) -> Settings:
-    return Settings(redis_url=redis_url, webchat_secret=SECRET, **extra)
+from tests.support.app_server import WEB_SECRET, RunningApp, serve_echo
+from tests.support.redis_server import redis_keys
+from tests.support.webchat_client import PROBE, WebChatClient, raw_hello
 
 
 @pytest.fixture
-async def app(redis_url: str) -> AsyncIterator[RunningApp]:
-    store = RedisContextStore.from_url(redis_url)
-    async with serve_segue(settings(redis_url, max_text_length=100), store=store,
-                           policy=EchoMenuPolicy()) as running:
-        yield running
-
-
-async def segue_keys(redis_client: aioredis.Redis) -> list[str]:
-    return sorted([k async for k in redis_client.scan_iter(match="segue:*")])
+def app_settings() -> dict[str, Any]:
+    return {"max_text_length": 100}
 
 
 async def test_hello_gives_a_session_and_a_reply_carries_reply_to(
@@ -118,11 +103,11 @@ async def test_bad_frames_get_an_error_store_nothing_and_the_socket_keeps_servin
     raw: str, code: str,
 ) -> None:
     client = await WebChatClient.connect(http, app.ws_url)
-    before = await segue_keys(redis_client)
+    before = await redis_keys(redis_client)
     await client.ws.send_str(raw)
     error = await client.receive()
     assert error["type"] == "error" and error["code"] == code and error["message"]
-    assert await segue_keys(redis_client) == before
+    assert await redis_keys(redis_client) == before
     assert (await client.turn("still here"))[0]["text"] == "You said: still here"
     await client.close()
 
@@ -141,7 +126,7 @@ async def test_a_message_before_hello_is_refused(
     await ws.send_str('{"type": "message", "text": "hi", "id": "1"}')
     error = json.loads((await ws.receive()).data)
     assert error["code"] == "hello_required"
-    assert await segue_keys(redis_client) == []
+    assert await redis_keys(redis_client) == []
     await ws.close()
 
 
@@ -157,11 +142,9 @@ async def test_forged_session_tokens_are_refused(
     app: RunningApp, http: aiohttp.ClientSession, redis_client: aioredis.Redis,
     token: str, code: str,
 ) -> None:
-    ws = await http.ws_connect(app.ws_url)
-    await ws.send_str(json.dumps({"type": "hello", "session": token}))
-    error = json.loads((await ws.receive()).data)
+    ws, error = await raw_hello(http, app.ws_url, session=token)
     assert error == {"type": "error", "code": code, "message": "the session token is not valid"}
-    assert await segue_keys(redis_client) == []
+    assert await redis_keys(redis_client) == []
     # The socket stays usable: a plain hello starts a new session.
     client = WebChatClient(ws)
     await client.hello()
@@ -177,16 +160,12 @@ class _TwoDaysAgoSigner(TimestampSigner):
 async def test_an_expired_session_token_is_refused(
     redis_url: str, http: aiohttp.ClientSession, redis_client: aioredis.Redis
 ) -> None:
-    serializer = URLSafeTimedSerializer(SECRET, salt="segue.session", signer=_TwoDaysAgoSigner)
+    serializer = URLSafeTimedSerializer(WEB_SECRET, salt="segue.session", signer=_TwoDaysAgoSigner)
     old = serializer.dumps({"s": "old-session"})
-    store = RedisContextStore.from_url(redis_url)
-    async with serve_segue(settings(redis_url, session_max_age_days=1), store=store,
-                           policy=EchoMenuPolicy()) as app:
-        ws = await http.ws_connect(app.ws_url)
-        await ws.send_str(json.dumps({"type": "hello", "session": old}))
-        error = json.loads((await ws.receive()).data)
+    async with serve_echo(redis_url, session_max_age_days=1) as app:
+        ws, error = await raw_hello(http, app.ws_url, session=old)
         assert error["code"] == "session_expired"
-        assert await segue_keys(redis_client) == []
+        assert await redis_keys(redis_client) == []
         await ws.close()
 
 
@@ -195,9 +174,7 @@ async def test_fifty_clients_twenty_messages_each_answered_once_in_order(
 ) -> None:
     # Far faster than people type: this is about order under load, so the
     # per-client limits are off as for a trusted gateway.
-    store = RedisContextStore.from_url(redis_url)
-    async with serve_segue(settings(redis_url, rate_limits="off"), store=store,
-                           policy=EchoMenuPolicy()) as app:
+    async with serve_echo(redis_url, rate_limits="off") as app:
         await _fifty_clients_twenty_messages(app, http)
 
 
@@ -257,8 +234,7 @@ async def test_store_down_refuses_the_message_and_a_resend_is_processed(
     port = free_port()
     with ExitStack() as first_redis:
         url = first_redis.enter_context(redis_server(port))
-        store = RedisContextStore.from_url(url)
-        async with serve_segue(settings(url), store=store, policy=EchoMenuPolicy()) as app:
+        async with serve_echo(url) as app:
             client = await WebChatClient.connect(http, app.ws_url)
             first_redis.close()  # Redis goes away under a connected customer
             await client.say("are you there?", msg_id="q1")
@@ -276,8 +252,7 @@ async def test_store_down_refuses_the_message_and_a_resend_is_processed(
 async def test_the_longest_allowed_text_passes_however_it_is_escaped(
     redis_url: str, http: aiohttp.ClientSession
 ) -> None:
-    store = RedisContextStore.from_url(redis_url)
-    async with serve_segue(settings(redis_url), store=store, policy=EchoMenuPolicy()) as app:
+    async with serve_echo(redis_url) as app:
         client = await WebChatClient.connect(http, app.ws_url)
         text = "\U0001F600" * 4096  # 12 bytes each once JSON-escaped as a surrogate pair
         await client.ws.send_str(json.dumps({"type": "message", "text": text, "id": "big"}))
@@ -325,9 +300,8 @@ async def test_one_session_cannot_open_sockets_without_end(
     first = await WebChatClient.connect(http, app.ws_url)
     tabs = [await WebChatClient.connect(http, app.ws_url, session=first.session)
             for _ in range(9)]
-    ws = await http.ws_connect(app.ws_url)
-    await ws.send_str(json.dumps({"type": "hello", "session": first.session}))
-    assert json.loads((await ws.receive()).data)["code"] == "too_many_sockets"
+    ws, refused = await raw_hello(http, app.ws_url, session=first.session)
+    assert refused["code"] == "too_many_sockets"
     await tabs[0].close()
     another = await WebChatClient.connect(http, app.ws_url, session=first.session)
     assert another.customer == first.customer
@@ -340,7 +314,7 @@ async def test_a_visitor_who_never_writes_leaves_only_a_short_lived_key(
     app: RunningApp, http: aiohttp.ClientSession, redis_client: aioredis.Redis
 ) -> None:
     client = await WebChatClient.connect(http, app.ws_url)
-    keys = await segue_keys(redis_client)
+    keys = await redis_keys(redis_client)
     [key] = [k for k in keys if k.startswith("segue:{i:web:")]
     for other in keys:
         assert 0 < await redis_client.ttl(other) <= 86400, other

@@ -15,14 +15,11 @@ import pytest
 
 from bot.core.model import Image, Outbound
 from bot.core.policy import TurnContext
-from bot.core.settings import Settings
-from context_store import RedisContextStore
-from tests.support.app_server import RunningApp, serve_segue
-from tests.support.handoff_rig import AgentClient, agent_frame, hand_off, running
+from tests.support.app_server import RunningApp
+from tests.support.handoff_rig import AgentClient, agent, agent_frame, hand_off, running
 from tests.support.policies import EchoMenuPolicy
-from tests.support.webchat_client import WebChatClient
+from tests.support.webchat_client import WebChatClient, raw_hello
 
-SECRET = "webchat-edges-secret"
 PARCEL = Image("https://example.com/parcel.png", "The parcel")
 
 
@@ -43,17 +40,13 @@ class GatedPolicy(EchoMenuPolicy):
 
 
 @pytest.fixture
-def policy() -> GatedPolicy:
+def app_policy() -> GatedPolicy:
     return GatedPolicy()
 
 
 @pytest.fixture
-async def app(redis_url: str, policy: GatedPolicy) -> AsyncIterator[RunningApp]:
-    settings = Settings(redis_url=redis_url, webchat_secret=SECRET,
-                        public_url="https://chat.example", trusted_proxy_header="X-Forwarded-For")
-    async with serve_segue(settings, store=RedisContextStore.from_url(redis_url),
-                           policy=policy) as running_app:
-        yield running_app
+def app_settings() -> dict[str, Any]:
+    return {"public_url": "https://chat.example", "trusted_proxy_header": "X-Forwarded-For"}
 
 
 async def first_error(ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
@@ -62,12 +55,13 @@ async def first_error(ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
     return frame
 
 
-async def next_frame(client: WebChatClient) -> dict[str, Any]:
-    """The next frame that is not a typing indicator."""
-    while True:
-        frame = await client.receive()
-        if frame["type"] != "typing":
-            return frame
+async def refused_hello(
+    http: aiohttp.ClientSession, app: RunningApp, **hello: Any
+) -> tuple[aiohttp.ClientWebSocketResponse, dict[str, Any]]:
+    """A socket whose hello was refused, and the error it got."""
+    ws, error = await raw_hello(http, app.ws_url, **hello)
+    assert error["type"] == "error", error
+    return ws, error
 
 
 async def test_the_chat_address_without_a_slash_redirects_permanently_to_the_page(
@@ -94,11 +88,11 @@ async def test_message_ids_of_1_to_128_characters_are_taken_and_others_refused(
     client = await WebChatClient.connect(http, app.ws_url)
     longest = "i" * 128
     await client.say("hello", msg_id=longest)
-    assert await next_frame(client) == {"type": "ack", "id": longest}
-    assert (await next_frame(client))["reply_to"] == longest
+    assert await client.next_frame() == {"type": "ack", "id": longest}
+    assert (await client.next_frame())["reply_to"] == longest
     for bad_id in ("i" * 129, 5, ["x"]):
         await client.send({"type": "message", "text": "hello", "id": bad_id})
-        error = await next_frame(client)
+        error = await client.next_frame()
         assert (error["type"], error["code"]) == ("error", "bad_frame"), (bad_id, error)
     # The socket serves on.
     assert (await client.turn("still here"))[0]["text"] == "You said: still here"
@@ -106,14 +100,14 @@ async def test_message_ids_of_1_to_128_characters_are_taken_and_others_refused(
 
 
 async def test_a_slow_turn_shows_typing_until_its_ack(
-    app: RunningApp, http: aiohttp.ClientSession, policy: GatedPolicy
+    app: RunningApp, http: aiohttp.ClientSession, app_policy: GatedPolicy
 ) -> None:
     client = await WebChatClient.connect(http, app.ws_url)
     msg_id = await client.say("slow")
     try:
         assert await client.receive(timeout=5) == {"type": "typing", "on": True}
     finally:
-        policy.gate.set()
+        app_policy.gate.set()
     assert await client.receive() == {"type": "ack", "id": msg_id}
     assert await client.receive() == {"type": "typing", "on": False}
     reply = await client.receive()
@@ -134,9 +128,7 @@ async def test_a_reply_with_an_image_carries_its_url_and_alt_text(
 async def test_without_an_identity_secret_the_refusal_says_sign_in_is_off(
     app: RunningApp, http: aiohttp.ClientSession
 ) -> None:
-    ws = await http.ws_connect(app.ws_url)
-    await ws.send_str(json.dumps({"type": "hello", "identity": "anything"}))
-    error = await first_error(ws)
+    ws, error = await refused_hello(http, app, identity="anything")
     assert error["code"] == "identity_invalid"
     assert "signed-in visitors are not enabled" in error["message"]
     await ws.close()
@@ -146,14 +138,11 @@ async def test_a_used_or_unknown_link_is_refused_with_its_reason(
     app: RunningApp, http: aiohttp.ClientSession
 ) -> None:
     first = await WebChatClient.connect(http, app.ws_url)
-    reply = (await first.turn("link"))[0]
-    web_link = [link["url"] for link in reply["links"] if link["title"] == "Continue on the web"][0]
+    web_link = await first.web_link()
     token = web_link.split("resume=")[1]
     other = await WebChatClient.connect(http, app.ws_url, resume=token)
     await other.turn("No, don't link", payload="link_no")
-    ws = await http.ws_connect(app.ws_url)
-    await ws.send_str(json.dumps({"type": "hello", "resume": token}))
-    error = await first_error(ws)
+    ws, error = await refused_hello(http, app, resume=token)
     assert error["code"] == "resume_used"
     assert "used already or has expired" in error["message"]
     await ws.close()
@@ -166,9 +155,7 @@ async def test_a_web_chat_without_link_service_refuses_links_as_not_enabled(
 ) -> None:
     web_chat = app.segue.connectors["web"]
     web_chat.links = None  # type: ignore[attr-defined]
-    ws = await http.ws_connect(app.ws_url)
-    await ws.send_str(json.dumps({"type": "hello", "resume": "any-token"}))
-    error = await first_error(ws)
+    ws, error = await refused_hello(http, app, resume="any-token")
     assert error["code"] == "resume_invalid"
     assert "not enabled" in error["message"]
     await ws.close()
@@ -179,48 +166,38 @@ async def test_a_joined_conversation_shows_its_whole_history_once(
 ) -> None:
     first = await WebChatClient.connect(http, app.ws_url)
     await first.turn("my question")
-    reply = (await first.turn("link"))[0]
-    web_link = [link["url"] for link in reply["links"] if link["title"] == "Continue on the web"][0]
+    web_link = await first.web_link()
     token = web_link.split("resume=")[1]
     other = await WebChatClient.connect(http, app.ws_url, resume=token)
-    question = await next_frame(other)
+    question = await other.next_frame()
     assert question["type"] == "message"
     assert question["reply_to"] == f"resume:{token}"
     await other.turn("Yes, link it", payload="link_yes")
-    joined = await next_frame(other)
+    joined = await other.next_frame()
     while joined["type"] == "message":  # the rest of the yes turn's replies
-        joined = await next_frame(other)
+        joined = await other.next_frame()
     assert joined["type"] == "history"
     assert "my question" in [m["text"] for m in joined["messages"]]
     # Shown once: the next turns get their ack and reply, and no history again.
     for text in ("after joining", "once more"):
         msg_id = await other.say(text)
-        assert await next_frame(other) == {"type": "ack", "id": msg_id}
-        answer = await next_frame(other)
+        assert await other.next_frame() == {"type": "ack", "id": msg_id}
+        answer = await other.next_frame()
         assert (answer["type"], answer["reply_to"]) == ("message", msg_id), answer
     probe = await other.say("last")
-    assert await next_frame(other) == {"type": "ack", "id": probe}
+    assert await other.next_frame() == {"type": "ack", "id": probe}
     for client in (first, other):
         await client.close()
 
 
 async def from_address(http: aiohttp.ClientSession, app: RunningApp,
                        address: str) -> WebChatClient:
-    client = WebChatClient(await http.ws_connect(
-        app.ws_url, headers={"X-Forwarded-For": address}))
-    await client.hello()
-    return client
+    return await WebChatClient.connect(http, app.ws_url, forwarded_for=address)
 
 
 async def acks_and_errors(client: WebChatClient, ids: list[str]) -> list[dict[str, Any]]:
     """The ack or error each message sent on one socket got, in order."""
-    got = []
-    async with asyncio.timeout(60):
-        while len(got) < len(ids):
-            frame = await client.receive(30)
-            if frame["type"] in ("ack", "error"):
-                got.append(frame)
-    return got
+    return list((await client.outcomes(ids)).values())
 
 
 async def test_one_address_flooding_from_many_sessions_is_held_back_alone(
@@ -271,7 +248,7 @@ async def test_frames_reach_tabs_on_other_workers_but_turn_replies_stay_on_their
     there = await WebChatClient.connect(http, b.ws_url, session=here.session)
     assert there.customer == here.customer
     await hand_off(here)  # a turn on worker A: its replies go to that socket only
-    ann = await AgentClient(http, b.base_url).login("ann")
+    ann = await agent(http, b, "ann")
     await ann.act(here.customer or "", "claim")  # on worker B, which has a tab too
     for tab in (here, there):
         joined = await agent_frame(tab)  # a bot message before it fails
@@ -281,7 +258,7 @@ async def test_frames_reach_tabs_on_other_workers_but_turn_replies_stay_on_their
     ann_on_c.token = ann.token
     await ann_on_c.act(here.customer or "", "release")
     for tab in (here, there):
-        notice = await next_frame(tab)
+        notice = await tab.next_frame()
         assert (notice["type"], notice["sender"]) == ("message", "bot"), notice
         assert notice["text"].startswith("You're back with our assistant")
         assert "reply_to" not in notice
@@ -302,9 +279,7 @@ async def test_every_refusal_carries_a_message_a_person_can_read(
     await ws.close()
     # New sessions from one address until the limit refuses one.
     for _ in range(130):
-        ws = await http.ws_connect(app.ws_url, headers={"X-Forwarded-For": "198.51.100.10"})
-        await ws.send_str(json.dumps({"type": "hello"}))
-        frame = json.loads((await ws.receive(timeout=10)).data)
+        ws, frame = await raw_hello(http, app.ws_url, forwarded_for="198.51.100.10")
         await ws.close()
         if frame["type"] == "error":
             refusals.append(frame)

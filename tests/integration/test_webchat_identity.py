@@ -2,32 +2,25 @@
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
 from bot.core.model import ChannelIdentity
-from bot.core.settings import Settings
 from bot.core.tokens import sign_host_identity
-from context_store import RedisContextStore
-from tests.support.app_server import RunningApp, serve_segue
-from tests.support.policies import EchoMenuPolicy
-from tests.support.webchat_client import WebChatClient
+from tests.support.app_server import RunningApp
+from tests.support.redis_server import redis_keys
+from tests.support.webchat_client import WebChatClient, raw_hello
 
 SECRET = "identity-test-secret"
 
 
 @pytest.fixture
-async def app(redis_url: str) -> AsyncIterator[RunningApp]:
-    settings = Settings(redis_url=redis_url, webchat_secret="server-only-secret",
-                        webchat_identity_secret=SECRET, public_url="https://chat.example")
-    async with serve_segue(settings, store=RedisContextStore.from_url(redis_url),
-                           policy=EchoMenuPolicy()) as running:
-        yield running
+def app_settings() -> dict[str, Any]:
+    return {"webchat_identity_secret": SECRET, "public_url": "https://chat.example"}
 
 
 def identity(user: str, *, secret: str = SECRET, expires_in: int = 3600) -> str:
@@ -62,11 +55,9 @@ async def test_bad_identity_tokens_are_refused_and_store_nothing(
     app: RunningApp, http: aiohttp.ClientSession, redis_client: aioredis.Redis,
     token: str, code: str,
 ) -> None:
-    ws = await http.ws_connect(app.ws_url)
-    await ws.send_str(json.dumps({"type": "hello", "identity": token}))
-    error = json.loads((await ws.receive()).data)
+    ws, error = await raw_hello(http, app.ws_url, identity=token)
     assert error["type"] == "error" and error["code"] == code
-    assert [k async for k in redis_client.scan_iter(match="segue:*")] == []
+    assert await redis_keys(redis_client) == []
     await ws.close()
 
 
@@ -92,8 +83,7 @@ async def test_a_resume_link_is_redeemed_by_the_page_once_not_by_a_bare_get(
 ) -> None:
     first = await WebChatClient.connect(http, app.ws_url)
     await first.turn("my question")
-    reply = (await first.turn("link"))[0]
-    web_link = [link["url"] for link in reply["links"] if link["title"] == "Continue on the web"][0]
+    web_link = await first.web_link()
     assert web_link.startswith("https://chat.example/webchat/?resume=")
     token = web_link.split("resume=")[1]
     # A link preview or crawler fetching the URL redeems nothing.
@@ -111,9 +101,7 @@ async def test_a_resume_link_is_redeemed_by_the_page_once_not_by_a_bare_get(
     assert again.customer == first.customer
     assert "my question" in [m["text"] for m in again.history]
     await again.close()
-    ws = await http.ws_connect(app.ws_url)
-    await ws.send_str(json.dumps({"type": "hello", "resume": token}))
-    error = json.loads((await ws.receive()).data)
+    ws, error = await raw_hello(http, app.ws_url, resume=token)
     assert error["code"] == "resume_used"
     for client in (first, other):
         await client.close()

@@ -3,7 +3,6 @@ error, and the socket keeps serving. Segue's real app on loopback, real Redis.""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -12,14 +11,11 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from bot.core.settings import Settings
 from bot.core.tokens import sign_host_identity
-from context_store import RedisContextStore
-from tests.support.app_server import RunningApp, serve_segue
-from tests.support.policies import EchoMenuPolicy
-from tests.support.webchat_client import WebChatClient
+from tests.support.app_server import WEB_SECRET, RunningApp, serve_echo
+from tests.support.redis_server import redis_keys
+from tests.support.webchat_client import WebChatClient, raw_hello
 
-SERVER_SECRET = "server-only-secret-never-given-out"
 HOST_SECRET = "the-host-sites-identity-key"
 
 
@@ -27,36 +23,24 @@ def signed(user: str, secret: str = HOST_SECRET) -> str:
     return sign_host_identity(user, secret, expires_at=int(time.time()) + 3600)
 
 
-async def running(redis_url: str, **extra: Any) -> AsyncIterator[RunningApp]:
-    settings = Settings(redis_url=redis_url, webchat_secret=SERVER_SECRET, **extra)
-    async with serve_segue(settings, store=RedisContextStore.from_url(redis_url),
-                           policy=EchoMenuPolicy()) as app:
-        yield app
-
-
 @pytest.fixture
-async def app(redis_url: str) -> AsyncIterator[RunningApp]:
-    async for running_app in running(redis_url, webchat_identity_secret=HOST_SECRET):
-        yield running_app
+def app_settings() -> dict[str, Any]:
+    return {"webchat_identity_secret": HOST_SECRET}
 
 
 @pytest.fixture
 async def app_without_sign_in(redis_url: str) -> AsyncIterator[RunningApp]:
-    async for running_app in running(redis_url):
+    async with serve_echo(redis_url) as running_app:
         yield running_app
 
 
 async def refused_then_served(http: aiohttp.ClientSession, app: RunningApp,
                               redis_client: aioredis.Redis, hello: dict[str, Any]) -> str:
     """The error code a hello gets; then the same socket starts a chat."""
-    before = {k async for k in redis_client.scan_iter(match="segue:*")}
-    ws = await http.ws_connect(app.ws_url)
-    await ws.send_str(json.dumps({"type": "hello", **hello}))
-    answer = await ws.receive(timeout=10)
-    assert answer.type == aiohttp.WSMsgType.TEXT, (answer.type, answer.data)
-    error = json.loads(answer.data)
+    before = await redis_keys(redis_client)
+    ws, error = await raw_hello(http, app.ws_url, **hello)
     assert error["type"] == "error", error
-    assert {k async for k in redis_client.scan_iter(match="segue:*")} == before
+    assert await redis_keys(redis_client) == before
     client = WebChatClient(ws)
     await client.hello()
     assert (await client.turn("still here"))[0]["text"] == "You said: still here"
@@ -97,7 +81,7 @@ async def test_a_non_ascii_resume_token_is_refused_and_the_socket_serves_on(
 async def test_an_identity_signed_with_the_server_secret_is_refused(
     app: RunningApp, http: aiohttp.ClientSession, redis_client: aioredis.Redis
 ) -> None:
-    hello = {"identity": signed("user-42", SERVER_SECRET)}
+    hello = {"identity": signed("user-42", WEB_SECRET)}
     assert await refused_then_served(http, app, redis_client, hello) == "identity_invalid"
 
 
@@ -105,7 +89,7 @@ async def test_without_an_identity_secret_every_identity_is_refused(
     app_without_sign_in: RunningApp, http: aiohttp.ClientSession, redis_client: aioredis.Redis
 ) -> None:
     # Signed with the server's own secret too: that one never signs identities.
-    for secret in (SERVER_SECRET, HOST_SECRET, "any key at all"):
+    for secret in (WEB_SECRET, HOST_SECRET, "any key at all"):
         hello = {"identity": signed("user-42", secret)}
         code = await refused_then_served(http, app_without_sign_in, redis_client, hello)
         assert code == "identity_invalid", secret

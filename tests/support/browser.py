@@ -1,4 +1,4 @@
-"""Headless Chromium for tests of what a person sees.
+"""Headless Chromium for tests of what a person sees, and the widget driven in it.
 
 Debian's `chromium` is driven by Playwright; the browser is never downloaded.
 When it is missing the test set-up installs it from the system packages (the
@@ -6,6 +6,8 @@ test machines run as root), so browser tests never skip.
 """
 
 from __future__ import annotations
+
+from playwright.async_api import Page
 
 from tests.support.system_packages import ensure_binary
 
@@ -17,3 +19,16 @@ CHROMIUM_ARGS = [
 
 def chromium_path() -> str:
     return ensure_binary("chromium", "chromium")
+
+
+async def send(page: Page, text: str) -> None:
+    """Type `text` into the web chat widget on `page` and press Send."""
+    await page.get_by_label("Message").fill(text)
+    await page.get_by_role("button", name="Send").click()
+
+
+async def sign_in(page: Page, username: str, password: str) -> None:
+    """Fill in and send the agent console's login form on `page`."""
+    await page.locator("#login-username").fill(username)
+    await page.locator("#login-password").fill(password)
+    await page.locator("#login-submit").click()

@@ -22,8 +22,8 @@ from tests.support.webchat_client import WebChatClient
 WEB_SECRET = "handoff-tests-web-secret"
 PASSWORDS = {"ann": "ann-pass-1", "bob": "bob-pass-1", "root": "root-pass-1"}
 # Hashes verify with the cost they were made with: cheap ones keep tests fast.
-_CHEAP = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-ACCOUNTS = [AgentAccount(username=name, display_name=name, password_hash=_CHEAP.hash(pw),
+CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+ACCOUNTS = [AgentAccount(username=name, display_name=name, password_hash=CHEAP_HASHER.hash(pw),
                          role="admin" if name == "root" else "agent")
             for name, pw in PASSWORDS.items()]
 
@@ -123,6 +123,13 @@ class AgentClient:
     async def close(self) -> None:
         if self.ws is not None:
             await self.ws.close()
+
+
+async def agent(http: aiohttp.ClientSession, app: RunningApp, name: str,
+                password: str | None = None) -> AgentClient:
+    """An agent signed in on `app` (with the console password of `name`
+    unless `password`)."""
+    return await AgentClient(http, app.base_url).login(name, password)
 
 
 async def web_customer(http: aiohttp.ClientSession, app: RunningApp,

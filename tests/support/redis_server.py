@@ -1,4 +1,5 @@
-"""A throwaway `redis-server` on a free loopback port, for tests and benchmarks.
+"""A throwaway `redis-server` on a free loopback port, for tests and benchmarks,
+and what a test reads back from it.
 
 If the binary is missing it is installed from the system packages (the test
 machines run as root); tests never skip for want of Redis.
@@ -13,6 +14,8 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+import redis.asyncio as aioredis
 
 from tests.support.system_packages import ensure_binary
 
@@ -63,3 +66,8 @@ def _wait_for_port(port: int, proc: subprocess.Popen[bytes]) -> None:
             pass
         time.sleep(0.02)  # polling a starting process: there is no event to await
     raise RuntimeError("redis-server did not start in 10 s")
+
+
+async def redis_keys(client: aioredis.Redis, match: str = "segue:*") -> list[str]:
+    """The keys matching `match`, sorted."""
+    return sorted([key async for key in client.scan_iter(match=match)])

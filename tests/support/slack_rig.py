@@ -25,6 +25,7 @@ from tests.fakes.slack_api import BOT_ID, BOT_USER_ID, TEAM_ID, FakeSlackApi, si
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 TOKEN = "xoxb-17653672481-19874698323-pdFZKVeTuE8sk7oOcBrzbqgy"
+APP_TOKEN = "xapp-1-A0PNCHHK2-1234567890-abcdef"  # Socket Mode
 BOT_AUTH = [{"enterprise_id": None, "team_id": TEAM_ID, "user_id": BOT_USER_ID,
              "is_bot": True, "is_enterprise_install": False}]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import secrets
@@ -13,6 +14,26 @@ import aiohttp
 # conversation: what proves a turn that must stay silent is over.
 PROBE = "channels"
 PROBE_ANSWER = "This conversation is linked with:"
+WEB_LINK = "Continue on the web"
+
+
+def forwarded(address: str | None) -> dict[str, str]:
+    """The header a trusted proxy adds to name the client at `address`."""
+    return {"X-Forwarded-For": address} if address is not None else {}
+
+
+async def raw_hello(
+    http: aiohttp.ClientSession, url: str, *, forwarded_for: str | None = None,
+    timeout: float = 10, **hello: Any,
+) -> tuple[aiohttp.ClientWebSocketResponse, dict[str, Any]]:
+    """A socket that has sent its hello, and the first frame it got back
+    (a `session`, or the `error` that refused it)."""
+    ws = await http.ws_connect(url, headers=forwarded(forwarded_for))
+    await ws.send_str(json.dumps({"type": "hello", **hello}))
+    answer = await ws.receive(timeout=timeout)
+    assert answer.type == aiohttp.WSMsgType.TEXT, (answer.type, answer.data)
+    first: dict[str, Any] = json.loads(answer.data)
+    return ws, first
 
 
 class WebChatClient:
@@ -31,9 +52,14 @@ class WebChatClient:
     @classmethod
     async def connect(
         cls, http: aiohttp.ClientSession, url: str, *, session: str | None = None,
+        forwarded_for: str | None = None, headers: dict[str, str] | None = None,
         **hello: Any,
     ) -> WebChatClient:
-        client = cls(await http.ws_connect(url))
+        """A client that has said hello (with `session`, and any other hello
+        fields), from `forwarded_for` as a trusted proxy names it, its
+        handshake carrying `headers` too."""
+        sent = {**(headers or {}), **forwarded(forwarded_for)}
+        client = cls(await http.ws_connect(url, headers=sent))
         await client.hello(session=session, **hello)
         return client
 
@@ -59,6 +85,22 @@ class WebChatClient:
             raise AssertionError(f"expected a text frame, got {msg.type}: {msg.data!r}")
         frame: dict[str, Any] = json.loads(msg.data)
         return frame
+
+    async def next_frame(self, timeout: float = 10) -> dict[str, Any]:
+        """The next frame that is not a typing indicator."""
+        while True:
+            frame = await self.receive(timeout)
+            if frame["type"] != "typing":
+                return frame
+
+    async def next_message(self, timeout: float = 15) -> dict[str, Any]:
+        """The next message frame; only acks and typing may come before it."""
+        async with asyncio.timeout(timeout):
+            while True:
+                frame = await self.receive(timeout)
+                if frame["type"] == "message":
+                    return frame
+                assert frame["type"] in ("typing", "ack"), frame
 
     async def say(self, text: str, *, payload: str | None = None, msg_id: str | None = None) -> str:
         msg_id = msg_id or f"m{self._prefix}-{next(self._ids)}"
@@ -88,6 +130,30 @@ class WebChatClient:
             elif frame["type"] == "error":
                 raise AssertionError(f"error frame: {frame}")
         return replies
+
+    async def web_link(self) -> str:
+        """Ask for a link; the address of its "Continue on the web"."""
+        [reply] = await self.turn("link")
+        [url] = [link["url"] for link in reply["links"] if link["title"] == WEB_LINK]
+        return str(url)
+
+    async def outcomes(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """What each message sent with `ids` got, in the order sent: its `ack`
+        or an `error` (a socket's frames are handled one after another, so the
+        n-th ack-or-error answers the n-th message)."""
+        got: dict[str, dict[str, Any]] = {}
+        async with asyncio.timeout(120):
+            for msg_id in ids:
+                while True:
+                    frame = await self.receive(60)
+                    if frame["type"] == "ack":
+                        assert frame["id"] == msg_id, (msg_id, frame)
+                        break
+                    if frame["type"] == "error":
+                        break
+                    assert frame["type"] in ("message", "typing"), frame
+                got[msg_id] = frame
+        return got
 
     async def silent(
         self, text: str, *, payload: str | None = None, msg_id: str | None = None
