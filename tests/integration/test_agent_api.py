@@ -15,9 +15,11 @@ from tests.support.handoff_rig import (
     AgentClient,
     agent,
     agent_frame,
+    claimed_chat,
     hand_off,
     running,
     web_customer,
+    wrong_logins,
 )
 
 
@@ -88,9 +90,7 @@ async def test_failed_logins_are_limited_per_username(
 ) -> None:
     async with running(redis_url, agent_login_max_failures=3) as desk_app:
         client = AgentClient(http, desk_app.base_url)
-        for _ in range(3):
-            status, _ = await client.call("POST", "login", {"username": "ann", "password": "x"})
-            assert status == 401
+        await wrong_logins(client, ["ann"] * 3)
         async with http.post(f"{desk_app.base_url}/agent/api/login",
                              json={"username": "ann", "password": "ann-pass-1"}) as resp:
             assert resp.status == 429  # even the right password, until its delay ends
@@ -117,9 +117,7 @@ async def test_failed_logins_are_limited_per_client_address(
 ) -> None:
     async with running(redis_url, agent_login_max_failures_per_address=4) as desk_app:
         client = AgentClient(http, desk_app.base_url)
-        for name in ("ann", "bob", "root", "zoe"):
-            status, _ = await client.call("POST", "login", {"username": name, "password": "x"})
-            assert status == 401
+        await wrong_logins(client, ["ann", "bob", "root", "zoe"])
         status, body = await client.call("POST", "login",
                                          {"username": "ann", "password": "ann-pass-1"})
         assert (status, body["error"]) == (429, "too_many_logins")
@@ -350,11 +348,7 @@ async def test_bad_json_and_bad_fields_store_nothing(
 async def test_a_reply_that_is_not_text_is_refused_while_the_customer_is_online(
     http: aiohttp.ClientSession, desk_app: RunningApp
 ) -> None:
-    client = await web_customer(http, desk_app)
-    await hand_off(client)
-    ann = await agent(http, desk_app, "ann")
-    customer = client.customer or ""
-    await ann.act(customer, "claim")
+    client, customer, ann = await claimed_chat(http, desk_app)
     before = (await ann.conversation(customer))["history"]
     status, body = await ann.call("POST", f"conversations/{customer}/messages",
                                   raw='{"text": "bad \\ud800"}')
@@ -366,12 +360,8 @@ async def test_a_reply_that_is_not_text_is_refused_while_the_customer_is_online(
 async def test_transfer_moves_the_conversation_to_another_agent(
     http: aiohttp.ClientSession, desk_app: RunningApp
 ) -> None:
-    client = await web_customer(http, desk_app)
-    await hand_off(client)
-    customer = client.customer or ""
-    ann = await agent(http, desk_app, "ann")
+    client, customer, ann = await claimed_chat(http, desk_app)
     bob = await (await agent(http, desk_app, "bob")).listen()
-    await ann.act(customer, "claim")
     await agent_frame(client)
     moved = await ann.act(customer, "transfer", {"agent": "bob"})
     assert moved["handoff"]["agent"] == "bob"

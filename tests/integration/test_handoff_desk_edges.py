@@ -8,7 +8,13 @@ from __future__ import annotations
 import aiohttp
 
 from tests.support.app_server import RunningApp
-from tests.support.handoff_rig import agent, agent_frame, hand_off, web_customer
+from tests.support.handoff_rig import (
+    agent,
+    agent_frame,
+    claimed_chat,
+    hand_off,
+    web_customer,
+)
 
 
 async def test_a_reply_of_exactly_4096_characters_reaches_the_customer(
@@ -51,11 +57,7 @@ async def test_an_admin_transfers_a_bot_conversation_to_an_agent(
 async def test_a_transfer_to_anything_but_an_account_name_is_refused(
     http: aiohttp.ClientSession, desk_app: RunningApp
 ) -> None:
-    client = await web_customer(http, desk_app)
-    await hand_off(client)
-    customer = client.customer or ""
-    ann = await agent(http, desk_app, "ann")
-    await ann.act(customer, "claim")
+    client, customer, ann = await claimed_chat(http, desk_app)
     for target in (["bob"], {"username": "bob"}, 7, None, "zoe"):
         status, body = await ann.call("POST", f"conversations/{customer}/transfer",
                                       {"agent": target})

@@ -55,6 +55,13 @@ async def issue_code(client: WebChatClient) -> str:
     return code_of(await reply_to(client, "link"))
 
 
+async def issued_from(http: aiohttp.ClientSession, app: RunningApp,
+                      address: str) -> tuple[WebChatClient, str]:
+    """A web chat at `address` that asked for a link code, and the code."""
+    issuer = await connect(http, app, address=address)
+    return issuer, await issue_code(issuer)
+
+
 async def planted_link(http: aiohttp.ClientSession, app: RunningApp) -> tuple[WebChatClient, str]:
     """Someone with a conversation of their own asks for a link to hand out."""
     attacker = await connect(http, app)
@@ -215,8 +222,7 @@ async def test_wrong_codes_from_many_throwaway_sessions_do_not_stop_a_right_one(
     proxied_app: RunningApp, http: aiohttp.ClientSession
 ) -> None:
     app = proxied_app
-    issuer = await connect(http, app, address="192.0.2.1")
-    code = await issue_code(issuer)
+    issuer, code = await issued_from(http, app, "192.0.2.1")
     gate = asyncio.Semaphore(15)
 
     async def guess(n: int) -> str:
@@ -239,8 +245,7 @@ async def test_three_wrong_codes_make_the_same_guesser_wait_even_for_the_right_c
     proxied_app: RunningApp, http: aiohttp.ClientSession
 ) -> None:
     app = proxied_app
-    issuer = await connect(http, app, address="192.0.2.1")
-    code = await issue_code(issuer)
+    issuer, code = await issued_from(http, app, "192.0.2.1")
     guesser = await connect(http, app, address="10.0.0.1")
     session = guesser.session
     await guesser.close()
@@ -263,8 +268,7 @@ async def test_fresh_sessions_from_one_address_that_guess_are_made_to_wait(
     proxied_app: RunningApp, http: aiohttp.ClientSession
 ) -> None:
     app = proxied_app
-    issuer = await connect(http, app, address="192.0.2.1")
-    code = await issue_code(issuer)
+    issuer, code = await issued_from(http, app, "192.0.2.1")
     answers = []
     # An address may be an office of people making typos: ten wrong codes
     # are free there, then the address waits.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -23,6 +24,7 @@ from tests.support.policies import EchoButtonsPolicy
 from tests.support.redis_server import free_port, redis_server
 from tests.support.slack_rig import (
     SECRET,
+    SlackRig,
     bot_message,
     buttons_of,
     dm,
@@ -39,6 +41,22 @@ async def stored_keys(client: aioredis.Redis) -> dict[str, int]:
         kind = await client.type(key)
         keys[key] = await client.xlen(key) if kind == "stream" else 1
     return keys
+
+
+async def redelivered_then(rig: SlackRig, body: dict[str, Any], then: dict[str, Any]) -> None:
+    """Slack delivers `body` twice more, then the message `then`; `body` is
+    answered and stored once, before `then`."""
+    assert (await rig.post_event(body, retry=1)).status == 200
+    assert (await rig.post_event(body, retry=2)).status == 200
+    # One worker handles items in order: once the next message is
+    # answered, the retries were handled before it.
+    await rig.post_event(then)
+    first, second = body["event"]["text"], then["event"]["text"]
+    replies = await rig.replies(2)
+    assert [r["text"] for r in replies] == [f"echo: {first}", f"echo: {second}"]
+    assert len(rig.api.posted()) == 2
+    history = await rig.history("U2147483697")
+    assert [e.text for e in history if e.sender == "customer"] == [first, second]
 
 
 async def test_dm_conversation_runs_several_turns_and_a_button_press(
@@ -132,16 +150,7 @@ async def test_retry_with_the_same_event_id_gets_one_reply(
     async with running_segue(slack_api, redis_store, policy=EchoButtonsPolicy()) as rig:
         body = dm("once", event_id="Ev30")
         assert (await rig.post_event(body)).status == 200
-        assert (await rig.post_event(body, retry=1)).status == 200
-        assert (await rig.post_event(body, retry=2)).status == 200
-        # One worker handles items in order: once the next message is
-        # answered, the retries were handled before it.
-        await rig.post_event(dm("next", event_id="Ev31"))
-        replies = await rig.replies(2)
-        assert [r["text"] for r in replies] == ["echo: once", "echo: next"]
-        assert len(slack_api.posted()) == 2
-        history = await rig.history("U2147483697")
-        assert [e.text for e in history if e.sender == "customer"] == ["once", "next"]
+        await redelivered_then(rig, body, dm("next", event_id="Ev31"))
 
 
 async def test_retry_that_is_the_first_delivery_is_processed(
@@ -193,12 +202,8 @@ def problems(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 @pytest.mark.parametrize(("raw", "content_type"), MALFORMED.values(), ids=MALFORMED.keys())
 async def test_signed_malformed_body_is_refused_with_400_and_nothing_stored(
-    slack_api: FakeSlackApi,
-    redis_store: RedisContextStore,
-    redis_client: aioredis.Redis,
-    caplog: pytest.LogCaptureFixture,
-    raw: bytes,
-    content_type: str,
+    slack_api: FakeSlackApi, redis_store: RedisContextStore, redis_client: aioredis.Redis,
+    caplog: pytest.LogCaptureFixture, raw: bytes, content_type: str,
 ) -> None:
     async with running_segue(slack_api, redis_store, policy=EchoButtonsPolicy()) as rig:
         before = refused("bad_body")
@@ -214,12 +219,8 @@ async def test_signed_malformed_body_is_refused_with_400_and_nothing_stored(
 
 @pytest.mark.parametrize(("raw", "content_type"), MALFORMED.values(), ids=MALFORMED.keys())
 async def test_malformed_body_without_a_good_signature_is_refused_with_401(
-    slack_api: FakeSlackApi,
-    redis_store: RedisContextStore,
-    redis_client: aioredis.Redis,
-    caplog: pytest.LogCaptureFixture,
-    raw: bytes,
-    content_type: str,
+    slack_api: FakeSlackApi, redis_store: RedisContextStore, redis_client: aioredis.Redis,
+    caplog: pytest.LogCaptureFixture, raw: bytes, content_type: str,
 ) -> None:
     stale = int(time.time()) - 6 * 60
     attempts = [
@@ -420,13 +421,6 @@ async def test_redis_down_answers_5xx_and_the_redelivery_is_processed_once(
             response = await rig.post_event(body)
             assert response.status == 503
             with redis_server(port=port):  # Redis comes back on the same port
-                assert (await rig.post_event(body, retry=1)).status == 200
-                assert (await rig.post_event(body, retry=2)).status == 200
-                await rig.post_event(dm("back", event_id="EvA1"))
-                replies = await rig.replies(2)
-                assert [r["text"] for r in replies] == ["echo: while down", "echo: back"]
-                assert len(slack_api.posted()) == 2
-                history = await rig.history("U2147483697")
-                assert [e.text for e in history if e.sender == "customer"] == ["while down", "back"]
+                await redelivered_then(rig, body, dm("back", event_id="EvA1"))
     finally:
         await down_store.close()

@@ -105,27 +105,24 @@ async def test_headers_dribbled_byte_by_byte_are_cut_off_at_the_header_deadline(
         assert answer.startswith(b"HTTP/1.1 408 ")
 
 
-async def test_a_body_that_never_arrives_gets_408_at_the_body_deadline() -> None:
+@pytest.mark.parametrize(("started", "status"), [
+    # The login handler reads its body before anything else: 408.
+    pytest.param(b"POST /agent/api/login HTTP/1.1\r\nHost: segue.test\r\n"
+                 b"Content-Type: application/json\r\nContent-Length: 1000000\r\n\r\n"
+                 b'{"username": "a', b"408", id="a-body-being-read-gets-408"),
+    # Answered (405) without reading the body, whose rest never comes.
+    pytest.param(b"POST /healthz HTTP/1.1\r\nHost: segue.test\r\n"
+                 b"Content-Length: 1000000\r\n\r\nabc", b"405", id="an-unread-body-is-closed"),
+])
+async def test_a_body_that_never_arrives_is_cut_off_at_the_body_deadline(
+    started: bytes, status: bytes
+) -> None:
     async with segue(http_body_timeout_seconds=0.5) as app:
         reader, writer = await connect(app)
-        # The login handler reads its body before anything else.
-        writer.write(b"POST /agent/api/login HTTP/1.1\r\nHost: segue.test\r\n"
-                     b"Content-Type: application/json\r\nContent-Length: 1000000\r\n\r\n"
-                     b'{"username": "a')
+        writer.write(started)
         answer = await closed_by_server(reader)
         writer.close()
-        assert answer.startswith(b"HTTP/1.1 408 ")
-
-
-async def test_an_unread_body_that_never_arrives_is_closed_at_the_body_deadline() -> None:
-    async with segue(http_body_timeout_seconds=0.5) as app:
-        reader, writer = await connect(app)
-        # Answered (405) without reading the body, whose rest never comes.
-        writer.write(b"POST /healthz HTTP/1.1\r\nHost: segue.test\r\n"
-                     b"Content-Length: 1000000\r\n\r\nabc")
-        answer = await closed_by_server(reader)
-        writer.close()
-        assert answer.startswith(b"HTTP/1.1 405 ")
+        assert answer.startswith(b"HTTP/1.1 " + status + b" ")
 
 
 async def test_an_idle_keep_alive_connection_is_closed_after_the_keep_alive_timeout() -> None:
@@ -150,21 +147,24 @@ async def test_a_web_chat_socket_outlives_every_deadline(http: aiohttp.ClientSes
         await client.close()
 
 
+async def three_served_then_one_closed(app: RunningApp) -> list[Connection]:
+    """Three keep-alive connections, each answering a GET; then a fourth,
+    which the server closes without a word."""
+    served = [await connect(app) for _ in range(3)]
+    assert [await get(c) for c in served] == [200, 200, 200]
+    reader, writer = await connect(app)
+    assert await closed_by_server(reader) == b""
+    writer.close()
+    return served
+
+
 async def test_connections_per_address_are_capped_and_counted_while_open() -> None:
     async with segue(max_connections_per_address=3) as app:
-        first = [await connect(app) for _ in range(3)]
-        assert [await get(c) for c in first] == [200, 200, 200]
-        reader, writer = await connect(app)
-        assert await closed_by_server(reader) == b""  # refused at once
-        writer.close()
+        first = await three_served_then_one_closed(app)  # the fourth refused at once
         for connection in first:
             await hang_up(connection)
         # Closed ones no longer count, and refused ones never did.
-        again = [await connect(app) for _ in range(3)]
-        assert [await get(c) for c in again] == [200, 200, 200]
-        reader, writer = await connect(app)
-        assert await closed_by_server(reader) == b""
-        writer.close()
+        again = await three_served_then_one_closed(app)
         for connection in again:
             await hang_up(connection)
 
@@ -176,10 +176,7 @@ async def test_without_a_cap_by_peer_address_the_deadlines_still_apply(
 ) -> None:
     async with segue(max_connections_per_address=1, http_header_timeout_seconds=0.5,
                      **uncapped) as app:
-        connections = [await connect(app) for _ in range(3)]
-        assert [await get(c) for c in connections] == [200, 200, 200]
-        reader, writer = await connect(app)
-        assert await closed_by_server(reader) == b""
-        writer.close()
+        # Three served over a cap of one; the fourth, silent, closed at the deadline.
+        connections = await three_served_then_one_closed(app)
         for connection in connections:
             await hang_up(connection)

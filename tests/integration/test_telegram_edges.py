@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
@@ -20,7 +20,6 @@ from bot.assembly.app import Segue
 from bot.core.engine import APOLOGY, Turn
 from bot.core.errors import ConnectorError, StoreError
 from bot.core.model import Inbound
-from connectors import telegram
 from connectors.telegram import TelegramConnector
 from context_store import RedisContextStore
 from tests.fakes.telegram_api import (
@@ -52,23 +51,12 @@ def policy() -> RecordingEchoPolicy:
     return RecordingEchoPolicy()
 
 
-def configure(policy: RecordingEchoPolicy, **options: Any) -> Callable[[Segue], None]:
-    def apply(segue: Segue) -> None:
-        segue.engine.policy = policy
-        connector = segue.connectors["telegram"]
-        assert isinstance(connector, TelegramConnector)
-        if options:
-            connector.options = replace(connector.options, **options)
-
-    return apply
-
-
 @pytest.fixture
 async def segue(
     telegram_api: FakeTelegram, redis_url: str, policy: RecordingEchoPolicy
 ) -> AsyncIterator[Segue]:
     store = PoisonedStore.from_url(redis_url)
-    async with segue_on_fake(telegram_api, store, configure=configure(policy)) as running:
+    async with segue_on_fake(telegram_api, store, policy=policy) as running:
         yield running
 
 
@@ -162,8 +150,7 @@ async def test_a_message_at_the_limit_is_taken_and_one_over_it_is_refused(
     telegram_api: FakeTelegram, redis_url: str, policy: RecordingEchoPolicy
 ) -> None:
     store = PoisonedStore.from_url(redis_url)
-    short = configure(policy, max_text_length=10)
-    async with segue_on_fake(telegram_api, store, configure=short) as segue:
+    async with segue_on_fake(telegram_api, store, policy=policy, max_text_length=10) as segue:
         assert (await post(telegram_api, telegram_api.message("x" * 10)))[0] == 200
         assert (await post(telegram_api, telegram_api.message("y" * 11)))[0] == 200
         history = await history_of(segue)
@@ -332,17 +319,23 @@ class RecordedSleeps:
         await asyncio.sleep(0)
 
 
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> RecordedSleeps:
+    """The Telegram connector's pauses, recorded."""
+    recorded = RecordedSleeps()
+    monkeypatch.setattr("connectors.telegram.asyncio", recorded)
+    return recorded
+
+
 async def test_polling_backs_off_doubling_and_starts_over_once_all_is_accepted(
     telegram_api: FakeTelegram, redis_url: str, policy: RecordingEchoPolicy,
-    monkeypatch: pytest.MonkeyPatch,
+    sleeps: RecordedSleeps,
 ) -> None:
-    sleeps = RecordedSleeps()
-    monkeypatch.setattr(telegram, "asyncio", sleeps)
     telegram_api.fail("getUpdates", status=500, description="Internal Server Error", times=3)
     store = PoisonedStore.from_url(redis_url)
     options = {"retry_delay_seconds": 1.0, "typing_after_seconds": 1000, "poll_timeout_seconds": 1}
     async with segue_on_fake(telegram_api, store, mode="polling",
-                             configure=configure(policy, **options)) as segue:
+                             policy=policy, **options) as segue:
         await telegram_api.wait_for("getUpdates", 4)
         assert sleeps.delays == [1.0, 2.0, 4.0]
         await telegram_api.queue_update(telegram_api.message("hello"))
@@ -369,7 +362,7 @@ async def test_polling_can_be_stopped_twice(
 ) -> None:
     store = RedisContextStore.from_url(redis_url)
     async with segue_on_fake(telegram_api, store, mode="polling",
-                             configure=configure(policy)) as segue:
+                             policy=policy) as segue:
         await telegram_api.wait_for("getUpdates")
         connector = segue.connectors["telegram"]
         await connector.stop()
@@ -378,14 +371,12 @@ async def test_polling_can_be_stopped_twice(
 
 async def test_a_long_poll_held_by_telegram_is_not_a_failure(
     telegram_api: FakeTelegram, redis_url: str, policy: RecordingEchoPolicy,
-    monkeypatch: pytest.MonkeyPatch,
+    sleeps: RecordedSleeps,
 ) -> None:
-    sleeps = RecordedSleeps()
-    monkeypatch.setattr(telegram, "asyncio", sleeps)
     store = RedisContextStore.from_url(redis_url)
     options = {"poll_timeout_seconds": 12, "typing_after_seconds": 1000}
     async with segue_on_fake(telegram_api, store, mode="polling",
-                             configure=configure(policy, **options)) as segue:
+                             policy=policy, **options) as segue:
         [held] = await telegram_api.wait_for("getUpdates")
         assert held.params["timeout"] == "12"
         # What is tested is time passing: Telegram holds the poll this long.

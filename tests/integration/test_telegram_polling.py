@@ -5,12 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import replace
 
 import pytest
 
-from bot.assembly.app import Segue
-from connectors.telegram import TelegramConnector
 from context_store import RedisContextStore
 from tests.fakes.telegram_api import (
     TOKEN,
@@ -22,16 +19,8 @@ from tests.support.policies import RecordingEchoPolicy
 from tests.support.redis_server import free_port, redis_server
 from tests.support.telegram_rig import history_of, segue_on_fake
 
-
-def configure(policy: RecordingEchoPolicy) -> Callable[[Segue], None]:
-    def apply(segue: Segue) -> None:
-        segue.engine.policy = policy
-        connector = segue.connectors["telegram"]
-        assert isinstance(connector, TelegramConnector)
-        # Retry a refused update quickly: the test waits for it.
-        connector.options = replace(connector.options, retry_delay_seconds=0.05)
-
-    return apply
+# Retry a refused update quickly: the tests wait for it.
+QUICK_RETRY = {"retry_delay_seconds": 0.05}
 
 
 def offset_is(value: int) -> Callable[[ApiCall], bool]:
@@ -44,7 +33,7 @@ async def test_polling_confirms_an_update_only_after_processing_it(
     policy = RecordingEchoPolicy()
     store = RedisContextStore.from_url(redis_url)
     async with segue_on_fake(telegram_api, store, mode="polling",
-                             configure=configure(policy)) as segue:
+                             policy=policy, **QUICK_RETRY) as segue:
         [first_poll] = await telegram_api.wait_for("getUpdates")
         assert telegram_api.sent("deleteWebhook") and telegram_api.sent("setWebhook") == []
         assert int(first_poll.params["timeout"]) > 0  # long polling, not short
@@ -68,7 +57,7 @@ async def test_polling_keeps_an_update_while_redis_is_down_and_processes_it_once
     with ExitStack() as first_redis:
         store = RedisContextStore.from_url(first_redis.enter_context(redis_server(port)))
         async with segue_on_fake(telegram_api, store, mode="polling",
-                             configure=configure(policy)) as segue:
+                             policy=policy, **QUICK_RETRY) as segue:
             await telegram_api.wait_for("getUpdates")
             first_redis.close()
             update_id = telegram_api.new_update_id()
@@ -92,7 +81,7 @@ async def test_a_failing_get_updates_is_logged_without_the_bot_token(
     telegram_api.redirect_loop("getUpdates")
     store = RedisContextStore.from_url(redis_url)
     async with segue_on_fake(telegram_api, store, mode="polling",
-                             configure=configure(RecordingEchoPolicy())):
+                             policy=RecordingEchoPolicy(), **QUICK_RETRY):
         # aiohttp gives up after 10 redirects; the next attempt comes after the log line.
         await telegram_api.wait_for("getUpdates", 11, where=lambda call: call.result == "redirect")
     failures = [r.getMessage() for r in caplog.records if r.getMessage().startswith("getUpdates")]

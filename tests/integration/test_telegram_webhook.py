@@ -58,10 +58,7 @@ def policy() -> ScriptedPolicy:
 async def segue(
     telegram_api: FakeTelegram, redis_store: RedisContextStore, policy: ScriptedPolicy
 ) -> AsyncIterator[Segue]:
-    def use_policy(segue: Segue) -> None:
-        segue.engine.policy = policy
-
-    async with segue_on_fake(telegram_api, redis_store, configure=use_policy) as running:
+    async with segue_on_fake(telegram_api, redis_store, policy=policy) as running:
         yield running
 
 
@@ -161,11 +158,7 @@ async def test_redis_down_answers_503_then_redelivery_is_processed_once(
     update = telegram_api.message("where is my order")
     with ExitStack() as first_redis:
         store = RedisContextStore.from_url(first_redis.enter_context(redis_server(port)))
-
-        def use_policy(segue: Segue) -> None:
-            segue.engine.policy = policy
-
-        async with segue_on_fake(telegram_api, store, configure=use_policy) as segue:
+        async with segue_on_fake(telegram_api, store, policy=policy) as segue:
             first_redis.close()  # Redis goes away while Segue runs
             assert await telegram_api.post_update(update) == 503
             assert telegram_api.sent() == []

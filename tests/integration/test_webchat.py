@@ -266,9 +266,7 @@ async def test_the_longest_allowed_text_passes_however_it_is_escaped(
 async def test_a_socket_that_never_says_hello_is_closed(
     app: RunningApp, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import connectors.webchat
-
-    monkeypatch.setattr(connectors.webchat, "HELLO_WITHIN_SECONDS", 0.2)
+    monkeypatch.setattr("connectors.webchat.HELLO_WITHIN_SECONDS", 0.2)
     ws = await http.ws_connect(app.ws_url)
     closed = await ws.receive(timeout=5)
     assert closed.type == aiohttp.WSMsgType.CLOSE and closed.data == 1008
@@ -278,9 +276,7 @@ async def test_a_socket_that_never_says_hello_is_closed(
 async def test_refused_frames_do_not_keep_a_socket_without_hello_open(
     app: RunningApp, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import connectors.webchat
-
-    monkeypatch.setattr(connectors.webchat, "HELLO_WITHIN_SECONDS", 0.3)
+    monkeypatch.setattr("connectors.webchat.HELLO_WITHIN_SECONDS", 0.3)
     ws = await http.ws_connect(app.ws_url)
     started = time.monotonic()
     while True:  # each refusal answered at once, the next frame sent on it

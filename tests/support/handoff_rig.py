@@ -132,6 +132,15 @@ async def agent(http: aiohttp.ClientSession, app: RunningApp, name: str,
     return await AgentClient(http, app.base_url).login(name, password)
 
 
+async def wrong_logins(client: AgentClient, usernames: list[str], *,
+                       headers: dict[str, str] | None = None) -> None:
+    """A wrong password for each of `usernames`, in turn; each is refused as wrong."""
+    for username in usernames:
+        status, _ = await client.call("POST", "login", {"username": username, "password": "x"},
+                                      headers=headers)
+        assert status == 401, username
+
+
 async def web_customer(http: aiohttp.ClientSession, app: RunningApp,
                        session: str | None = None) -> WebChatClient:
     return await WebChatClient.connect(http, app.ws_url, session=session)
@@ -140,6 +149,18 @@ async def web_customer(http: aiohttp.ClientSession, app: RunningApp,
 async def hand_off(client: WebChatClient) -> list[dict[str, Any]]:
     """The customer asks for a person; the bot's replies (its words, then the queue notice)."""
     return await client.turn("talk to a human", expect=2)
+
+
+async def claimed_chat(http: aiohttp.ClientSession, app: RunningApp,
+                       name: str = "ann") -> tuple[WebChatClient, str, AgentClient]:
+    """A web chat customer who asked for a person, and agent `name`, who
+    claimed the conversation: the customer's client, their id, the agent."""
+    client = await web_customer(http, app)
+    await hand_off(client)
+    customer = client.customer or ""
+    holder = await agent(http, app, name)
+    await holder.act(customer, "claim")
+    return client, customer, holder
 
 
 async def agent_frame(client: WebChatClient, timeout: float = 10) -> dict[str, Any]:

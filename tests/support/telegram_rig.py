@@ -3,16 +3,20 @@ Telegram tests read back from it (no tests here)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
+from typing import Any
 
 import pytest
 
 from bot.assembly.app import Segue
 from bot.core.engine import Turn
 from bot.core.model import ChannelIdentity, HistoryEntry, Inbound
+from bot.core.policy import Policy
 from bot.core.ports import ContextStore
 from bot.core.settings import Settings
+from connectors.telegram import TelegramConnector
 from tests.fakes.telegram_api import CUSTOMER, TOKEN, FakeTelegram
 from tests.support.app_server import serve_segue
 from tests.support.redis_server import free_port
@@ -25,10 +29,12 @@ async def segue_on_fake(
     *,
     mode: str = "webhook",
     secret: str = "s3cret-Token_1",
-    configure: Callable[[Segue], None] | None = None,
+    policy: Policy | None = None,
+    **options: Any,
 ) -> AsyncIterator[Segue]:
     """Segue's real app on a loopback port, its Telegram connector pointed
-    at `fake`; `configure` may adjust the assembled parts before start."""
+    at `fake`: answering with `policy` (else the shipped dialogs), the
+    connector's `options` (TelegramOptions fields) changed as given."""
     port = free_port()  # the webhook's address is set before the app starts
     settings = Settings(
         telegram_token=TOKEN,
@@ -38,6 +44,15 @@ async def segue_on_fake(
         telegram_api_url=fake.url,
         webchat_secret="w" * 32,
     )
+
+    def configure(segue: Segue) -> None:
+        if policy is not None:
+            segue.engine.policy = policy
+        connector = segue.connectors["telegram"]
+        assert isinstance(connector, TelegramConnector)
+        if options:
+            connector.options = replace(connector.options, **options)
+
     async with serve_segue(settings, store=store, port=port, configure=configure) as app:
         yield app.segue
 
