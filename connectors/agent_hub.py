@@ -18,7 +18,7 @@ from aiohttp import web
 from bot.core.bus import Bus
 from bot.handoff.accounts import AgentAuth, AgentError
 from bot.handoff.desk import AGENTS_TOPIC
-from bot.handoff.ports import AgentAccount, AgentStore
+from bot.handoff.ports import AgentAccount, AgentPresenceStore
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def visible(event: dict[str, Any], agent: AgentAccount) -> bool:
 class AgentHub:
     """Open console sockets of this worker."""
 
-    def __init__(self, *, auth: AgentAuth, agents: AgentStore, bus: Bus, worker: str,
+    def __init__(self, *, auth: AgentAuth, agents: AgentPresenceStore, bus: Bus, worker: str,
                  presence_ttl_seconds: float = 60.0) -> None:
         self.auth = auth
         self.agents = agents

@@ -20,8 +20,7 @@ from bot.core.errors import ConfigError, StoreUnavailable
 from bot.core.settings import load_settings
 from bot.handoff.accounts import AgentAuth, AgentError
 from bot.handoff.ports import ROLES
-from context_store.agents_redis import RedisAgentStore
-from context_store.redis_client import connect
+from context_store import RedisContextStore
 
 
 def add_agent_commands(subparsers: Any) -> None:
@@ -78,9 +77,9 @@ def _add(args: argparse.Namespace) -> int:
 
 async def _store_account(url: str, username: str, password: str, role: Any,
                          display_name: str | None) -> None:
-    client = connect(url)
+    store = RedisContextStore.from_url(url)
     try:
-        auth = AgentAuth(RedisAgentStore(client))
+        auth = AgentAuth(store.agent_store())
         await auth.add(username, password, role=role, display_name=display_name)
     finally:
-        await client.aclose()
+        await store.close()

@@ -170,7 +170,8 @@ async def create_segue(
     for connector in connectors:
         senders.register(connector.channel, connector)
         segue.connectors[connector.channel] = connector
-    segue.handoff = await build_handoff(settings, worker=worker, desk=desk)
+    segue.handoff = await build_handoff(settings, worker=worker, agents=agents, bus=bus,
+                                        desk=desk)
     return segue
 
 

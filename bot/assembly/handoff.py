@@ -79,9 +79,9 @@ def build_desk(settings: Settings, *, store: ConversationReader, locks: Customer
                        ))
 
 
-async def build_handoff(settings: Settings, *, worker: str, desk: HandoffDesk) -> Handoff:
+async def build_handoff(settings: Settings, *, worker: str, agents: AgentStore, bus: Bus,
+                        desk: HandoffDesk) -> Handoff:
     """The console's parts around a desk; SEGUE_AGENTS accounts are created."""
-    agents, bus = desk.agents, desk.bus
     auth = AgentAuth(agents, options=auth_options(settings))
     hub = AgentHub(auth=auth, agents=agents, bus=bus, worker=worker)
     if settings.agents is not None:

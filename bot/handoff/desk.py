@@ -16,7 +16,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from bot.core.bus import Bus
 from bot.core.conversation import ConversationState, HandoffState
@@ -30,7 +30,12 @@ from bot.core.rate_limits import HANDOFFS_PER_ADDRESS, HANDOFFS_PER_CUSTOMER, Ra
 from bot.core.resume import last_prompt, where_we_left_off
 from bot.handoff import listing, routing
 from bot.handoff.accounts import AgentError
-from bot.handoff.ports import AgentAccount, AgentStore
+from bot.handoff.ports import (
+    AccountStore,
+    AgentAccount,
+    AgentPresenceStore,
+    HandoffQueueStore,
+)
 from bot.handoff.state import (
     ADMIN_TAKEOVER,
     BACK_WITH_THE_BOT,
@@ -83,11 +88,16 @@ def _may_act(agent: AgentAccount, handoff: HandoffState | None) -> None:
         raise DeskError("not_yours", f"{handoff.agent_name} holds this conversation")
 
 
+class DeskAgents(HandoffQueueStore, AgentPresenceStore, AccountStore, Protocol):
+    """What the desk keeps beside the conversations: the queue index, who is
+    online (for the waiting notice), and accounts (to transfer to)."""
+
+
 class HandoffDesk:
     """Handoff operations for the turn hook and the agent API."""
 
     def __init__(self, *, store: ConversationReader, locks: CustomerLocks, senders: Senders,
-                 limiter: RateLimiter, agents: AgentStore, bus: Bus,
+                 limiter: RateLimiter, agents: DeskAgents, bus: Bus,
                  options: DeskOptions | None = None) -> None:
         self.store = store
         self.locks = locks

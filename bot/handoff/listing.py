@@ -6,11 +6,11 @@ from typing import Any
 
 from bot.core.conversation import ConversationState
 from bot.core.ports import ConversationReader
-from bot.handoff.ports import AgentAccount, AgentStore
+from bot.handoff.ports import AgentAccount, HandoffQueueStore
 from bot.handoff.state import as_json, is_active
 
 
-async def waiting(store: ConversationReader, agents: AgentStore,
+async def waiting(store: ConversationReader, agents: HandoffQueueStore,
                   limit: int) -> list[dict[str, Any]]:
     """The oldest `limit` conversations waiting for a person, oldest first:
     three store round trips at most, however long the queue."""
@@ -33,7 +33,7 @@ async def waiting(store: ConversationReader, agents: AgentStore,
     return listed
 
 
-async def held(store: ConversationReader, agents: AgentStore,
+async def held(store: ConversationReader, agents: HandoffQueueStore,
                agent: AgentAccount) -> list[dict[str, str]]:
     """Conversations held by `agent` (by anyone, for an admin)."""
     listed = []

@@ -6,10 +6,10 @@ from bot.core.conversation import ConversationState
 from bot.core.delivery import Senders
 from bot.core.model import Address
 from bot.core.ports import ConversationReader
+from bot.core.resume import RECENT_ENTRIES
 
 # The web chat keeps no address once its socket is closed.
 WEB = "web"
-RECENT_ENTRIES = 50
 
 
 async def route(store: ConversationReader, senders: Senders, customer_id: str,
