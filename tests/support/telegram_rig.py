@@ -57,9 +57,9 @@ async def segue_on_fake(
         yield app.segue
 
 
-async def history_of(segue: Segue, user_id: int = CUSTOMER["id"]) -> list[HistoryEntry]:
-    """The history of the customer who writes from Telegram as `user_id`."""
-    identity = ChannelIdentity("telegram", str(user_id))
+async def history_of(segue: Segue) -> list[HistoryEntry]:
+    """The history of the customer who writes from Telegram (`CUSTOMER`)."""
+    identity = ChannelIdentity("telegram", str(CUSTOMER["id"]))
     return await segue.store.history(await segue.store.resolve_customer(identity, "-"), 100)
 
 
