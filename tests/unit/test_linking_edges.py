@@ -15,7 +15,7 @@ from bot.linking.codes import normalised_code
 from bot.linking.service import LinkOptions
 from context_store import MemoryContextStore
 from tests.support.engines import linking_engine
-from tests.unit.test_linking import OrderPolicy, Person, Sent, code_in, make
+from tests.support.linking_rig import OrderPolicy, Person, Sent, code_in, make
 
 
 def start_token(issued: list[Outbound]) -> str:
