@@ -7,6 +7,8 @@
   var me = null;
   var current = null;      // customer id on screen
   var view = null;         // its last loaded view
+  var loads = 0;           // conversation loads started; only the latest is shown
+  var arrivedWhileLoading = [];  // live messages of `current` since that load began
   var socket = null;
   var retry = 500;
 
@@ -105,6 +107,7 @@
   function onEvent(ev) {
     if (ev.type === "hello") return;
     if (ev.type === "message") {
+      if (ev.customer === current) arrivedWhileLoading.push(ev.entry);
       if (ev.customer === current && view && !shown(ev.entry)) {
         view.history.push(ev.entry);
         $("history").appendChild(messageItem(ev.entry));
@@ -121,8 +124,8 @@
     }
   }
 
-  function shown(entry) {
-    return view.history.some(function (e) {
+  function shown(entry, history) {
+    return (history || view.history).some(function (e) {
       return e.ts === entry.ts && e.sender === entry.sender && e.text === entry.text;
     });
   }
@@ -181,8 +184,16 @@
   function openConversation(customer) {
     current = customer;
     $("action-error").textContent = "";
+    // A live message can arrive while the conversation loads, and the answer
+    // may have been read before it was saved: keep it rather than lose it.
+    arrivedWhileLoading = [];
+    var load = ++loads;
     return api("GET", "conversations/" + encodeURIComponent(customer)).then(function (data) {
-      if (current !== customer) return;
+      if (current !== customer || load !== loads) return;
+      arrivedWhileLoading.forEach(function (entry) {
+        if (!shown(entry, data.history)) data.history.push(entry);
+      });
+      arrivedWhileLoading = [];
       view = data;
       render(data);
       document.querySelectorAll("li[data-customer]").forEach(function (li) {
