@@ -1,16 +1,21 @@
 """The agent console in a real headless Chromium, next to the customer's web
 chat widget in a second page; the customer also writes from Telegram (the
-local Bot API fake), so the conversation holds messages from two channels."""
+local Bot API fake), so the conversation holds messages from two channels.
+A live message that arrives while the console loads its conversation stays
+on screen when the older answer is drawn."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 
-from playwright.async_api import Browser, expect
+import aiohttp
+from playwright.async_api import Browser, Route, expect
 
+from tests.support.app_server import RunningApp
 from tests.support.browser import send, sign_in
 from tests.support.channels_rig import ChannelsRig, link_code
-from tests.support.handoff_rig import PASSWORDS
+from tests.support.handoff_rig import PASSWORDS, claimed_chat
 from tests.support.webchat_client import PROBE, PROBE_ANSWER
 
 ATTACK = '<img src=x onerror="alert(1)"><b>bold</b>'
@@ -85,3 +90,56 @@ async def test_login_claim_reply_reaches_the_web_chat(
     assert alerts == []
     await console.close()
     await customer.close()
+
+
+async def test_a_live_message_that_arrives_while_the_conversation_reloads_stays_shown(
+    desk_app: RunningApp, browser: Browser, http: aiohttp.ClientSession
+) -> None:
+    client, customer, ann = await claimed_chat(http, desk_app)
+    joined = "ann from our team has joined the conversation."
+    reply = "Your parcel left the warehouse this morning."
+
+    console = await browser.new_page()
+    await console.goto(f"{desk_app.base_url}/agent/")
+    await sign_in(console, "ann", PASSWORDS["ann"])
+    await expect(console.locator("#live")).to_have_text("live")
+    mine = console.locator("#mine li")
+    await expect(mine).to_have_count(1)
+    await mine.first.click()
+    history = console.locator("#history")
+    await expect(history.locator(".msg.agent .text")).to_have_text([joined])
+
+    # The next load of the conversation is read now, before the reply exists,
+    # and answered only when the test lets it.
+    read, release = asyncio.Event(), asyncio.Event()
+
+    async def hold_first_load(route: Route) -> None:
+        if route.request.method != "GET" or read.is_set():
+            await route.continue_()
+            return
+        answer = await route.fetch()
+        assert answer.status == 200, await answer.text()
+        read.set()
+        await release.wait()
+        await route.fulfill(response=answer)
+
+    await console.route("**/agent/api/conversations/*", hold_first_load)
+    await mine.first.click()
+    await asyncio.wait_for(read.wait(), timeout=10)
+
+    # While that load is under way, ann replies through the API: the console
+    # shows the reply live.
+    await ann.act(customer, "messages", {"text": reply})
+    await expect(history.locator(".msg.agent .text")).to_have_text([joined, reply])
+    # What is on screen now is marked, so that the re-render is seen to happen.
+    await history.evaluate(
+        "h => h.querySelectorAll('.msg').forEach(m => m.dataset.beforeLoad = '1')")
+
+    # The older answer arrives: the conversation is drawn again, reply kept, once.
+    release.set()
+    await expect(history.locator(".msg[data-before-load]")).to_have_count(0)
+    await expect(history.locator(".msg.agent .text")).to_have_text([joined, reply])
+    await expect(console.locator("#conv-status")).to_contain_text("held by ann")
+
+    await console.close()
+    await client.close()
