@@ -11,12 +11,13 @@ a 500, and its refusal logs the whole body, customer text included.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 from aiohttp import ClientError, web
@@ -32,10 +33,11 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from bot.core import inbox
+from bot.core import inbox, metrics
 from bot.core.engine import Engine
-from bot.core.errors import ConnectorError, StoreUnavailable
+from bot.core.errors import BadInput, ConnectorError, StoreUnavailable
 from bot.core.model import Address, Inbound, Outbound
 from bot.core.ports import InboxStore, ParkingStore
 from bot.core.settings import Settings
@@ -44,11 +46,14 @@ from connectors.slack_parse import (
     CHANNEL,
     inbound_from_json,
     inbound_to_json,
+    interaction_kind,
+    missing_part,
     parse_action,
     parse_event,
+    response_url_allowed,
     well_formed,
 )
-from connectors.slack_render import render
+from connectors.slack_render import render, unsupported_answer, unsupported_notice
 from connectors.texts import too_long_reply
 
 log = logging.getLogger(__name__)
@@ -64,6 +69,8 @@ SIGNATURE_HEADER = "X-Slack-Signature"
 SIGNATURE_WINDOW_SECONDS = 5 * 60
 # How much of a payload or event type the log keeps.
 KIND_MAX = 40
+# How long a message shortcut's notice may take to reach its response URL.
+NOTICE_TIMEOUT_SECONDS = 10
 # What Bolt may raise while it parses a verified body into a request.
 _BODY_ERRORS = (ValueError, RecursionError, TypeError, AttributeError, KeyError, IndexError)
 
@@ -98,6 +105,7 @@ class SlackConnector:
         self._inbox_options = inbox_options
         self._worker: inbox.InboxWorker | None = None
         self._socket_mode: Any = None
+        self._notices: set[asyncio.Task[None]] = set()
         # Without a signing secret HTTP events are off (Socket Mode only);
         # a random secret keeps them from ever being accepted anyway.
         secret = signing_secret or secrets.token_hex(32)
@@ -113,6 +121,7 @@ class SlackConnector:
             # reaches `_on_error`, which logs one line without the body.
             raise_error_for_unhandled_request=True,
         )
+        self.bolt.use(self._answer_the_rest)
         self.bolt.event(re.compile(".*"))(self._on_event)
         self.bolt.action(re.compile(".*"))(self._on_action)
         self.bolt.error(self._on_error)
@@ -141,6 +150,10 @@ class SlackConnector:
         if self._worker is not None:
             worker, self._worker = self._worker, None
             await worker.stop()
+        notices = list(self._notices)
+        for task in notices:
+            task.cancel()
+        await asyncio.gather(*notices, return_exceptions=True)
 
     # Inbound half: verify, queue, acknowledge.
 
@@ -155,6 +168,9 @@ class SlackConnector:
         if bolt_request is None:
             return refuse(CHANNEL, "bad_body",
                           "the body is not a Slack event or interaction payload", status=400)
+        problem = missing_part(bolt_request.body)
+        if problem is not None:
+            return refuse(CHANNEL, "bad_body", problem, status=400)
         bolt_response = await self.bolt.async_dispatch(bolt_request)
         return await to_aiohttp_response(bolt_response)
 
@@ -181,10 +197,63 @@ class SlackConnector:
         digest = hmac.new(self.verifier.signing_secret.encode(), base, hashlib.sha256)
         return hmac.compare_digest("v0=" + digest.hexdigest(), signature)
 
+    async def _answer_the_rest(
+        self, body: dict[str, Any], request: AsyncBoltRequest,
+        next_: Callable[[], Awaitable[None]],
+    ) -> BoltResponse | None:
+        """Every interaction but a press of Segue's own buttons (slash
+        commands, shortcuts, modals, menus, other presses) is answered here,
+        before any listener, as Slack asks of its kind: never an error the
+        person would see, nothing queued or stored. So is Slack's notice
+        that it holds events back."""
+        if body.get("type") == "app_rate_limited":
+            log.warning("Slack holds back this app's events for the minute (app_rate_limited)")
+            return BoltResponse(status=200, body="")
+        kind = interaction_kind(body)
+        if kind is None or parse_action(body) is not None:
+            await next_()
+            return None
+        metrics.BAD_INPUT.labels(CHANNEL, "unsupported_interaction").inc()
+        log.info("Slack %s acknowledged: Segue does not support it", kind[:KIND_MAX])
+        url = body.get("response_url")
+        # A delivery Slack retries was seen before, notice and all; one lost
+        # notice is better than two.
+        if kind == "message_action" and isinstance(url, str) and _retry_num(request) == 0:
+            self._notify(url)
+        return BoltResponse(status=200, body=unsupported_answer(kind) or "")
+
+    def _notify(self, url: str) -> None:
+        """Tell the person who used a message shortcut, through its response
+        URL, after the acknowledgement: Slack wants that within 3 seconds."""
+        if not response_url_allowed(url, self.client.base_url):
+            log.warning("a Slack response URL off Slack's hosts was not called")
+            return
+        task = asyncio.create_task(self._send_notice(url))
+        self._notices.add(task)
+        task.add_done_callback(self._notices.discard)
+
+    async def _send_notice(self, url: str) -> None:
+        webhook = AsyncWebhookClient(url, timeout=NOTICE_TIMEOUT_SECONDS)
+        try:
+            response = await webhook.send_dict(unsupported_notice())
+        except (ClientError, TimeoutError) as exc:
+            # The type alone: the URL is a credential for that conversation.
+            log.warning("Slack's response URL could not be reached: %s", type(exc).__name__)
+            return
+        if response.status_code != 200:
+            log.warning("Slack refused a notice: HTTP %s", response.status_code)
+
     async def _on_event(
         self, body: dict[str, Any], context: AsyncBoltContext, ack: AsyncAck
     ) -> None:
-        inbound = parse_event(body, bot_user_id=context.bot_user_id)
+        try:
+            inbound = parse_event(body, bot_user_id=context.bot_user_id)
+        except BadInput as exc:
+            # Refused but acknowledged: any other answer and Slack only sends
+            # the same event again, three times.
+            metrics.BAD_INPUT.labels(CHANNEL, exc.code).inc()
+            log.warning("Slack event refused (%s): %s", exc.code, exc.message)
+            inbound = None
         if inbound is not None:
             await self._queue(inbound)
         await ack()
@@ -265,6 +334,13 @@ def _request_kind(body: Mapping[str, Any]) -> str:
     event_type = event.get("type") if isinstance(event, dict) else None
     parts = [p for p in (kind, event_type) if isinstance(p, str)]
     return "/".join(p[:KIND_MAX] for p in parts) or "no type"
+
+
+def _retry_num(request: AsyncBoltRequest) -> int:
+    """Which redelivery this is (0: the first), from `X-Slack-Retry-Num`,
+    which Bolt also sets for Socket Mode's retry attempts."""
+    values = request.headers.get("x-slack-retry-num") or ["0"]
+    return int(values[0]) if values[0].isdigit() else 0
 
 
 def _status(response: BoltResponse | None) -> str:

@@ -1,16 +1,32 @@
 """The inbound half of the Slack channel: Events API and interactivity
 payloads (already verified) as `Inbound`, or None when the payload is not a
-customer's message (bots, edits, joins, other events)."""
+customer's message (bots, edits, joins, other events); what kind of request
+a payload is, and what makes one unanswerable."""
 
 from __future__ import annotations
 
 import math
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
+from bot.core.errors import BadInput
 from bot.core.model import Address, ChannelIdentity, Inbound
+from connectors.slack_render import ACTION_PREFIX
 
 CHANNEL = "slack"
+
+# Interaction payloads by their `type`; slash commands have none and are
+# told by their `command` field. Of all these Segue takes only the presses
+# of its own buttons; the rest are acknowledged as Slack asks of each.
+INTERACTIONS = frozenset({
+    "block_actions", "block_suggestion", "shortcut", "message_action", "view_submission",
+    "view_closed", "interactive_message", "dialog_submission", "dialog_cancellation",
+    "dialog_suggestion", "workflow_step_edit",
+})
+COMMAND = "command"
+# Where a message shortcut's response URL may point: Slack's own hooks.
+RESPONSE_URL_HOSTS = frozenset({"hooks.slack.com", "hooks.slack-gov.com"})
 
 # Message subtypes that still carry a person's text; edits, deletions, joins
 # and bot posts all come with other subtypes.
@@ -64,6 +80,43 @@ def well_formed(body: object, depth: int = 0) -> bool:
     return True
 
 
+def interaction_kind(body: dict[str, Any]) -> str | None:
+    """`command` for a slash command, the `type` of any other interaction,
+    None for what is no interaction (events, url_verification, ssl_check)."""
+    kind = body.get("type")
+    if kind is None and isinstance(body.get(COMMAND), str):
+        return COMMAND
+    return kind if kind in INTERACTIONS else None
+
+
+def missing_part(body: dict[str, Any]) -> str | None:
+    """What a well-formed body lacks to be answered at all, for a 400: Slack
+    never sends an event callback without its event, nor a URL check
+    without its challenge."""
+    kind = body.get("type")
+    if kind == "event_callback" and not isinstance(body.get("event"), dict):
+        return "an event_callback without its event"
+    challenge = body.get("challenge")
+    if kind == "url_verification" and not (isinstance(challenge, str) and challenge):
+        return "a url_verification without its challenge"
+    return None
+
+
+def response_url_allowed(url: str, api_base_url: str) -> bool:
+    """Whether a payload's response URL is Slack's: on its hooks host over
+    HTTPS, or where the Web API itself is served from (a Slack stand-in).
+    Anything else is never called, signed payload or not."""
+    try:
+        parts, api = urlsplit(url), urlsplit(api_base_url)
+    except ValueError:
+        return False
+    if "@" in parts.netloc or "\\" in parts.netloc:
+        return False  # user info or a backslash: parsers disagree on the host
+    if parts.scheme == "https" and parts.hostname in RESPONSE_URL_HOSTS:
+        return True
+    return bool(parts.netloc) and (parts.scheme, parts.netloc) == (api.scheme, api.netloc)
+
+
 def identity(team_id: str, user_id: str) -> ChannelIdentity:
     """A Slack user is only unique within their workspace: the id is team and
     user joined by `:`, each part escaped so that no two pairs share one.
@@ -95,34 +148,43 @@ def _unescape(part: str) -> str:
 def parse_event(body: dict[str, Any], *, bot_user_id: str | None) -> Inbound | None:
     """The customer message in an `event_callback`, if it is one.
 
-    Direct messages are answered in the DM; a mention in a channel is
-    answered in its thread, which becomes the conversation's address.
-    Plain channel messages are left alone: the bot speaks there only when
-    mentioned, and a mention also arrives as its own `app_mention` event.
+    Direct messages are answered in the DM, in the thread they were written
+    in if any; a mention in a channel is answered in its thread, which
+    becomes the conversation's address. Plain channel messages are left
+    alone: the bot speaks there only when mentioned, and a mention also
+    arrives as its own `app_mention` event.
+
+    Raises `BadInput` for a person's message that Slack could not have sent
+    so: text that is not a string (`bad_text`), an id or ts missing or of
+    the wrong type (`bad_event`).
     """
     event = body.get("event")
     if body.get("type") != "event_callback" or not isinstance(event, dict):
         return None
     if not _from_a_person(event, bot_user_id):
         return None
+    kind = event.get("type")
+    direct = kind == "message" and event.get("channel_type") == "im"
+    if not (direct or kind == "app_mention"):
+        return None
+    text = event.get("text")
+    if text is None:
+        text = ""  # a file shared without a word
+    if not isinstance(text, str):
+        raise BadInput("bad_text", "a Slack message whose text is not a string")
     fields = _strings(body.get("team_id") or event.get("team"), event.get("user"),
                       event.get("channel"), event.get("ts"), body.get("event_id"))
-    if fields is None:
-        return None
+    at = _timestamp(fields[3]) if fields is not None else None
+    if fields is None or at is None:
+        raise BadInput("bad_event", "a Slack message without its team, user, channel, ts or id")
     team_id, user, channel, ts, event_id = fields
-    at = _timestamp(ts)
-    text = event.get("text") or ""
-    if at is None or not isinstance(text, str):
-        return None
-    kind = event.get("type")
-    if kind == "message" and event.get("channel_type") == "im":
-        address = Address(CHANNEL, channel)
-    elif kind == "app_mention":
-        thread = event.get("thread_ts")
-        address = Address(CHANNEL, channel, thread if isinstance(thread, str) and thread else ts)
-        text = strip_mention(text, bot_user_id)
+    thread = event.get("thread_ts")
+    thread = thread if isinstance(thread, str) and thread else None
+    if direct:
+        address = Address(CHANNEL, channel, thread)
     else:
-        return None
+        address = Address(CHANNEL, channel, thread or ts)
+        text = strip_mention(text, bot_user_id)
     if not text.strip():
         return None
     return Inbound(
@@ -135,20 +197,23 @@ def parse_event(body: dict[str, Any], *, bot_user_id: str | None) -> Inbound | N
 
 
 def parse_action(body: dict[str, Any]) -> Inbound | None:
-    """A button press in a `block_actions` payload: its title is the text,
-    its value the payload, like a quick reply on the other channels."""
+    """A press of one of Segue's buttons in a `block_actions` payload: its
+    title is the text, its value the payload, like a quick reply on the
+    other channels. Other actions (menus, buttons Segue did not render) are
+    no message."""
     if body.get("type") != "block_actions":
         return None
     actions = body.get("actions") or []
     user = _object(body.get("user"))
     container = _object(body.get("container"))
     message = _object(body.get("message"))
-    if not actions or not isinstance(actions[0], dict) or actions[0].get("type") != "button":
+    if not actions or not isinstance(actions[0], dict) or not _ours(actions[0]):
         return None
     action = actions[0]
+    channel_object = _object(body.get("channel"))
     fields = _strings(
         user.get("team_id") or _object(body.get("team")).get("id"), user.get("id"),
-        container.get("channel_id") or _object(body.get("channel")).get("id"),
+        container.get("channel_id") or channel_object.get("id"),
         container.get("message_ts") or message.get("ts"),
         action.get("action_id"), action.get("action_ts"),
     )
@@ -159,12 +224,17 @@ def parse_action(body: dict[str, Any]) -> Inbound | None:
     if at is None:
         return None
     title = _object(action.get("text")).get("text")
-    # The press answers in the thread the buttons were posted in, if any.
     thread = container.get("thread_ts") or message.get("thread_ts")
+    if not (isinstance(thread, str) and thread):
+        # Outside a DM the answer goes under the message pressed (an
+        # ephemeral one has no thread of its own), never to the top of a
+        # channel for everyone; in a DM it is simply the next message.
+        direct = channel.startswith("D") or channel_object.get("name") == "directmessage"
+        thread = None if direct else message_ts
     name = user.get("name") or user.get("username")
     return Inbound(
         identity=identity(team_id, user_id),
-        address=Address(CHANNEL, channel, thread if isinstance(thread, str) else None),
+        address=Address(CHANNEL, channel, thread),
         # Stable across redeliveries of this press, distinct for another press.
         message_id=f"action:{message_ts}:{action_id}:{action_ts}",
         text=title if isinstance(title, str) else "",
@@ -172,6 +242,13 @@ def parse_action(body: dict[str, Any]) -> Inbound | None:
         display_name=name if isinstance(name, str) else None,
         ts=at,
     )
+
+
+def _ours(action: dict[str, Any]) -> bool:
+    """Whether an action is a press of a button Segue rendered."""
+    action_id = action.get("action_id")
+    return (action.get("type") == "button" and isinstance(action_id, str)
+            and action_id.startswith(ACTION_PREFIX))
 
 
 def strip_mention(text: str, bot_user_id: str | None) -> str:

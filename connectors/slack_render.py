@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import quote
 
 from bot.core.model import Button, Image, Link, Outbound
-from connectors.texts import names_itself
+from connectors.texts import NOT_SUPPORTED_HERE, names_itself
 
 # Slack's limits: section text 3,000 characters, button text 75, button value
 # 2,000, 25 elements in an actions block, 50 blocks in a message.
@@ -51,6 +51,29 @@ def render(outbound: Outbound) -> SlackMessage:
         chunk = outbound.buttons[start : start + ACTIONS_MAX]
         blocks.append(_actions(chunk, start))
     return SlackMessage(text="\n".join(fallback), blocks=tuple(blocks[:BLOCKS_MAX]))
+
+
+def unsupported_answer(kind: str) -> dict[str, Any] | None:
+    """The body that acknowledges an interaction Segue has nothing for, as
+    Slack asks of its `kind`; None for an empty 200.
+
+    A slash command's answer is shown to the person who typed it only; an
+    external select (in blocks or a legacy dialog) gets no options; for the
+    rest an empty answer is the acknowledgement Slack wants: it closes a
+    submitted modal or dialog, and Slack shows nothing for a shortcut, a
+    closed view or a press, whatever their body would say.
+    """
+    if kind == "command":
+        return {"response_type": "ephemeral", "text": NOT_SUPPORTED_HERE}
+    if kind in ("block_suggestion", "dialog_suggestion"):
+        return {"options": []}
+    return None
+
+
+def unsupported_notice() -> dict[str, Any]:
+    """What a response URL is sent for a message shortcut: a word to the
+    person who used it alone, leaving the message it was used on as it is."""
+    return {"response_type": "ephemeral", "replace_original": False, "text": NOT_SUPPORTED_HERE}
 
 
 def link_mrkdwn(link: Link) -> str:

@@ -7,6 +7,10 @@ UNSUPPORTED_REPLY = (
     "I can read text messages only, so I could not read that. "
     "Please type your message instead."
 )
+# The answer to a Slack slash command or shortcut: Segue only talks.
+NOT_SUPPORTED_HERE = (
+    "That isn't supported here. To talk to me, send me a direct message or mention me."
+)
 # The `message` of the web chat's `busy` and `store_error` frames.
 NOT_ACCEPTED = "the message was not accepted: send it again"
 

@@ -82,6 +82,7 @@ class FakeSlackApi:
         app = web.Application()
         app.router.add_post("/api/{method}", self._api)
         app.router.add_get("/socket", self._socket)
+        app.router.add_post("/actions/{path:.*}", self._response_url)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -202,6 +203,23 @@ class FakeSlackApi:
         if args.get("thread_ts"):
             message["thread_ts"] = args["thread_ts"]
         return 200, {"ok": True, "channel": channel, "ts": ts, "message": message}, {}
+
+    # Response URLs (what interaction payloads carry as `response_url`).
+
+    def response_url(self, path: str) -> str:
+        """A response URL on this fake, as Slack would put in a payload."""
+        return f"{self.base}/actions/{path}"
+
+    def responses(self) -> list[dict[str, Any]]:
+        """Every message posted to a response URL, with its path under `_path`."""
+        return [c.args for c in self.calls_to("response_url")]
+
+    async def _response_url(self, request: web.Request) -> web.Response:
+        # Slack takes a message as JSON here, with no token, and says "ok".
+        data = await request.json()
+        args = {"_path": request.match_info["path"], **(data if isinstance(data, dict) else {})}
+        await self._record(ApiCall("response_url", args, None, time.monotonic(), 200, {}))
+        return web.Response(text="ok")
 
     # Socket Mode.
 

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from prometheus_client import REGISTRY
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from slack_bolt.request.async_request import AsyncBoltRequest
@@ -30,17 +29,10 @@ from tests.support.slack_rig import (
     dm,
     mention,
     press,
+    refused,
     running_segue,
+    stored_keys,
 )
-
-
-async def stored_keys(client: aioredis.Redis) -> dict[str, int]:
-    """Every key, with the stream length for the inbox (created empty by the worker)."""
-    keys = {}
-    async for key in client.scan_iter():
-        kind = await client.type(key)
-        keys[key] = await client.xlen(key) if kind == "stream" else 1
-    return keys
 
 
 async def redelivered_then(rig: SlackRig, body: dict[str, Any], then: dict[str, Any]) -> None:
@@ -188,12 +180,6 @@ MALFORMED = {
     "event_not_an_object": (b'{"type": "event_callback", "event": "hi"}', "application/json"),
     "empty": (b"", "application/json"),
 }
-
-
-def refused(code: str) -> float:
-    """How many Slack requests were refused with `code` so far."""
-    labels = {"channel": "slack", "code": code}
-    return REGISTRY.get_sample_value("segue_bad_input_total", labels) or 0.0
 
 
 def problems(caplog: pytest.LogCaptureFixture) -> list[str]:

@@ -17,7 +17,12 @@ from bot.core.policy import TurnContext
 from connectors.slack_parse import identity
 from context_store import RedisContextStore
 from tests.fakes.slack_api import BOT_USER_ID, TEAM_ID, FakeSlackApi
-from tests.support.slack_rig import running_segue, settings_for
+from tests.support.slack_rig import (
+    block_suggestion,
+    dialog_suggestion,
+    running_segue,
+    settings_for,
+)
 
 CARD = "my card is 4111 1111 1111 1111"
 REPLY = "Parcel ZQ-7781 leaves the depot on Tuesday"
@@ -62,31 +67,6 @@ def message_im(*, team: str, user: str, channel: str, text: str, event_id: str) 
     }
 
 
-def block_suggestion(typed: str) -> dict[str, Any]:
-    """What Slack sends while a user types into an external select menu."""
-    return {
-        "type": "block_suggestion",
-        "user": {"id": "U2147483697", "username": "dana", "name": "dana", "team_id": TEAM_ID},
-        "container": {"type": "message", "message_ts": "1763900001.000400",
-                      "channel_id": "D024BE91L", "is_ephemeral": False},
-        "api_app_id": "A0PNCHHK2", "token": "XXYYZZ",
-        "action_id": "order_lookup", "block_id": "order", "value": typed,
-        "team": {"id": TEAM_ID, "domain": "example"},
-        "channel": {"id": "D024BE91L", "name": "directmessage"},
-    }
-
-
-def dialog_suggestion(typed: str) -> dict[str, Any]:
-    """What Slack sends while a user types into a legacy dialog's external select."""
-    return {
-        "type": "dialog_suggestion", "token": "XXYYZZ", "action_ts": "1763900007.000700",
-        "team": {"id": TEAM_ID, "domain": "example"},
-        "user": {"id": "U2147483697", "name": "dana"},
-        "channel": {"id": "D024BE91L", "name": "directmessage"},
-        "name": "order", "value": typed, "callback_id": "report",
-    }
-
-
 async def test_users_whose_ids_join_alike_are_two_customers(
     slack_api: FakeSlackApi, redis_store: RedisContextStore
 ) -> None:
@@ -110,20 +90,33 @@ async def test_users_whose_ids_join_alike_are_two_customers(
 
 
 @pytest.mark.parametrize("payload", [block_suggestion, dialog_suggestion])
-async def test_an_unhandled_request_answers_as_before_and_logs_no_customer_text(
+async def test_what_a_user_types_into_a_menu_is_answered_but_never_logged(
     slack_api: FakeSlackApi, redis_store: RedisContextStore, caplog: pytest.LogCaptureFixture,
     payload: Any,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     async with running_segue(slack_api, redis_store) as rig:
         response = await rig.post_action(payload(CARD))
+        assert response.status == 200
+        assert await response.json() == {"options": []}
+    assert caplog.records  # the capture was on
+    assert "4111" not in caplog.text
+
+
+async def test_an_unknown_request_answers_404_and_logs_one_line_without_its_body(
+    slack_api: FakeSlackApi, redis_store: RedisContextStore, caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    unknown = {**block_suggestion(CARD), "type": "brand_new_kind"}
+    async with running_segue(slack_api, redis_store) as rig:
+        response = await rig.post_action(unknown)
         assert response.status == 404
         assert await response.json() == {"error": "unhandled request"}
     assert "4111" not in caplog.text
     # Start-up warnings (an unset setting) are not about the request.
     (line,) = [r for r in caplog.records
                if r.levelno >= logging.WARNING and r.name != "bot.assembly.app"]
-    assert payload(CARD)["type"] in line.getMessage()
+    assert "brand_new_kind" in line.getMessage()
     assert "\n" not in line.getMessage()
 
 

@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
+import redis.asyncio as aioredis
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client import REGISTRY
 
 from bot.assembly.app import Segue, build_app, create_segue
 from bot.core.model import ChannelIdentity, HistoryEntry
@@ -35,13 +37,17 @@ def _now_ts() -> str:
 
 
 def dm(text: str, *, event_id: str, user: str = "U2147483697", ts: str | None = None,
-       channel: str = "D024BE91L") -> dict[str, Any]:
-    """A `message.im` event callback, as the Events API documents it."""
+       channel: str = "D024BE91L", thread_ts: str | None = None) -> dict[str, Any]:
+    """A `message.im` event callback, as the Events API documents it; with
+    `thread_ts`, a reply written in a thread of the DM."""
     ts = ts or _now_ts()
+    event = {"type": "message", "channel": channel, "user": user, "text": text, "ts": ts,
+             "event_ts": ts, "channel_type": "im", "team": TEAM_ID}
+    if thread_ts:
+        event["thread_ts"] = thread_ts
     return {
         "token": "XXYYZZ", "team_id": TEAM_ID, "api_app_id": "A0PNCHHK2", "type": "event_callback",
-        "event": {"type": "message", "channel": channel, "user": user, "text": text, "ts": ts,
-                  "event_ts": ts, "channel_type": "im", "team": TEAM_ID},
+        "event": event,
         "event_id": event_id, "event_time": int(float(ts)), "authorizations": BOT_AUTH,
         "is_ext_shared_channel": False,
     }
@@ -78,25 +84,28 @@ def buttons_of(posted: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def press(posted: dict[str, Any], index: int, *, user: str = "U2147483697",
-          action_ts: str | None = None) -> dict[str, Any]:
+          action_ts: str | None = None, ephemeral: bool = False) -> dict[str, Any]:
     """The `block_actions` payload Slack sends when `user` presses button
-    `index` of a message the bot posted (as recorded by the fake)."""
+    `index` of a message the bot posted (as recorded by the fake), or of
+    the same message shown as an ephemeral one (which Slack does not
+    include in the payload)."""
     button = buttons_of(posted)[index]
     block = next(b for b in posted["blocks"] if button in b.get("elements", []))
     message_ts = posted["_ts"]
     container: dict[str, Any] = {"type": "message", "message_ts": message_ts,
-                                 "channel_id": posted["channel"], "is_ephemeral": False}
+                                 "channel_id": posted["channel"], "is_ephemeral": ephemeral}
     message: dict[str, Any] = {"type": "message", "user": BOT_USER_ID, "ts": message_ts,
                                "text": posted["text"], "blocks": posted["blocks"]}
     if posted.get("thread_ts"):
         container["thread_ts"] = message["thread_ts"] = posted["thread_ts"]
-    return {
+    direct = posted["channel"].startswith("D")
+    payload = {
         "type": "block_actions",
         "user": {"id": user, "username": "dana", "name": "dana", "team_id": TEAM_ID},
         "api_app_id": "A0PNCHHK2", "token": "XXYYZZ", "container": container,
         "trigger_id": "12466734323.1395872398.8bd2e1d9a2f4b",
         "team": {"id": TEAM_ID, "domain": "example"},
-        "channel": {"id": posted["channel"], "name": "directmessage"},
+        "channel": {"id": posted["channel"], "name": "directmessage" if direct else "general"},
         "message": message,
         "response_url": "https://hooks.slack.com/actions/T061EG9R6/1234567890/abcdefgh",
         "actions": [{
@@ -104,6 +113,49 @@ def press(posted: dict[str, Any], index: int, *, user: str = "U2147483697",
             "value": button["value"], "text": button["text"], "action_ts": action_ts or _now_ts(),
         }],
     }
+    if ephemeral:
+        del payload["message"]
+    return payload
+
+
+def block_suggestion(typed: str) -> dict[str, Any]:
+    """What Slack sends while a user types into an external select menu."""
+    return {
+        "type": "block_suggestion",
+        "user": {"id": "U2147483697", "username": "dana", "name": "dana", "team_id": TEAM_ID},
+        "container": {"type": "message", "message_ts": "1763900001.000400",
+                      "channel_id": "D024BE91L", "is_ephemeral": False},
+        "api_app_id": "A0PNCHHK2", "token": "XXYYZZ",
+        "action_id": "order_lookup", "block_id": "order", "value": typed,
+        "team": {"id": TEAM_ID, "domain": "example"},
+        "channel": {"id": "D024BE91L", "name": "directmessage"},
+    }
+
+
+def dialog_suggestion(typed: str) -> dict[str, Any]:
+    """What Slack sends while a user types into a legacy dialog's external select."""
+    return {
+        "type": "dialog_suggestion", "token": "XXYYZZ", "action_ts": "1763900007.000700",
+        "team": {"id": TEAM_ID, "domain": "example"},
+        "user": {"id": "U2147483697", "name": "dana"},
+        "channel": {"id": "D024BE91L", "name": "directmessage"},
+        "name": "order", "value": typed, "callback_id": "report",
+    }
+
+
+async def stored_keys(client: aioredis.Redis) -> dict[str, int]:
+    """Every key, with the stream length for the inbox (created empty by the worker)."""
+    keys = {}
+    async for key in client.scan_iter():
+        kind = await client.type(key)
+        keys[key] = await client.xlen(key) if kind == "stream" else 1
+    return keys
+
+
+def refused(code: str) -> float:
+    """How many Slack requests were refused with `code` so far."""
+    labels = {"channel": "slack", "code": code}
+    return REGISTRY.get_sample_value("segue_bad_input_total", labels) or 0.0
 
 
 @dataclass(slots=True)
@@ -120,9 +172,15 @@ class SlackRig:
         headers["Content-Type"] = "application/json"
         return await self.client.post("/slack/events", data=raw, headers=headers)
 
-    async def post_action(self, payload: dict[str, Any], *, secret: str = SECRET) -> ClientResponse:
-        raw = urlencode({"payload": json.dumps(payload)}).encode()
-        headers = signed_headers(secret, raw)
+    async def post_action(self, payload: dict[str, Any], *, secret: str = SECRET,
+                          retry: int | None = None) -> ClientResponse:
+        return await self.post_form({"payload": json.dumps(payload)}, secret=secret, retry=retry)
+
+    async def post_form(self, fields: dict[str, str], *, secret: str = SECRET,
+                        retry: int | None = None) -> ClientResponse:
+        """Form fields, signed: a slash command as is, an interaction as `payload`."""
+        raw = urlencode(fields).encode()
+        headers = signed_headers(secret, raw, retry=retry)
         headers["Content-Type"] = "application/x-www-form-urlencoded"
         return await self.client.post("/slack/events", data=raw, headers=headers)
 

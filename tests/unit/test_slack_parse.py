@@ -7,14 +7,18 @@ from typing import Any
 
 import pytest
 
+from bot.core.errors import BadInput
 from bot.core.model import Address, ChannelIdentity
 from connectors.slack_parse import (
     identity,
     identity_parts,
     inbound_from_json,
     inbound_to_json,
+    interaction_kind,
+    missing_part,
     parse_action,
     parse_event,
+    response_url_allowed,
     strip_mention,
     well_formed,
 )
@@ -40,6 +44,25 @@ def test_a_direct_message_is_answered_in_the_dm() -> None:
     assert inbound.address == Address("slack", "D1", None)
     assert inbound.message_id == "Ev1"
     assert (inbound.text, inbound.payload, inbound.ts) == ("hello", None, 1763900000.0002)
+
+
+def test_a_direct_message_in_a_thread_is_answered_in_that_thread() -> None:
+    inbound = parse_event(callback(im(thread_ts="1763899000.000100")), bot_user_id=BOT)
+    assert inbound is not None
+    assert inbound.address == Address("slack", "D1", "1763899000.000100")
+    for odd in ("", ["1763899000.000100"], None):
+        inbound = parse_event(callback(im(thread_ts=odd)), bot_user_id=BOT)
+        assert inbound is not None and inbound.address == Address("slack", "D1", None)
+
+
+def test_an_address_stored_before_threads_in_dms_still_reads() -> None:
+    inbound = parse_event(callback(im(thread_ts="8.0")), bot_user_id=BOT)
+    assert inbound is not None
+    stored = inbound_to_json(inbound)
+    assert stored["address"] == {"channel": "slack", "target": "D1", "thread": "8.0"}
+    assert inbound_from_json(stored) == inbound
+    del stored["address"]["thread"]  # how an older worker may have queued it
+    assert inbound_from_json(stored).address == Address("slack", "D1", None)
 
 
 def test_a_mention_is_answered_in_its_thread_without_the_mention() -> None:
@@ -107,11 +130,48 @@ def test_a_press_in_a_thread_answers_in_the_thread() -> None:
     body["message"]["thread_ts"] = "8.0"
     inbound = parse_action(body)
     assert inbound is not None and inbound.address.thread == "8.0"
+    body["container"]["thread_ts"] = "7.0"  # the container says it first
+    inbound = parse_action(body)
+    assert inbound is not None and inbound.address.thread == "7.0"
+
+
+def in_a_channel(body: dict[str, Any], *, ephemeral: bool) -> dict[str, Any]:
+    body["container"].update({"channel_id": "C1", "is_ephemeral": ephemeral})
+    body["channel"] = {"id": "C1", "name": "general"}
+    if ephemeral:
+        del body["message"]  # Slack sends no message for an ephemeral one
+    return body
+
+
+@pytest.mark.parametrize("ephemeral", [True, False])
+def test_a_press_outside_any_thread_in_a_channel_answers_under_its_message(
+    ephemeral: bool,
+) -> None:
+    inbound = parse_action(in_a_channel(press(), ephemeral=ephemeral))
+    assert inbound is not None
+    assert inbound.address == Address("slack", "C1", "9.0")
+
+
+def test_a_press_in_a_dm_outside_any_thread_answers_in_the_dm() -> None:
+    inbound = parse_action(press())
+    assert inbound is not None and inbound.address == Address("slack", "D1", None)
+    body = press()
+    body["container"]["channel_id"] = body["channel"]["id"] = "G1"  # no D, yet a DM
+    body["channel"]["name"] = "directmessage"
+    inbound = parse_action(body)
+    assert inbound is not None and inbound.address == Address("slack", "G1", None)
 
 
 def test_non_button_actions_are_ignored() -> None:
     assert parse_action(press(type="static_select")) is None
     assert parse_action({"type": "view_submission"}) is None
+
+
+def test_buttons_segue_did_not_render_are_no_press() -> None:
+    assert parse_action(press(action_id="choice_0")) is None
+    assert parse_action(press(action_id="approve", url="https://example.com")) is None
+    assert parse_action(press(action_id="x_segue_choice_0")) is None
+    assert parse_action(press(action_id="segue_choice_12")) is not None
 
 
 def test_real_slack_ids_keep_the_channel_user_id_they_always_had() -> None:
@@ -153,10 +213,24 @@ def test_inbound_survives_the_inbox() -> None:
     assert inbound_from_json(inbound_to_json(inbound)) == inbound
 
 
+@pytest.mark.parametrize(
+    ("event", "code"),
+    [(im(ts="not-a-ts"), "bad_event"), (im(ts="nan"), "bad_event"), (im(channel=5), "bad_event"),
+     (im(user={"id": "U1"}), "bad_event"), (im(text={"rich": "text"}), "bad_text"),
+     (im(text=42), "bad_text"), (im(text=["hi"]), "bad_text")],
+)
+def test_a_persons_message_with_fields_of_the_wrong_type_is_refused(
+    event: dict[str, Any], code: str
+) -> None:
+    with pytest.raises(BadInput) as refused:
+        parse_event(callback(event), bot_user_id=BOT)
+    assert refused.value.code == code
+    # Broken events that are no customer message are simply not one.
+    event.update({"channel_type": "channel"})
+    assert parse_event(callback(event), bot_user_id=BOT) is None
+
+
 def test_fields_of_the_wrong_type_are_not_a_message() -> None:
-    assert parse_event(callback(im(ts="not-a-ts")), bot_user_id=BOT) is None
-    assert parse_event(callback(im(ts="nan")), bot_user_id=BOT) is None
-    assert parse_event(callback(im(text={"rich": "text"})), bot_user_id=BOT) is None
     mention = {"type": "app_mention", "channel": "C1", "user": "U1", "text": "hi",
                "ts": "5.0", "thread_ts": ["4.0"]}
     inbound = parse_event(callback(mention), bot_user_id=BOT)
@@ -186,6 +260,45 @@ def test_a_field_that_is_not_an_object_is_read_from_its_other_place(key: str, va
     assert inbound.identity == ChannelIdentity("slack", "T1:U1")
     assert inbound.address == Address("slack", "D1", None)
     assert inbound.message_id == "action:9.0:segue_choice_0:9.5"
+
+
+def test_interactions_are_told_by_their_type_or_command() -> None:
+    assert interaction_kind({"command": "/order", "text": "A1", "user_id": "U1"}) == "command"
+    for kind in ("shortcut", "message_action", "view_submission", "view_closed",
+                 "block_suggestion", "block_actions", "dialog_suggestion"):
+        assert interaction_kind({"type": kind}) == kind
+    for body in (callback(im()), {"type": "url_verification", "challenge": "c"},
+                 {"ssl_check": "1", "token": "t"}, {"type": "brand_new"},
+                 {"type": "event_callback", "command": "/order"}):
+        assert interaction_kind(body) is None, body
+
+
+def test_what_a_body_lacks_to_be_answered_is_named() -> None:
+    assert missing_part(callback(im())) is None
+    assert missing_part({"type": "url_verification", "challenge": "c"}) is None
+    assert "event" in (missing_part({"type": "event_callback", "event_id": "Ev1"}) or "")
+    for challenge in (None, "", 5):
+        problem = missing_part({"type": "url_verification", "challenge": challenge})
+        assert problem is not None and "challenge" in problem
+    assert missing_part({"command": "/order"}) is None
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed"),
+    [("https://hooks.slack.com/app/T1/1/x", True),
+     ("https://hooks.slack-gov.com/app/T1/1/x", True),
+     ("http://hooks.slack.com/app/T1/1/x", False),
+     ("https://hooks.slack.com.evil.example/app", False),
+     ("https://evil.example/?https://hooks.slack.com/", False),
+     ("https://evil.example@hooks.slack.com/", False),
+     ("https://hooks.slack.com\\@evil.example/", False),
+     ("http://127.0.0.1:8080/actions/1", True),  # where the Web API is
+     ("http://127.0.0.1:8081/actions/1", False),
+     ("http://[::1/actions", False),
+     ("", False)],
+)
+def test_only_slacks_response_urls_are_called(url: str, allowed: bool) -> None:
+    assert response_url_allowed(url, "http://127.0.0.1:8080/api/") is allowed
 
 
 def test_slack_payloads_are_well_formed() -> None:

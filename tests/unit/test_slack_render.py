@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from bot.core.model import Button, Image, Link, Outbound
-from connectors.slack_render import ACTIONS_MAX, SECTION_MAX, escape, link_mrkdwn, render
+from connectors.slack_render import (
+    ACTIONS_MAX,
+    SECTION_MAX,
+    escape,
+    link_mrkdwn,
+    render,
+    unsupported_answer,
+    unsupported_notice,
+)
+from connectors.texts import NOT_SUPPORTED_HERE
 
 
 def test_escape_touches_only_slack_control_characters() -> None:
@@ -94,3 +103,15 @@ def test_a_notice_that_names_the_agent_is_not_prefixed_again() -> None:
     assert message.text == "*Ann:* Annual plans renew today."
     message = render(Outbound(text="Ann <b>", sender="agent", agent_name="Ann <b>"))
     assert message.text == "Ann &lt;b&gt;"
+
+
+def test_what_segue_has_nothing_for_is_answered_as_slack_asks_of_each_kind() -> None:
+    assert unsupported_answer("command") == {"response_type": "ephemeral",
+                                             "text": NOT_SUPPORTED_HERE}
+    assert unsupported_answer("block_suggestion") == {"options": []}
+    assert unsupported_answer("dialog_suggestion") == {"options": []}
+    for kind in ("shortcut", "message_action", "view_submission", "view_closed",
+                 "block_actions", "dialog_submission", "interactive_message"):
+        assert unsupported_answer(kind) is None, kind  # an empty 200
+    assert unsupported_notice() == {"response_type": "ephemeral", "replace_original": False,
+                                    "text": NOT_SUPPORTED_HERE}
