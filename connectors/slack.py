@@ -36,6 +36,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.core import inbox, metrics
+from bot.core.direct_answers import DirectAnswers
 from bot.core.engine import Engine
 from bot.core.errors import BadInput, ConnectorError, StoreUnavailable
 from bot.core.model import Address, Inbound, Outbound
@@ -95,8 +96,10 @@ class SlackConnector:
         app_token: str | None = None,
         max_text_length: int = 4096,
         inbox_options: inbox.InboxOptions | None = None,
+        answers: DirectAnswers | None = None,
     ) -> None:
         self.engine = engine
+        self.answers = answers
         self.store = store
         self.client = client
         self.max_text_length = max_text_length
@@ -283,9 +286,13 @@ class SlackConnector:
         """Run the turn of one queued message, then deliver its replies."""
         inbound = inbound_from_json(data)
         if len(inbound.text) > self.max_text_length:
-            # Refused with a word to the customer; nothing of it is stored.
+            # Refused with a word to the customer, once however often Slack
+            # delivers it; nothing of it is stored.
+            if self.answers is None:
+                raise ConnectorError("the Slack connector was built without its direct answers")
             reply = too_long_reply(len(inbound.text), self.max_text_length)
-            await self.send(inbound.address, Outbound(text=reply))
+            await self.answers.answer_once(inbound.identity, inbound.message_id,
+                                           inbound.address, reply)
             return
         turn = await self.engine.process(inbound)
         await self.engine.deliver(turn)
@@ -362,7 +369,8 @@ def web_client(token: str, base_url: str) -> AsyncWebClient:
 
 
 def build_slack_connector(
-    *, settings: Settings, engine: Engine, store: SlackStore
+    *, settings: Settings, engine: Engine, store: SlackStore,
+    answers: DirectAnswers | None = None,
 ) -> SlackConnector:
     if settings.slack_bot_token is None:
         raise ConnectorError("the Slack connector needs SEGUE_SLACK_BOT_TOKEN")
@@ -374,4 +382,5 @@ def build_slack_connector(
         signing_secret=secret.get_secret_value() if secret is not None else None,
         app_token=app_token.get_secret_value() if app_token is not None else None,
         max_text_length=settings.max_text_length,
+        answers=answers,
     )

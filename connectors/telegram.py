@@ -4,9 +4,11 @@ Both transports feed one `accept(update)` core that answers "accepted" only
 once the turn is durably saved: the webhook then returns 200 and polling
 confirms the update with the next `getUpdates` offset. An unreachable store
 asks for a redelivery (503, or the same offset again); an update that keeps
-failing is parked for an operator after a bounded number of attempts.
-The router's handlers, which make turns of updates, are in
-`connectors.telegram_updates`.
+failing is parked for an operator after a bounded number of attempts, and
+one that comes with the right secret but cannot be read (a field of a newer
+Bot API in a shape this aiogram does not know) is parked at once: Telegram
+would deliver it again for a day, to be refused each time. The router's
+handlers, which make turns of updates, are in `connectors.telegram_updates`.
 """
 
 from __future__ import annotations
@@ -14,37 +16,44 @@ from __future__ import annotations
 import asyncio
 import enum
 import hmac
-import json
 import logging
 import re
-import time
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
+from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.exceptions import AiogramError
 from aiogram.types import Update
 from aiogram.types.update import UpdateTypeLookupError
 from aiogram.utils.token import TokenValidationError
 from aiohttp import web
+from pydantic import ValidationError
 
+from bot.core import metrics
+from bot.core.delivery import Senders
+from bot.core.direct_answers import DirectAnswers
 from bot.core.engine import APOLOGY, Engine
 from bot.core.errors import ConfigError, ConnectorError, StoreUnavailable
 from bot.core.model import Address, Outbound
-from bot.core.ports import CounterStore, ParkingStore
+from bot.core.ports import CounterStore, ParkingStore, StoreLimits, TokenStore
 from bot.core.settings import Settings
 from connectors.http_errors import refuse
-from connectors.telegram_render import (
-    TOKEN_FILTER,
-    TelegramSender,
-    TextPart,
-    chat_id_of,
-    describe,
+from connectors.telegram_render import TOKEN_FILTER, TelegramSender, chat_id_of, describe
+from connectors.telegram_updates import (
+    CHANNEL,
+    RawUpdates,
+    UpdateHandlers,
+    failed_record,
+    ignored,
+    origin_of,
+    unreadable_reason,
+    unreadable_record,
+    update_id_of,
 )
-from connectors.telegram_updates import CHANNEL, UpdateHandlers, chat_of
 
 # Importable from here as before.
 from connectors.telegram_updates import command_as_typed as _command_as_typed  # noqa: F401
@@ -87,9 +96,10 @@ class Outcome(enum.Enum):
     FAILED = "failed"  # processing failed: deliver again, up to the limit
 
 
-class TelegramStore(CounterStore, ParkingStore, Protocol):
+class TelegramStore(CounterStore, ParkingStore, TokenStore, Protocol):
     """The slices of the store Telegram uses outside a turn: counting an
-    update's failed attempts, and parking it after the last."""
+    update's failed attempts, parking it after the last, and marking it
+    parked so that a redelivery does not park it twice."""
 
 
 class TelegramConnector:
@@ -99,15 +109,27 @@ class TelegramConnector:
     channel = CHANNEL
 
     def __init__(
-        self, *, bot: Bot, engine: Engine, store: TelegramStore, options: TelegramOptions
+        self,
+        *,
+        bot: Bot,
+        engine: Engine,
+        store: TelegramStore,
+        options: TelegramOptions,
+        answers: DirectAnswers | None = None,
     ) -> None:
         self.bot = bot
         self.engine = engine
         self.store = store
+        if answers is None:
+            # Built alone, not by the app: fixed answers of its own, sent
+            # through itself, marked for as long as dedup marks last by default.
+            answers = DirectAnswers(store, Senders({CHANNEL: self}),
+                                    ttl_seconds=StoreLimits().dedup_ttl_seconds)
+        self.answers = answers
         self.options = options
         self.sender = TelegramSender(bot)
         self.handlers = UpdateHandlers(
-            bot=bot, engine=engine, sender=self.sender, options=lambda: self.options
+            bot=bot, engine=engine, answers=answers, options=lambda: self.options
         )
         self.dispatcher = Dispatcher(disable_fsm=True, name="segue-telegram")
         self.dispatcher.include_router(self.handlers.router())
@@ -161,12 +183,13 @@ class TelegramConnector:
             return refuse(CHANNEL, "bad_secret", "missing or wrong secret token", status=401)
         try:
             data = await request.json()
-            update = Update.model_validate(data, context={"bot": self.bot})
         except (ValueError, RecursionError):
-            # ValueError covers pydantic's ValidationError; RecursionError is
-            # nesting deeper than the JSON parser goes, which is bad JSON too.
+            # RecursionError is nesting deeper than the JSON parser goes,
+            # which is bad JSON too.
+            data = None
+        if update_id_of(data) is None:
             return refuse(CHANNEL, "bad_update", "the body is not a Telegram update", status=400)
-        outcome = await self.accept(update)
+        outcome = await self.accept_json(data)
         status = {Outcome.ACCEPTED: 200, Outcome.UNAVAILABLE: 503, Outcome.FAILED: 500}[outcome]
         return web.json_response({"status": outcome.value}, status=status)
 
@@ -175,10 +198,12 @@ class TelegramConnector:
         failures = 0
         while True:
             try:
-                updates = await self.bot.get_updates(
-                    offset=offset,
-                    timeout=self.options.poll_timeout_seconds,
-                    allowed_updates=ALLOWED_UPDATES,
+                updates = await self.bot(
+                    RawUpdates(
+                        offset=offset,
+                        timeout=self.options.poll_timeout_seconds,
+                        allowed_updates=ALLOWED_UPDATES,
+                    ),
                     request_timeout=self.options.poll_timeout_seconds + 10,
                 )
             except AiogramError as exc:
@@ -192,16 +217,31 @@ class TelegramConnector:
                 await asyncio.sleep(min(delay, self.options.retry_delay_max_seconds))
 
     async def _accept_in_order(
-        self, updates: list[Update], offset: int | None
+        self, updates: list[Any], offset: int | None
     ) -> tuple[int | None, bool]:
         """The next offset, and whether every update was accepted. An update
         is confirmed (by the next getUpdates offset) only once it is accepted;
         the first one that is not is fetched again, and those after it too."""
-        for update in updates:
-            if await self.accept(update) is not Outcome.ACCEPTED:
+        for data in updates:
+            update_id = update_id_of(data)
+            if update_id is None:
+                # Telegram numbers every update; without a number there is
+                # nothing to confirm it by, so back off as after a failure.
+                log.warning("getUpdates returned something that is not an update")
                 return offset, False
-            offset = update.update_id + 1
+            if await self.accept_json(data) is not Outcome.ACCEPTED:
+                return offset, False
+            offset = update_id + 1
         return offset, True
+
+    async def accept_json(self, data: dict[str, Any]) -> Outcome:
+        """One update as Telegram sent it (with an `update_id`): read, then
+        accepted, or parked at once if this aiogram cannot read it."""
+        try:
+            update = Update.model_validate(data, context={"bot": self.bot})
+        except (ValidationError, RecursionError) as exc:
+            return await self._unreadable(data, exc)
+        return await self.accept(update)
 
     async def accept(self, update: Update) -> Outcome:
         """Process one update; `ACCEPTED` means it must not be delivered again."""
@@ -213,15 +253,50 @@ class TelegramConnector:
             # text included.
             log.info("Telegram update %s is of a kind not handled here: ignored",
                      update.update_id)
+            ignored("unknown_kind")
             return Outcome.ACCEPTED
         try:
-            await self.dispatcher.feed_update(self.bot, update)
+            handled = await self.dispatcher.feed_update(self.bot, update)
         except StoreUnavailable:
             log.warning("store unavailable; Telegram update %s is to come again", update.update_id)
             return Outcome.UNAVAILABLE
         except Exception as exc:
             return await self._failed(update, exc)
+        if handled is UNHANDLED:
+            # Edited messages, channel posts, group chats: nothing to say.
+            ignored(f"{update.event_type}_not_handled")
         return Outcome.ACCEPTED
+
+    async def _unreadable(self, data: dict[str, Any], exc: Exception) -> Outcome:
+        update_id = update_id_of(data)
+        # The reason names fields, never their values: those may be what the
+        # customer wrote.
+        reason = unreadable_reason(exc)
+        try:
+            parked = await self._park_once(update_id, unreadable_record(data, reason))
+        except StoreUnavailable:
+            log.warning("store unavailable; Telegram update %s is to come again", update_id)
+            return Outcome.UNAVAILABLE
+        if parked:
+            log.warning("Telegram update %s could not be read (%s): parked", update_id, reason)
+            metrics.PARKED.labels(CHANNEL, "unreadable").inc()
+        return Outcome.ACCEPTED
+
+    async def _park_once(self, update_id: int | None, record: str) -> bool:
+        """Park an update unless a delivery before this one parked it;
+        whether it was parked now."""
+        key = f"telegram:parked:{update_id}"
+        if not await self.store.put_token(key, "1", self.options.attempts_ttl_seconds):
+            log.info("Telegram update %s was parked already", update_id)
+            return False
+        try:
+            await self.store.park(record)
+        except Exception:
+            # Not parked after all: the next delivery must park it.
+            with suppress(Exception):
+                await self.store.take_token(key)
+            raise
+        return True
 
     async def _failed(self, update: Update, exc: Exception) -> Outcome:
         if isinstance(exc, ConnectorError | AiogramError):
@@ -242,41 +317,34 @@ class TelegramConnector:
             if attempts < self.options.max_attempts:
                 return Outcome.FAILED
             error = describe(exc, self.bot.token)
-            await self.store.park(_parked_record(update, error, attempts))
+            if await self._park_once(update.update_id, failed_record(update, error, attempts)):
+                log.error("Telegram update %s parked after %s attempts",
+                          update.update_id, attempts)
+                metrics.PARKED.labels(CHANNEL, "failed").inc()
+            await self._apologise(update)
         except StoreUnavailable:
             return Outcome.UNAVAILABLE
-        log.error("Telegram update %s parked after %s attempts", update.update_id, attempts)
-        await self._apologise(update)
         return Outcome.ACCEPTED
 
     async def _apologise(self, update: Update) -> None:
-        chat_id = chat_of(update)
         if update.callback_query is not None:
             await self.handlers.answer(update.callback_query)
-        if chat_id is None:
-            return
-        try:
-            await self.sender.send_part(chat_id, TextPart(APOLOGY.text))
-        except ConnectorError as exc:
-            log.warning("could not send the apology: %s", exc)
-
-
-def _parked_record(update: Update, error: str, attempts: int) -> str:
-    return json.dumps(
-        {
-            "channel": CHANNEL,
-            "kind": "update",
-            "update_id": update.update_id,
-            "attempts": attempts,
-            "error": error,
-            "update": update.model_dump(mode="json", exclude_none=True, by_alias=True),
-            "ts": time.time(),
-        }
-    )
+        origin = origin_of(update)
+        if origin is not None:
+            # Once, like every word said outside a turn: the update may come
+            # again if Telegram never saw our answer.
+            identity, address = origin
+            await self.answers.answer_once(
+                identity, str(update.update_id), address, APOLOGY.text
+            )
 
 
 def build_telegram_connector(
-    *, settings: Settings, engine: Engine, store: TelegramStore
+    *,
+    settings: Settings,
+    engine: Engine,
+    store: TelegramStore,
+    answers: DirectAnswers | None = None,
 ) -> TelegramConnector:
     """The connector configured by `SEGUE_TELEGRAM_*`."""
     if settings.telegram_token is None:
@@ -298,4 +366,6 @@ def build_telegram_connector(
         webhook_url=settings.telegram_webhook_url,
         max_text_length=settings.max_text_length,
     )
-    return TelegramConnector(bot=bot, engine=engine, store=store, options=options)
+    return TelegramConnector(
+        bot=bot, engine=engine, store=store, answers=answers, options=options
+    )

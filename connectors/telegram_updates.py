@@ -1,35 +1,54 @@
 """The inbound half of the Telegram connector: which updates become turns.
 
 The aiogram router sends a private text message or a button press to the
-engine as one turn; other private messages (stickers, voice, files, photos)
-and an over-long text get a direct answer and are never stored; anything else
-is ignored. Whether an update is accepted, retried or parked is decided by
-the connector around the router (`connectors.telegram`).
+engine as one turn. What a person sends that is not text (stickers, voice,
+files, photos, places, polls) and an over-long text get a fixed answer, once
+however often the update comes, and are never stored. Service messages (a
+pin, a payment, a forum topic), anything from a bot, and anything outside a
+private chat get no answer. Whether an update is accepted, retried or parked
+is decided by the connector around the router (`connectors.telegram`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import time
 from collections.abc import Callable
 from contextlib import suppress
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiogram import Bot, F, Router
+from aiogram.enums import ContentType
 from aiogram.exceptions import AiogramError
-from aiogram.types import CallbackQuery, InaccessibleMessage, Message, Update
+from aiogram.methods.base import TelegramMethod
+from aiogram.types import CallbackQuery, InaccessibleMessage, Message, Update, User
+from pydantic import ValidationError
 
 from bot.core import metrics
+from bot.core.direct_answers import DirectAnswers
 from bot.core.engine import Engine, Turn
-from bot.core.errors import ConnectorError
 from bot.core.model import Address, ChannelIdentity, Inbound
-from connectors.telegram_render import TOKEN_FILTER, TelegramSender, TextPart, describe
+from connectors.telegram_render import TOKEN_FILTER, describe
 from connectors.texts import UNSUPPORTED_REPLY, too_long_reply
 
 log = logging.getLogger(__name__)
 log.addFilter(TOKEN_FILTER)
 
 CHANNEL = "telegram"
+
+# What a person sends that is not text: answered "text only". Every other
+# private message without text is a service message (a pin, a payment, a
+# forum topic, a timer change) or of a kind this aiogram does not know; "I
+# can read text only" would answer nothing anyone said, so they get no word.
+UNREADABLE_CONTENT = frozenset({
+    ContentType.ANIMATION, ContentType.AUDIO, ContentType.DOCUMENT, ContentType.LIVE_PHOTO,
+    ContentType.PAID_MEDIA, ContentType.PHOTO, ContentType.STICKER, ContentType.STORY,
+    ContentType.VIDEO, ContentType.VIDEO_NOTE, ContentType.VOICE, ContentType.CHECKLIST,
+    ContentType.CONTACT, ContentType.DICE, ContentType.GAME, ContentType.POLL,
+    ContentType.VENUE, ContentType.LOCATION, ContentType.INVOICE, ContentType.RICH_MESSAGE,
+})
 
 
 class HandlerOptions(Protocol):
@@ -54,31 +73,43 @@ class UpdateHandlers:
         *,
         bot: Bot,
         engine: Engine,
-        sender: TelegramSender,
+        answers: DirectAnswers,
         options: Callable[[], HandlerOptions],
     ) -> None:
         self.bot = bot
         self.engine = engine
-        self.sender = sender
+        self.answers = answers
         self._options = options
 
     def router(self) -> Router:
         router = Router(name="segue-telegram-inbound")
-        private = F.chat.type == "private"
-        router.message.register(self._on_text, private, F.text)
-        router.message.register(self._on_unsupported, private)
+        router.message.register(self._on_message, F.chat.type == "private")
         router.callback_query.register(self._on_button)
         return router
 
-    async def _on_text(self, message: Message, event_update: Update) -> None:
+    async def _on_message(self, message: Message, event_update: Update) -> None:
         user = message.from_user
-        if user is None or user.is_bot or message.text is None:
-            return
-        text = command_as_typed(message.text)
+        if user is None or user.is_bot:
+            # Only people are answered: two bots answering each other never stop.
+            ignored("from_bot")
+        elif message.text:
+            await self._on_text(message, message.text, user, event_update)
+        elif message.content_type in UNREADABLE_CONTENT:
+            metrics.BAD_INPUT.labels(CHANNEL, "unsupported_content").inc()
+            await self._answer_once(message, user, event_update, UNSUPPORTED_REPLY)
+        elif message.content_type == ContentType.UNKNOWN:
+            ignored("unknown_content")
+        else:
+            ignored("service_message")
+
+    async def _on_text(
+        self, message: Message, typed: str, user: User, event_update: Update
+    ) -> None:
+        text = command_as_typed(typed)
         limit = self._options().max_text_length
         if len(text) > limit:
             metrics.BAD_INPUT.labels(CHANNEL, "text_too_long").inc()
-            await self.reply_directly(message.chat.id, too_long_reply(len(text), limit))
+            await self._answer_once(message, user, event_update, too_long_reply(len(text), limit))
             return
         inbound = Inbound(
             identity=ChannelIdentity(CHANNEL, str(user.id)),
@@ -90,12 +121,22 @@ class UpdateHandlers:
         turn = await self._process(inbound, message.chat.id)
         await self.engine.deliver(turn)
 
-    async def _on_unsupported(self, message: Message) -> None:
-        # Stickers, voice, files, photos: answered, never stored.
-        metrics.BAD_INPUT.labels(CHANNEL, "unsupported_content").inc()
-        await self.reply_directly(message.chat.id, UNSUPPORTED_REPLY)
+    async def _answer_once(
+        self, message: Message, user: User, event_update: Update, text: str
+    ) -> None:
+        # Never stored, so the engine's dedup does not see it: the answer is
+        # marked instead, and a redelivered update finds it answered.
+        await self.answers.answer_once(
+            ChannelIdentity(CHANNEL, str(user.id)),
+            str(event_update.update_id),
+            Address(CHANNEL, str(message.chat.id)),
+            text,
+        )
 
     async def _on_button(self, query: CallbackQuery, event_update: Update) -> None:
+        if query.from_user.is_bot:
+            ignored("from_bot")
+            return
         message = query.message
         if message is None or message.chat.type != "private" or not query.data:
             await self.answer(query)
@@ -142,12 +183,10 @@ class UpdateHandlers:
             # Already answered on an earlier delivery, or too old: harmless.
             log.debug("answerCallbackQuery failed: %s", describe(exc, self.bot.token))
 
-    async def reply_directly(self, chat_id: int, text: str) -> None:
-        """A word to the customer outside any turn; nothing of it is stored."""
-        try:
-            await self.sender.send_part(chat_id, TextPart(text))
-        except ConnectorError as exc:
-            log.warning("could not reply on Telegram: %s", exc)
+
+def ignored(reason: str) -> None:
+    """An update left unanswered on purpose, counted by why."""
+    metrics.IGNORED.labels(CHANNEL, reason).inc()
 
 
 def command_as_typed(text: str) -> str:
@@ -169,10 +208,91 @@ def button_title(message: Message | InaccessibleMessage, data: str) -> str:
     return data
 
 
-def chat_of(update: Update) -> int | None:
-    """The chat an update came from, if it names one."""
+def origin_of(update: Update) -> tuple[ChannelIdentity, Address] | None:
+    """Who sent an update and the chat to answer in, if it names a person
+    in a private chat: only those are ever answered."""
     if update.message is not None:
-        return update.message.chat.id
-    if update.callback_query is not None and update.callback_query.message is not None:
-        return update.callback_query.message.chat.id
-    return None
+        user, chat = update.message.from_user, update.message.chat
+    elif update.callback_query is not None and update.callback_query.message is not None:
+        user, chat = update.callback_query.from_user, update.callback_query.message.chat
+    else:
+        return None
+    if user is None or user.is_bot or chat.type != "private":
+        return None
+    return ChannelIdentity(CHANNEL, str(user.id)), Address(CHANNEL, str(chat.id))
+
+
+# Updates as Telegram sends them, before aiogram reads them.
+
+# How much of why an update could not be read is kept: the first few fields.
+REASON_ERRORS = 3
+REASON_PART_MAX = 200
+
+
+class RawUpdates(TelegramMethod[list[Any]]):
+    """`getUpdates` with its updates left as JSON: aiogram's own method reads
+    the whole batch at once, so one update it cannot read would fail every
+    poll and hold back the others for good."""
+
+    __returning__ = list[Any]
+    __api_method__ = "getUpdates"
+
+    offset: int | None = None
+    timeout: int | None = None
+    allowed_updates: list[str] | None = None
+
+
+def failed_record(update: Update, error: str, attempts: int) -> str:
+    return json.dumps(
+        {
+            "channel": CHANNEL,
+            "kind": "update",
+            "update_id": update.update_id,
+            "attempts": attempts,
+            "error": error,
+            "update": update.model_dump(mode="json", exclude_none=True, by_alias=True),
+            "ts": time.time(),
+        }
+    )
+
+
+def update_id_of(data: object) -> int | None:
+    """The `update_id` of what may be an update as Telegram sends it."""
+    if not isinstance(data, dict):
+        return None
+    update_id = data.get("update_id")
+    if isinstance(update_id, bool) or not isinstance(update_id, int):
+        return None
+    return update_id
+
+
+def unreadable_reason(exc: Exception) -> str:
+    """Why an update could not be read: the paths of the first fields that
+    failed and what was wrong, never the values given."""
+    if not isinstance(exc, ValidationError):
+        return type(exc).__name__
+    parts = [
+        f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}"[:REASON_PART_MAX]
+        for error in exc.errors(include_input=False, include_url=False)[:REASON_ERRORS]
+    ]
+    more = exc.error_count() - len(parts)
+    if more > 0:
+        parts.append(f"and {more} more")
+    return "; ".join(parts)
+
+
+def unreadable_record(data: dict[str, Any], reason: str) -> str:
+    record = {
+        "channel": CHANNEL,
+        "kind": "unreadable_update",
+        "update_id": update_id_of(data),
+        "error": reason,
+        "update": data,
+        "ts": time.time(),
+    }
+    try:
+        return json.dumps(record)
+    except (ValueError, RecursionError):
+        # Nested deeper than the encoder goes: the operator gets the id and why.
+        record["update"] = None
+        return json.dumps(record)

@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from bot.assembly.handoff import Handoff, HandoffBackend, build_desk, build_handoff
 from bot.core.bus import new_worker_id
 from bot.core.delivery import Senders
+from bot.core.direct_answers import DirectAnswers
 from bot.core.engine import Engine, EngineOptions
 from bot.core.errors import StoreUnavailable
 from bot.core.identities import Customers
@@ -162,10 +163,14 @@ async def create_segue(
     connectors: list[Connector] = [WebChatConnector(
         engine=engine, store=store, options=web_chat_options(settings, web_secret),
         limiter=limiter, links=links, bus=bus, presence=WebPresence(agents, worker=worker))]
+    # Fixed answers outside a turn ("text only", "too long"), once per message.
+    answers = DirectAnswers(store, senders, ttl_seconds=store.limits.dedup_ttl_seconds)
     if settings.telegram_token is not None:
-        connectors.append(build_telegram_connector(settings=settings, engine=engine, store=store))
+        connectors.append(build_telegram_connector(settings=settings, engine=engine, store=store,
+                                                   answers=answers))
     if settings.slack_bot_token is not None:
-        connectors.append(build_slack_connector(settings=settings, engine=engine, store=store))
+        connectors.append(build_slack_connector(settings=settings, engine=engine, store=store,
+                                                answers=answers))
     segue = Segue(settings=settings, store=store, engine=engine)
     for connector in connectors:
         senders.register(connector.channel, connector)

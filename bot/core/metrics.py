@@ -18,6 +18,16 @@ DELIVERY_FAILURES = Counter(
 BAD_INPUT = Counter(
     "segue_bad_input_total", "Refused inbound input by channel and code", ["channel", "code"]
 )
+IGNORED = Counter(
+    "segue_ignored_total",
+    "Inbound updates left unanswered on purpose (service messages, bots), by channel and reason",
+    ["channel", "reason"],
+)
+PARKED = Counter(
+    "segue_parked_total",
+    "Inbound updates kept for an operator instead of handled, by channel and reason",
+    ["channel", "reason"],
+)
 
 
 @functools.cache

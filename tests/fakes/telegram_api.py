@@ -144,6 +144,12 @@ class FakeTelegram:
             self._pending.append(update)
             self._changed.notify_all()
 
+    async def queue_updates(self, updates: list[dict[str, Any]]) -> None:
+        """Make several updates available at once: one getUpdates gets them all."""
+        async with self._changed:
+            self._pending.extend(updates)
+            self._changed.notify_all()
+
     async def wait_for(self, method: str, count: int = 1, *,
                        where: Callable[[ApiCall], bool] = lambda c: True,
                        timeout: float = 5.0) -> list[ApiCall]:

@@ -205,11 +205,18 @@ async def test_poisoned_update_is_parked_after_three_attempts_with_an_apology(
 async def test_sticker_gets_a_clear_reply_and_nothing_is_stored(
     telegram_api: FakeTelegram, segue: Segue, redis_client: aioredis.Redis
 ) -> None:
-    assert await telegram_api.post_update(sticker_update(telegram_api.new_update_id())) == 200
+    update = sticker_update(telegram_api.new_update_id())
+    assert await telegram_api.post_update(update) == 200
     [reply] = telegram_api.sent()
     assert reply.params["text"] == UNSUPPORTED_REPLY
     assert "text" in reply.params["text"]
-    assert await redis_keys(redis_client, "*") == []
+    # Nothing of the sticker is kept. One key is: the mark that this update
+    # was answered, without which a redelivery would be answered again. It
+    # holds no customer data and expires like the dedup marks of turns.
+    [marker] = await redis_keys(redis_client, "*")
+    assert marker == f"segue:token:answered:telegram:{CHAT}:{update['update_id']}"
+    assert await redis_client.get(marker) == "1"
+    assert 0 < await redis_client.ttl(marker) <= segue.store.limits.dedup_ttl_seconds
 
 
 async def test_customer_markup_is_sent_back_as_plain_text(
