@@ -269,6 +269,18 @@ async def test_a_parked_update_keeps_what_an_operator_needs(
     assert before <= parked["ts"] <= time.time()
 
 
+async def test_a_parked_update_delivered_again_is_not_parked_or_apologised_for_again(
+    telegram_api: FakeTelegram, segue: Segue
+) -> None:
+    # Telegram missed the 200 that followed the parking, and delivers it again.
+    update = telegram_api.message("poison")
+    statuses = [(await post(telegram_api, update))[0] for _ in range(5)]
+    assert statuses == [500, 500, 200, 200, 200]
+    assert [c.params["text"] for c in telegram_api.sent()] == [APOLOGY.text]
+    [record] = await segue.store.parked(10)
+    assert json.loads(record)["attempts"] == 3
+
+
 async def test_a_parked_press_is_answered_and_apologised_for_in_its_chat(
     telegram_api: FakeTelegram, segue: Segue
 ) -> None:
