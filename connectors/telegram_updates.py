@@ -89,7 +89,9 @@ class UpdateHandlers:
 
     async def _on_message(self, message: Message, event_update: Update) -> None:
         user = message.from_user
-        if user is None or user.is_bot:
+        if user is None:
+            ignored("no_sender")
+        elif user.is_bot:
             # Only people are answered: two bots answering each other never stop.
             ignored("from_bot")
         elif message.text:
@@ -268,11 +270,12 @@ def update_id_of(data: object) -> int | None:
 
 def unreadable_reason(exc: Exception) -> str:
     """Why an update could not be read: the paths of the first fields that
-    failed and what was wrong, never the values given."""
+    failed and the kind of each error, never the values given (pydantic's
+    wording quotes some of them)."""
     if not isinstance(exc, ValidationError):
         return type(exc).__name__
     parts = [
-        f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}"[:REASON_PART_MAX]
+        f"{'.'.join(str(p) for p in error['loc'])}: {error['type']}"[:REASON_PART_MAX]
         for error in exc.errors(include_input=False, include_url=False)[:REASON_ERRORS]
     ]
     more = exc.error_count() - len(parts)

@@ -338,6 +338,18 @@ async def test_messages_and_presses_from_bots_get_no_answer_and_store_nothing(
                    reason="from_bot") == before + 2 * len(updates)
 
 
+async def test_a_message_without_a_sender_gets_no_answer(
+    telegram_api: FakeTelegram, segue: Segue, redis_client: aioredis.Redis
+) -> None:
+    update = private_message(telegram_api.new_update_id(), CONTENT["sticker"])
+    del update["message"]["from"]
+    before = counted("segue_ignored_total", channel="telegram", reason="no_sender")
+    assert await telegram_api.post_update(update) == 200
+    assert telegram_api.sent() == []
+    assert await redis_keys(redis_client, "*") == []
+    assert counted("segue_ignored_total", channel="telegram", reason="no_sender") == before + 1
+
+
 @pytest.mark.parametrize("kind", sorted(OTHER_KINDS))
 async def test_other_update_types_are_accepted_and_left_alone(
     telegram_api: FakeTelegram, segue: Segue, redis_client: aioredis.Redis,
@@ -396,6 +408,19 @@ async def test_an_unreadable_update_with_the_secret_is_accepted_and_parked_once(
     assert not await redis_keys(redis_client, "segue:{*")
     assert SECRET_TEXT not in caplog.text
     assert f"Telegram update {update['update_id']} could not be read" in caplog.text
+
+
+async def test_why_an_update_could_not_be_read_names_fields_never_what_they_held(
+    telegram_api: FakeTelegram, segue: Segue, caplog: pytest.LogCaptureFixture
+) -> None:
+    # pydantic's own wording quotes a tag it does not know; the reason must not.
+    caplog.set_level(logging.DEBUG, logger="connectors")
+    message = {**said("hi"), "forward_origin": {"type": SECRET_TEXT, "date": 1763900000}}
+    update = {"update_id": telegram_api.new_update_id(), "message": message}
+    assert await telegram_api.post_update(update) == 200
+    [record] = await parked(segue)
+    assert record["error"] == "message.forward_origin: union_tag_invalid"
+    assert SECRET_TEXT not in caplog.text
 
 
 # The two refusals below are kept as they were: guards, not changes.
