@@ -90,13 +90,17 @@ class Chaos:
             # Random moments are the point here: nothing to await but time.
             if await _stopped(stop, at - time.monotonic()):
                 return
+            for worker in self.workers:
+                if not worker.up:  # it exited unasked: counted, and started again
+                    await worker.start(self.http)
+                    await self.balancer.changed()
             if restart_redis:
                 self.redis_restarts.append(await self.redis.restart())
             else:
                 await self._kill_one()
 
     async def _kill_one(self) -> None:
-        victim = self.rng.choice([w for w in self.workers if w.up])
+        victim = self.rng.choice(self.workers)
         began = time.monotonic()
         await victim.kill()
         await victim.start(self.http)
@@ -138,10 +142,11 @@ async def settle(customers: list[Customer], tasks: list[asyncio.Task[None]], loa
     the final audit and how long settling took."""
     began = time.monotonic()
     deadline = began + args.settle
-    _, pending = await asyncio.wait(tasks, timeout=args.settle)
-    for task in pending:
-        task.cancel()  # still not accepted at the deadline: counted as such
-    await asyncio.gather(*tasks, return_exceptions=True)
+    if tasks:
+        _, pending = await asyncio.wait(tasks, timeout=args.settle)
+        for task in pending:
+            task.cancel()  # still not accepted at the deadline: counted as such
+        await asyncio.gather(*tasks, return_exceptions=True)
     last, changed_at = None, time.monotonic()
     while True:
         results = await audit(customers, store, telegram, slack)
@@ -182,6 +187,11 @@ def report(results: dict[str, ChannelAudit], chaos: Chaos, workers: list[Worker]
     back = f"{statistics.median(chaos.back_in):.1f} s" if chaos.back_in else "-"
     print(f"chaos: {len(chaos.back_in)} worker kills with SIGKILL ({kills}), each started "
           f"again (ready again in {back} median)")
+    exits = sum(w.unexpected_exits for w in workers)
+    failed_starts = sum(w.failed_starts for w in workers)
+    if exits or failed_starts:
+        print(f"       workers that exited unasked: {exits}; starts that failed: "
+              f"{failed_starts}")
     for restart in chaos.redis_restarts:
         print(f"       1 Redis restart (SIGTERM): down {restart.down_seconds:.2f} s, "
               f"{restart.keys_before} keys before, {restart.keys_after} after, last write "
@@ -211,6 +221,8 @@ def report(results: dict[str, ChannelAudit], chaos: Chaos, workers: list[Worker]
          _ms(statistics.median(every) if every else None))
     line("send to reply p95 ms", [_ms(r.percentile(0.95)) for r in rows],
          _ms(sorted(every)[int(0.95 * len(every))] if every else None))
+    line("send to reply max ms", [_ms(r.percentile(1.0)) for r in rows],
+         _ms(max(every) if every else None))
     if tally:
         print("on the way (each retried as its platform does):")
         for what, count in sorted(tally.items()):
@@ -222,7 +234,7 @@ def report(results: dict[str, ChannelAudit], chaos: Chaos, workers: list[Worker]
             print(f"  {example}")
     print(f"settled in {settled:.1f} s (at most {args.settle:.0f} s, "
           f"{args.quiet:.0f} s without news)")
-    failed = sum(r.failures() for r in rows) + tally["customer stopped"]
+    failed = sum(r.failures() for r in rows) + tally["customer stopped"] + exits
     failed += sum(1 for r in chaos.redis_restarts if not r.marker_kept)
     print("PASS" if failed == 0 else f"FAIL: {failed} failed checks")
     return failed

@@ -195,6 +195,8 @@ class Worker:
         self.starts = 0
         self.kills = 0
         self.failed_starts = 0
+        self.unexpected_exits = 0
+        self._watch: asyncio.Task[None] | None = None
 
     @property
     def url(self) -> str:
@@ -217,6 +219,7 @@ class Worker:
             )
             if await self._ready(http, deadline):
                 self.up = True
+                self._watch = asyncio.create_task(self._watch_exit(self.proc))
                 return
             self.failed_starts += 1
             await self._reap()
@@ -234,6 +237,13 @@ class Worker:
                         return True
             await asyncio.sleep(POLL_SECONDS)
         return False
+
+    async def _watch_exit(self, proc: asyncio.subprocess.Process) -> None:
+        """A worker that exits unasked leaves the balancer and is counted."""
+        await proc.wait()
+        if proc is self.proc and self.up:
+            self.up = False
+            self.unexpected_exits += 1
 
     async def kill(self) -> None:
         """SIGKILL: no shutdown, no goodbye, whatever was in flight is cut."""

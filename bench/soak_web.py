@@ -52,7 +52,7 @@ class WebSender:
                 sent.attempts += 1
                 answer = await self._ask(frame)
             except _Closed:
-                self.load.tally["web: socket lost, opened again"] += 1
+                self.load.tally["web: socket lost or not opened, message sent again"] += 1
                 await self._drop()
                 await asyncio.sleep(next(delays))
                 continue
@@ -72,8 +72,10 @@ class WebSender:
         await self._drop()
 
     async def _connected(self) -> None:
-        if self.ws is not None and not self.ws.closed:
-            return
+        if self.ws is not None:
+            if not self.ws.closed:
+                return
+            self.load.tally["web: socket closed by the server, opened again"] += 1
         await self._drop()
         worker = await self.load.balancer.pick()
         try:
