@@ -269,7 +269,8 @@ class SlackConnector:
 
     async def _queue(self, inbound: Inbound) -> None:
         # Before the ack: once Slack has its 200 it never sends this again.
-        await self.store.inbox_add(inbox.encode_item(CHANNEL, inbound_to_json(inbound)))
+        await self.store.inbox_add(inbox.encode_item(CHANNEL, inbound_to_json(inbound)),
+                                   lane=inbox.lane_of(inbound.identity))
 
     async def _on_error(self, error: Exception) -> BoltResponse | None:
         if isinstance(error, BoltUnhandledRequestError):

@@ -7,9 +7,11 @@ is tagged by the channel identity for the same reason.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 from bot.core.model import ChannelIdentity
+from bot.core.ports import INBOX_PARTITIONS
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +42,15 @@ class KeyBuilder:
 
     def inbox(self) -> str:
         return f"{self.prefix}:inbox"
+
+    def inbox_lane(self, partition: int) -> str:
+        # Every command and script on a partition touches its stream alone.
+        return f"{self.prefix}:inbox:{partition}"
+
+
+def lane_partition(lane: str) -> int:
+    """The inbox partition of a lane: the same in every process (unlike `hash`)."""
+    return zlib.crc32(lane.encode()) % INBOX_PARTITIONS
 
 
 def identity_member(identity: ChannelIdentity) -> str:

@@ -7,8 +7,6 @@ shared between processes and forgets everything on restart.
 
 from __future__ import annotations
 
-import asyncio
-import itertools
 import secrets
 import time
 from collections import deque
@@ -19,8 +17,9 @@ from bot.core.backoff import poll_until
 from bot.core.bus import LocalBus
 from bot.core.errors import CustomerGone, LockTimeout
 from bot.core.model import Address, ChannelIdentity, HistoryEntry
-from bot.core.ports import InboxItem, LoadResult, StoreLimits, merge_histories
+from bot.core.ports import LoadResult, StoreLimits, merge_histories
 from context_store.agents_memory import MemoryAgentStore
+from context_store.memory_inbox import MemoryInboxMixin
 
 
 @dataclass(slots=True)
@@ -33,7 +32,7 @@ class _Customer:
     seen: dict[str, float] = field(default_factory=dict)  # message key -> expires at
 
 
-class MemoryContextStore:
+class MemoryContextStore(MemoryInboxMixin):
     """Dicts guarded by the event loop: every method runs without awaiting
     in between, so each is atomic like its Redis script."""
 
@@ -45,7 +44,6 @@ class MemoryContextStore:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.limits = limits or StoreLimits()
-        self.inbox_stale_ms = inbox_stale_ms
         # What every lifetime (locks, marks, tokens, counters) is measured on.
         self._clock = clock
         self._identities: dict[ChannelIdentity, str] = {}
@@ -57,13 +55,7 @@ class MemoryContextStore:
         self._tokens: dict[str, tuple[str, float]] = {}
         self._last_sweep = self._clock()
         self._parked: deque[str] = deque(maxlen=1000)
-        self._inbox: dict[str, str] = {}
-        self._inbox_new: deque[str] = deque()
-        self._inbox_taken: dict[str, tuple[float, int]] = {}  # id -> (taken at, attempts)
-        self._inbox_ids = itertools.count(1)
-        self._inbox_event = asyncio.Event()
-        # Takers waiting for a new item right now.
-        self.blocked_takers = 0
+        self._init_inbox(inbox_stale_ms)
 
     async def ping(self) -> None:
         return None
@@ -284,48 +276,6 @@ class MemoryContextStore:
 
     async def parked(self, limit: int) -> list[str]:
         return list(self._parked)[:limit]
-
-    async def inbox_add(self, payload: str) -> str:
-        item_id = f"{next(self._inbox_ids)}-0"
-        self._inbox[item_id] = payload
-        self._inbox_new.append(item_id)
-        self._inbox_event.set()
-        return item_id
-
-    async def inbox_take(self, consumer: str, *, count: int, block_ms: int) -> list[InboxItem]:
-        items = self._reclaim(count)
-        if items:
-            return items
-        if not self._inbox_new:
-            self._inbox_event.clear()
-            self.blocked_takers += 1
-            try:
-                await asyncio.wait_for(self._inbox_event.wait(), block_ms / 1000)
-            except TimeoutError:
-                return []
-            finally:
-                self.blocked_takers -= 1
-        now = self._clock()
-        while self._inbox_new and len(items) < count:
-            item_id = self._inbox_new.popleft()
-            if item_id in self._inbox:
-                self._inbox_taken[item_id] = (now, 1)
-                items.append(InboxItem(item_id, self._inbox[item_id], 1))
-        return items
-
-    async def inbox_ack(self, item_id: str) -> None:
-        self._inbox.pop(item_id, None)
-        self._inbox_taken.pop(item_id, None)
-
-    def _reclaim(self, count: int) -> list[InboxItem]:
-        now = self._clock()
-        stale = now - self.inbox_stale_ms / 1000
-        items: list[InboxItem] = []
-        for item_id, (taken_at, attempts) in list(self._inbox_taken.items()):
-            if taken_at <= stale and len(items) < count:
-                self._inbox_taken[item_id] = (now, attempts + 1)
-                items.append(InboxItem(item_id, self._inbox[item_id], attempts + 1))
-        return items
 
     def _sweep(self, now: float) -> None:
         """Forget expired tokens, counters, markers and provisional identities,

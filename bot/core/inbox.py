@@ -2,10 +2,17 @@
 acknowledging it to the platform is processed here, after the acknowledgement.
 
 Items are JSON envelopes `{"source": "<name>", "data": {...}}`; each source
-registers one handler. A handler that keeps failing is retried a bounded
-number of times, then the item is parked for an operator with its error, so
-one poisoned item cannot block the queue. An item whose worker died is
-reclaimed by the store after its stale time and handled here again; handlers
+registers one handler. Items queued in a lane (a sender's channel identity,
+`lane_of`) are handled in the order they were queued, across workers and
+crashes: the store hashes lanes onto partitions and hands out a partition's
+next item only once the one before is acknowledged, or gone stale because
+its worker stopped keeping it (then that one comes again first). This worker
+reads every partition, each in a task of its own, and keeps the item it
+handles from going stale. Items without a lane are taken in any order.
+
+A handler that keeps failing is retried a bounded number of times, then the
+item is parked for an operator with its error, so one poisoned item cannot
+block its lane. An item whose worker died is handed out again; handlers
 must therefore be idempotent (the engine's dedup makes a turn so).
 """
 
@@ -16,17 +23,22 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from bot.core.backoff import Doubling
-from bot.core.errors import StoreUnavailable
-from bot.core.ports import InboxItem, InboxStore, ParkingStore
+from bot.core.errors import StoreError, StoreUnavailable
+from bot.core.model import ChannelIdentity
+from bot.core.ports import INBOX_PARTITIONS, InboxItem, InboxStore, ParkingStore
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
+
+# How often an item being handled is kept, within its stale time.
+KEEPS_PER_STALE_TIME = 3
 
 
 @runtime_checkable
@@ -51,6 +63,12 @@ class InboxOptions:
     stop_grace_seconds: float = 5.0
 
 
+def lane_of(identity: ChannelIdentity) -> str:
+    """The lane of a sender's messages: one channel identity's are handled
+    in the order they were queued."""
+    return f"{identity.channel}:{identity.user_id}"
+
+
 def encode_item(source: str, data: dict[str, Any]) -> str:
     """The inbox payload for `data`, to be handled by `source`'s handler."""
     return json.dumps({"source": source, "data": data}, separators=(",", ":"))
@@ -67,13 +85,29 @@ def decode_item(payload: str) -> tuple[str, dict[str, Any]]:
     return source, data
 
 
+async def take_in_order(
+    store: InboxStore, consumer: str, *, count: int, block_ms: int
+) -> list[InboxItem]:
+    """`inbox_take` made of a store's `inbox_read`: items without a lane,
+    then the next item of each partition; if there are none, a wait for an
+    item without a lane."""
+    items = await store.inbox_read(consumer, None, count=count, block_ms=0)
+    for partition in range(INBOX_PARTITIONS):
+        if len(items) >= count:
+            break
+        items += await store.inbox_read(consumer, partition, count=1, block_ms=0)
+    if not items and block_ms > 0:
+        items = await store.inbox_read(consumer, None, count=count, block_ms=block_ms)
+    return items
+
+
 class InboxWorker:
     """Takes items from the inbox and hands each to its source's handler.
 
-    Items are handled one at a time, in the order the store hands them out,
-    which keeps one customer's messages in arrival order within a worker.
-    `start` and `stop` may be called by several owners (one per connector);
-    the loop runs while at least one owner has started it.
+    One task per partition handles its items one at a time, in order; one
+    more takes the items without a lane, a batch at a time. `start` and
+    `stop` may be called by several owners (one per connector); the worker
+    runs while at least one owner has started it.
     """
 
     def __init__(
@@ -90,7 +124,17 @@ class InboxWorker:
         self._task: asyncio.Task[None] | None = None
         self._owners = 0
         self._stopping = asyncio.Event()
-        self._idle = True
+        # The reading tasks, and whether each is between items (so may be
+        # cancelled on stop without losing work in hand).
+        self._readers: dict[asyncio.Task[None], bool] = {}
+        # Items without a lane were queued before lanes existed (or by hand):
+        # those this worker holds are finished before it starts a lane's
+        # next item, so that an old backlog drains before newer messages.
+        self._loose_done = asyncio.Event()
+        self._loose_done.set()
+        self._looked = asyncio.Event()  # the items without a lane were looked at once
+        self._pace = Doubling(first=self.options.retry_delay_seconds,
+                              cap=self.options.store_backoff_max_seconds)
 
     def register(self, source: str, handler: Handler) -> None:
         self._handlers[source] = handler
@@ -112,46 +156,108 @@ class InboxWorker:
         task, self._task = self._task, None
         _forget(self)
         self._stopping.set()
-        if self._idle:
-            # Waiting on the store holds nothing; an item being handled is
-            # given time to finish so it is not handled twice after reclaim.
-            task.cancel()
+        # Waiting on the store holds nothing; an item being handled is given
+        # time to finish so that it is not handled twice after it goes stale.
+        for reader, idle in self._readers.items():
+            if idle:
+                reader.cancel()
         try:
             await asyncio.wait_for(task, self.options.stop_grace_seconds)
         except (asyncio.CancelledError, TimeoutError):
             pass
+        # What a reader was cancelled with or never finished goes to another
+        # worker now, not once stale: a lane waits for its item in hand.
+        try:
+            await self.store.inbox_release(self.consumer)
+        except StoreError as exc:
+            log.warning("could not give back the inbox items in hand: %s", exc)
 
     async def _run(self) -> None:
-        pace = Doubling(first=self.options.retry_delay_seconds,
-                        cap=self.options.store_backoff_max_seconds)
-        delays = pace.delays()
+        self._looked = asyncio.Event()
+        loose = asyncio.create_task(self._read(None), name=f"inbox {self.consumer}")
+        self._readers = {loose: True}
+        try:
+            # The items without a lane are looked at before any lane (see
+            # `_loose_done`), so an item already queued is held by then.
+            await self._looked.wait()
+            if not self._stopping.is_set():
+                self._readers.update(dict.fromkeys((
+                    asyncio.create_task(self._read(p), name=f"inbox {self.consumer} lane {p}")
+                    for p in range(INBOX_PARTITIONS)), True))
+            # Each reader ends when the worker stops (or is cancelled, idle).
+            await asyncio.gather(*self._readers, return_exceptions=True)
+        finally:
+            readers, self._readers = list(self._readers), {}
+            for reader in readers:
+                reader.cancel()
+            await asyncio.gather(*readers, return_exceptions=True)
+
+    async def _read(self, partition: int | None) -> None:
+        """Read one partition (None: the items without a lane) until stopped;
+        a partition's items one at a time."""
+        reader = asyncio.current_task()
+        assert reader is not None
+        count = 1 if partition is not None else self.options.batch
+        delays = self._pace.delays()
         while not self._stopping.is_set():
             try:
-                items = await self.store.inbox_take(
-                    self.consumer, count=self.options.batch, block_ms=self.options.block_ms
+                items = await self.store.inbox_read(
+                    self.consumer, partition, count=count,
+                    block_ms=self.options.block_ms if self._looked.is_set() else 0,
                 )
             except StoreUnavailable as exc:
                 delay = next(delays)
                 log.warning("inbox unavailable, retrying in %.2fs: %s", delay, exc)
-                await asyncio.sleep(delay)
+                await self._pause(delay)
+                continue
+            except StoreError as exc:
+                # A Redis that lost its data lost the consumer groups too:
+                # the store makes them again on the next read.
+                log.warning("reading the inbox failed, retrying: %s", exc)
+                await self._pause(self.options.store_backoff_max_seconds)
                 continue
             except Exception:
                 log.exception("reading the inbox failed")
-                await asyncio.sleep(self.options.store_backoff_max_seconds)
+                await self._pause(self.options.store_backoff_max_seconds)
                 continue
-            delays = pace.delays()  # the store answered: start again from the first delay
-            self._idle = False
+            finally:
+                self._looked.set()
+            delays = self._pace.delays()  # the store answered: start again from the first delay
+            self._readers[reader] = False
+            if partition is None and items:
+                self._loose_done.clear()
             try:
                 for item in items:
-                    if self._stopping.is_set():
-                        break  # the rest stay pending and are reclaimed
+                    if partition is None:
+                        if self._stopping.is_set():
+                            break  # the rest stay pending and are reclaimed
+                    else:
+                        await self._loose_done.wait()
+                    # A lane's item is handled even when stopping: left, it
+                    # would hold up its lane until it went stale.
                     await self.handle(item)
             finally:
-                self._idle = True
+                self._readers[reader] = True
+                if partition is None:
+                    self._loose_done.set()
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep `seconds`, or less if the worker stops meanwhile."""
+        try:
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        except TimeoutError:
+            pass
+
+    # One item.
 
     async def handle(self, item: InboxItem) -> None:
         """Handle one item to its end: acknowledged, parked, or left for
-        another worker (when its source is not handled here)."""
+        another worker (when its source is not handled here). Kept from
+        going stale meanwhile, however long its handler takes."""
+        async with self._kept(item):
+            await self._handle(item)
+
+    async def _handle(self, item: InboxItem) -> None:
         attempt = item.attempts
         if attempt > self.options.max_attempts:
             # Taken this often without an ack: its workers keep dying on it.
@@ -161,8 +267,8 @@ class InboxWorker:
             try:
                 await self._dispatch(item)
             except UnknownSource as exc:
-                # Another process may handle it; the store's reclaim hands it
-                # out again, and `attempts` bounds how often.
+                # Another process may handle it; the store hands it out again
+                # once stale, and `attempts` bounds how often.
                 log.warning("inbox item %s left for another worker: %s", item.item_id, exc)
                 return
             except StoreUnavailable as exc:
@@ -183,6 +289,35 @@ class InboxWorker:
                 continue
             await self._ack(item)
             return
+
+    @asynccontextmanager
+    async def _kept(self, item: InboxItem) -> AsyncIterator[None]:
+        """While the body runs, keep `item` this worker's in the store, so
+        that a slow handler does not see its item handed to another worker."""
+        if item.stale_ms <= 0:
+            yield
+            return
+        keeper = asyncio.create_task(self._keep(item), name=f"keep {item.item_id}")
+        try:
+            yield
+        finally:
+            keeper.cancel()
+            await asyncio.gather(keeper, return_exceptions=True)
+
+    async def _keep(self, item: InboxItem) -> None:
+        every = item.stale_ms / 1000 / KEEPS_PER_STALE_TIME
+        while True:
+            await asyncio.sleep(every)
+            try:
+                kept = await self.store.inbox_keep(self.consumer, item.item_id)
+            except StoreUnavailable as exc:
+                log.warning("could not keep inbox item %s: %s", item.item_id, exc)
+                continue
+            if not kept:
+                # Taken over after all (this worker stalled): the engine's
+                # dedup makes the second run of its turn harmless.
+                log.warning("inbox item %s was handed to another worker", item.item_id)
+                return
 
     async def _dispatch(self, item: InboxItem) -> None:
         source, data = decode_item(item.payload)

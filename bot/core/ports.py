@@ -47,13 +47,22 @@ class LoadResult:
     state: str | None = None
 
 
+# How many partitions the inbox's lanes are hashed onto. Changing it moves
+# lanes between partitions: drain the inbox first, or some items of a lane
+# may be handled out of order.
+INBOX_PARTITIONS = 16
+
+
 @dataclass(frozen=True, slots=True)
 class InboxItem:
-    """A durably queued payload; `attempts` counts deliveries to a worker."""
+    """A durably queued payload; `attempts` counts deliveries to a worker.
+    `stale_ms`: how long it stays its taker's without an `inbox_keep` before
+    it may be handed out again (0: the store does not say)."""
 
     item_id: str
     payload: str
     attempts: int
+    stale_ms: int = 0
 
 
 def merge_histories(*histories: Sequence[HistoryEntry]) -> list[HistoryEntry]:
@@ -208,14 +217,41 @@ class ParkingStore(Protocol):
 
 @runtime_checkable
 class InboxStore(Protocol):
-    """A durable queue of work shared by the workers."""
+    """A durable queue of work shared by the workers.
 
-    async def inbox_add(self, payload: str) -> str:
-        """Queue a payload durably; returns its id."""
+    Items queued in a lane (one sender's channel identity) are handed out in
+    the order queued, one at a time: lanes are hashed onto partitions, and a
+    partition hands out its next item only once the one before is
+    acknowledged, or gone stale (its taker stopped keeping it: it probably
+    died), in which case that one is handed out again first. Items without
+    a lane are handed out in any order, several at a time."""
+
+    async def inbox_add(self, payload: str, *, lane: str | None = None) -> str:
+        """Queue a payload durably, behind the earlier items of `lane`;
+        returns its id."""
 
     async def inbox_take(self, consumer: str, *, count: int, block_ms: int) -> list[InboxItem]:
-        """Items for `consumer`: new ones, and ones another consumer took more
-        than the stale time ago without acknowledging (it probably died)."""
+        """Up to `count` items for `consumer`: without a lane, new ones and
+        ones another consumer took more than the stale time ago without
+        acknowledging; and the next item of each partition, as `inbox_read`.
+        Waits up to `block_ms` for an item without a lane if there is none."""
+
+    async def inbox_read(
+        self, consumer: str, partition: int | None, *, count: int, block_ms: int
+    ) -> list[InboxItem]:
+        """The next item of a partition (0 to `INBOX_PARTITIONS` - 1) for
+        `consumer`, unless one is out and not stale; waits up to `block_ms`
+        for a new item if it has none to give. None: up to `count` items
+        without a lane, as `inbox_take`."""
+
+    async def inbox_keep(self, consumer: str, item_id: str) -> bool:
+        """`consumer` is still handling the item: it is not stale for another
+        stale time. False if `consumer` no longer holds it (it was taken
+        over, or acknowledged)."""
+
+    async def inbox_release(self, consumer: str) -> None:
+        """`consumer` stops: every item it holds may be handed out again at
+        once, as if stale."""
 
     async def inbox_ack(self, item_id: str) -> None:
         """The item is done; it is never handed out again."""

@@ -383,6 +383,23 @@ class TestInboxStore:
         await store.inbox_ack(again[0].item_id)
         assert await store.inbox_take("w3", count=10, block_ms=50) == []
 
+    async def test_a_kept_item_is_not_reclaimed_until_no_longer_kept(
+        self, store: ContextStore
+    ) -> None:
+        await store.inbox_add("one")
+        (item,) = await store.inbox_take("w1", count=10, block_ms=100)
+        assert item.stale_ms == 200
+        # Kept for six stale times, and over the second between looks for stale items.
+        for _ in range(12):
+            await asyncio.sleep(0.1)
+            assert await store.inbox_keep("w1", item.item_id)
+        assert await store.inbox_take("w2", count=10, block_ms=50) == []
+        assert not await store.inbox_keep("w2", item.item_id)  # not w2's to keep
+        await asyncio.sleep(0.25 + 1.0)  # no longer kept: the stale time is under test
+        (again,) = await store.inbox_take("w2", count=10, block_ms=50)
+        assert (again.item_id, again.attempts) == (item.item_id, 2)
+        assert not await store.inbox_keep("w1", item.item_id)
+
     async def test_inbox_take_wakes_on_a_new_item(self, store: ContextStore) -> None:
         waiting = asyncio.create_task(store.inbox_take("w1", count=1, block_ms=60_000))
         async with asyncio.timeout(10):

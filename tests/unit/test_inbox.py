@@ -1,18 +1,29 @@
 """The inbox worker, on both stores: handled items are acknowledged, failing
-ones retried a bounded number of times then parked, abandoned ones reclaimed."""
+ones retried a bounded number of times then parked, abandoned ones reclaimed,
+and each lane's items handled one at a time in the order queued."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from bot.core.errors import StoreUnavailable
-from bot.core.inbox import InboxOptions, InboxWorker, decode_item, encode_item, shared_worker
-from bot.core.ports import ContextStore, InboxItem
+from bot.core.inbox import (
+    Handler,
+    InboxOptions,
+    InboxWorker,
+    decode_item,
+    encode_item,
+    shared_worker,
+)
+from bot.core.ports import INBOX_PARTITIONS, ContextStore, InboxItem
 from context_store import MemoryContextStore, RedisContextStore
+from context_store.keys import lane_partition
+from tests.support.redis_server import free_port, redis_server
 
 FAST = InboxOptions(max_attempts=3, block_ms=100, retry_delay_seconds=0.001)
 
@@ -35,11 +46,12 @@ class Recorder:
 
 
 async def inbox_length(store: ContextStore) -> int:
-    """Items not yet acknowledged, whoever holds them."""
+    """Items not yet acknowledged, whoever holds them, with a lane or without."""
     if isinstance(store, RedisContextStore):
-        return int(await store.client.xlen(store.keys.inbox()))
+        streams = [store.keys.inbox(), *map(store.keys.inbox_lane, range(INBOX_PARTITIONS))]
+        return sum([int(await store.client.xlen(stream)) for stream in streams])
     assert isinstance(store, MemoryContextStore)
-    return len(store._inbox)
+    return len(store._inbox) + sum(len(p.entries) for p in store._partitions)
 
 
 def test_items_round_trip_through_their_envelope() -> None:
@@ -153,3 +165,198 @@ async def test_connectors_share_one_worker_per_store() -> None:
     await second.stop()
     assert not first.running
     assert shared_worker(store) is not first  # a stopped worker is forgotten
+
+
+# Lanes: one sender's items in the order queued, whichever worker takes them.
+
+LANE = "chan:T1:U0"
+
+
+async def start_workers(store: ContextStore, handler: Handler, count: int) -> list[InboxWorker]:
+    workers = [InboxWorker(store=store, options=FAST, consumer=f"w{n}") for n in range(count)]
+    for worker in workers:
+        worker.register("chan", handler)
+        await worker.start()
+    return workers
+
+
+async def stop_workers(workers: list[InboxWorker]) -> None:
+    for worker in workers:
+        await worker.stop()
+
+
+async def out_of_lane(store: ContextStore, lane: str) -> int:
+    """How many items of `lane`'s partition are handed out, unacknowledged."""
+    partition = lane_partition(lane)
+    if isinstance(store, RedisContextStore):
+        summary = await store.client.xpending(store.keys.inbox_lane(partition), "segue-workers")
+        return int(summary["pending"])
+    assert isinstance(store, MemoryContextStore)
+    return len(store._partitions[partition].pending)
+
+
+async def test_two_workers_handle_each_lanes_items_once_in_the_order_queued(
+    store: ContextStore,
+) -> None:
+    lanes = [f"chan:T1:U{n}" for n in range(5)]
+    seen: dict[str, list[int]] = {lane: [] for lane in lanes}
+    done = asyncio.Event()
+
+    async def handler(data: dict[str, Any]) -> None:
+        # Uneven handling times: items taken side by side would finish out of order.
+        await asyncio.sleep(0.002 * (data["n"] % 3))
+        seen[data["lane"]].append(data["n"])
+        if sum(map(len, seen.values())) == 20 * len(lanes):
+            done.set()
+
+    workers = await start_workers(store, handler, 2)
+    try:
+        for n in range(20):
+            for lane in lanes:
+                await store.inbox_add(encode_item("chan", {"lane": lane, "n": n}), lane=lane)
+        await asyncio.wait_for(done.wait(), 20)
+    finally:
+        await stop_workers(workers)
+    assert seen == {lane: list(range(20)) for lane in lanes}
+    assert await inbox_length(store) == 0
+
+
+async def test_a_slow_item_stays_its_workers_and_its_lane_waits_for_it(
+    store: ContextStore,
+) -> None:
+    events: list[str] = []
+    done = asyncio.Event()
+
+    async def handler(data: dict[str, Any]) -> None:
+        events.append(f"start {data['n']}")
+        if data["n"] == 0:
+            await asyncio.sleep(0.7)  # over three stale times: the behaviour under test
+        events.append(f"end {data['n']}")
+        if data["n"] == 1:
+            done.set()
+
+    workers = await start_workers(store, handler, 2)
+    try:
+        await store.inbox_add(encode_item("chan", {"n": 0}), lane=LANE)
+        await store.inbox_add(encode_item("chan", {"n": 1}), lane=LANE)
+        await asyncio.wait_for(done.wait(), 10)
+    finally:
+        await stop_workers(workers)
+    assert events == ["start 0", "end 0", "start 1", "end 1"]
+
+
+async def test_a_dead_workers_item_is_handled_before_the_next_of_its_lane(
+    store: ContextStore,
+) -> None:
+    await store.inbox_add(encode_item("chan", {"n": 0}), lane=LANE)
+    taken = await store.inbox_read("dies-after-taking", lane_partition(LANE), count=1, block_ms=0)
+    assert len(taken) == 1
+    await store.inbox_add(encode_item("chan", {"n": 1}), lane=LANE)
+    seen: list[int] = []
+    done = asyncio.Event()
+
+    async def handler(data: dict[str, Any]) -> None:
+        seen.append(data["n"])
+        if data["n"] == 1:
+            done.set()
+
+    workers = await start_workers(store, handler, 1)
+    try:
+        await asyncio.wait_for(done.wait(), 10)
+    finally:
+        await stop_workers(workers)
+    assert seen == [0, 1]
+    assert await inbox_length(store) == 0
+
+
+async def test_an_item_without_a_lane_in_hand_goes_before_a_lanes_next(
+    store: ContextStore,
+) -> None:
+    events: list[str] = []
+    loose_started, release, done = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    async def handler(data: dict[str, Any]) -> None:
+        events.append(f"start {data['name']}")
+        if data["name"] == "loose":
+            loose_started.set()
+            await release.wait()
+        events.append(f"end {data['name']}")
+        if data["name"] == "lane":
+            done.set()
+
+    workers = await start_workers(store, handler, 1)
+    try:
+        await store.inbox_add(encode_item("chan", {"name": "loose"}))
+        await asyncio.wait_for(loose_started.wait(), 10)
+        await store.inbox_add(encode_item("chan", {"name": "lane"}), lane=LANE)
+        async with asyncio.timeout(10):
+            while not await out_of_lane(store, LANE):  # the worker holds it, waiting
+                await asyncio.sleep(0.01)
+        release.set()
+        await asyncio.wait_for(done.wait(), 10)
+    finally:
+        await stop_workers(workers)
+    assert events == ["start loose", "end loose", "start lane", "end lane"]
+
+
+async def test_the_worker_rides_out_a_redis_restart_and_keeps_its_lanes_in_order() -> None:
+    port = free_port()
+    seen: list[int] = []
+    changed = asyncio.Condition()
+
+    async def handler(data: dict[str, Any]) -> None:
+        async with changed:
+            seen.append(data["n"])
+            changed.notify_all()
+
+    with redis_server(port=port) as url:
+        store = RedisContextStore.from_url(url, inbox_stale_ms=200)
+        workers = await start_workers(store, handler, 1)
+        await store.inbox_add(encode_item("chan", {"n": 0}), lane=LANE)
+        async with changed:
+            await asyncio.wait_for(changed.wait_for(lambda: seen == [0]), 10)
+    try:
+        # Down, and back without its data: the worker keeps trying meanwhile.
+        with redis_server(port=port):
+            for n in range(1, 6):
+                await store.inbox_add(encode_item("chan", {"n": n}), lane=LANE)
+            async with changed:
+                await asyncio.wait_for(changed.wait_for(lambda: len(seen) == 6), 20)
+            await stop_workers(workers)
+    finally:
+        await store.close()
+    assert seen == list(range(6))
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def long_stale_store(request: pytest.FixtureRequest) -> AsyncIterator[ContextStore]:
+    """A store whose taken items go stale only after 30 s, as shipped."""
+    if request.param == "memory":
+        yield MemoryContextStore(inbox_stale_ms=30_000)
+        return
+    store = RedisContextStore.from_url(request.getfixturevalue("redis_url"),
+                                       inbox_stale_ms=30_000)
+    yield store
+    await store.close()
+
+
+async def test_a_stopped_worker_gives_its_item_in_hand_to_the_next_at_once(
+    long_stale_store: ContextStore,
+) -> None:
+    store = long_stale_store
+    started = asyncio.Event()
+
+    async def never_done(data: dict[str, Any]) -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    worker = InboxWorker(store=store, consumer="w1",
+                         options=InboxOptions(block_ms=100, stop_grace_seconds=0.05))
+    worker.register("chan", never_done)
+    await worker.start()
+    await store.inbox_add(encode_item("chan", {"n": 0}), lane=LANE)
+    await asyncio.wait_for(started.wait(), 10)
+    await worker.stop()  # the grace runs out and the handler is cancelled
+    # Not 30 s from now: the lane goes on with its item at once.
+    (item,) = await store.inbox_read("w2", lane_partition(LANE), count=1, block_ms=0)
+    assert (decode_item(item.payload)[1], item.attempts) == ({"n": 0}, 2)
