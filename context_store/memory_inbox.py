@@ -70,6 +70,8 @@ class MemoryInboxMixin:
     ) -> list[InboxItem]:
         if partition is None:
             return await self._take_loose(consumer, count, block_ms)
+        if not 0 <= partition < INBOX_PARTITIONS:
+            raise ValueError(f"no inbox partition {partition}: 0 to {INBOX_PARTITIONS - 1}")
         lane = self._partitions[partition]
         item = self._next_of(lane, consumer)
         if item is None and block_ms > 0:

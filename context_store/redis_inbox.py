@@ -117,6 +117,8 @@ class RedisInboxMixin:
     ) -> list[InboxItem]:
         if partition is None:
             return await self._take_loose(consumer, count, block_ms)
+        if not 0 <= partition < INBOX_PARTITIONS:
+            raise ValueError(f"no inbox partition {partition}: 0 to {INBOX_PARTITIONS - 1}")
         stream = self.keys.inbox_lane(partition)
         args: list[str | int] = [_INBOX_GROUP, consumer, self.inbox_stale_ms]
         reply = await self._grouped(stream, lambda: self._read_lane([stream], args))

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from bot.core.ports import ContextStore, InboxItem
 from context_store import MemoryContextStore, RedisContextStore
 from context_store.keys import lane_partition
@@ -144,3 +146,13 @@ async def test_what_a_stopping_consumer_gives_back_is_handed_out_at_once(
     # Well within the stale time, and each counted as handed out once more.
     again = await store.inbox_take("w3", count=10, block_ms=50)
     assert sorted(taken(again)) == [("a0", 2), ("b0", 2), ("loose", 2)]
+
+
+async def test_a_partition_that_does_not_exist_is_refused_and_nothing_made(
+    store: ContextStore,
+) -> None:
+    for partition in (-1, 16):
+        with pytest.raises(ValueError, match="no inbox partition"):
+            await store.inbox_read("w1", partition, count=1, block_ms=0)
+    if isinstance(store, RedisContextStore):
+        assert [key async for key in store.client.scan_iter()] == []
