@@ -43,6 +43,11 @@ class KeyBuilder:
     def inbox(self) -> str:
         return f"{self.prefix}:inbox"
 
+    def outbox_index(self) -> str:
+        # Customers who may have replies nobody delivers: one key for every
+        # customer, so no hash tag (see `context_store.redis_outbox`).
+        return f"{self.prefix}:outbox"
+
     def inbox_lane(self, partition: int) -> str:
         # Every command and script on a partition touches its stream alone.
         return f"{self.prefix}:inbox:{partition}"

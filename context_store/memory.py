@@ -17,9 +17,10 @@ from bot.core.backoff import poll_until
 from bot.core.bus import LocalBus
 from bot.core.errors import CustomerGone, LockTimeout
 from bot.core.model import Address, ChannelIdentity, HistoryEntry
-from bot.core.ports import LoadResult, StoreLimits, merge_histories
+from bot.core.ports import LoadResult, Saved, StoreLimits, merge_histories
 from context_store.agents_memory import MemoryAgentStore
 from context_store.memory_inbox import MemoryInboxMixin
+from context_store.memory_outbox import CustomerOutbox, MemoryOutboxMixin
 
 
 @dataclass(slots=True)
@@ -30,9 +31,10 @@ class _Customer:
     addresses: dict[str, Address] = field(default_factory=dict)
     lock: tuple[str, float] | None = None  # (token, expires at)
     seen: dict[str, float] = field(default_factory=dict)  # message key -> expires at
+    outbox: CustomerOutbox = field(default_factory=CustomerOutbox)
 
 
-class MemoryContextStore(MemoryInboxMixin):
+class MemoryContextStore(MemoryInboxMixin, MemoryOutboxMixin):
     """Dicts guarded by the event loop: every method runs without awaiting
     in between, so each is atomic like its Redis script."""
 
@@ -46,6 +48,7 @@ class MemoryContextStore(MemoryInboxMixin):
         self.limits = limits or StoreLimits()
         # What every lifetime (locks, marks, tokens, counters) is measured on.
         self._clock = clock
+        self._init_outbox()
         self._identities: dict[ChannelIdentity, str] = {}
         # Identities mapped provisionally (a hello, no message yet) -> expires at.
         self._provisional: dict[ChannelIdentity, float] = {}
@@ -101,7 +104,10 @@ class MemoryContextStore(MemoryInboxMixin):
         ttl_seconds: float,
         message_key: str | None,
         identity: ChannelIdentity | None = None,
+        index_outbox: bool = False,
     ) -> LoadResult:
+        # Indexed first, whatever the answer, as the Redis store does.
+        mark = self._index_outbox(customer_id, ttl_seconds) if index_outbox else 0
         now = self._clock()
         if self._moved.get(customer_id, 0.0) > now:
             return LoadResult(locked=False, moved=True)
@@ -113,7 +119,7 @@ class MemoryContextStore(MemoryInboxMixin):
         if customer.lock is not None and customer.lock[1] > now:
             return LoadResult(locked=False)
         customer.lock = (token, now + ttl_seconds)
-        return LoadResult(locked=True, state=customer.state)
+        return LoadResult(locked=True, state=customer.state, mark=mark)
 
     async def save_and_unlock(
         self,
@@ -125,11 +131,13 @@ class MemoryContextStore(MemoryInboxMixin):
         message_key: str | None,
         identity: ChannelIdentity | None,
         address: Address | None = None,
-    ) -> bool:
+        outbox: Sequence[str] = (),
+        claim_seconds: float = 30.0,
+    ) -> Saved:
         now = self._clock()
         customer = self._customers.get(customer_id)
         if customer is None or not self._holds(customer, token, now):
-            return False
+            return Saved(False)
         if state is not None:
             customer.state = state
         customer.history.extend(entries)
@@ -142,8 +150,9 @@ class MemoryContextStore(MemoryInboxMixin):
         if message_key is not None:
             customer.seen[message_key] = now + self.limits.dedup_ttl_seconds
             self._forget_expired_marks(customer, now)
+        saved = self._add_to_outbox(customer, token, outbox, claim_seconds)
         customer.lock = None
-        return True
+        return saved
 
     async def extend_lock(self, customer_id: str, *, token: str, ttl_seconds: float) -> bool:
         customer = self._customers.get(customer_id)

@@ -1,7 +1,8 @@
 """`ContextStore` on Redis (redis-py asyncio), one round trip per turn step.
 
 The turn's Lua scripts are in `context_store.redis_scripts`; the inbox and
-the parked items in `context_store.redis_inbox`.
+the parked items in `context_store.redis_inbox`; the outbox in
+`context_store.redis_outbox`.
 """
 
 from __future__ import annotations
@@ -18,18 +19,19 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from bot.core.backoff import poll_until
 from bot.core.errors import CustomerGone, LockTimeout, StoreUnavailable
 from bot.core.model import Address, ChannelIdentity, HistoryEntry
-from bot.core.ports import LoadResult, StoreLimits, merge_histories
+from bot.core.ports import LoadResult, Saved, StoreLimits, merge_histories
 from context_store import redis_scripts as lua
 from context_store.agents_redis import RedisAgentStore
 from context_store.bus_redis import RedisBus
 from context_store.keys import KeyBuilder, identity_member, parse_identity_member
 from context_store.redis_client import connect, run_redis
 from context_store.redis_inbox import PARKED_KEEP_SECONDS, PARKED_MAX, RedisInboxMixin
+from context_store.redis_outbox import RedisOutboxMixin
 
 __all__ = ["PARKED_KEEP_SECONDS", "PARKED_MAX", "RedisContextStore"]
 
 
-class RedisContextStore(RedisInboxMixin):
+class RedisContextStore(RedisInboxMixin, RedisOutboxMixin):
     """Conversation state as one JSON string, history as a capped list."""
 
     def __init__(
@@ -44,6 +46,7 @@ class RedisContextStore(RedisInboxMixin):
         self.limits = limits or StoreLimits()
         self.keys = keys or KeyBuilder()
         self._init_inbox(inbox_stale_ms)
+        self._init_outbox()
         self._resolve = client.register_script(lua.RESOLVE)
         self._lock_and_load = client.register_script(lua.LOCK_AND_LOAD)
         self._save = client.register_script(lua.SAVE_AND_UNLOCK)
@@ -85,6 +88,7 @@ class RedisContextStore(RedisInboxMixin):
         ttl_seconds: float,
         message_key: str | None,
         identity: ChannelIdentity | None = None,
+        index_outbox: bool = False,
     ) -> LoadResult:
         k = self.keys
         keys = [
@@ -100,14 +104,21 @@ class RedisContextStore(RedisInboxMixin):
             "1" if message_key else "0",
             identity_member(identity) if identity else "",
         ]
-        reply = await self._call(self._lock_and_load, keys, args)
+        mark = 0
+        if index_outbox:
+            # The index first, in the same round trip (see redis_outbox).
+            mark, reply = await self._pipelined(
+                self._index_call(customer_id, max(1, int(ttl_seconds * 1000))),
+                (self._lock_and_load, keys, args))
+        else:
+            reply = await self._call(self._lock_and_load, keys, args)
         if reply[0] == 3:
             return LoadResult(locked=False, moved=True)
         if reply[0] == 2:
             return LoadResult(locked=False, duplicate=True)
         if reply[0] == 0:
             return LoadResult(locked=False)
-        return LoadResult(locked=True, state=reply[1] if len(reply) > 1 else None)
+        return LoadResult(locked=True, state=reply[1] if len(reply) > 1 else None, mark=int(mark))
 
     async def save_and_unlock(
         self,
@@ -119,7 +130,9 @@ class RedisContextStore(RedisInboxMixin):
         message_key: str | None,
         identity: ChannelIdentity | None,
         address: Address | None = None,
-    ) -> bool:
+        outbox: Sequence[str] = (),
+        claim_seconds: float = 30.0,
+    ) -> Saved:
         k = self.keys
         keys = [
             k.customer(customer_id, "lock"),
@@ -128,6 +141,9 @@ class RedisContextStore(RedisInboxMixin):
             k.customer(customer_id, "history"),
             k.customer(customer_id, "identities"),
             k.customer(customer_id, "addresses"),
+            k.customer(customer_id, "outbox"),
+            k.customer(customer_id, "outbox-seq"),
+            k.customer(customer_id, "outbox-claim"),
         ]
         args: list[Any] = [
             token,
@@ -139,9 +155,16 @@ class RedisContextStore(RedisInboxMixin):
             identity_member(identity) if identity else "",
             address.channel if address else "",
             orjson.dumps(address.to_json()) if address else "",
+            len(entries),
+            max(1, int(claim_seconds * 1000)),
         ]
         args.extend(orjson.dumps(e.to_json()) for e in entries)
-        return bool(await self._call(self._save, keys, args))
+        args.extend(outbox)
+        reply = await self._call(self._save, keys, args)
+        if reply[0] == 0:
+            return Saved(False)
+        return Saved(True, first_seq=int(reply[1]), claimed=bool(reply[2]),
+                     earlier=int(reply[3]))
 
     async def extend_lock(self, customer_id: str, *, token: str, ttl_seconds: float) -> bool:
         key = self.keys.customer(customer_id, "lock")

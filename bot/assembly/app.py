@@ -18,6 +18,7 @@ from bot.core.engine import Engine, EngineOptions
 from bot.core.errors import StoreUnavailable
 from bot.core.identities import Customers
 from bot.core.locked_state import CustomerLocks, LockOptions
+from bot.core.outbox import OutboxSweeper
 from bot.core.policy import Policy
 from bot.core.ports import ContextStore, StoreLimits
 from bot.core.rate_limits import RateLimiter
@@ -52,6 +53,7 @@ class Segue:
 
 
 SEGUE_KEY: web.AppKey[Segue] = web.AppKey("segue")
+SWEEPER_KEY: web.AppKey[OutboxSweeper] = web.AppKey("outbox-sweeper")
 
 
 def store_limits(settings: Settings) -> StoreLimits:
@@ -159,6 +161,8 @@ async def create_segue(
         options=engine_options,
         customers=customers,
         locks=locks,
+        # One outbox per worker, the engine's and the desk's.
+        outbox=desk.outbox,
     )
     connectors: list[Connector] = [WebChatConnector(
         engine=engine, store=store, options=web_chat_options(settings, web_secret),
@@ -189,14 +193,27 @@ def build_app(segue: Segue) -> web.Application:
     app.router.add_get("/", index)
     for connector in segue.connectors.values():
         connector.mount(app)
+    # Replies a dead worker left: every worker looks, from when its
+    # connectors run until before anything it sends through stops.
+    app[SWEEPER_KEY] = OutboxSweeper(segue.engine.outbox)
+    app.on_cleanup.append(_stop_sweeper)
     if segue.handoff is not None:
         segue.handoff.mount(app)
         app.on_startup.append(_start_handoff)
         # Before `_stop`, which closes the store's client that the handoff shares.
         app.on_cleanup.append(_stop_handoff)
     app.on_startup.append(_start_connectors)
+    app.on_startup.append(_start_sweeper)
     app.on_cleanup.append(_stop)
     return app
+
+
+async def _start_sweeper(app: web.Application) -> None:
+    await app[SWEEPER_KEY].start()
+
+
+async def _stop_sweeper(app: web.Application) -> None:
+    await app[SWEEPER_KEY].stop()
 
 
 async def _start_handoff(app: web.Application) -> None:

@@ -1,14 +1,17 @@
-"""Where replies go: the outbound half of each connector, by channel."""
+"""Where replies go: the outbound half of each connector, by channel; and a
+reply as the outbox keeps it (`Reply`, `encode`, `decode`, `Batch`)."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 from bot.core import metrics
 from bot.core.errors import ConnectorError
-from bot.core.model import Address, Outbound
+from bot.core.model import Address, Button, Image, Link, Outbound
 
 log = logging.getLogger(__name__)
 
@@ -65,3 +68,63 @@ class Senders:
             log.warning("delivery to %s failed: %s", address.channel, exc)
             return False
         return True
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One message to send, and where: what a customer's outbox holds."""
+
+    address: Address
+    outbound: Outbound
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """What one save left in a customer's outbox, for the worker that saved
+    it to deliver (`bot.core.outbox.Outbox.deliver`): `replies` carry the
+    sequence numbers `first_seq`, `first_seq + 1`, ...; `token` holds the
+    outbox claim if `claimed`; `earlier` items saved before these come
+    first; `mark` is the customer's index entry as the lock left it;
+    `saved_at` is `time.monotonic()` when the save returned, the claim's
+    start."""
+
+    customer_id: str
+    token: str
+    replies: tuple[Reply, ...]
+    first_seq: int
+    claimed: bool
+    earlier: int
+    mark: int
+    saved_at: float
+
+
+def encode(reply: Reply) -> str:
+    """A reply as JSON, for the outbox."""
+    out = reply.outbound
+    data: dict[str, Any] = {"address": reply.address.to_json(), "text": out.text,
+                            "sender": out.sender}
+    if out.buttons:
+        data["buttons"] = [[b.title, b.payload] for b in out.buttons]
+    if out.images:
+        data["images"] = [[i.url, i.alt] for i in out.images]
+    if out.links:
+        data["links"] = [[link.url, link.title] for link in out.links]
+    if out.reply_to is not None:
+        data["reply_to"] = out.reply_to
+    if out.agent_name is not None:
+        data["agent_name"] = out.agent_name
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def decode(payload: str) -> Reply:
+    data = json.loads(payload)
+    outbound = Outbound(
+        text=data["text"],
+        sender=data["sender"],
+        buttons=tuple(Button(t, p) for t, p in data.get("buttons", ())),
+        images=tuple(Image(u, a) for u, a in data.get("images", ())),
+        links=tuple(Link(u, t) for u, t in data.get("links", ())),
+        reply_to=data.get("reply_to"),
+        agent_name=data.get("agent_name"),
+    )
+    return Reply(Address.from_json(data["address"]), outbound)

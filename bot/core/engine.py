@@ -1,7 +1,9 @@
 """The turn pipeline: dedup, identify, lock, load, record, decide, save, deliver.
 
 The engine knows no channel library and no transport: connectors hand it an
-`Inbound` and give it `OutboundSender`s to deliver with.
+`Inbound` and give it `OutboundSender`s to deliver with. A turn's replies
+are saved with it, in the customer's outbox, and delivered from there
+(`bot.core.outbox`).
 """
 
 from __future__ import annotations
@@ -16,13 +18,14 @@ from typing import Protocol
 
 from bot.core import metrics
 from bot.core.conversation import ConversationState
-from bot.core.delivery import OutboundSender, Senders
+from bot.core.delivery import Batch, OutboundSender, Reply, Senders, encode
 from bot.core.errors import LockLost
 from bot.core.identities import Customers
 from bot.core.locked_state import CustomerLocks, LockOptions, new_lock_token
 from bot.core.model import Address, ChannelIdentity, HistoryEntry, Inbound, Outbound
+from bot.core.outbox import Outbox, OutboxOptions
 from bot.core.policy import Policy, TurnContext
-from bot.core.ports import TurnStore
+from bot.core.ports import DeliveringStore
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +42,8 @@ class Turn:
     replies: tuple[Outbound, ...] = ()
     # The customer this one was joined into during the turn (a link said yes).
     joined_into: str | None = None
+    # What the save left in the outbox for `Engine.deliver`.
+    batch: Batch | None = None
 
 
 class TurnHook(Protocol):
@@ -79,13 +84,14 @@ class Engine:
     def __init__(
         self,
         *,
-        store: TurnStore,
+        store: DeliveringStore,
         policy: Policy,
         hooks: Sequence[TurnHook] = (),
         senders: Senders | Mapping[str, OutboundSender] | None = None,
         options: EngineOptions | None = None,
         customers: Customers | None = None,
         locks: CustomerLocks | None = None,
+        outbox: Outbox | None = None,
     ) -> None:
         self.store = store
         self.policy = policy
@@ -96,6 +102,8 @@ class Engine:
         self.locks = locks if locks is not None else CustomerLocks(store, LockOptions(
             ttl_seconds=self.options.lock_ttl_seconds, wait_seconds=self.options.lock_wait_seconds))
         self.customers = customers if customers is not None else Customers(store)
+        self.outbox = outbox if outbox is not None else Outbox(
+            store, self.senders, OutboxOptions(claim_seconds=self.options.lock_ttl_seconds))
         self._local_locks: dict[str, _LocalLock] = {}
 
     async def handle(self, inbound: Inbound) -> Turn:
@@ -144,6 +152,7 @@ class Engine:
                 context = TurnContext(customer_id, inbound, state)
                 with self.locks.kept(customer_id, token):
                     replies = await self._decide(context)
+                outgoing = [Reply(inbound.address, r) for r in replies]
                 saved = await self.store.save_and_unlock(
                     customer_id,
                     token=token,
@@ -152,17 +161,21 @@ class Engine:
                     message_key=message_key,
                     identity=inbound.identity,
                     address=inbound.address,
+                    outbox=[encode(r) for r in outgoing],
+                    claim_seconds=self.outbox.options.claim_seconds,
                 )
             except BaseException:
                 await self.locks.release_quietly(customer_id, token)
                 raise
         if not saved:
             raise LockLost(f"lock of customer {customer_id} expired before the turn was saved")
-        turn = Turn(customer_id, False, inbound.address, tuple(replies))
+        batch = self.locks.batch(customer_id, token, outgoing, loaded, saved)
+        turn = Turn(customer_id, False, inbound.address, tuple(replies), batch=batch)
         for hook in self.hooks:
             await hook.after_save(context, turn)
         if context.joined_into is not None:
-            turn = Turn(customer_id, False, inbound.address, tuple(replies), context.joined_into)
+            turn = Turn(customer_id, False, inbound.address, tuple(replies), context.joined_into,
+                        batch)
         if context.erase_customer:
             # After the save, so the confirmation is delivered but not kept.
             await self.store.erase(customer_id)
@@ -171,7 +184,12 @@ class Engine:
         return turn
 
     async def deliver(self, turn: Turn) -> None:
-        """Step 8: send each reply to the address the customer wrote from."""
+        """Step 8: send each reply to the address the customer wrote from,
+        from the outbox the turn saved them in (a turn made by hand, with no
+        batch, is sent directly)."""
+        if turn.batch is not None:
+            await self.outbox.deliver(turn.batch)
+            return
         for reply in turn.replies:
             await self.send(turn.address, reply)
 

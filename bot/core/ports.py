@@ -5,14 +5,16 @@ is about web chat sockets, not agents, so the web chat asks for it here.
 
 A turn costs three calls, each one round trip on Redis:
 `resolve_customer`, `lock_and_load`, `save_and_unlock`. None of them reads or
-rewrites the history; state is one small JSON value.
+rewrites the history; state is one small JSON value. The turn's replies are
+saved with it, in the customer's outbox (`OutboxStore`), and delivered from
+there (`bot.core.outbox`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 from bot.core.model import Address, ChannelIdentity, HistoryEntry
 
@@ -45,6 +47,36 @@ class LoadResult:
     duplicate: bool = False
     moved: bool = False
     state: str | None = None
+    # With `index_outbox`: the mark of the customer's outbox index entry that
+    # this call left (see `OutboxStore`); 0 otherwise.
+    mark: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Saved:
+    """What `save_and_unlock` did; false when the lock was lost and nothing
+    was written.
+
+    `first_seq`: the sequence number of the first outbox item written (the
+    others follow it one by one); 0 when none was. `claimed`: the saving
+    token holds the customer's outbox claim now, so no one else delivers
+    those items while it does. `earlier`: items of earlier saves not yet
+    delivered (they go first).
+    """
+
+    ok: bool
+    first_seq: int = 0
+    claimed: bool = False
+    earlier: int = 0
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+# How many partitions the inbox's lanes are hashed onto. Changing it moves
+# lanes between partitions: drain the inbox first, or some items of a lane
+# may be handled out of order.
+INBOX_PARTITIONS = 16
 
 
 # How many partitions the inbox's lanes are hashed onto. Changing it moves
@@ -63,6 +95,33 @@ class InboxItem:
     payload: str
     attempts: int
     stale_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """One reply waiting in a customer's outbox. `seq` orders a customer's
+    items; `due` (seconds, on the store's clock) is when a sweeper may take
+    it: until then the worker that saved it has it to itself."""
+
+    seq: int
+    payload: str
+    due: float
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxClaim:
+    """What `outbox_claim` found.
+
+    `claimed`: the caller holds the customer's outbox and `items` are every
+    undelivered one, in order. `busy`: someone else holds it, its first item
+    is not due, or a turn holds the customer's lock with nothing saved yet;
+    `retry_in` seconds is when that may change. `idle`: nothing to deliver
+    and no turn in progress.
+    """
+
+    status: Literal["claimed", "busy", "idle"]
+    items: tuple[OutboxItem, ...] = ()
+    retry_in: float = 0.0
 
 
 def merge_histories(*histories: Sequence[HistoryEntry]) -> list[HistoryEntry]:
@@ -102,11 +161,16 @@ class TurnStore(Protocol):
         ttl_seconds: float,
         message_key: str | None,
         identity: ChannelIdentity | None = None,
+        index_outbox: bool = False,
     ) -> LoadResult:
         """Take the customer's lock and read their state, unless `message_key`
         was already processed or the lock is held. With `identity`: answer
         `moved` if the customer's recorded identities no longer include it
-        (it was unlinked, perhaps by another worker)."""
+        (it was unlinked, perhaps by another worker). With `index_outbox`
+        (the caller may save replies under this lock): first, in the same
+        round trip, index the customer for the outbox sweeper, to be looked
+        at `ttl_seconds` from now, so a worker that dies after saving
+        replies still leaves them findable (`LoadResult.mark`)."""
 
     async def save_and_unlock(
         self,
@@ -118,11 +182,15 @@ class TurnStore(Protocol):
         message_key: str | None,
         identity: ChannelIdentity | None,
         address: Address | None = None,
-    ) -> bool:
+        outbox: Sequence[str] = (),
+        claim_seconds: float = 30.0,
+    ) -> Saved:
         """Atomically write state (unless None), append `entries`, mark
         `message_key` processed, record `identity` and the latest `address`
-        of its channel, and release the lock.
-        Returns False, writing nothing, if `token` no longer holds the lock."""
+        of its channel, add `outbox` (encoded replies) to the customer's
+        outbox, due `claim_seconds` from now, taking the outbox claim for
+        `token` for that long if no one else holds it, and release the lock.
+        Falsy, writing nothing, if `token` no longer holds the lock."""
 
     async def extend_lock(self, customer_id: str, *, token: str, ttl_seconds: float) -> bool:
         """Give the lock `ttl_seconds` more if `token` still holds it."""
@@ -258,6 +326,45 @@ class InboxStore(Protocol):
 
 
 @runtime_checkable
+class OutboxStore(Protocol):
+    """Replies saved with their turn and delivered from there, one customer's
+    in order, by one holder of the customer's outbox claim at a time
+    (`bot.core.outbox`). An index of customers who may have undelivered
+    replies lets every worker's sweeper find what a dead worker left
+    without scanning keys; each index entry carries a mark that changes
+    whenever it is written again, so an entry is dropped only by someone who
+    saw it as it still is."""
+
+    async def outbox_due(self, limit: int) -> list[tuple[str, int]]:
+        """Up to `limit` indexed customers whose time to be looked at has
+        come, earliest first, each with its entry's mark."""
+
+    async def outbox_claim(
+        self, customer_id: str, *, token: str, ttl_seconds: float, due_only: bool = False
+    ) -> OutboxClaim:
+        """Hold the customer's outbox for `ttl_seconds` (or keep holding it,
+        if `token` does) and read every undelivered item. With `due_only`
+        (a sweeper): only once the first item is due."""
+
+    async def outbox_extend(self, customer_id: str, *, token: str, ttl_seconds: float) -> bool:
+        """Give `token`'s outbox claim `ttl_seconds` more, if it still holds it."""
+
+    async def outbox_delivered(
+        self, customer_id: str, seq: int, *, release: str | None = None, mark: int | None = None
+    ) -> None:
+        """Item `seq` is sent: it is never handed out again. With `release`
+        (a claim token): also give that claim back, and, if nothing is left
+        to deliver and no turn holds the customer's lock, drop their index
+        entry if it still carries `mark`."""
+
+    async def outbox_reindex(
+        self, customer_id: str, mark: int, *, after_seconds: float | None
+    ) -> None:
+        """If the customer's index entry still carries `mark`: look at them
+        again `after_seconds` from now, or with None drop the entry."""
+
+
+@runtime_checkable
 class WebPresenceStore(Protocol):
     """Which worker holds a web chat session's sockets."""
 
@@ -271,8 +378,14 @@ class WebPresenceStore(Protocol):
 
 
 @runtime_checkable
+class DeliveringStore(TurnStore, OutboxStore, Protocol):
+    """Turns and the replies they leave: what the engine and the customer
+    locks ask for."""
+
+
+@runtime_checkable
 class ContextStore(StoreHealth, TurnStore, ConversationReader, IdentityStore, TokenStore,
-                   CounterStore, ParkingStore, InboxStore, Protocol):
+                   CounterStore, ParkingStore, InboxStore, OutboxStore, Protocol):
     """Every slice: what one store implementation offers. Callers ask for the
     slices they use."""
 

@@ -20,10 +20,11 @@ from typing import Any, Protocol
 
 from bot.core.bus import Bus
 from bot.core.conversation import ConversationState, HandoffState
-from bot.core.delivery import Senders
+from bot.core.delivery import Reply, Senders
 from bot.core.errors import CustomerGone
-from bot.core.locked_state import CustomerLocks
+from bot.core.locked_state import Changed, CustomerLocks
 from bot.core.model import Address, HistoryEntry, Outbound
+from bot.core.outbox import Outbox, OutboxOptions
 from bot.core.policy import TurnContext
 from bot.core.ports import ConversationReader
 from bot.core.rate_limits import HANDOFFS_PER_ADDRESS, HANDOFFS_PER_CUSTOMER, RateLimiter
@@ -71,9 +72,14 @@ class DeskOptions:
 
 @dataclass(slots=True)
 class _Outgoing:
-    """Messages an action sends once its change is saved."""
+    """Messages an action sends once its change is saved (None: nowhere to
+    send it now, the history only)."""
 
     items: list[tuple[Address | None, Outbound]] = field(default_factory=list)
+
+    def replies(self) -> list[Reply]:
+        return [Reply(address, outbound) for address, outbound in self.items
+                if address is not None]
 
 
 _Change = Callable[[ConversationState, _Outgoing], Awaitable[list[HistoryEntry]]]
@@ -106,6 +112,9 @@ class HandoffDesk:
         self.agents = agents
         self.bus = bus
         self.options = options or DeskOptions()
+        # Agents' messages and notices leave through the outbox, as turns' replies do.
+        self.outbox = Outbox(locks.store, senders,
+                             OutboxOptions(claim_seconds=locks.options.ttl_seconds))
 
     # Inside a customer's turn (see bot.handoff).
 
@@ -145,7 +154,7 @@ class HandoffDesk:
                 state.handoff = new_handoff(reason)
             return []
 
-        state = await self._change(customer_id, change)
+        state = (await self._change(customer_id, change)).state
         await self._index(customer_id, state.handoff)
         await self.publish({"type": "queued", "customer": customer_id, "reason": reason})
 
@@ -162,7 +171,7 @@ class HandoffDesk:
 
             await self.agents.index_closed(source)  # gone, whatever becomes of the target
             # A signed-in visitor's account may never have written: it starts here.
-            state = await self._change(target, change, create=True)
+            state = (await self._change(target, change, create=True)).state
             await self._index(target, state.handoff)
         await self.publish({"type": "moved", "customer": source, "to": target})
 
@@ -324,13 +333,13 @@ class HandoffDesk:
             entries.extend(await change(state, outgoing))
             return entries
 
-        out_state = await self._change(customer_id, recorded, out)
-        await self._index(customer_id, out_state.handoff)
-        delivered: list[str | None] = []
-        for address, outbound in out.items:
-            ok = address is not None and await self.senders.send(address, outbound)
-            delivered.append(address.channel if ok and address is not None else None)
-        return out_state, delivered, entries
+        changed = await self._change(customer_id, recorded, out)
+        await self._index(customer_id, changed.state.handoff)
+        sent = iter(await self.outbox.deliver(changed.batch))
+        # The channel of each message sent now; None for one kept in history only.
+        delivered = [address.channel if address is not None and next(sent) else None
+                     for address, _ in out.items]
+        return changed.state, delivered, entries
 
     async def _existing(self, customer_id: str) -> ConversationState:
         if not CUSTOMER_ID.match(customer_id):
@@ -341,7 +350,7 @@ class HandoffDesk:
         return ConversationState.from_json(raw)
 
     async def _change(self, customer_id: str, change: _Change, out: _Outgoing | None = None,
-                      *, create: bool = False) -> ConversationState:
+                      *, create: bool = False) -> Changed:
         if not create:
             await self._existing(customer_id)  # never lock (and so create) an unknown customer
         outgoing = out or _Outgoing()
@@ -350,7 +359,7 @@ class HandoffDesk:
             return await change(state, outgoing)
 
         try:
-            return await self.locks.change(customer_id, apply)
+            return await self.locks.change(customer_id, apply, outgoing.replies)
         except CustomerGone:
             raise DeskError("unknown_customer",
                             "this conversation was joined into another") from None

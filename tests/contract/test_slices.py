@@ -12,16 +12,26 @@ import pytest
 from argon2 import PasswordHasher
 
 from bot.core.bus import Bus, Event
+from bot.core.delivery import Senders
+from bot.core.engine import Engine
 from bot.core.inbox import InboxOptions, InboxWorker, InboxWorkerStore, encode_item
-from bot.core.ports import ContextStore, CounterStore
+from bot.core.model import Address, ChannelIdentity, Inbound, Outbound
+from bot.core.outbox import Outbox, OutboxSweeper
+from bot.core.ports import ContextStore, CounterStore, DeliveringStore, OutboxStore
 from bot.core.rate_limits import Limit, RateLimiter
 from bot.handoff.accounts import AgentAuth, AuthStore, NotAuthenticated
 from bot.handoff.ports import AgentStore
 from context_store import RedisContextStore
 from context_store.agents_memory import MemoryAgentStore
 from context_store.keys import KeyBuilder
-from tests.contract import test_agent_store, test_context_store
-from tests.contract.slices import AGENT_SLICES, CONTEXT_SLICES, methods, narrowed
+from tests.contract import test_agent_store, test_context_store, test_outbox
+from tests.contract.slices import AGENT_SLICES, methods, narrowed
+from tests.contract.slices import CONTEXT_SLICES as LISTED_SLICES
+from tests.support.policies import EchoMenuPolicy
+
+# What `ContextStore` is made of: the slices listed for every contract
+# module, and the outbox, whose contract is `test_outbox`.
+CONTEXT_SLICES: tuple[type, ...] = tuple(dict.fromkeys((*LISTED_SLICES, OutboxStore)))
 
 
 def slice_name(protocol: type) -> str:
@@ -43,7 +53,7 @@ def test_the_slices_share_no_method_and_make_up_the_whole(
 def test_every_slice_has_its_contract_class() -> None:
     covered = {
         klass.covers
-        for module in (test_context_store, test_agent_store)
+        for module in (test_context_store, test_agent_store, test_outbox)
         for klass in vars(module).values()
         if inspect.isclass(klass) and klass.__name__.startswith("Test")
     }
@@ -158,3 +168,25 @@ def test_a_narrowed_store_offers_only_its_slices(store: ContextStore) -> None:
     assert not any(isinstance(narrow, s) for s in CONTEXT_SLICES if s is not CounterStore)
     with pytest.raises(AttributeError):
         narrow.park  # noqa: B018
+
+
+class Recording:
+    def __init__(self) -> None:
+        self.sent: list[tuple[Address, Outbound]] = []
+
+    async def send(self, address: Address, outbound: Outbound) -> None:
+        self.sent.append((address, outbound))
+
+
+async def test_the_engine_needs_only_turns_and_the_outbox(store: ContextStore) -> None:
+    web = Recording()
+    engine = Engine(store=narrowed(store, DeliveringStore), policy=EchoMenuPolicy(),
+                    senders={"web": web})
+    await engine.handle(Inbound(ChannelIdentity("web", "u1"), Address("web", "s1"), "1", "hi"))
+    assert [o.text for _, o in web.sent] == ["Hi! What would you like to do?"]
+
+
+async def test_the_sweeper_needs_only_the_outbox(store: ContextStore) -> None:
+    web = Recording()
+    sweeper = OutboxSweeper(Outbox(narrowed(store, OutboxStore), Senders({"web": web})))
+    assert await sweeper.sweep() == 0

@@ -1,4 +1,5 @@
-"""The turn pipeline on the memory store."""
+"""The turn pipeline, on the memory store and, where a test takes `store`,
+on both stores; and its replies' way out through the outbox."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 from bot.core.engine import Engine, EngineOptions
 from bot.core.errors import LockTimeout, StoreError, StoreUnavailable
 from bot.core.model import Address, ChannelIdentity, Inbound, Outbound
+from bot.core.outbox import OutboxSweeper
 from bot.core.policy import TurnContext
 from bot.core.ports import ContextStore, LoadResult
 from context_store import MemoryContextStore
@@ -296,3 +298,124 @@ async def test_the_memory_store_forgets_expired_tokens_and_counters() -> None:
     store._last_sweep -= 120  # as if the last sweep were two minutes ago
     await store.put_token("new", "v", 60)
     assert set(store._tokens) == {"new"} and store._counters == {}
+
+
+# The outbox: replies saved with the turn, delivered once, in order, whoever dies.
+
+
+class Replies:
+    """Answers "<text>" with "<text> 1", "<text> 2", ... as many as its number."""
+
+    def __init__(self, count: int = 2) -> None:
+        self.count = count
+
+    async def decide(self, turn: TurnContext) -> list[Outbound]:
+        return [Outbound(text=f"{turn.inbound.text} {n}") for n in range(1, self.count + 1)]
+
+
+class WorkerDied(BaseException):
+    """A worker killed in the middle of a send: nothing after it runs."""
+
+
+class DyingSender(RecordingSender):
+    """Sends until its `dies_at`-th send, where the worker dies."""
+
+    def __init__(self, dies_at: int) -> None:
+        super().__init__()
+        self.dies_at = dies_at
+
+    async def send(self, address: Address, outbound: Outbound) -> None:
+        if len(self.sent) + 1 == self.dies_at:
+            raise WorkerDied()
+        await super().send(address, outbound)
+
+
+# The claim a worker takes on its replies lasts this long: a dead worker's
+# replies are the others' after it.
+CLAIM = 0.3
+
+
+def worker(store: ContextStore, sender: RecordingSender, policy: object | None = None) -> Engine:
+    return Engine(store=store, policy=policy or Replies(),  # type: ignore[arg-type]
+                  senders={"web": sender},
+                  options=EngineOptions(lock_ttl_seconds=CLAIM, lock_wait_seconds=5))
+
+
+def texts(sender: RecordingSender) -> list[str]:
+    return [outbound.text for _, outbound in sender.sent]
+
+
+async def swept(sweeper: OutboxSweeper, sender: RecordingSender, count: int) -> None:
+    """Sweep until `sender` has sent `count` replies (once the dead worker's
+    claim has run out: time passing, so polled)."""
+    async with asyncio.timeout(5):
+        while len(sender.sent) < count:
+            await sweeper.sweep()
+            await asyncio.sleep(0.02)
+
+
+async def test_replies_of_a_worker_that_died_after_the_save_are_sent_once_by_another(
+    store: ContextStore,
+) -> None:
+    dead, alive = RecordingSender(), RecordingSender()
+    worker_a, worker_b = worker(store, dead), worker(store, alive)
+    turn = await worker_a.process(inbound("hi", "1"))  # saved; the worker dies before sending
+    # The platform sends the message again, to the other worker: a duplicate.
+    assert (await worker_b.handle(inbound("hi", "1"))).duplicate
+    assert alive.sent == []
+    sweeper = OutboxSweeper(worker_b.outbox)
+    await swept(sweeper, alive, 2)
+    assert texts(alive) == ["hi 1", "hi 2"] and dead.sent == []
+    assert all(address == Address("web", "u1") for address, _ in alive.sent)
+    # Delivered means gone from the outbox and the index: nothing is sent again.
+    await asyncio.sleep(CLAIM)
+    assert await sweeper.sweep() == 0 and texts(alive) == ["hi 1", "hi 2"]
+    assert await store.outbox_due(10) == []
+    claim = await store.outbox_claim(turn.customer_id, token="x", ttl_seconds=1)
+    assert claim.status == "idle"
+
+
+async def test_a_reply_is_marked_delivered_right_after_its_send(store: ContextStore) -> None:
+    dying, alive = DyingSender(dies_at=2), RecordingSender()
+    worker_a, worker_b = worker(store, dying, Replies(3)), worker(store, alive, Replies(3))
+    with pytest.raises(WorkerDied):
+        await worker_a.handle(inbound("hi", "1"))
+    assert texts(dying) == ["hi 1"]
+    await swept(OutboxSweeper(worker_b.outbox), alive, 2)
+    # The first was sent and marked: only the rest are left for the others.
+    assert texts(alive) == ["hi 2", "hi 3"]
+
+
+async def test_a_turns_replies_go_out_after_those_a_dead_worker_left(
+    store: ContextStore,
+) -> None:
+    dead, alive = RecordingSender(), RecordingSender()
+    worker_a, worker_b = worker(store, dead), worker(store, alive)
+    await worker_a.process(inbound("first", "1"))  # saved; the worker dies before sending
+    await worker_b.handle(inbound("second", "2"))
+    # Worker B waited for A's claim to run out, then sent everything in order.
+    assert texts(alive) == ["first 1", "first 2", "second 1", "second 2"]
+
+
+async def test_a_slow_send_keeps_the_replies_from_the_sweepers(store: ContextStore) -> None:
+    release, sending = asyncio.Event(), asyncio.Event()
+
+    class Slow(RecordingSender):
+        async def send(self, address: Address, outbound: Outbound) -> None:
+            sending.set()
+            await release.wait()
+            await super().send(address, outbound)
+
+    slow, alive = Slow(), RecordingSender()
+    worker_a, worker_b = worker(store, slow, Replies(1)), worker(store, alive, Replies(1))
+    delivering = asyncio.create_task(worker_a.handle(inbound("hi", "1")))
+    await sending.wait()
+    sweeper = OutboxSweeper(worker_b.outbox)
+    deadline = asyncio.get_running_loop().time() + 3 * CLAIM  # the claim's time, thrice
+    while asyncio.get_running_loop().time() < deadline:
+        await sweeper.sweep()
+        await asyncio.sleep(0.02)
+    assert alive.sent == []
+    release.set()
+    await delivering
+    assert texts(slow) == ["hi 1"]
