@@ -18,6 +18,7 @@ import orjson
 from aiohttp import web
 
 from bot.core.errors import LockLost, LockTimeout, StoreUnavailable
+from bot.core.privacy import export_customer, exportable
 from bot.handoff.accounts import AgentAuth, AgentError, NotAuthenticated, TooManyLogins
 from bot.handoff.desk import HandoffDesk
 from bot.handoff.ports import AgentAccount
@@ -32,7 +33,7 @@ COOKIE = "segue_agent"
 STATUS = {
     "bad_json": 400, "bad_fields": 400, "bad_text": 400, "unknown_agent": 400,
     "unauthenticated": 401, "bad_credentials": 401,
-    "not_yours": 403, "not_in_queue": 403, "bad_origin": 403,
+    "not_yours": 403, "not_in_queue": 403, "bad_origin": 403, "admins_only": 403,
     "unknown_customer": 404, "not_found": 404,
     "already_claimed": 409, "not_handed_off": 409,
     "too_many_logins": 429,
@@ -108,6 +109,8 @@ class AgentApi:
         self.auth = auth
         self.desk = desk
         self.hub = hub
+        # A customer's whole record, for an admin answering a subject access request.
+        self.exports = exportable(desk.store)
         self.trusted_proxy_header = trusted_proxy_header
         self.cookie_secure = cookie_secure
 
@@ -130,6 +133,7 @@ class AgentApi:
         r.add_post(f"{base}/transfer", _json_errors(self.transfer))
         r.add_post(f"{base}/release", _json_errors(self.release))
         r.add_post(f"{base}/close", _json_errors(self.close))
+        r.add_get("/agent/api/customers/{customer}/export", _json_errors(self.export))
         r.add_route("*", "/agent/api/{tail:.*}", self.not_found)
 
     async def not_found(self, request: web.Request) -> web.Response:
@@ -234,6 +238,19 @@ class AgentApi:
     async def close(self, request: web.Request) -> web.Response:
         agent = await self._agent(request)
         return web.json_response(await self.desk.close(agent, request.match_info["customer"]))
+
+    async def export(self, request: web.Request) -> web.Response:
+        """Everything kept about a customer (`bot.core.privacy`), as
+        `segue customers export` prints it. Admins only: it is the whole
+        record, identities and addresses included."""
+        agent = await self._agent(request)
+        if agent.role != "admin":
+            raise AgentError("admins_only", "only an admin may export a customer's data")
+        document = await export_customer(self.exports, request.match_info["customer"],
+                                         history_max=self.desk.options.history_max)
+        if document is None:
+            raise AgentError("unknown_customer", "no such customer")
+        return web.json_response(document)
 
     async def websocket(self, request: web.Request) -> web.StreamResponse:
         token, _ = _token_of(request)

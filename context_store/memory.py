@@ -19,6 +19,7 @@ from bot.core.errors import CustomerGone, LockTimeout
 from bot.core.model import Address, ChannelIdentity, HistoryEntry
 from bot.core.ports import LoadResult, Saved, StoreLimits, merge_histories
 from context_store.agents_memory import MemoryAgentStore
+from context_store.memory_erase import MemoryEraseMixin
 from context_store.memory_inbox import MemoryInboxMixin
 from context_store.memory_outbox import CustomerOutbox, MemoryOutboxMixin
 
@@ -34,7 +35,7 @@ class _Customer:
     outbox: CustomerOutbox = field(default_factory=CustomerOutbox)
 
 
-class MemoryContextStore(MemoryInboxMixin, MemoryOutboxMixin):
+class MemoryContextStore(MemoryInboxMixin, MemoryOutboxMixin, MemoryEraseMixin):
     """Dicts guarded by the event loop: every method runs without awaiting
     in between, so each is atomic like its Redis script."""
 
@@ -188,18 +189,6 @@ class MemoryContextStore(MemoryInboxMixin, MemoryOutboxMixin):
         customer = self._customers.get(customer_id)
         return sorted(customer.identities) if customer else []
 
-    async def erase(self, customer_id: str) -> None:
-        customer = self._customers.pop(customer_id, None)
-        if customer is not None:
-            for identity in customer.identities:
-                self._identities.pop(identity, None)
-                self._provisional.pop(identity, None)
-        for identity, owner in list(self._identities.items()):
-            if owner == customer_id:
-                del self._identities[identity]
-                self._provisional.pop(identity, None)
-        self._moved[customer_id] = self._clock() + self.limits.moved_marker_seconds
-
     async def append(self, customer_id: str, entries: Sequence[HistoryEntry]) -> None:
         customer = self._customers.setdefault(customer_id, _Customer())
         customer.history.extend(entries)
@@ -231,6 +220,7 @@ class MemoryContextStore(MemoryInboxMixin, MemoryOutboxMixin):
             self._identities[identity] = target
             self._provisional.pop(identity, None)
         self._moved[source] = self._clock() + self.limits.moved_marker_seconds
+        self._note_merge(source, target)
         dst.lock = None
 
     async def _wait_lock(self, customer_id: str, token: str, ttl_seconds: float) -> None:

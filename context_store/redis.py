@@ -25,13 +25,14 @@ from context_store.agents_redis import RedisAgentStore
 from context_store.bus_redis import RedisBus
 from context_store.keys import KeyBuilder, identity_member, parse_identity_member
 from context_store.redis_client import connect, run_redis
+from context_store.redis_erase import RedisEraseMixin
 from context_store.redis_inbox import PARKED_KEEP_SECONDS, PARKED_MAX, RedisInboxMixin
 from context_store.redis_outbox import RedisOutboxMixin
 
 __all__ = ["PARKED_KEEP_SECONDS", "PARKED_MAX", "RedisContextStore"]
 
 
-class RedisContextStore(RedisInboxMixin, RedisOutboxMixin):
+class RedisContextStore(RedisInboxMixin, RedisOutboxMixin, RedisEraseMixin):
     """Conversation state as one JSON string, history as a capped list."""
 
     def __init__(
@@ -205,24 +206,6 @@ class RedisContextStore(RedisInboxMixin, RedisOutboxMixin):
         members = await self._run(self.client.smembers(key))
         return sorted(parse_identity_member(m) for m in members)
 
-    async def erase(self, customer_id: str) -> None:
-        for identity in await self.identities(customer_id):
-            await self._run(self.client.delete(self.keys.identity(identity)))
-        pattern = self.keys.customer_pattern(customer_id)
-        batch: list[str] = []
-        async for key in self.client.scan_iter(match=pattern, count=500):
-            batch.append(key)
-            if len(batch) >= 500:
-                await self._run(self.client.delete(*batch))
-                batch.clear()
-        if batch:
-            await self._run(self.client.delete(*batch))
-        await self._run(
-            self.client.set(
-                self.keys.customer(customer_id, "moved"), "", ex=self.limits.moved_marker_seconds
-            )
-        )
-
     async def append(self, customer_id: str, entries: Sequence[HistoryEntry]) -> None:
         if not entries:
             return
@@ -266,6 +249,7 @@ class RedisContextStore(RedisInboxMixin, RedisOutboxMixin):
         cap = self.limits.history_max
         merged = merge_histories(await self.history(source, cap), await self.history(target, cap))
         moved_identities = sorted(set(await self.identities(source)) | set(also))
+        earlier = await self.merged_ids(source)
         source_addresses = await self.addresses(source)
         target_addresses = await self.addresses(target)
         history, members = k.customer(target, "history"), k.customer(target, "identities")
@@ -273,6 +257,7 @@ class RedisContextStore(RedisInboxMixin, RedisOutboxMixin):
         # Target first: a crash half-way leaves the source intact and resolvable.
         async with self.client.pipeline(transaction=True) as pipe:
             pipe.delete(history)
+            self._note_merge(pipe, source, target, earlier)
             if merged:
                 pipe.rpush(history, *(orjson.dumps(e.to_json())
                                       for e in merged[-cap:]))

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from bot.assembly.agents_cli import add_agent_commands
 from bot.assembly.app import create_app
+from bot.assembly.customers_cli import add_customer_commands
 from bot.assembly.http_server import start_http_server
 from bot.assembly.log_setup import setup_logging
 from bot.core.errors import ConfigError, SegueError, StoreUnavailable
@@ -45,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     check.set_defaults(func=_check)
 
     add_agent_commands(sub)
+    add_customer_commands(sub)
     return parser
 
 

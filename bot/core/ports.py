@@ -390,3 +390,26 @@ class ContextStore(StoreHealth, TurnStore, ConversationReader, IdentityStore, To
     slices they use."""
 
     limits: StoreLimits
+
+
+@runtime_checkable
+class CustomerRecordStore(Protocol):
+    """What erase and export need beyond the conversation itself, recorded in
+    the customer's own keys when it is written, so that neither has to search
+    for it: the customers joined into one, the one-time tokens issued for
+    one, and the customers whose pending link offer names one.
+
+    Both stores offer it (`tests/contract/test_customer_records.py`), beside
+    `ContextStore` rather than in it; `bot.core.privacy.records_of` hands a
+    store out as this slice. `TurnStore.erase` uses these records."""
+
+    async def note_tokens(self, customer_id: str, keys: Sequence[str], ttl_seconds: int) -> None:
+        """One-time token keys (as given to `TokenStore.put_token`) issued for
+        the customer and living `ttl_seconds`: erase takes them."""
+
+    async def note_offer(self, customer_id: str, holder: str) -> None:
+        """Customer `holder`'s state now holds a link offer naming
+        `customer_id` (and what was last said to them): erase clears it."""
+
+    async def merged_ids(self, customer_id: str) -> list[str]:
+        """The customer ids joined into this one, directly or through others."""

@@ -24,6 +24,7 @@ from bot.core.identities import Customers
 from bot.core.model import Address, Button, ChannelIdentity, HistoryEntry, Link, Outbound
 from bot.core.policy import TurnContext
 from bot.core.ports import ConversationReader, CounterStore, IdentityStore, TokenStore
+from bot.core.privacy import records_of
 from bot.core.rate_limits import LINK_CODES_PER_ADDRESS, LINK_CODES_PER_CUSTOMER, RateLimiter
 from bot.core.resume import last_prompt, where_we_left_off
 from bot.core.tokens import ShortToken
@@ -80,6 +81,9 @@ class LinkService:
                  limiter: RateLimiter, options: LinkOptions,
                  on_merge: Sequence[MergeListener] = ()) -> None:
         self.store = store
+        # Erase takes the tokens issued for a customer and the offers naming
+        # them: linking tells the store which they are as it makes them.
+        self.records = records_of(store)
         self.customers = customers
         self.senders = senders
         self.limiter = limiter
@@ -116,6 +120,10 @@ class LinkService:
                 break
         else:  # ten collisions in a row: far more live codes than expected
             return [Outbound(text="Sorry, I could not make a code just now. Please try again.")]
+        # Only once the code is ours: a collision names another customer's.
+        await self.records.note_tokens(
+            context.customer_id,
+            [f"link:{code}", f"resume:{nonce}", f"link-live:{context.customer_id}"], ttl)
         await self.store.put_token(f"resume:{nonce}", json.dumps({**origin, "code": code}), ttl)
         await self.store.put_token(f"link-live:{context.customer_id}",
                                    json.dumps({"code": code, "nonce": nonce}), ttl)
@@ -166,6 +174,8 @@ class LinkService:
         if offer.customer_id == context.customer_id:
             return [Outbound(text=ALREADY_JOINED)]
         context.state.pending_link = offer
+        # The offer quotes the other customer: their erase must find it here.
+        await self.records.note_offer(offer.customer_id, context.customer_id)
         return [self.question(offer)]
 
     @staticmethod
@@ -309,6 +319,8 @@ class LinkService:
         if offer.customer_id == context.customer_id:
             return [Outbound(text=ALREADY_JOINED)]
         context.state.pending_link = offer
+        # The offer quotes the other customer: their erase must find it here.
+        await self.records.note_offer(offer.customer_id, context.customer_id)
         return [self.question(offer)]
 
     async def _redeem(self, nonce: str) -> dict[str, Any] | None:

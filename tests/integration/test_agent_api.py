@@ -4,6 +4,7 @@ against the real app on loopback, the demo bot and a real Redis."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -11,6 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.support.app_server import RunningApp
+from tests.support.channels_rig import link_code
 from tests.support.handoff_rig import (
     AgentClient,
     agent,
@@ -21,6 +23,7 @@ from tests.support.handoff_rig import (
     web_customer,
     wrong_logins,
 )
+from tests.support.privacy_rig import keyspace, segue_customers
 
 
 @pytest.fixture
@@ -42,6 +45,7 @@ CALLS = [
     ("GET", "conversations/c1"), ("POST", "conversations/c1/claim"),
     ("POST", "conversations/c1/messages"), ("POST", "conversations/c1/transfer"),
     ("POST", "conversations/c1/release"), ("POST", "conversations/c1/close"),
+    ("GET", "customers/c1/export"),
 ]
 
 
@@ -430,3 +434,60 @@ async def test_the_console_page_is_served_with_a_strict_policy(
     assert "innerHTML" not in script and "textContent" in script
     async with http.get(f"{desk_app.base_url}/agent", allow_redirects=False) as resp:
         assert resp.status == 308 and resp.headers["Location"] == "/agent/"
+
+
+# Exports of a customer's data (subject access requests).
+
+async def test_an_admin_exports_everything_kept_as_the_command_prints_it(
+    http: aiohttp.ClientSession, desk_app: RunningApp, redis_url: str,
+    redis_client: aioredis.Redis,
+) -> None:
+    customer = await web_customer(http, desk_app)
+    await hand_off(customer)
+    code = link_code((await customer.turn("link"))[0]["text"])
+    other = await web_customer(http, desk_app)
+    await other.turn("hello")
+    await other.turn(f"link {code}")
+    await other.turn("yes", expect=2)
+    await customer.close()
+    await other.close()
+    root = await agent(http, desk_app, "root")
+    before = await keyspace(redis_client)
+    status, document = await root.call("GET", f"customers/{customer.customer}/export")
+    assert status == 200, document
+    assert document["customer"] == customer.customer
+    assert document["merged"] == [other.customer]
+    assert [i["channel"] for i in document["identities"]] == ["web", "web"]
+    assert set(document["addresses"]) == {"web"}
+    assert document["handoff"]["status"] == "queued"
+    assert document["conversation"]["turns"] == 2
+    texts = [entry["text"] for entry in document["history"]]
+    assert texts[0] == "talk to a human" and "hello" in texts and f"link {code}" in texts
+    ran = await segue_customers("export", customer.customer or "", redis_url=redis_url)
+    assert ran.status == 0, ran.err
+    assert json.loads(ran.out) == document
+    # Reading changed nothing.
+    assert await keyspace(redis_client) == before
+
+
+async def test_only_admins_export_and_only_customers_that_exist(
+    http: aiohttp.ClientSession, desk_app: RunningApp, redis_client: aioredis.Redis
+) -> None:
+    customer = await queued_customer(http, desk_app)
+    path = f"customers/{customer}/export"
+    before = await keyspace(redis_client)
+    status, body = await AgentClient(http, desk_app.base_url).call("GET", path)
+    assert (status, body["error"]) == (401, "unauthenticated")
+    ann = await agent(http, desk_app, "ann")
+    status, body = await ann.call("GET", path)
+    assert (status, body["error"]) == (403, "admins_only")
+    root = await agent(http, desk_app, "root")
+    for unknown in ("0123456789abcdef", "no.such", "x" * 65):
+        status, body = await root.call("GET", f"customers/{unknown}/export")
+        assert (status, body["error"]) == (404, "unknown_customer"), unknown
+    status, body = await root.call("POST", path)
+    assert (status, body["error"]) == (404, "not_found")
+    # Logins write their sessions; nothing of the customer changed.
+    after = await keyspace(redis_client)
+    assert {k: v for k, v in after.items() if "agent" not in k} == \
+        {k: v for k, v in before.items() if "agent" not in k}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import sys
@@ -11,7 +12,14 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
+import pytest
+import redis.asyncio as aioredis
 
+from bot.assembly.cli import main
+from bot.core.conversation import ConversationState
+from bot.core.model import Address, ChannelIdentity, HistoryEntry
+from context_store import RedisContextStore
+from tests.support.privacy_rig import Ran, keyspace
 from tests.support.redis_server import free_port
 from tests.support.webchat_client import WebChatClient
 
@@ -107,3 +115,82 @@ async def test_check_accepts_the_shipped_configuration() -> None:
     out, err = await proc.communicate()
     assert proc.returncode == 0, err.decode()
     assert "OK" in out.decode()
+
+
+async def a_customer(redis_url: str) -> str:
+    """A Telegram customer part-way through a flow, written as a turn writes one."""
+    store = RedisContextStore.from_url(redis_url)
+    try:
+        identity = ChannelIdentity("telegram", "5551234")
+        customer = await store.resolve_customer(identity, "c0ffee0123456789")
+        assert (await store.lock_and_load(customer, token="t", ttl_seconds=5,
+                                          message_key="telegram:5551234:1")).locked
+        state = ConversationState(turns=1, dialog={"flow": "order_status",
+                                                   "slots": {"order": "A1001"}})
+        address = Address("telegram", "5551234")
+        assert await store.save_and_unlock(
+            customer, token="t", state=state.to_json(), message_key="telegram:5551234:1",
+            entries=[HistoryEntry(sender="customer", channel="telegram", text="A1001", ts=1.0)],
+            identity=identity, address=address)
+        return customer
+    finally:
+        await store.close()
+
+
+def customers(command: str, customer: str, capsys: pytest.CaptureFixture[str]) -> Ran:
+    """`segue customers COMMAND CUSTOMER` through `main`, in this process."""
+    status = main(["customers", command, customer])
+    out, err = capsys.readouterr()
+    return Ran(status, out, err)
+
+
+def test_customers_export_prints_everything_and_erase_removes_it(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SEGUE_REDIS_URL", redis_url)
+    customer = asyncio.run(a_customer(redis_url))
+    exported = customers("export", customer, capsys)
+    assert exported.status == 0, exported.err
+    document = json.loads(exported.out)
+    assert document["customer"] == customer
+    assert document["identities"] == [{"channel": "telegram", "user_id": "5551234"}]
+    assert document["addresses"]["telegram"]["target"] == "5551234"
+    assert document["conversation"]["dialog"] == {"flow": "order_status",
+                                                  "slots": {"order": "A1001"}}
+    assert [e["text"] for e in document["history"]] == ["A1001"]
+    assert (document["handoff"], document["merged"]) == (None, [])
+
+    erased = customers("erase", customer, capsys)
+    assert (erased.status, erased.out) == (0, f"customer {customer} erased\n"), erased.err
+    # Only the empty marker that turns stale caches away is left.
+    assert asyncio.run(everything(redis_url)) == {f"segue:{{c:{customer}}}:moved": '""'}
+    for command in ("export", "erase"):
+        again = customers(command, customer, capsys)
+        assert (again.status, again.out) == (2, "")
+        assert f"no customer '{customer}'" in again.err
+
+
+def test_customers_commands_refuse_unknown_ids_and_say_when_redis_is_missing(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SEGUE_REDIS_URL", redis_url)
+    for command in ("export", "erase"):
+        for unknown in ("0123456789abcdef", "*", "{c:x}"):
+            ran = customers(command, unknown, capsys)
+            assert (ran.status, ran.out) == (2, ""), (command, unknown)
+            assert "no customer" in ran.err
+    assert asyncio.run(everything(redis_url)) == {}
+    monkeypatch.delenv("SEGUE_REDIS_URL")
+    ran = customers("erase", "0123456789abcdef", capsys)
+    assert ran.status == 2 and "SEGUE_REDIS_URL is not set" in ran.err
+    monkeypatch.setenv("SEGUE_REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
+    ran = customers("export", "0123456789abcdef", capsys)
+    assert ran.status == 3 and "Redis is unreachable" in ran.err
+
+
+async def everything(redis_url: str) -> dict[str, str]:
+    client = aioredis.from_url(redis_url, decode_responses=True)
+    try:
+        return await keyspace(client)
+    finally:
+        await client.aclose()
