@@ -10,7 +10,7 @@ import json
 import signal
 import sys
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,23 +51,29 @@ class WorkerProcess:
 
 
 @asynccontextmanager
-async def worker_process(redis_url: str, api_url: str, log: Path) -> AsyncIterator[WorkerProcess]:
-    """A worker process serving Slack's events on a free port; its log goes to `log`."""
-    port = free_port()
-    with log.open("wb") as errors:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tests.support.slack_worker",
-            redis_url, api_url, str(port), str(STALE_MS),
-            cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=errors,
-        )
-    worker = WorkerProcess(proc, f"http://127.0.0.1:{port}/slack/events")
+async def worker_processes(
+    count: int, redis_url: str, api_url: str, logs: Path
+) -> AsyncIterator[list[WorkerProcess]]:
+    """Worker processes serving Slack's events, each on a free port and
+    logging to a file in `logs`; yielded once all of them serve."""
+    workers = []
     try:
-        await worker.line("serving")
-        yield worker
+        for n in range(count):
+            port = free_port()
+            with (logs / f"worker-{n}.log").open("wb") as log:
+                proc = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "tests.support.slack_worker",
+                    redis_url, api_url, str(port), str(STALE_MS),
+                    cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=log,
+                )
+            workers.append(WorkerProcess(proc, f"http://127.0.0.1:{port}/slack/events"))
+        await asyncio.gather(*(worker.line("serving") for worker in workers))
+        yield workers
     finally:
-        if proc.returncode is None:
-            proc.terminate()
-        await asyncio.wait_for(proc.wait(), 20)
+        for worker in workers:
+            if worker.proc.returncode is None:
+                worker.proc.terminate()
+            await asyncio.wait_for(worker.proc.wait(), 20)
 
 
 def user(customer: int) -> str:
@@ -100,25 +106,22 @@ async def post(http: aiohttp.ClientSession, live: list[WorkerProcess], body: dic
     raise AssertionError(f"no worker accepted {body['event_id']}")
 
 
-async def inbox_left(client: aioredis.Redis) -> int:
-    """Entries still queued in any inbox stream (acknowledged ones are deleted)."""
-    left = 0
+async def drained(client: aioredis.Redis) -> bool | None:
+    """True once no inbox stream holds an entry (acknowledged ones are
+    deleted), None while one does."""
     async for key in client.scan_iter(match="segue:inbox*"):
-        if await client.type(key) == "stream":
-            left += await client.xlen(key)
-    return left
+        if await client.type(key) == "stream" and await client.xlen(key):
+            return None
+    return True
 
 
 async def test_each_customers_messages_and_replies_keep_their_order_when_a_worker_dies(
     redis_url: str, redis_client: aioredis.Redis, slack_api: FakeSlackApi,
     http: aiohttp.ClientSession, tmp_path: Path,
 ) -> None:
-    async with AsyncExitStack() as stack:
-        victim = await stack.enter_async_context(
-            worker_process(redis_url, slack_api.url, tmp_path / "victim.log"))
-        survivor = await stack.enter_async_context(
-            worker_process(redis_url, slack_api.url, tmp_path / "survivor.log"))
-        live = [victim, survivor]
+    async with worker_processes(2, redis_url, slack_api.url, tmp_path) as workers:
+        victim = workers[0]
+        live = list(workers)
         accepted = [0] * CUSTOMERS
         halfway = asyncio.Event()
 
@@ -147,7 +150,7 @@ async def test_each_customers_messages_and_replies_keep_their_order_when_a_worke
 
         await slack_api.wait_posted(CUSTOMERS * BURST, timeout=60)
         # Every queued item acknowledged: nothing is left to answer again.
-        assert await poll_until(lambda: _drained(redis_client), within_seconds=30)
+        assert await poll_until(lambda: drained(redis_client), within_seconds=30)
 
     store = RedisContextStore.from_url(redis_url)
     try:
@@ -162,10 +165,6 @@ async def test_each_customers_messages_and_replies_keep_their_order_when_a_worke
             ], customer
     finally:
         await store.close()
-
-
-async def _drained(client: aioredis.Redis) -> bool | None:
-    return True if await inbox_left(client) == 0 else None
 
 
 async def test_a_lane_lives_in_its_partitions_stream_and_leaves_it_empty(
