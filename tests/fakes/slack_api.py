@@ -5,6 +5,8 @@ them. It also serves Socket Mode: `apps.connections.open` hands out a
 WebSocket on this server, where a test can push envelopes and await acks.
 
 `sign` and `signed_headers` sign request bodies exactly as Slack does.
+A test can hold calls of a method for a while (a slow Web API); a call whose
+app hung up meanwhile is dropped, as if it never reached Slack.
 """
 
 from __future__ import annotations
@@ -77,6 +79,11 @@ class FakeSlackApi:
         self._sockets: list[web.WebSocketResponse] = []
         self._runner: web.AppRunner | None = None
         self.url = ""
+        # Holding calls: method -> (seconds, how many more), the calls held
+        # so far, and those dropped because their app hung up while held.
+        self._holds: dict[str, tuple[float, int]] = {}
+        self.held: list[tuple[str, dict[str, Any]]] = []
+        self.abandoned: list[tuple[str, dict[str, Any]]] = []
 
     async def __aenter__(self) -> FakeSlackApi:
         app = web.Application()
@@ -114,6 +121,41 @@ class FakeSlackApi:
             _Refusal(times, 200, {"ok": False, "error": error})
         )
 
+    def hold(self, method: str = "chat.postMessage", *, seconds: float, times: int = 1) -> None:
+        """Keep the next `times` calls of `method` waiting `seconds` before
+        they are answered. A call whose app hung up meanwhile is dropped (in
+        `abandoned`): Slack never got it whole, so it posts nothing."""
+        self._holds[method] = (seconds, times)
+
+    async def wait_holding(self, method: str = "chat.postMessage", count: int = 1,
+                           timeout: float = 10.0) -> None:
+        """Wait until `count` calls of `method` have been held."""
+        await self._wait(lambda: sum(1 for m, _ in self.held if m == method) >= count, timeout)
+
+    async def wait_abandoned(self, count: int = 1, timeout: float = 10.0) -> None:
+        """Wait until `count` held calls were dropped because their app hung up."""
+        await self._wait(lambda: len(self.abandoned) >= count, timeout)
+
+    def texts_posted(self) -> list[str]:
+        """The text of every chat.postMessage Slack accepted, in the order posted."""
+        return [str(args.get("text", "")) for args in self.posted()]
+
+    async def _held(self, request: web.Request, method: str, args: dict[str, Any]) -> bool:
+        """Hold the call if told to; False if its app hung up meanwhile."""
+        seconds, times = self._holds.get(method, (0.0, 0))
+        if times <= 0:
+            return True
+        self._holds[method] = (seconds, times - 1)
+        async with self._changed:
+            self.held.append((method, args))
+            self._changed.notify_all()
+        if await _hung_up_within(request, seconds):
+            async with self._changed:
+                self.abandoned.append((method, args))
+                self._changed.notify_all()
+            return False
+        return True
+
     # Reading what happened.
 
     def calls_to(self, method: str) -> list[ApiCall]:
@@ -148,6 +190,9 @@ class FakeSlackApi:
         args = await _arguments(request)
         auth = request.headers.get("Authorization", "")
         token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else args.get("token")
+        if not await self._held(request, method, args):
+            # The app hung up while the call was held: it never reached Slack.
+            return web.json_response({"ok": False, "error": "request_abandoned"}, status=499)
         status, body, headers = self._answer(method, args, token)
         await self._record(ApiCall(method, args, token, time.monotonic(), status, body))
         return web.json_response(body, status=status, headers=headers)
@@ -273,3 +318,16 @@ async def _arguments(request: web.Request) -> dict[str, Any]:
         if isinstance(args.get(key), str):
             args[key] = json.loads(args[key])
     return args
+
+
+async def _hung_up_within(request: web.Request, seconds: float) -> bool:
+    """Hold `request` up to `seconds`; whether its client hung up meanwhile.
+    aiohttp does not tell a handler that its client left: the transport is
+    looked at every 20 ms."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while loop.time() < deadline:
+        if request.transport is None or request.transport.is_closing():
+            return True
+        await asyncio.sleep(0.02)
+    return request.transport is None or request.transport.is_closing()

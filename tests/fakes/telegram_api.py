@@ -7,6 +7,8 @@ webhook (POSTing updates with the secret header given to `setWebhook`) and
 of long polling (`getUpdates` with offsets and a long-poll timeout), and can
 be told to refuse calls the way Telegram does (429 with `retry_after`, 403),
 or to answer a method with a redirect to itself (a misbehaving proxy).
+It can hold calls of a method for a while (a slow Bot API) and drop those
+whose bot hung up meanwhile, so a test can kill a worker in mid-send.
 Updates are shaped like the examples of the Bot API documentation.
 """
 
@@ -76,6 +78,11 @@ class FakeTelegram:
     _runner: web.AppRunner | None = None
     _client: aiohttp.ClientSession | None = None
     _closing: bool = False
+    # Holding calls: method -> (seconds, how many more), the calls held so
+    # far, and those dropped because their bot hung up while held.
+    _holds: dict[str, tuple[float, int]] = field(default_factory=dict)
+    held: list[ApiCall] = field(default_factory=list)
+    abandoned: list[ApiCall] = field(default_factory=list)
 
     async def __aenter__(self) -> FakeTelegram:
         app = web.Application()
@@ -119,6 +126,50 @@ class FakeTelegram:
     def redirect_loop(self, method: str) -> None:
         """Answer every call of `method` with a redirect to the same URL."""
         self._redirecting.add(method)
+
+    def hold(self, method: str = "sendMessage", *, seconds: float, times: int = 1) -> None:
+        """Keep the next `times` calls of `method` waiting `seconds` before
+        they are handled. A call whose bot hung up meanwhile is dropped (in
+        `abandoned`): Telegram never got it whole, so it sends nothing."""
+        self._holds[method] = (seconds, times)
+
+    async def wait_holding(self, method: str = "sendMessage", count: int = 1, *,
+                           timeout: float = 10.0) -> list[ApiCall]:
+        """Wait until `count` calls of `method` have been held."""
+        def holding() -> list[ApiCall]:
+            return [c for c in self.held if c.method == method]
+
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(lambda: len(holding()) >= count),
+                                   timeout)
+        return holding()
+
+    async def wait_abandoned(self, count: int = 1, *, timeout: float = 10.0) -> None:
+        """Wait until `count` held calls were dropped because their bot hung up."""
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(lambda: len(self.abandoned) >= count),
+                                   timeout)
+
+    def texts_sent(self, method: str = "sendMessage") -> list[str]:
+        """The text of every accepted call of `method`, in the order sent."""
+        return [c.params.get("text", "") for c in self.sent(method)]
+
+    async def _held(self, request: web.Request, method: str, params: dict[str, str]) -> bool:
+        """Hold the call if told to; False if its bot hung up meanwhile."""
+        seconds, times = self._holds.get(method, (0.0, 0))
+        if times <= 0:
+            return True
+        self._holds[method] = (seconds, times - 1)
+        call = ApiCall(method, params, time.monotonic(), "held")
+        async with self._changed:
+            self.held.append(call)
+            self._changed.notify_all()
+        if await _hung_up_within(request, seconds):
+            async with self._changed:
+                self.abandoned.append(call)
+                self._changed.notify_all()
+            return False
+        return True
 
     def redirects(self, method: str) -> int:
         """How many calls of `method` were answered with a redirect."""
@@ -175,6 +226,9 @@ class FakeTelegram:
             await self._record(ApiCall(method, {}, time.monotonic(), "redirect"))
             raise web.HTTPFound(location=request.path)
         params = await _read_params(request)
+        if not await self._held(request, method, params):
+            # The bot hung up while the call was held: it never reached Telegram.
+            return _error(499, "Client Closed Request")
         failures = self._failures.get(method)
         if failures:
             failure = failures.pop(0)
@@ -336,3 +390,16 @@ def keyboard_of(call: ApiCall) -> list[dict[str, Any]]:
     if "reply_markup" not in call.params:
         return []
     return [b for row in call.json("reply_markup")["inline_keyboard"] for b in row]
+
+
+async def _hung_up_within(request: web.Request, seconds: float) -> bool:
+    """Hold `request` up to `seconds`; whether its client hung up meanwhile.
+    aiohttp does not tell a handler that its client left: the transport is
+    looked at every 20 ms."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while loop.time() < deadline:
+        if request.transport is None or request.transport.is_closing():
+            return True
+        await asyncio.sleep(0.02)
+    return request.transport is None or request.transport.is_closing()
