@@ -54,15 +54,10 @@ class LoadResult:
 
 @dataclass(frozen=True, slots=True)
 class Saved:
-    """What `save_and_unlock` did; false when the lock was lost and nothing
-    was written.
-
-    `first_seq`: the sequence number of the first outbox item written (the
-    others follow it one by one); 0 when none was. `claimed`: the saving
-    token holds the customer's outbox claim now, so no one else delivers
-    those items while it does. `earlier`: items of earlier saves not yet
-    delivered (they go first).
-    """
+    """What `save_and_unlock` did; falsy if the lock was lost (nothing written).
+    `first_seq`: the first outbox item's number (the others follow; 0: none);
+    `claimed`: the saving token now holds the customer's outbox claim;
+    `earlier`: undelivered items of earlier saves (they go first)."""
 
     ok: bool
     first_seq: int = 0
@@ -110,14 +105,10 @@ class OutboxItem:
 
 @dataclass(frozen=True, slots=True)
 class OutboxClaim:
-    """What `outbox_claim` found.
-
-    `claimed`: the caller holds the customer's outbox and `items` are every
-    undelivered one, in order. `busy`: someone else holds it, its first item
-    is not due, or a turn holds the customer's lock with nothing saved yet;
-    `retry_in` seconds is when that may change. `idle`: nothing to deliver
-    and no turn in progress.
-    """
+    """What `outbox_claim` found. `claimed`: the caller holds the outbox and
+    `items` are all undelivered ones, in order. `busy`: another holds it, its
+    first item is not due, or a turn holds the lock; `retry_in` seconds is
+    when that may change. `idle`: nothing to deliver, no turn in progress."""
 
     status: Literal["claimed", "busy", "idle"]
     items: tuple[OutboxItem, ...] = ()
@@ -379,8 +370,7 @@ class WebPresenceStore(Protocol):
 
 @runtime_checkable
 class DeliveringStore(TurnStore, OutboxStore, Protocol):
-    """Turns and the replies they leave: what the engine and the customer
-    locks ask for."""
+    """Turns and the replies they leave: what the engine and the locks ask for."""
 
 
 @runtime_checkable
