@@ -37,7 +37,7 @@ from bot.core import metrics
 from bot.core.delivery import Senders
 from bot.core.direct_answers import DirectAnswers
 from bot.core.engine import APOLOGY, Engine
-from bot.core.errors import ConfigError, ConnectorError, StoreUnavailable
+from bot.core.errors import ConfigError, ConnectorError, LockLost, LockTimeout, StoreUnavailable
 from bot.core.model import Address, Outbound
 from bot.core.ports import CounterStore, ParkingStore, StoreLimits, TokenStore
 from bot.core.settings import Settings
@@ -76,6 +76,7 @@ class TelegramOptions:
     mode: Literal["webhook", "polling"] = "polling"
     webhook_secret: str | None = None
     webhook_url: str | None = None
+    webhook_max_connections: int = 1
     max_text_length: int = 4096
     # An update failing this many times is acknowledged and parked.
     max_attempts: int = 3
@@ -154,6 +155,7 @@ class TelegramConnector:
                     url=self.options.webhook_url or "",
                     secret_token=self.options.webhook_secret,
                     allowed_updates=ALLOWED_UPDATES,
+                    max_connections=self.options.webhook_max_connections,
                 )
             )
             log.info("Telegram webhook set")
@@ -260,6 +262,12 @@ class TelegramConnector:
         except StoreUnavailable:
             log.warning("store unavailable; Telegram update %s is to come again", update.update_id)
             return Outcome.UNAVAILABLE
+        except (LockTimeout, LockLost) as exc:
+            # The customer's lock is held, perhaps by a worker that died with
+            # it: it runs out within its TTL. Busy is not failing, so this
+            # does not count towards parking the update.
+            log.warning("Telegram update %s is to come again: %s", update.update_id, exc)
+            return Outcome.UNAVAILABLE
         except Exception as exc:
             return await self._failed(update, exc)
         if handled is UNHANDLED:
@@ -364,6 +372,7 @@ def build_telegram_connector(
         mode=settings.telegram_mode,
         webhook_secret=secret_value,
         webhook_url=settings.telegram_webhook_url,
+        webhook_max_connections=settings.telegram_webhook_max_connections,
         max_text_length=settings.max_text_length,
     )
     return TelegramConnector(

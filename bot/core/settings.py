@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     telegram_mode: Literal["webhook", "polling"] = "polling"
     telegram_webhook_secret: SecretStr | None = None
     telegram_webhook_url: str | None = None
+    # Telegram sends the next update only once the last is answered when this
+    # is 1, which keeps each customer's messages in the order they wrote them
+    # whichever worker answers; more connections trade that order for speed.
+    telegram_webhook_max_connections: int = Field(default=1, ge=1, le=100)
     telegram_api_url: str = "https://api.telegram.org"
     # For "continue on Telegram" links (https://t.me/<username>?start=...).
     telegram_bot_username: str | None = None
