@@ -106,6 +106,18 @@ class TestOutboxStore:
         taken = await store.outbox_claim("c1", token="sweeper", ttl_seconds=5, due_only=True)
         assert [i.payload for i in taken.items] == ["one", "two"]
 
+    async def test_a_reply_nobody_holds_is_a_sweepers_only_once_due(
+        self, store: ContextStore
+    ) -> None:
+        _, mark = await turn(store, "c1", "one")
+        await turn(store, "c1", "two", token="t2")  # saved while t held the outbox
+        await store.outbox_delivered("c1", 1, release="t", mark=mark)
+        # Nobody holds "two" now, but its saver has until it is due to send it.
+        early = await store.outbox_claim("c1", token="sweeper", ttl_seconds=5, due_only=True)
+        assert early.status == "busy" and 4 < early.retry_in <= 5
+        saver = await store.outbox_claim("c1", token="t2", ttl_seconds=5)
+        assert [i.payload for i in saver.items] == ["two"]
+
     async def test_of_two_claimants_at_once_one_holds_the_outbox(
         self, store: ContextStore
     ) -> None:
