@@ -74,12 +74,6 @@ class Saved:
 INBOX_PARTITIONS = 16
 
 
-# How many partitions the inbox's lanes are hashed onto. Changing it moves
-# lanes between partitions: drain the inbox first, or some items of a lane
-# may be handled out of order.
-INBOX_PARTITIONS = 16
-
-
 @dataclass(frozen=True, slots=True)
 class InboxItem:
     """A durably queued payload; `attempts` counts deliveries to a worker.
