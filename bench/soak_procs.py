@@ -68,6 +68,18 @@ responses:
 """
 
 
+async def terminate(proc: asyncio.subprocess.Process | None) -> None:
+    """Stop a process politely, then not, and reap it."""
+    if proc is None or proc.returncode is not None:
+        return
+    proc.terminate()
+    try:
+        await asyncio.wait_for(proc.wait(), STOP_SECONDS)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+
+
 def write_dialogs(directory: Path) -> Path:
     """The echo dialog in `directory`, which becomes the workers' dialogs_dir."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -135,14 +147,7 @@ class RedisProcess:
         return RedisRestart(down, keys_before, keys_after, kept)
 
     async def stop(self) -> None:
-        if self.proc is None or self.proc.returncode is not None:
-            return
-        self.proc.terminate()
-        try:
-            await asyncio.wait_for(self.proc.wait(), STOP_SECONDS)
-        except TimeoutError:
-            self.proc.kill()
-            await self.proc.wait()
+        await terminate(self.proc)
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,11 +263,4 @@ class Worker:
         await self._reap()
 
     async def _reap(self) -> None:
-        if self.proc is None or self.proc.returncode is not None:
-            return
-        self.proc.terminate()
-        try:
-            await asyncio.wait_for(self.proc.wait(), STOP_SECONDS)
-        except TimeoutError:
-            self.proc.kill()
-            await self.proc.wait()
+        await terminate(self.proc)

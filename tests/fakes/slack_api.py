@@ -23,6 +23,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from tests.fakes.holding import hung_up_within
+
 TEAM_ID = "T061EG9R6"
 BOT_USER_ID = "U0BOTUSER"
 BOT_ID = "B0BOTID"
@@ -149,7 +151,7 @@ class FakeSlackApi:
         async with self._changed:
             self.held.append((method, args))
             self._changed.notify_all()
-        if await _hung_up_within(request, seconds):
+        if await hung_up_within(request, seconds):
             async with self._changed:
                 self.abandoned.append((method, args))
                 self._changed.notify_all()
@@ -318,16 +320,3 @@ async def _arguments(request: web.Request) -> dict[str, Any]:
         if isinstance(args.get(key), str):
             args[key] = json.loads(args[key])
     return args
-
-
-async def _hung_up_within(request: web.Request, seconds: float) -> bool:
-    """Hold `request` up to `seconds`; whether its client hung up meanwhile.
-    aiohttp does not tell a handler that its client left: the transport is
-    looked at every 20 ms."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while loop.time() < deadline:
-        if request.transport is None or request.transport.is_closing():
-            return True
-        await asyncio.sleep(0.02)
-    return request.transport is None or request.transport.is_closing()

@@ -25,6 +25,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from tests.fakes.holding import hung_up_within
+
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
 BOT_USER = {
     "id": 123456789,
@@ -164,7 +166,7 @@ class FakeTelegram:
         async with self._changed:
             self.held.append(call)
             self._changed.notify_all()
-        if await _hung_up_within(request, seconds):
+        if await hung_up_within(request, seconds):
             async with self._changed:
                 self.abandoned.append(call)
                 self._changed.notify_all()
@@ -390,16 +392,3 @@ def keyboard_of(call: ApiCall) -> list[dict[str, Any]]:
     if "reply_markup" not in call.params:
         return []
     return [b for row in call.json("reply_markup")["inline_keyboard"] for b in row]
-
-
-async def _hung_up_within(request: web.Request, seconds: float) -> bool:
-    """Hold `request` up to `seconds`; whether its client hung up meanwhile.
-    aiohttp does not tell a handler that its client left: the transport is
-    looked at every 20 ms."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while loop.time() < deadline:
-        if request.transport is None or request.transport.is_closing():
-            return True
-        await asyncio.sleep(0.02)
-    return request.transport is None or request.transport.is_closing()
