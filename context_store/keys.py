@@ -58,6 +58,12 @@ def lane_partition(lane: str) -> int:
     return zlib.crc32(lane.encode()) % INBOX_PARTITIONS
 
 
+def check_partition(partition: int) -> None:
+    """Refuse a partition number that names no inbox stream."""
+    if not 0 <= partition < INBOX_PARTITIONS:
+        raise ValueError(f"no inbox partition {partition}: 0 to {INBOX_PARTITIONS - 1}")
+
+
 def identity_member(identity: ChannelIdentity) -> str:
     return f"{identity.channel}:{identity.user_id}"
 

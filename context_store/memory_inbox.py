@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from bot.core.inbox import take_in_order
 from bot.core.ports import INBOX_PARTITIONS, InboxItem
-from context_store.keys import lane_partition
+from context_store.keys import check_partition, lane_partition
 
 
 @dataclass(slots=True)
@@ -70,8 +70,7 @@ class MemoryInboxMixin:
     ) -> list[InboxItem]:
         if partition is None:
             return await self._take_loose(consumer, count, block_ms)
-        if not 0 <= partition < INBOX_PARTITIONS:
-            raise ValueError(f"no inbox partition {partition}: 0 to {INBOX_PARTITIONS - 1}")
+        check_partition(partition)
         lane = self._partitions[partition]
         item = self._next_of(lane, consumer)
         if item is None and block_ms > 0:

@@ -21,7 +21,7 @@ import redis.asyncio as aioredis
 from bot.core.errors import StoreError
 from bot.core.inbox import take_in_order
 from bot.core.ports import INBOX_PARTITIONS, InboxItem, StoreLimits
-from context_store.keys import KeyBuilder, lane_partition
+from context_store.keys import KeyBuilder, check_partition, lane_partition
 from context_store.redis_client import run_redis
 
 _INBOX_GROUP = "segue-workers"
@@ -117,8 +117,7 @@ class RedisInboxMixin:
     ) -> list[InboxItem]:
         if partition is None:
             return await self._take_loose(consumer, count, block_ms)
-        if not 0 <= partition < INBOX_PARTITIONS:
-            raise ValueError(f"no inbox partition {partition}: 0 to {INBOX_PARTITIONS - 1}")
+        check_partition(partition)
         stream = self.keys.inbox_lane(partition)
         args: list[str | int] = [_INBOX_GROUP, consumer, self.inbox_stale_ms]
         reply = await self._grouped(stream, lambda: self._read_lane([stream], args))

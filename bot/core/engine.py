@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from bot.core import metrics
@@ -174,8 +174,7 @@ class Engine:
         for hook in self.hooks:
             await hook.after_save(context, turn)
         if context.joined_into is not None:
-            turn = Turn(customer_id, False, inbound.address, tuple(replies), context.joined_into,
-                        batch)
+            turn = replace(turn, joined_into=context.joined_into)
         if context.erase_customer:
             # After the save, so the confirmation is delivered but not kept.
             await self.store.erase(customer_id)
