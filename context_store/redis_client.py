@@ -14,6 +14,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.core.errors import StoreError, StoreUnavailable
+from context_store.redis_autopipeline import AutoPipelineRedis
 
 
 async def run_redis(awaitable: Any) -> Any:
@@ -59,7 +60,7 @@ def connect(url: str) -> aioredis.Redis:
             extra["connection_class"] = (
                 _HiredisSSLConnection if url.startswith("rediss://") else _HiredisConnection
             )
-        client: aioredis.Redis = aioredis.from_url(  # type: ignore[no-untyped-call]
+        client: aioredis.Redis = AutoPipelineRedis.from_url(
             url, decode_responses=True, retry=retry, socket_connect_timeout=2, **extra
         )
         return client
@@ -77,5 +78,7 @@ def connect(url: str) -> aioredis.Redis:
     sentinel = Sentinel(  # type: ignore[no-untyped-call]
         hosts, password=password, decode_responses=True, retry=retry
     )
-    master: aioredis.Redis = sentinel.master_for(service, db=int(db or 0), password=password)
+    master: aioredis.Redis = sentinel.master_for(
+        service, redis_class=AutoPipelineRedis, db=int(db or 0), password=password
+    )
     return master
