@@ -18,6 +18,7 @@ someone who read it as it still is.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -27,6 +28,7 @@ from redis.exceptions import NoScriptError
 from bot.core.ports import OutboxClaim, OutboxItem
 from context_store import redis_scripts as lua
 from context_store.keys import KeyBuilder
+from context_store.redis_autopipeline import AutoPipelineRedis
 from context_store.redis_client import run_redis
 
 _NOW_MS = """
@@ -128,6 +130,10 @@ class RedisOutboxMixin:
         their keys may be in different Cluster slots). redis-py would ask
         whether the scripts are loaded before every such pipeline; instead a
         script Redis no longer knows is loaded and run again by itself."""
+        if isinstance(self.client, AutoPipelineRedis):
+            # Calls made in the same moment already share one write.
+            return list(await asyncio.gather(
+                *(run_redis(script(keys=keys, args=args)) for script, keys, args in calls)))
         async with self.client.pipeline(transaction=False) as pipe:
             for script, keys, args in calls:
                 pipe.evalsha(script.sha, len(keys), *keys, *args)
