@@ -27,15 +27,18 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import hiredis
 import redis.asyncio as aioredis
+from redis._parsers.hiredis import NOT_ENOUGH_DATA, _AsyncHiredisParser
 from redis.asyncio.connection import AbstractConnection
 from redis.client import EMPTY_RESPONSE, NEVER_DECODE
+from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ReadOnlyError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 log = logging.getLogger(__name__)
@@ -77,6 +80,29 @@ def _pack(args: tuple[Any, ...]) -> bytes:
     return packed
 
 
+class SharedScript:
+    """A Lua script run by its SHA1 on the shared connection, loaded again if
+    Redis no longer knows it (a restart, SCRIPT FLUSH); what redis-py's
+    `register_script` gives, without its import and checks on every call."""
+
+    def __init__(self, client: AutoPipelineRedis, script: str | bytes) -> None:
+        self.client = client
+        self.script = script
+        self._in_pipeline = AsyncScript(client, script)
+        self.sha: str = self._in_pipeline.sha
+
+    async def __call__(self, keys: Sequence[Any] = (), args: Sequence[Any] = (),
+                       client: Any = None) -> Any:
+        if client is not None and client is not self.client:
+            # A pipeline: redis-py's script loads itself before the pipeline runs.
+            return await self._in_pipeline(keys=keys, args=args, client=client)
+        try:
+            return await self.client.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            await self.client.script_load(self.script)
+            return await self.client.evalsha(self.sha, len(keys), *keys, *args)
+
+
 class _Link:
     """The shared connection and the commands written on it, in order."""
 
@@ -85,6 +111,42 @@ class _Link:
         self.sent: collections.deque[_Command] = collections.deque()
         self.reader: asyncio.Task[None] | None = None
         self.lost = False
+        # Only a read or write that has to wait arms a timer: redis-py arms
+        # one for every read and write.
+        self.timeout = conn.socket_timeout or None
+
+    async def send(self, data: bytes) -> None:
+        writer = self.conn._writer
+        if writer is None:
+            raise RedisConnectionError("the connection to Redis is closed")
+        writer.write(data)
+        if writer.transport.get_write_buffer_size() > 0:  # Redis reads slower than we write
+            async with asyncio.timeout(self.timeout):
+                await writer.drain()
+
+    async def receive(self) -> Any:
+        """The next answer, an error reply as a `ResponseError` value."""
+        parser: Any = self.conn._parser
+        if not isinstance(parser, _AsyncHiredisParser):
+            try:
+                return await self.conn.read_response()
+            except ResponseError as exc:
+                return exc
+        reader = parser._reader
+        if reader is None:
+            raise RedisConnectionError("the connection to Redis is closed")
+        response = reader.gets()
+        if response is NOT_ENOUGH_DATA:
+            try:
+                async with asyncio.timeout(self.timeout):
+                    while response is NOT_ENOUGH_DATA:
+                        await parser.read_from_socket()
+                        response = reader.gets()
+            except TimeoutError:
+                raise RedisTimeoutError("Redis did not answer in time") from None
+        if isinstance(response, RedisConnectionError):
+            raise response
+        return response
 
 
 class AutoPipelineRedis(aioredis.Redis):
@@ -96,12 +158,21 @@ class AutoPipelineRedis(aioredis.Redis):
         self._link: _Link | None = None
         self._writer: asyncio.Task[None] | None = None
 
+    def register_script(self, script: str | bytes) -> SharedScript:  # type: ignore[override]
+        return SharedScript(self, script)
+
+    async def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> Any:
+        return await self._submit(("EVALSHA", sha, numkeys, *keys_and_args), {})
+
     async def execute_command(self, *args: Any, **options: Any) -> Any:
         if self.single_connection_client or not _shareable(args, options):
             return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+        return await self._submit(args, options)
+
+    def _submit(self, args: tuple[Any, ...], options: dict[str, Any]) -> asyncio.Future[Any]:
         answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queue(_Command(str(args[0]), _pack(args), options, answer))
-        return await answer
+        return answer
 
     def _queue(self, command: _Command) -> None:
         self._waiting.append(command)
@@ -119,8 +190,7 @@ class AutoPipelineRedis(aioredis.Redis):
                 # Answers come back in the order of the writes.
                 link.sent.extend(batch)
                 try:
-                    await link.conn.send_packed_command([c.packed for c in batch],
-                                                        check_health=False)
+                    await link.send(b"".join([c.packed for c in batch]))
                 except _CONNECTION_LOST as exc:
                     await self._lost(link, exc)
                     continue
@@ -150,11 +220,14 @@ class AutoPipelineRedis(aioredis.Redis):
                     link.reader = None
                     return
                 try:
-                    response = await link.conn.read_response()
-                except ResponseError as exc:
-                    response = exc
+                    response = await link.receive()
                 except _CONNECTION_LOST as exc:
                     await self._lost(link, exc)
+                    return
+                if isinstance(response, ReadOnlyError):
+                    # A master that became a replica (Sentinel failover): the
+                    # command goes again to whatever is master now.
+                    await self._lost(link, RedisConnectionError(str(response)))
                     return
                 self._answer(link.sent.popleft(), response)
         finally:
