@@ -24,7 +24,7 @@ import aiohttp
 
 from bench.cpu import cpu_seconds
 from bench.procs import SEGUE_ENV, segue_command, started
-from bench.table import Row, Sizes, row_main
+from bench.table import Row, Sizes, count, row_main
 from bench.webchat_turns import TEXTS, Result, median
 from bot.core.model import HistoryEntry
 from bot.core.ports import StoreLimits
@@ -160,7 +160,7 @@ def run(sizes: Sizes) -> list[Row]:
 
     label = f"history {length:,} entries vs short"
     notes = (f"{sizes.history_clients} customers per group, {sizes.messages} messages each, "
-             f"{sizes.rounds} rounds; baseline: the same server, short histories")
+             f"{count(sizes.rounds, 'round')}; baseline: the same server, short histories")
     return [
         Row(f"{label}: throughput", "turns/s", long_r.turns_per_s, short_r.turns_per_s, notes),
         Row(f"{label}: latency p50", "ms", long_r.p50_ms, short_r.p50_ms),

@@ -19,7 +19,7 @@ import redis
 
 from bench.cpu import rss_kib
 from bench.procs import SEGUE_ENV, segue_command, started, webchat_baseline_command
-from bench.table import Row, Sizes, row_main
+from bench.table import Row, Sizes, count, row_main
 from bench.webchat_turns import drive
 from tests.support.redis_server import free_port, redis_server
 
@@ -108,7 +108,7 @@ def run(sizes: Sizes) -> list[Row]:
     return [
         Row(f"idle web chat sockets ({sizes.idle_sockets:,}): server memory per socket", "KiB",
             med("segue", "server_kib"), med("baseline", "server_kib"),
-            f"RSS after minus before, {sizes.idle_rounds} rounds; Redis "
+            f"RSS after minus before, {count(sizes.idle_rounds, 'round')}; Redis "
             f"{med('segue', 'redis_kib'):.2f} KiB/socket "
             f"(baseline {med('baseline', 'redis_kib'):.2f})" + _again(held["segue"])),
     ]

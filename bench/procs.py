@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
 from pathlib import Path
@@ -23,6 +24,8 @@ from bench.cpu import tree
 from bench.webchat_turns import wait_for_port
 
 ROOT = Path(__file__).resolve().parents[1]
+# Workers start one after another on a shared machine: give them time.
+LISTEN_TIMEOUT_SECONDS = 120
 
 # What every benchmark's Segue gets: quiet logs, a fixed web chat secret, and
 # the per-client limits off, as a trusted gateway would run it: every client
@@ -109,6 +112,29 @@ async def started_async(cmd: list[str], env: dict[str, str],
         yield server.proc
     finally:
         server.stop()
+
+
+def listeners(port: int) -> int:
+    """How many sockets listen on `port` (each worker of `segue run
+    --workers N` listens on its own, with SO_REUSEPORT)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with suppress(OSError), open(table) as lines:
+            next(lines)  # the header
+            for line in lines:
+                local, state = line.split()[1], line.split()[3]
+                count += state == "0A" and int(local.rsplit(":", 1)[1], 16) == port
+    return count
+
+
+async def all_listening(port: int, count: int, proc: subprocess.Popen[bytes]) -> None:
+    """Until `count` sockets listen on `port`: every worker serves. The kernel
+    tells no one when a socket starts listening, so its table is polled."""
+    deadline = time.monotonic() + LISTEN_TIMEOUT_SECONDS
+    while listeners(port) < count:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{listeners(port)} of {count} workers listen on port {port}")
+        await asyncio.sleep(0.1)
 
 
 def redis_pid(url: str) -> int:

@@ -83,6 +83,11 @@ class Row:
                    data["notes"])
 
 
+def count(n: int, thing: str) -> str:
+    """`n` things, in words: "1 round", "5 rounds", "2,000 sockets"."""
+    return f"{n:,} {thing}{'' if n == 1 else 's'}"
+
+
 def unavailable(benchmark: str, why: str) -> Row:
     return Row(benchmark, "", None, None, f"not available: {why}")
 
@@ -136,9 +141,14 @@ def machine() -> dict[str, Any]:
 
 
 def describe_machine(info: dict[str, Any]) -> str:
-    load = ", ".join(f"{x:.2f}" for x in info["load_average"])
-    return (f"{info['cores']} cores, {info['cpu']}; Python {info['python']}; "
-            f"redis-server {info['redis_server']}; load average at start {load}")
+    def load(key: str) -> str:
+        return ", ".join(f"{x:.2f}" for x in info[key])
+
+    said = (f"{info['cores']} cores, {info['cpu']}; Python {info['python']}; "
+            f"redis-server {info['redis_server']}; load average at start {load('load_average')}")
+    if "load_average_end" in info:
+        said += f", at the end {load('load_average_end')}"
+    return said
 
 
 def row_main(run: Callable[[Sizes], list[Row]], description: str | None) -> None:

@@ -16,11 +16,13 @@ from bench.webchat_turns import Result, drive, median
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """A server to drive: a name for the table, its port, its process."""
+    """A server to drive: a name for the table, its port, its process, and
+    the Redis server processes it uses (whose CPU time is read too)."""
 
     name: str
     port: int
     pid: int
+    redis_pids: tuple[int, ...] = ()
 
     @property
     def url(self) -> str:
@@ -50,32 +52,33 @@ def warm_up(targets: list[Target]) -> None:
         asyncio.run(drive(target.url, 10, 20))
 
 
-def run_round(target: Target, clients: int, messages: int,
-              redis_pid: int | None) -> tuple[Result, float, float | None]:
+def run_round(target: Target, clients: int,
+              messages: int) -> tuple[Result, float, float | None]:
     """One round against one server: its result and the CPU microseconds per
     turn of the server and of Redis. The CPU counted includes each client's
     hello, one per `messages` turns."""
     turns = clients * messages
-    cpu_before = cpu_seconds(target.pid)
-    redis_before = cpu_seconds(redis_pid) if redis_pid is not None else 0.0
+
+    def redis_cpu() -> float:
+        return sum(cpu_seconds(pid) for pid in target.redis_pids)
+
+    cpu_before, redis_before = cpu_seconds(target.pid), redis_cpu()
     result = asyncio.run(drive(target.url, clients, messages))
     server_us = (cpu_seconds(target.pid) - cpu_before) / turns * 1e6
-    redis_us = None
-    if redis_pid is not None:
-        redis_us = (cpu_seconds(redis_pid) - redis_before) / turns * 1e6
+    redis_us = (redis_cpu() - redis_before) / turns * 1e6 if target.redis_pids else None
     return result, server_us, redis_us
 
 
-def measure(targets: list[Target], clients: int, messages: int, rounds: int,
-            redis_pid: int | None = None) -> dict[str, Measured]:
+def measure(targets: list[Target], clients: int, messages: int,
+            rounds: int) -> dict[str, Measured]:
     """Each round drives every target once, one after another, so a noisy
     moment of the shared machine falls on all of them alike; medians over
-    the rounds. `redis_pid`: the Redis they share, if there is one."""
+    the rounds."""
     warm_up(targets)
     runs = {t.name: _Rounds([], [], []) for t in targets}
     for _ in range(rounds):
         for target in targets:
-            result, server_us, redis_us = run_round(target, clients, messages, redis_pid)
+            result, server_us, redis_us = run_round(target, clients, messages)
             runs[target.name].results.append(result)
             runs[target.name].cpu.append(server_us)
             if redis_us is not None:

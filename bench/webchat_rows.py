@@ -15,7 +15,7 @@ from bench.procs import (
     started,
     webchat_baseline_command,
 )
-from bench.table import Row, Sizes, row_main
+from bench.table import Row, Sizes, count, row_main
 from bench.webchat_load import Target, measure, turn_rows
 from tests.support.redis_server import free_port, redis_server
 
@@ -27,12 +27,13 @@ def run(sizes: Sizes) -> list[Row]:
         with (started(segue_command(seg_port), {**SEGUE_ENV, "SEGUE_REDIS_URL": redis_url},
                       seg_port) as segue,
               started(webchat_baseline_command(base_port, redis_url), {}, base_port) as base):
-            targets = [Target("baseline", base_port, base.pid),
-                       Target("segue", seg_port, segue.pid)]
+            shared = (redis_pid(redis_url),)
+            targets = [Target("baseline", base_port, base.pid, shared),
+                       Target("segue", seg_port, segue.pid, shared)]
             for clients in sizes.clients:
-                got = measure(targets, clients, sizes.messages, sizes.rounds, redis_pid(redis_url))
+                got = measure(targets, clients, sizes.messages, sizes.rounds)
                 rows += turn_rows(f"web chat, {clients} clients", got["segue"], got["baseline"],
-                                  f"{sizes.messages} messages each, {sizes.rounds} rounds")
+                                  f"{sizes.messages} messages each, {count(sizes.rounds, 'round')}")
     return rows
 
 
