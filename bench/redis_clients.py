@@ -177,14 +177,17 @@ STEPS = {"redis-py": redis_py_steps, "autopipeline": autopipeline_steps,
          "coredis": coredis_steps, "coredis-fcall": coredis_fcall_steps}
 
 
-async def customer(steps: Steps, name: str, count: int, latencies: list[float]) -> None:
-    """`count` steps of one customer; each call's latency appended."""
+async def customer(steps: Steps, name: str, phase: str, count: int,
+                   latencies: list[float]) -> None:
+    """`count` steps of one customer; each call's latency appended. Message
+    ids carry the phase, so no step repeats the last one's and looks like a
+    duplicate."""
     tag = f"bench:{{c:{name}}}"
     lock, seen, state, history = f"{tag}:lock", f"{tag}:seen", f"{tag}:state", f"{tag}:history"
     lock_keys, save_keys = [lock, seen, state, f"{tag}:moved"], [lock, seen, state, history]
     clock = time.perf_counter
     for i in range(count):
-        token = message = f"{name}:{i}"
+        token = message = f"{name}:{phase}{i}"
         started = clock()
         loaded = await steps.lock_and_load(lock_keys, [token, LOCK_TTL_MS, message])
         locked = clock()
@@ -198,10 +201,11 @@ async def customer(steps: Steps, name: str, count: int, latencies: list[float]) 
         latencies += (locked - started, unlocked - locked, done - unlocked)
 
 
-async def run_customers(steps: Steps, prefix: str, concurrency: int, total: int) -> list[float]:
+async def run_customers(steps: Steps, prefix: str, phase: str, concurrency: int,
+                        total: int) -> list[float]:
     latencies: list[float] = []
     each = total // concurrency
-    await asyncio.gather(*(customer(steps, f"{prefix}-{n}", each, latencies)
+    await asyncio.gather(*(customer(steps, f"{prefix}-{n}", phase, each, latencies)
                            for n in range(concurrency)))
     return latencies
 
@@ -230,9 +234,9 @@ async def measure(client: str, url: str, concurrency: int, total: int, warmup: i
         # an artefact of C commands racing to open the first one.
         await steps.get(f"bench:{{c:{prefix}}}:probe")
         # Connections opened, scripts loaded, code paths warm.
-        await run_customers(steps, prefix, concurrency, warmup)
+        await run_customers(steps, prefix, "warm-", concurrency, warmup)
         cpu, wall = time.process_time(), time.perf_counter()
-        latencies = await run_customers(steps, prefix, concurrency, total)
+        latencies = await run_customers(steps, prefix, "", concurrency, total)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         connections = connected_clients(url)
     latencies.sort()
@@ -253,16 +257,11 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 def worker(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog="redis_clients.py worker")
-    parser.add_argument("client", choices=CLIENTS)
-    parser.add_argument("url")
-    parser.add_argument("concurrency", type=int)
-    parser.add_argument("steps", type=int)
-    parser.add_argument("warmup", type=int)
-    args = parser.parse_args(argv)
+    """One client at one concurrency: `worker CLIENT URL C STEPS WARMUP`, the
+    sample printed as JSON."""
+    client, url, concurrency, steps, warmup = argv
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
-        sample = runner.run(measure(args.client, args.url, args.concurrency, args.steps,
-                                    args.warmup))
+        sample = runner.run(measure(client, url, int(concurrency), int(steps), int(warmup)))
     print(json.dumps(asdict(sample)))
     return 0
 
@@ -325,17 +324,19 @@ def table(report: dict[str, Any]) -> str:
         f"{'client':<34} {'C':>3} {'ops/s':>7} {'CPU µs/op':>9} {'p50 µs':>7} {'p99 µs':>7} "
         f"{'conns':>5} {'ops/s ×':>7} {'CPU ×':>6}",
     ]
+    notes = ["conns: connections the client held after the run; ×: against plain redis-py "
+             "at the same C; coredis-fcall: the same scripts as Redis functions (FCALL)"]
     for r in report["rows"]:
-        name = f"{r['client']} ({r['version']})"
         if "problem" in r:
-            lines.append(f"{name:<34} {r['concurrency']:>3} {r['problem']}")
+            lines.append(f"{r['client']:<34} {r['concurrency']:>3} {r['problem']}")
             continue
+        name = f"{r['client']} ({r['version']})"
         ratio = (f"{r['ops_ratio']:>7.2f} {r['cpu_ratio']:>6.2f}" if r["ops_ratio"] is not None
                  else f"{'-':>7} {'-':>6}")
         lines.append(f"{name:<34} {r['concurrency']:>3} {r['ops_per_s']:>7} "
                      f"{r['cpu_us_per_op']:>9.1f} {r['p50_us']:>7} {r['p99_us']:>7} "
                      f"{r['connections']:>5} {ratio}")
-    return "\n".join(lines)
+    return "\n".join(lines + notes)
 
 
 def collect(args: argparse.Namespace, url: str,
