@@ -21,11 +21,9 @@ import math
 import time
 from collections.abc import Sequence
 
-import redis.asyncio as aioredis
-
 from bot.core.backoff import Backoff
 from bot.handoff.ports import AgentAccount, AgentSession, QueueEntry
-from context_store.redis_client import run_redis
+from context_store.redis_client import RedisClient, run_redis
 
 # KEYS: counter. ARGV: window seconds. INCR and set the TTL only when new.
 _ADD_FAILURE = """
@@ -64,7 +62,7 @@ return 0
 class RedisAgentStore:
     """Accounts, sessions, the handoff index and presence in Redis."""
 
-    def __init__(self, client: aioredis.Redis, *, prefix: str = "segue") -> None:
+    def __init__(self, client: RedisClient, *, prefix: str = "segue") -> None:
         self.client = client
         self.prefix = prefix
         self._add_failure = client.register_script(_ADD_FAILURE)

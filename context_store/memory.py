@@ -55,6 +55,7 @@ class MemoryContextStore(MemoryInboxMixin, MemoryOutboxMixin, MemoryEraseMixin):
         self._provisional: dict[ChannelIdentity, float] = {}
         self._customers: dict[str, _Customer] = {}
         self._moved: dict[str, float] = {}  # customer id -> marker expires at
+        self._merged_into: dict[str, str] = {}  # customer id -> the one it joined
         self._counters: dict[str, tuple[int, float]] = {}
         self._tokens: dict[str, tuple[str, float]] = {}
         self._last_sweep = self._clock()
@@ -204,6 +205,9 @@ class MemoryContextStore(MemoryInboxMixin, MemoryOutboxMixin, MemoryEraseMixin):
         also: Sequence[ChannelIdentity] = (),
     ) -> None:
         now = self._clock()
+        if self._moved.get(source, 0.0) > now and self._merged_into.get(source) == target \
+                and self._moved.get(target, 0.0) <= now:
+            return  # joined already: as on Redis, merging again changes nothing
         if any(self._moved.get(c, 0.0) > now for c in (source, target)):
             raise CustomerGone(f"customer {source} or {target} was erased or merged")
         tokens = {source: secrets.token_hex(8), target: secrets.token_hex(8)}
@@ -220,6 +224,7 @@ class MemoryContextStore(MemoryInboxMixin, MemoryOutboxMixin, MemoryEraseMixin):
             self._identities[identity] = target
             self._provisional.pop(identity, None)
         self._moved[source] = self._clock() + self.limits.moved_marker_seconds
+        self._merged_into[source] = target
         self._note_merge(source, target)
         dst.lock = None
 
@@ -288,6 +293,7 @@ class MemoryContextStore(MemoryInboxMixin, MemoryOutboxMixin, MemoryEraseMixin):
                 del table[key]
         for customer_id in [c for c, expires in self._moved.items() if expires <= now]:
             del self._moved[customer_id]
+            self._merged_into.pop(customer_id, None)
         for identity in [i for i, expires in self._provisional.items() if expires <= now]:
             del self._provisional[identity]
             self._identities.pop(identity, None)

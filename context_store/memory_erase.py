@@ -47,6 +47,7 @@ class MemoryEraseMixin:
     _identities: dict[ChannelIdentity, str]
     _provisional: dict[ChannelIdentity, float]
     _moved: dict[str, float]
+    _merged_into: dict[str, str]
     _counters: dict[str, tuple[int, float]]
     _tokens: dict[str, tuple[str, float]]
     _parked: deque[str]
@@ -86,6 +87,7 @@ class MemoryEraseMixin:
 
     async def erase(self, customer_id: str) -> None:
         self._moved[customer_id] = self._clock() + self.limits.moved_marker_seconds
+        self._merged_into.pop(customer_id, None)  # erased: the marker names no one
         if customer_id in self._customers:
             try:
                 # A turn already running saves first, as on Redis.

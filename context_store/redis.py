@@ -7,37 +7,36 @@ the parked items in `context_store.redis_inbox`; the outbox in
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Sequence
 from typing import Any
 
 import orjson
-import redis.asyncio as aioredis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.asyncio.cluster import RedisCluster
 
 from bot.core.backoff import poll_until
-from bot.core.errors import CustomerGone, LockTimeout, StoreUnavailable
+from bot.core.errors import LockTimeout
 from bot.core.model import Address, ChannelIdentity, HistoryEntry
-from bot.core.ports import LoadResult, Saved, StoreLimits, merge_histories
+from bot.core.ports import LoadResult, Saved, StoreLimits
 from context_store import redis_scripts as lua
 from context_store.agents_redis import RedisAgentStore
 from context_store.bus_redis import RedisBus
 from context_store.keys import KeyBuilder, identity_member, parse_identity_member
-from context_store.redis_client import connect, run_redis
+from context_store.redis_client import RedisClient, connect, run_redis, run_scripts
 from context_store.redis_erase import RedisEraseMixin
 from context_store.redis_inbox import PARKED_KEEP_SECONDS, PARKED_MAX, RedisInboxMixin
+from context_store.redis_merge import RedisMergeMixin
 from context_store.redis_outbox import RedisOutboxMixin
 
 __all__ = ["PARKED_KEEP_SECONDS", "PARKED_MAX", "RedisContextStore"]
 
 
-class RedisContextStore(RedisInboxMixin, RedisOutboxMixin, RedisEraseMixin):
-    """Conversation state as one JSON string, history as a capped list."""
+class RedisContextStore(RedisInboxMixin, RedisOutboxMixin, RedisMergeMixin, RedisEraseMixin):
+    """Conversation state as one JSON string, history as a capped list; on one
+    Redis (directly or through Sentinel) or a Redis Cluster."""
 
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: RedisClient,
         *,
         limits: StoreLimits | None = None,
         keys: KeyBuilder | None = None,
@@ -48,6 +47,8 @@ class RedisContextStore(RedisInboxMixin, RedisOutboxMixin, RedisEraseMixin):
         self.keys = keys or KeyBuilder()
         self._init_inbox(inbox_stale_ms)
         self._init_outbox()
+        self._init_merge()
+        self._init_erase()
         self._resolve = client.register_script(lua.RESOLVE)
         self._lock_and_load = client.register_script(lua.LOCK_AND_LOAD)
         self._save = client.register_script(lua.SAVE_AND_UNLOCK)
@@ -59,10 +60,12 @@ class RedisContextStore(RedisInboxMixin, RedisOutboxMixin, RedisEraseMixin):
         return cls(connect(url), **kwargs)
 
     async def ping(self) -> None:
-        try:
-            await self.client.ping()
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-            raise StoreUnavailable(f"Redis is unreachable: {exc}") from exc
+        if isinstance(self.client, RedisCluster):
+            # Ready only if every slot's node answers: each holds a share
+            # of the customers.
+            await run_redis(self.client.ping(target_nodes=RedisCluster.PRIMARIES))
+        else:
+            await run_redis(self.client.ping())
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -108,12 +111,16 @@ class RedisContextStore(RedisInboxMixin, RedisOutboxMixin, RedisEraseMixin):
         mark = 0
         if index_outbox:
             # The index first, in the same round trip (see redis_outbox).
-            mark, reply = await self._pipelined(
-                self._index_call(customer_id, max(1, int(ttl_seconds * 1000))),
+            mark, reply = await run_scripts(
+                self.client, self._index_call(customer_id, max(1, int(ttl_seconds * 1000))),
                 (self._lock_and_load, keys, args))
         else:
             reply = await self._call(self._lock_and_load, keys, args)
         if reply[0] == 3:
+            if identity is not None and len(reply) > 1 and reply[1]:
+                # Merged into another: this identity may still name the old
+                # id if the merge stopped half-way (see redis_merge).
+                await self.forward(identity, customer_id, str(reply[1]))
             return LoadResult(locked=False, moved=True)
         if reply[0] == 2:
             return LoadResult(locked=False, duplicate=True)
@@ -218,79 +225,6 @@ class RedisContextStore(RedisInboxMixin, RedisOutboxMixin, RedisEraseMixin):
             else:
                 pipe.persist(key)
             await self._run(pipe.execute())
-
-    async def merge(
-        self,
-        source: str,
-        target: str,
-        *,
-        lock_ttl_seconds: float,
-        also: Sequence[ChannelIdentity] = (),
-    ) -> None:
-        # Locks in a fixed order, so two merges of the same pair cannot deadlock.
-        tokens = {source: secrets.token_hex(8), target: secrets.token_hex(8)}
-        held: list[str] = []
-        try:
-            for customer_id in sorted(tokens):
-                await self._wait_lock(customer_id, tokens[customer_id], lock_ttl_seconds)
-                held.append(customer_id)
-            await self._merge_locked(source, target, also)
-        finally:
-            for customer_id in held:
-                await self.unlock(customer_id, token=tokens[customer_id])
-
-    async def _merge_locked(
-        self, source: str, target: str, also: Sequence[ChannelIdentity]
-    ) -> None:
-        k = self.keys
-        if await self._run(self.client.exists(k.customer(source, "moved"),
-                                              k.customer(target, "moved"))):
-            raise CustomerGone(f"customer {source} or {target} was erased or merged")
-        cap = self.limits.history_max
-        merged = merge_histories(await self.history(source, cap), await self.history(target, cap))
-        moved_identities = sorted(set(await self.identities(source)) | set(also))
-        earlier = await self.merged_ids(source)
-        source_addresses = await self.addresses(source)
-        target_addresses = await self.addresses(target)
-        history, members = k.customer(target, "history"), k.customer(target, "identities")
-        addresses = k.customer(target, "addresses")
-        # Target first: a crash half-way leaves the source intact and resolvable.
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.delete(history)
-            self._note_merge(pipe, source, target, earlier)
-            if merged:
-                pipe.rpush(history, *(orjson.dumps(e.to_json())
-                                      for e in merged[-cap:]))
-            if moved_identities:
-                pipe.sadd(members, *(identity_member(i) for i in moved_identities))
-            for channel, address in source_addresses.items():
-                if channel not in target_addresses:
-                    pipe.hset(addresses, channel, orjson.dumps(address.to_json()).decode())
-            for key in (history, members, addresses):
-                if self.limits.retention_seconds:
-                    pipe.expire(key, self.limits.retention_seconds)
-                else:
-                    pipe.persist(key)
-            await self._run(pipe.execute())
-        await self._copy_dedup_marks(source, target)
-        for identity in moved_identities:
-            keep = self.limits.retention_seconds or None
-            await self._run(self.client.set(k.identity(identity), target, ex=keep))
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.set(k.customer(source, "moved"), target, ex=self.limits.moved_marker_seconds)
-            for part in ("state", "history", "identities", "addresses"):
-                pipe.delete(k.customer(source, part))
-            await self._run(pipe.execute())
-
-    async def _copy_dedup_marks(self, source: str, target: str) -> None:
-        """A redelivery of a message the source processed is still a duplicate
-        once its identity resolves to the target."""
-        prefix = self.keys.seen(source, "")
-        async for key in self.client.scan_iter(match=prefix + "*", count=500):
-            ttl = await self._run(self.client.pttl(key))
-            if ttl > 0:
-                target_key = self.keys.seen(target, key[len(prefix):])
-                await self._run(self.client.set(target_key, "1", px=ttl))
 
     async def _wait_lock(self, customer_id: str, token: str, ttl_seconds: float) -> None:
         key = self.keys.customer(customer_id, "lock")

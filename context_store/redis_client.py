@@ -2,29 +2,128 @@
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, Protocol, TypeAlias
 
 import hiredis
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
+from redis.exceptions import (
+    ClusterDownError,
+    NoScriptError,
+    RedisClusterException,
+    RedisError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.core.errors import StoreError, StoreUnavailable
 from context_store.redis_autopipeline import AutoPipelineRedis
+from context_store.redis_cluster import SCHEME as CLUSTER_SCHEME
+from context_store.redis_cluster import connect_cluster
+
+# One Redis (directly or through Sentinel), or a Redis Cluster.
+RedisClient: TypeAlias = aioredis.Redis | RedisCluster
+
+# A cluster that is failing over, resharding, or cannot be reached at all
+# (redis-py says so with its own exception, outside `RedisError`): worth
+# trying again shortly, like a connection refused.
+_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError, ClusterDownError,
+                TryAgainError)
 
 
 async def run_redis(awaitable: Any) -> Any:
     """Await a redis-py call, turning its errors into Segue's store errors."""
     try:
         return await awaitable
-    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+    except _UNAVAILABLE as exc:
         raise StoreUnavailable(f"Redis is unreachable: {exc}") from exc
     except RedisError as exc:
         raise StoreError(f"Redis error: {exc}") from exc
+    except RedisClusterException as exc:
+        # Slots no node serves, or no node answering to discover the
+        # cluster from; anything else is a command the cluster refuses.
+        if is_unreachable_cluster(exc):
+            raise StoreUnavailable(f"Redis Cluster is unreachable: {exc}") from exc
+        raise StoreError(f"Redis Cluster error: {exc}") from exc
+
+
+def is_unreachable_cluster(exc: RedisClusterException) -> bool:
+    """Whether redis-py's cluster error says no node could be reached (it
+    tells only in the message) or a slot is not served."""
+    return isinstance(exc, SlotNotCoveredError) or "cannot be connected" in str(exc)
+
+
+def is_cluster(client: RedisClient) -> bool:
+    return isinstance(client, RedisCluster)
+
+
+class Script(Protocol):
+    """A registered Lua script (redis-py's, or the pipelining client's)."""
+
+    sha: str
+
+    def __call__(self, keys: Any = ..., args: Any = ..., client: Any = ...) -> Awaitable[Any]: ...
+
+
+# A script, its keys and its arguments.
+ScriptCall: TypeAlias = tuple[Script, list[str], list[Any]]
+
+
+async def run_scripts(client: RedisClient, *calls: ScriptCall) -> list[Any]:
+    """Scripts in one round trip, each run on its own (not a transaction:
+    their keys may be in different cluster slots); their answers in order."""
+    if isinstance(client, AutoPipelineRedis | RedisCluster):
+        # Calls made in the same moment already share one write; on a
+        # cluster, each goes to its slot's node, side by side (redis-py's
+        # cluster pipeline refuses EVALSHA).
+        return list(await asyncio.gather(
+            *(run_redis(script(keys=keys, args=args)) for script, keys, args in calls)))
+    # redis-py would ask whether the scripts are loaded before every such
+    # pipeline; instead a script Redis no longer knows is loaded and run
+    # again by itself.
+    async with client.pipeline(transaction=False) as pipe:
+        for script, keys, args in calls:
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
+        results = await run_redis(pipe.execute(raise_on_error=False))
+    out = []
+    for (script, keys, args), result in zip(calls, results, strict=True):
+        if isinstance(result, NoScriptError):
+            result = await run_redis(script(keys=keys, args=args))
+        elif isinstance(result, Exception):
+            await run_redis(_raise(result))
+        out.append(result)
+    return out
+
+
+async def _raise(exc: Exception) -> None:
+    raise exc
+
+
+async def scan(client: RedisClient, match: str, *, count: int = 500,
+               slot_of: str | None = None) -> AsyncIterator[str]:
+    """The keys matching `match`, errors in Segue's terms. On a cluster, every
+    primary is scanned, unless `slot_of` names a key whose hash slot holds all
+    the matches (they share its hash tag): then only the node serving it."""
+    if isinstance(client, RedisCluster) and slot_of is not None:
+        await run_redis(client.initialize())  # the slot map, if no command read it yet
+        found = client.scan_iter(match=match, count=count,
+                                 target_nodes=client.get_node_from_key(slot_of))
+    else:
+        found = client.scan_iter(match=match, count=count)
+    keys = found.__aiter__()
+    while True:
+        try:
+            key = await run_redis(keys.__anext__())
+        except StopAsyncIteration:
+            return
+        yield str(key)
 
 
 class _HiredisPacking:
@@ -46,11 +145,16 @@ class _HiredisSSLConnection(_HiredisPacking, aioredis.SSLConnection):
     pass
 
 
-def connect(url: str) -> aioredis.Redis:
-    """A client for `redis://`, `rediss://`, `unix://` or `redis+sentinel://` URLs.
+def connect(url: str) -> RedisClient:
+    """A client for `redis://`, `rediss://`, `unix://`, `redis+sentinel://` or
+    `redis+cluster://` URLs.
 
-    Sentinel URLs read `redis+sentinel://[:password@]host:port[,host:port]/service[/db]`.
+    Sentinel URLs read `redis+sentinel://[:password@]host:port[,host:port]/service[/db]`;
+    cluster URLs `redis+cluster://[:password@]host:port[,host:port]`
+    (`context_store.redis_cluster`).
     """
+    if url.startswith(CLUSTER_SCHEME):
+        return connect_cluster(url)
     # One quick retry: a webhook must answer (503) well within the platform's
     # timeout when Redis is down, not after redis-py's default backoff.
     retry = Retry(NoBackoff(), 1)

@@ -17,11 +17,18 @@ What a customer leaves in Redis, and how erase finds each:
   a member; then the entries of every stream (the inbox) and the items of
   every list (the parked items) that hold one of their ids.
 
-Erase is rare and the SCAN costs one pass over the keyspace; the turn path
-pays only for the records, and only in the turns that write them (a link
-code, a merge). What stays: an empty `moved` marker under each id for a
-day, so that workers that cached an id resolve the identity again instead
-of writing under it.
+Erase is rare and the SCAN costs one pass over the keyspace (on a Redis
+Cluster, over every primary); the turn path pays only for the records, and
+only in the turns that write them (a link code, a merge). What stays: an
+empty `moved` marker under each id for a day, so that workers that cached an
+id resolve the identity again instead of writing under it.
+
+No step touches two hash slots at once, so erase runs on a cluster as it
+does on one Redis, and each step can run again: the marker, the lock, the
+offers withdrawn, the identity mappings (each deleted only if it still names
+an erased id), the keys, the shared indexes and streams, the joined ids'
+markers emptied, and last the records that led to all of these. An erase
+that stops half-way is finished by erasing the customer again.
 """
 
 from __future__ import annotations
@@ -32,19 +39,28 @@ import secrets
 from collections.abc import Collection, Sequence
 from typing import Any
 
-import redis.asyncio as aioredis
-
 from bot.core.conversation import ConversationState, LinkOffer
 from bot.core.errors import LockTimeout
 from bot.core.model import ChannelIdentity
 from bot.core.ports import StoreLimits
 from bot.core.privacy import mentions, named_by, needles
 from context_store.keys import KeyBuilder, identity_member, parse_identity_member
-from context_store.redis_client import run_redis
+from context_store.redis_client import RedisClient, Script, ScriptCall, run_redis, run_scripts, scan
 
 log = logging.getLogger(__name__)
 
 _BATCH = 500
+# The customer's keys that lead erase to the rest; deleted last.
+_RECORDS = ("identities", "tokens", "offers", "merged")
+# KEYS: an identity's mapping. ARGV: the ids being erased. Deleted if it
+# still names one of them.
+_DROP_MAPPING = """
+local c = redis.call('GET', KEYS[1])
+for _, id in ipairs(ARGV) do
+  if c == id then return redis.call('DEL', KEYS[1]) end
+end
+return 0
+"""
 # A lock held this long by an erase is plenty: it deletes, it does not think.
 _ERASE_LOCK_SECONDS = 30.0
 
@@ -53,9 +69,12 @@ class RedisEraseMixin:
     """`erase` and `CustomerRecordStore` for `RedisContextStore`, on its
     client, keys and limits; its lock helpers come from the store."""
 
-    client: aioredis.Redis
+    client: RedisClient
     keys: KeyBuilder
     limits: StoreLimits
+
+    def _init_erase(self) -> None:
+        self._drop_mapping: Script = self.client.register_script(_DROP_MAPPING)
 
     async def _wait_lock(self, customer_id: str, token: str, ttl_seconds: float) -> None:
         raise NotImplementedError  # RedisContextStore's
@@ -115,6 +134,10 @@ class RedisEraseMixin:
             await self._wait_lock(customer_id, secrets.token_hex(8), _ERASE_LOCK_SECONDS)
         except LockTimeout:
             log.warning("erasing customer %s while a turn still holds them", customer_id)
+        # Each step below is one slot at a time (a Redis Cluster allows no
+        # more) and can run again: the records that lead to everything else
+        # (who was joined in, identities, tokens, offers) go last, so an
+        # erase stopped half-way is finished by erasing again.
         ids = [customer_id, *await self.merged_ids(customer_id)]
         identities, tokens, holders = await self._records(ids)
         for holder in sorted(holders - set(ids)):
@@ -128,6 +151,7 @@ class RedisEraseMixin:
                 # Emptied, not deleted: it still turns stale caches away.
                 pipe.set(k.customer(gone, "moved"), "", xx=True, keepttl=True)
             await run_redis(pipe.execute())
+        await self._drop_records(ids)
 
     async def _records(
         self, ids: Sequence[str]
@@ -167,14 +191,17 @@ class RedisEraseMixin:
 
     async def _drop_mappings(self, identities: Sequence[ChannelIdentity],
                              ids: Collection[str]) -> None:
-        names = [self.keys.identity(i) for i in identities]
-        if not names:
-            return
-        owners = await run_redis(self.client.mget(names))
         # One that points elsewhere was unlinked and is someone else's now.
-        doomed = [n for n, owner in zip(names, owners, strict=True) if owner in ids]
-        if doomed:
-            await run_redis(self.client.delete(*doomed))
+        calls: list[ScriptCall] = [(self._drop_mapping, [self.keys.identity(i)], list(ids))
+                                   for i in identities]
+        await run_scripts(self.client, *calls)
+
+    async def _drop_records(self, ids: Sequence[str]) -> None:
+        """Last: what led the erase to the rest. The erased customer's own
+        `merged` record, which names the others, goes after theirs."""
+        for customer_id in [*ids[1:], ids[0]]:
+            await run_redis(self.client.delete(
+                *(self.keys.customer(customer_id, part) for part in _RECORDS)))
 
     async def _drop_keys(self, ids: Sequence[str], identities: Sequence[ChannelIdentity],
                          tokens: Collection[str]) -> list[str]:
@@ -183,14 +210,16 @@ class RedisEraseMixin:
         k = self.keys
         prefix = f"{k.prefix}:"
         tags = tuple(f"{prefix}{{c:{customer_id}}}:" for customer_id in ids)
-        markers = {k.customer(customer_id, "moved") for customer_id in ids}
+        kept = {k.customer(customer_id, part)
+                for customer_id in ids for part in ("moved", *_RECORDS)}
         named = [*ids, *(identity_member(i) for i in identities)]
         doomed = [k.token(t) for t in sorted(tokens)]
         others: list[str] = []
-        async for key in self.client.scan_iter(match=_glob_escape(prefix) + "*", count=1000):
+        # Every primary of a cluster: counters and tokens are spread over all.
+        async for key in scan(self.client, _glob_escape(prefix) + "*", count=1000):
             rest = key[len(prefix):]
             if rest.startswith("{c:"):
-                if key.startswith(tags) and key not in markers:
+                if key.startswith(tags) and key not in kept:
                     doomed.append(key)
             elif rest.startswith(("counter:", "token:")):
                 if named_by(rest.partition(":")[2], named):

@@ -12,17 +12,18 @@ list, newest first.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
 
 from bot.core.errors import StoreError
 from bot.core.inbox import take_in_order
 from bot.core.ports import INBOX_PARTITIONS, InboxItem, StoreLimits
 from context_store.keys import KeyBuilder, check_partition, lane_partition
-from context_store.redis_client import run_redis
+from context_store.redis_client import RedisClient, run_redis
 
 _INBOX_GROUP = "segue-workers"
 PARKED_MAX = 1000
@@ -77,7 +78,7 @@ class RedisInboxMixin:
     """`InboxStore` and `ParkingStore` for `RedisContextStore`, on its client,
     keys and limits."""
 
-    client: aioredis.Redis
+    client: RedisClient
     keys: KeyBuilder
     limits: StoreLimits
     inbox_stale_ms: int
@@ -144,10 +145,14 @@ class RedisInboxMixin:
     async def inbox_release(self, consumer: str) -> None:
         streams = [self.keys.inbox(), *map(self.keys.inbox_lane, range(INBOX_PARTITIONS))]
         args: list[str | int] = [_INBOX_GROUP, consumer, self.inbox_stale_ms]
-        async with self.client.pipeline(transaction=False) as pipe:
-            for stream in streams:
-                await self._give_back([stream], args, pipe)
-            await run_redis(pipe.execute(raise_on_error=False))
+        # Side by side (one write, or one per cluster node).
+        answers = await asyncio.gather(
+            *(self._give_back(keys=[stream], args=args) for stream in streams),
+            return_exceptions=True)
+        for answer in answers:
+            # A stream whose group was never made has nothing to give back.
+            if isinstance(answer, Exception) and not isinstance(answer, ResponseError):
+                await run_redis(_raised(answer))
         self._last_reclaim = 0.0  # look for them at the next take, not a second later
 
     async def inbox_ack(self, item_id: str) -> None:
@@ -223,6 +228,10 @@ class RedisInboxMixin:
             if "BUSYGROUP" not in str(exc):
                 raise
         self._groups.add(stream)
+
+
+async def _raised(exc: Exception) -> None:
+    raise exc
 
 
 def _payload(fields: Any) -> str:

@@ -18,18 +18,12 @@ someone who read it as it still is.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
-
-import redis.asyncio as aioredis
-from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError
 
 from bot.core.ports import OutboxClaim, OutboxItem
 from context_store import redis_scripts as lua
 from context_store.keys import KeyBuilder
-from context_store.redis_autopipeline import AutoPipelineRedis
-from context_store.redis_client import run_redis
+from context_store.redis_client import RedisClient, ScriptCall, run_redis, run_scripts
 
 _NOW_MS = """
 local t = redis.call('TIME')
@@ -100,14 +94,10 @@ return 1
 """
 
 
-# A script, its keys and its arguments.
-_Call = tuple[AsyncScript, list[str], list[Any]]
-
-
 class RedisOutboxMixin:
     """`OutboxStore` for `RedisContextStore`, on its client and keys."""
 
-    client: aioredis.Redis
+    client: RedisClient
     keys: KeyBuilder
 
     def _init_outbox(self) -> None:
@@ -122,30 +112,8 @@ class RedisOutboxMixin:
         return [k.customer(customer_id, "outbox"), k.customer(customer_id, "outbox-claim"),
                 k.customer(customer_id, "lock")]
 
-    def _index_call(self, customer_id: str, after_ms: int) -> _Call:
+    def _index_call(self, customer_id: str, after_ms: int) -> ScriptCall:
         return self._outbox_index, [self.keys.outbox_index()], [customer_id, after_ms]
-
-    async def _pipelined(self, *calls: _Call) -> list[Any]:
-        """Scripts in one round trip, each run on its own (not a transaction:
-        their keys may be in different Cluster slots). redis-py would ask
-        whether the scripts are loaded before every such pipeline; instead a
-        script Redis no longer knows is loaded and run again by itself."""
-        if isinstance(self.client, AutoPipelineRedis):
-            # Calls made in the same moment already share one write.
-            return list(await asyncio.gather(
-                *(run_redis(script(keys=keys, args=args)) for script, keys, args in calls)))
-        async with self.client.pipeline(transaction=False) as pipe:
-            for script, keys, args in calls:
-                pipe.evalsha(script.sha, len(keys), *keys, *args)
-            results = await run_redis(pipe.execute(raise_on_error=False))
-        out = []
-        for (script, keys, args), result in zip(calls, results, strict=True):
-            if isinstance(result, NoScriptError):
-                result = await run_redis(script(keys=keys, args=args))
-            elif isinstance(result, Exception):
-                await run_redis(_raise(result))
-            out.append(result)
-        return out
 
     async def outbox_due(self, limit: int) -> list[tuple[str, int]]:
         flat = await run_redis(self._outbox_due(keys=[self.keys.outbox_index()], args=[limit]))
@@ -176,7 +144,7 @@ class RedisOutboxMixin:
     async def outbox_delivered(
         self, customer_id: str, seq: int, *, release: str | None = None, mark: int | None = None
     ) -> None:
-        delivered: _Call = (self._outbox_delivered, self._outbox_keys(customer_id),
+        delivered: ScriptCall = (self._outbox_delivered, self._outbox_keys(customer_id),
                             [seq, release or ""])
         if release is None or mark is None:
             await run_redis(delivered[0](keys=delivered[1], args=delivered[2]))
@@ -184,8 +152,9 @@ class RedisOutboxMixin:
         # One round trip: the entry is dropped only if it still carries the
         # mark, and every save of a reply follows a lock that changes it, so
         # an outbox that is not empty here was refilled under a newer mark.
-        idle, dropped = await self._pipelined(
-            delivered, (self._outbox_reindex, [self.keys.outbox_index()], [customer_id, mark, ""]))
+        reindex: ScriptCall = (self._outbox_reindex, [self.keys.outbox_index()],
+                               [customer_id, mark, ""])
+        idle, dropped = await run_scripts(self.client, delivered, reindex)
         if dropped and not idle:
             # Replies arrived some other way (or a merge holds the lock):
             # keep the customer where a sweeper finds them.
@@ -202,7 +171,3 @@ class RedisOutboxMixin:
 
 def _ms(seconds: float) -> int:
     return max(1, int(seconds * 1000))
-
-
-async def _raise(exc: Exception) -> None:
-    raise exc
