@@ -5,7 +5,8 @@ changes the settings of `app` and `proxied_app` by overriding `app_settings`
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import aiohttp
@@ -22,6 +23,7 @@ from tests.support.app_server import RunningApp, serve_echo
 from tests.support.channels_rig import ChannelsRig, channels_rig
 from tests.support.handoff_rig import running
 from tests.support.policies import EchoMenuPolicy
+from tests.support.redis_cluster import ClusterNodes, redis_cluster
 from tests.support.redis_server import redis_server
 from tests.support.slack_rig import APP_TOKEN
 from tests.support.slack_rig import TOKEN as SLACK_TOKEN
@@ -50,17 +52,51 @@ async def redis_client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
     await client.aclose()
 
 
+@pytest.fixture(scope="session")
+def redis_cluster_session() -> Iterator[ClusterNodes]:
+    """A Redis Cluster of three masters, started once for the whole session."""
+    with redis_cluster() as nodes:
+        yield nodes
+
+
+@pytest.fixture
+def cluster_url(redis_cluster_session: ClusterNodes) -> str:
+    """A `redis+cluster://` URL whose nodes are empty when the test starts."""
+    redis_cluster_session.flush()
+    return redis_cluster_session.url
+
+
+StoreMaker = Callable[[str], AbstractAsyncContextManager[ContextStore]]
+
+
+@pytest.fixture
+def store_of(request: pytest.FixtureRequest) -> StoreMaker:
+    """`store_of(kind)`: a store of that kind ("memory", "redis" or
+    "cluster"), empty, with small limits; closed on leaving it."""
+
+    @asynccontextmanager
+    async def opened(kind: str) -> AsyncIterator[ContextStore]:
+        limits = StoreLimits(history_max=50, retention_seconds=3600, dedup_ttl_seconds=3600)
+        if kind == "memory":
+            yield MemoryContextStore(limits=limits, inbox_stale_ms=200)
+            return
+        url = request.getfixturevalue("cluster_url" if kind == "cluster" else "redis_url")
+        redis_store = RedisContextStore.from_url(url, limits=limits, inbox_stale_ms=200)
+        try:
+            yield redis_store
+        finally:
+            await redis_store.close()
+
+    return opened
+
+
 @pytest.fixture(params=["memory", "redis"])
-async def store(request: pytest.FixtureRequest) -> AsyncIterator[ContextStore]:
-    """Each test using this runs once per store implementation."""
-    limits = StoreLimits(history_max=50, retention_seconds=3600, dedup_ttl_seconds=3600)
-    if request.param == "memory":
-        yield MemoryContextStore(limits=limits, inbox_stale_ms=200)
-        return
-    url = request.getfixturevalue("redis_url")
-    redis_store = RedisContextStore.from_url(url, limits=limits, inbox_stale_ms=200)
-    yield redis_store
-    await redis_store.close()
+async def store(request: pytest.FixtureRequest, store_of: StoreMaker
+                ) -> AsyncIterator[ContextStore]:
+    """Each test using this runs once per store implementation (the contract
+    suite's runs on a Redis Cluster too)."""
+    async with store_of(request.param) as opened:
+        yield opened
 
 
 @pytest.fixture

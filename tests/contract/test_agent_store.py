@@ -25,14 +25,16 @@ from bot.handoff.ports import (
 )
 from context_store.agents_memory import MemoryAgentStore
 from context_store.agents_redis import RedisAgentStore
+from context_store.redis_client import connect
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "cluster"])
 async def agents(request: pytest.FixtureRequest) -> AsyncIterator[AgentStore]:
     if request.param == "memory":
         yield MemoryAgentStore()
         return
-    client = aioredis.from_url(request.getfixturevalue("redis_url"), decode_responses=True)
+    url = request.getfixturevalue("cluster_url" if request.param == "cluster" else "redis_url")
+    client = connect(url)
     yield RedisAgentStore(client)
     await client.aclose()
 

@@ -20,6 +20,7 @@ from bot.core.ports import (
     TurnStore,
 )
 from context_store import MemoryContextStore, RedisContextStore
+from tests.support.redis_cluster import every_client
 
 WEB = ChannelIdentity("web", "s1")
 TELEGRAM = ChannelIdentity("telegram", "5551234")
@@ -41,7 +42,7 @@ async def save(store: ContextStore, customer: str, *entries: HistoryEntry, key: 
 async def takers_blocked(store: ContextStore) -> int:
     """How many `inbox_take` calls are waiting for a new item right now."""
     if isinstance(store, RedisContextStore):
-        clients = await store.client.client_list()
+        clients = await every_client(store.client)
         return sum(1 for c in clients if c["cmd"] == "xreadgroup" and "b" in c["flags"])
     assert isinstance(store, MemoryContextStore)
     return store.blocked_takers
@@ -294,6 +295,30 @@ class TestIdentityStore:
         await store.erase("dst")
         with pytest.raises(CustomerGone):
             await store.merge("other", "dst", lock_ttl_seconds=5)
+
+    async def test_merging_again_into_the_same_target_changes_nothing(
+        self, store: ContextStore,
+    ) -> None:
+        import pytest
+
+        from bot.core.errors import CustomerGone
+
+        web = await store.resolve_customer(WEB, "web-customer")
+        telegram = await store.resolve_customer(TELEGRAM, "tg-customer")
+        assert await save(store, web, entry("w1", ts=1.0))
+        loaded = await store.lock_and_load(telegram, token="t", ttl_seconds=5, message_key="m")
+        assert loaded.locked
+        assert await store.save_and_unlock(telegram, token="t", state="{}",
+                                           entries=[entry("t2", ts=2.0)], message_key="m",
+                                           identity=TELEGRAM)
+        await store.merge(telegram, web, lock_ttl_seconds=5)
+        # Run again (as after a crash that hid whether it finished): done already.
+        await store.merge(telegram, web, lock_ttl_seconds=5)
+        assert [e.text for e in await store.history(web, 10)] == ["w1", "t2"]
+        assert await store.identities(web) == [TELEGRAM, WEB]
+        assert await store.resolve_customer(TELEGRAM, "other") == web
+        with pytest.raises(CustomerGone):
+            await store.merge(telegram, "someone-else", lock_ttl_seconds=5)
 
     async def test_a_merge_over_the_history_cap_keeps_the_newest_entries(
         self, store: ContextStore,

@@ -11,6 +11,7 @@ import pytest
 from bot.core.ports import ContextStore, InboxItem
 from context_store import MemoryContextStore, RedisContextStore
 from context_store.keys import lane_partition
+from tests.support.redis_cluster import every_client
 
 A, B = "slack:T1:U0", "slack:T1:U1"  # on partitions 15 and 9
 STALE = 0.25  # a little over the stale time
@@ -23,7 +24,7 @@ def taken(items: list[InboxItem]) -> list[tuple[str, int]]:
 async def reads_waiting(store: ContextStore) -> int:
     """How many reads are waiting for a new item right now."""
     if isinstance(store, RedisContextStore):
-        clients = await store.client.client_list()
+        clients = await every_client(store.client)
         return sum(1 for c in clients if c["cmd"] in {"xread", "xreadgroup"} and "b" in c["flags"])
     assert isinstance(store, MemoryContextStore)
     return store.blocked_takers
