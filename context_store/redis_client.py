@@ -25,8 +25,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.core.errors import StoreError, StoreUnavailable
 from context_store.redis_autopipeline import AutoPipelineRedis
-from context_store.redis_cluster import SCHEME as CLUSTER_SCHEME
-from context_store.redis_cluster import connect_cluster
+from context_store.redis_cluster import CLUSTER_SCHEME, connect_cluster
 
 # One Redis (directly or through Sentinel), or a Redis Cluster.
 RedisClient: TypeAlias = aioredis.Redis | RedisCluster

@@ -22,7 +22,9 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-SCHEME = "redis+cluster://"
+from bot.core.settings import CLUSTER_SCHEME, cluster_url_problem
+
+__all__ = ["CLUSTER_SCHEME", "ClusterUrl", "connect_cluster", "parse_cluster_url"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,36 +38,22 @@ class ClusterUrl:
 
 def parse_cluster_url(url: str) -> ClusterUrl:
     """The parts of a `redis+cluster://` URL; `ValueError` saying what is
-    wrong with one that is not."""
-    if not url.startswith(SCHEME):
-        raise ValueError(f"a Redis Cluster URL starts with {SCHEME}")
-    rest = url.removeprefix(SCHEME)
-    if "?" in rest or "#" in rest:
-        raise ValueError("a redis+cluster:// URL takes no query or fragment")
-    auth, at, rest = rest.rpartition("@")
-    hosts_part, slash, path = rest.partition("/")
-    if slash and path not in ("", "0"):
-        raise ValueError("a Redis Cluster has only database 0: end the URL with the last "
-                         "host:port (or /0)")
+    wrong with one that is not (the settings check it the same way)."""
+    if not url.startswith(CLUSTER_SCHEME):
+        raise ValueError(f"a Redis Cluster URL starts with {CLUSTER_SCHEME}")
+    if (problem := cluster_url_problem(url)) is not None:
+        raise ValueError(problem)
+    auth, at, where = url.removeprefix(CLUSTER_SCHEME).rpartition("@")
     username = password = None
     if at:
         user, colon, secret = auth.partition(":")
         username = unquote(user) or None
         password = unquote(secret) if colon else None
-    nodes = tuple(_host_port(part) for part in hosts_part.split(","))
-    return ClusterUrl(nodes, username, password)
-
-
-def _host_port(part: str) -> tuple[str, int]:
-    if part.startswith("["):  # an IPv6 address: [::1]:7000
-        host, _, port = part[1:].partition("]:")
-    else:
-        host, _, port = part.rpartition(":")
-    if not host or not port:
-        raise ValueError(f"a redis+cluster:// URL lists nodes as host:port, not {part!r}")
-    if not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"{port!r} is not a port number (1-65535) in {part!r}")
-    return host, int(port)
+    nodes = []
+    for node in where.partition("/")[0].split(","):
+        host, _, port = node.rpartition(":")
+        nodes.append((host.removeprefix("[").removesuffix("]"), int(port)))
+    return ClusterUrl(tuple(nodes), username, password)
 
 
 class InitialisedCluster(RedisCluster):

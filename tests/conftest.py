@@ -66,6 +66,13 @@ def cluster_url(redis_cluster_session: ClusterNodes) -> str:
     return redis_cluster_session.url
 
 
+@pytest.fixture(params=["redis", "cluster"])
+def redis_or_cluster_url(request: pytest.FixtureRequest) -> str:
+    """The URL of an empty Redis, then of an empty Redis Cluster: a test that
+    takes it runs on both."""
+    return str(request.getfixturevalue(f"{request.param}_url"))
+
+
 StoreMaker = Callable[[str], AbstractAsyncContextManager[ContextStore]]
 
 

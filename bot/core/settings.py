@@ -109,9 +109,11 @@ class Settings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _redis_url_scheme(cls, value: SecretStr | None) -> SecretStr | None:
-        schemes = ("redis://", "rediss://", "unix://", "redis+sentinel://")
+        schemes = ("redis://", "rediss://", "unix://", "redis+sentinel://", CLUSTER_SCHEME)
         if value is not None and not value.get_secret_value().startswith(schemes):
             raise ValueError("must start with " + ", ".join(schemes))
+        if value is not None and (problem := cluster_url_problem(value.get_secret_value())):
+            raise ValueError(problem)
         return value
 
     @field_validator("telegram_webhook_secret")
@@ -149,6 +151,30 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The YAML file arrives as init arguments; the environment wins over it.
         return env_settings, init_settings
+
+
+CLUSTER_SCHEME = "redis+cluster://"
+# A node of a Redis Cluster URL: host:port, an IPv6 host in brackets.
+_CLUSTER_NODE = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[^\s\[\]:/,@]+):(\d{1,5})")
+
+
+def cluster_url_problem(url: str) -> str | None:
+    """What is wrong with a `redis+cluster://[[user]:password@]host:port[,host:port...]`
+    URL (the store's connect reads it alike), None if nothing or not one."""
+    if not url.startswith(CLUSTER_SCHEME):
+        return None
+    where = url.removeprefix(CLUSTER_SCHEME).rpartition("@")[2]  # past any password
+    if "?" in where or "#" in where:
+        return "a redis+cluster:// URL takes no query or fragment"
+    nodes, _, path = where.partition("/")
+    if path not in ("", "0"):
+        return "a Redis Cluster has only database 0: end the URL with the last host:port"
+    for node in nodes.split(","):
+        match = _CLUSTER_NODE.fullmatch(node)
+        if match is None or not 0 < int(match.group(1)) < 65536:
+            return (f"a redis+cluster:// URL lists its nodes as host:port[,host:port...] "
+                    f"with ports from 1 to 65535, not {node!r}")
+    return None
 
 
 @dataclass(frozen=True, slots=True)

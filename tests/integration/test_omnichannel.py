@@ -1,19 +1,29 @@
 """One customer across web chat, Telegram and Slack, on the shipped demo bot.
 
-The real app serves all three connectors on one port, on a real Redis; the
-Telegram Bot API and Slack Web API are the local fakes, driven with updates
-and events shaped as the platforms send them.
+The real app serves all three connectors on one port, on a real Redis and
+on a real Redis Cluster; the Telegram Bot API and Slack Web API are the local
+fakes, driven with updates and events shaped as the platforms send them.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from urllib.parse import urlencode
 
+import pytest
+
 from tests.fakes.telegram_api import callback_update, keyboard_of
-from tests.support.channels_rig import ChannelsRig, link_code
+from tests.support.channels_rig import ChannelsRig, channels_rig, link_code
 from tests.support.slack_rig import dm, press
 from tests.support.webchat_client import WebChatClient
+
+
+@pytest.fixture
+async def channels(redis_or_cluster_url: str) -> AsyncIterator[ChannelsRig]:
+    """Every channel at once, on one Redis and then on a cluster."""
+    async with channels_rig(redis_or_cluster_url) as rig:
+        yield rig
 
 
 async def test_web_to_telegram_to_slack_keeps_one_conversation(channels: ChannelsRig) -> None:

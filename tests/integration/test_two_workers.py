@@ -1,6 +1,7 @@
-"""Two workers on one Redis (two apps in this process, each with its own
-Redis client): the queue, claims, live events and web chat sockets are one
-system whichever worker an agent or a customer is connected to."""
+"""Two workers on one Redis, and on a Redis Cluster (two apps in this
+process, each with its own Redis client): the queue, claims, live events and
+web chat sockets are one system whichever worker an agent or a customer is
+connected to."""
 
 from __future__ import annotations
 
@@ -22,8 +23,9 @@ from tests.support.handoff_rig import (
 
 
 @pytest.fixture
-async def workers(redis_url: str) -> AsyncIterator[tuple[RunningApp, RunningApp]]:
-    async with running(redis_url) as a, running(redis_url) as b:
+async def workers(redis_or_cluster_url: str) -> AsyncIterator[tuple[RunningApp, RunningApp]]:
+    url = redis_or_cluster_url
+    async with running(url) as a, running(url) as b:
         assert a.segue.handoff is not None and b.segue.handoff is not None
         assert a.segue.handoff.worker != b.segue.handoff.worker
         yield a, b
