@@ -74,6 +74,9 @@ class TelegramOptions:
     """How the connector receives updates and how hard it retries."""
 
     mode: Literal["webhook", "polling"] = "polling"
+    # Telegram allows one getUpdates caller at a time (a second gets 409):
+    # of several workers in polling mode, only the one with this set polls.
+    poll: bool = True
     webhook_secret: str | None = None
     webhook_url: str | None = None
     webhook_max_connections: int = 1
@@ -145,7 +148,9 @@ class TelegramConnector:
     async def start(self) -> None:
         me = await self.sender.call(self.bot.get_me)
         log.info("Telegram bot @%s ready (%s mode)", me.username, self.options.mode)
-        if self.options.mode == "polling":
+        if self.options.mode == "polling" and not self.options.poll:
+            log.info("another worker polls Telegram for updates; this one only sends")
+        elif self.options.mode == "polling":
             # getUpdates is refused while a webhook is set.
             await self.sender.call(lambda: self.bot.delete_webhook(drop_pending_updates=False))
             self._polling = asyncio.create_task(self._poll(), name="telegram-polling")
@@ -370,6 +375,7 @@ def build_telegram_connector(
         raise ConfigError("SEGUE_TELEGRAM_TOKEN is not a valid bot token") from exc
     options = TelegramOptions(
         mode=settings.telegram_mode,
+        poll=settings.worker_index in (None, 0),
         webhook_secret=secret_value,
         webhook_url=settings.telegram_webhook_url,
         webhook_max_connections=settings.telegram_webhook_max_connections,

@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
-import signal
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from bot.assembly.agents_cli import add_agent_commands
-from bot.assembly.app import create_app
 from bot.assembly.customers_cli import add_customer_commands
-from bot.assembly.http_server import start_http_server
-from bot.assembly.log_setup import setup_logging
-from bot.core.errors import ConfigError, SegueError, StoreUnavailable
-from bot.core.settings import Settings, check_settings, load_settings
-from dialogs.check import check_dialogs
 
-log = logging.getLogger("segue")
+# Importable from here as before (benchmarks build their loop with it).
+from bot.assembly.serving import event_loop_factory as event_loop_factory
+from bot.assembly.serving import run_until_stopped
+from bot.assembly.workers import run_workers, workers_refused
+from bot.core.errors import ConfigError
+from bot.core.settings import MAX_WORKERS, Settings, check_settings, load_settings
+from dialogs.check import check_dialogs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,6 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--host", help="address to listen on (default from config: 127.0.0.1)")
     run.add_argument("--port", type=int, help="port to listen on (default from config: 8080)")
     run.add_argument("--config", type=Path, help="YAML configuration (default config/segue.yml)")
+    run.add_argument("--workers", type=_worker_count, metavar="N",
+                     help="worker processes sharing the port, supervised (default from "
+                          "config: 1); more than one needs SEGUE_REDIS_URL")
     run.set_defaults(func=_run)
 
     check = sub.add_parser("check", help="validate configuration and dialogs")
@@ -56,47 +55,24 @@ def _run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"segue: invalid configuration:\n{exc}", file=sys.stderr)
         return 2
-    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port),
+                                   ("workers", args.workers)) if v is not None}
     settings = settings.model_copy(update=overrides)
-    setup_logging(settings)
-    try:
-        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
-            runner.run(serve(settings))
-    except StoreUnavailable as exc:
-        log.error("cannot start: %s", exc)
-        return 3
-    except SegueError as exc:
-        log.error("cannot start: %s", exc)
+    if settings.workers == 1:
+        # One process, no supervisor: exactly `segue run` as it always was.
+        return run_until_stopped(settings)
+    refusal = workers_refused(settings)
+    if refusal is not None:
+        print(f"segue: {refusal}", file=sys.stderr)
         return 2
-    return 0
+    return run_workers(settings)
 
 
-def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop where it is installed (not on Windows): it roughly halves the
-    event loop's own cost per WebSocket frame and Redis call."""
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
-
-
-async def serve(settings: Settings) -> None:
-    """Serve until SIGINT or SIGTERM, then shut down cleanly."""
-    app = await create_app(settings)
-    runner = await start_http_server(app, settings, settings.host, settings.port)
-    for address in runner.addresses:
-        host, port = address[0], address[1]
-        log.info("Segue is serving on http://%s:%d/ (web chat at /webchat/)", host, port)
-    stopped = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stopped.set)
-    try:
-        await stopped.wait()
-    finally:
-        log.info("shutting down")
-        await runner.cleanup()
+def _worker_count(text: str) -> int:
+    count = int(text)
+    if not 1 <= count <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_WORKERS}")
+    return count
 
 
 def _check(args: argparse.Namespace) -> int:

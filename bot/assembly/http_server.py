@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 from aiohttp.streams import StreamReader
@@ -50,9 +50,20 @@ def limits_from(settings: Settings) -> HttpLimits:
     )
 
 
+class ConnectionCounter(Protocol):
+    """Admits a connection from a peer address while that address holds fewer
+    than the cap, and counts it until it is released."""
+
+    def admit(self, address: str) -> bool: ...
+
+    def release(self, address: str) -> None: ...
+
+
 class AddressCounter:
-    """Open connections per peer address; an address leaves when it reaches 0,
-    so the map holds only addresses with open connections."""
+    """Open connections per peer address in this process; an address leaves
+    when it reaches 0, so the map holds only addresses with open connections.
+    Workers sharing a port count in shared memory instead
+    (`bot.assembly.address_table`)."""
 
     def __init__(self, limit: int | None) -> None:
         self.limit = limit
@@ -183,9 +194,11 @@ class GuardedHandler(web.RequestHandler):
 class GuardedServer(web.Server):
     """The protocol factory of a listening socket: makes `GuardedHandler`s."""
 
-    def __init__(self, plain: web.Server, limits: HttpLimits) -> None:
+    def __init__(self, plain: web.Server, limits: HttpLimits,
+                 counter: ConnectionCounter | None = None) -> None:
         self.limits = limits
-        self.counter = AddressCounter(limits.max_connections_per_address)
+        self.counter: ConnectionCounter = (
+            counter if counter is not None else AddressCounter(limits.max_connections_per_address))
         self._handler_kwargs: dict[str, Any] = {
             "keepalive_timeout": limits.keepalive_timeout,
             "access_log": None,
@@ -215,27 +228,32 @@ def _telling_start(factory: RequestFactory) -> RequestFactory:
 class GuardedRunner(web.AppRunner):
     """An AppRunner whose server makes `GuardedHandler`s."""
 
-    def __init__(self, app: web.Application, limits: HttpLimits) -> None:
+    def __init__(self, app: web.Application, limits: HttpLimits,
+                 counter: ConnectionCounter | None = None) -> None:
         super().__init__(app, handle_signals=False, access_log=None)
         self.limits = limits
+        self.counter = counter
 
     async def _make_server(self) -> web.Server:
         # aiohttp has no public way to choose the protocol class: its runner
         # builds the server here (app start-up included), and we wrap it.
         # `start_http_server` refuses to serve if aiohttp stops calling this.
-        return GuardedServer(await super()._make_server(), self.limits)
+        return GuardedServer(await super()._make_server(), self.limits, self.counter)
 
 
 async def start_http_server(
-    app: web.Application, settings: Settings, host: str, port: int
+    app: web.Application, settings: Settings, host: str, port: int, *,
+    counter: ConnectionCounter | None = None, reuse_port: bool = False,
 ) -> web.AppRunner:
     """Start serving `app` on host:port with the limits from `settings`; the
-    caller stops it with `runner.cleanup()`."""
-    runner = GuardedRunner(app, limits_from(settings))
+    caller stops it with `runner.cleanup()`. Workers sharing the port listen
+    with `reuse_port` (the kernel spreads connections over them) and count
+    connections per address in a `counter` they share."""
+    runner = GuardedRunner(app, limits_from(settings), counter)
     await runner.setup()
     if not isinstance(runner.server, GuardedServer):
         await runner.cleanup()
         raise RuntimeError("aiohttp no longer builds its server in AppRunner._make_server: "
                            "slow-client protection would be off")
-    await web.TCPSite(runner, host, port).start()
+    await web.TCPSite(runner, host, port, reuse_port=reuse_port or None).start()
     return runner

@@ -19,6 +19,9 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from bot.core.errors import ConfigError
 
 DEFAULT_CONFIG = Path("config/segue.yml")
+# At most this many worker processes; each adds a row (256 KiB) to the memory
+# they share to count connections per client address.
+MAX_WORKERS = 64
 
 
 class Settings(BaseSettings):
@@ -29,6 +32,13 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # `segue run --workers N`: N processes serving one port, supervised. More
+    # than one needs Redis: each process would keep its own memory store.
+    workers: int = Field(default=1, ge=1, le=MAX_WORKERS)
+    # Which of those workers this process is (0 to N-1), set by the
+    # supervisor; unset in a process started on its own. Telegram allows one
+    # getUpdates caller at a time, so only worker 0 (or a lone process) polls.
+    worker_index: int | None = Field(default=None, ge=0, lt=MAX_WORKERS)
 
     redis_url: SecretStr | None = None
 
