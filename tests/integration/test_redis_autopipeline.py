@@ -1,0 +1,397 @@
+"""The automatic-pipelining Redis client (`AutoPipelineRedis`) on a real
+Redis: every caller gets its own answer, concurrent commands share writes,
+errors, cancellations and lost connections stay with their own commands,
+blocking and stateful commands keep off the shared connection, and answers
+are parsed as redis-py parses them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any
+
+import hiredis
+import pytest
+import redis.asyncio as aioredis
+from redis._parsers import _AsyncRESP2Parser
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+
+from context_store.redis_autopipeline import AutoPipelineRedis
+from context_store.redis_client import connect
+from tests.support.redis_server import free_port, redis_server
+from tests.support.redis_wire import RedisProxy, SocketWrites
+
+# Every wait in this module is for an event; this only bounds a wait that a
+# broken client would make endless.
+BOUND = 5.0
+
+
+def value(i: int) -> str:
+    """Distinct values of one length, so the bytes of their answers are known."""
+    return f"value-{i:05d}"
+
+
+def answer_bytes(*values: str) -> int:
+    return sum(len(f"${len(v.encode())}\r\n{v}\r\n") for v in values)
+
+
+def request_bytes(*commands: tuple[Any, ...]) -> int:
+    return sum(len(hiredis.pack_command(c)) for c in commands)
+
+
+def pipelining(client: aioredis.Redis | Any) -> AutoPipelineRedis:
+    assert isinstance(client, AutoPipelineRedis)
+    return client
+
+
+@pytest.fixture
+async def client(redis_url: str) -> AsyncIterator[AutoPipelineRedis]:
+    """The client Segue's stores use, as `connect` builds it."""
+    built = pipelining(connect(redis_url))
+    yield built
+    await built.aclose()
+
+
+@pytest.fixture
+async def proxy(redis_url: str) -> AsyncIterator[RedisProxy]:
+    async with RedisProxy(redis_url) as running:
+        yield running
+
+
+def through(proxy: RedisProxy, **kwargs: Any) -> AutoPipelineRedis:
+    """A client whose connections go through `proxy`."""
+    return pipelining(AutoPipelineRedis.from_url(
+        proxy.url, decode_responses=True, **kwargs))
+
+
+def call(command: Awaitable[Any]) -> asyncio.Future[Any]:
+    """A caller of its own (a task) for one command."""
+    return asyncio.ensure_future(command)
+
+
+async def loop_passes(n: int) -> None:
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
+# Correctness and batching
+
+
+@pytest.mark.parametrize("parser", ["hiredis", "python"])
+async def test_two_thousand_concurrent_commands_each_get_their_own_answer(
+    redis_url: str, redis_client: aioredis.Redis, parser: str
+) -> None:
+    tasks = 400
+    await redis_client.mset({f"pre:{i}": value(i) for i in range(tasks)})
+    if parser == "hiredis":
+        client = pipelining(connect(redis_url))
+    else:
+        client = pipelining(AutoPipelineRedis.from_url(redis_url, decode_responses=True,
+                                                       parser_class=_AsyncRESP2Parser))
+    tagged_incr = client.register_script(
+        "return redis.call('INCRBY', KEYS[1], ARGV[1]) .. ':' .. ARGV[2]")
+    assert await tagged_incr(keys=["ctr:warm"], args=[1, "loaded"]) == "1:loaded"
+
+    async def one_task(i: int) -> tuple[int, int]:
+        # Five commands at once per task: 2,000 in flight together.
+        first: list[Any] = list(await asyncio.gather(
+            client.incr("shared"), client.get(f"pre:{i}"), client.set(f"own:{i}", f"mine-{i}"),
+            client.hset(f"hash:{i}", mapping={"n": i, "tag": f"t{i}"}),
+            tagged_incr(keys=[f"ctr:{i}"], args=[i + 1, f"tag-{i}"])))
+        assert first[1:] == [value(i), True, 2, f"{i + 1}:tag-{i}"]
+        second: list[Any] = list(await asyncio.gather(
+            client.get(f"own:{i}"), client.hgetall(f"hash:{i}"), client.incr("shared"),
+            tagged_incr(keys=[f"ctr:{i}"], args=[1, f"again-{i}"])))
+        assert second[:2] == [f"mine-{i}", {"n": str(i), "tag": f"t{i}"}]
+        assert second[3] == f"{i + 2}:again-{i}"
+        return first[0], second[2]
+
+    async with asyncio.timeout(BOUND * 2):
+        counts = await asyncio.gather(*(one_task(i) for i in range(tasks)))
+    # Each INCR answer went to exactly one caller.
+    assert sorted(n for pair in counts for n in pair) == list(range(1, 2 * tasks + 1))
+    assert await redis_client.get("shared") == str(2 * tasks)
+    assert await redis_client.mget([f"ctr:{i}" for i in range(tasks)]) == [
+        str(i + 2) for i in range(tasks)]
+    await client.aclose()
+
+
+async def test_concurrent_commands_share_a_few_writes_and_a_lone_one_goes_out_at_once(
+    redis_url: str,
+) -> None:
+    writes = SocketWrites()
+    client = AutoPipelineRedis.from_url(redis_url, decode_responses=True,
+                                        connection_class=writes.connection_class())
+    assert await client.set("lone", "answer")
+    since = len(writes.chunks)
+    n = 1000
+    async with asyncio.timeout(BOUND):
+        answers = await asyncio.gather(*(client.set(f"k:{i}", value(i)) for i in range(n)),
+                                       *(client.get(f"k:{i}") for i in range(n)))
+    assert answers == [True] * n + [value(i) for i in range(n)]
+    batches = writes.commands_in(since)
+    assert sum(len(b) for b in batches) == 2 * n  # all on the shared connection
+    assert len(batches) <= 2 * n // 100, [len(b) for b in batches]
+    assert writes.connections == 1
+
+    # Alone, a command is written on the next pass of the event loop, by
+    # itself: nothing waits for a batch to fill or for a timer.
+    since = len(writes.chunks)
+    lone = call(client.get("lone"))
+    for _ in range(5):
+        if len(writes.chunks) > since:
+            break
+        await asyncio.sleep(0)
+    assert writes.commands_in(since) == [[["GET", "lone"]]]
+    assert await asyncio.wait_for(lone, BOUND) == "answer"
+    await client.aclose()
+
+
+async def test_an_error_reply_is_its_callers_alone_and_the_connection_carries_on(
+    redis_url: str, redis_client: aioredis.Redis
+) -> None:
+    writes = SocketWrites()
+    client = AutoPipelineRedis.from_url(redis_url, decode_responses=True,
+                                        connection_class=writes.connection_class())
+    await redis_client.rpush("list", "item")
+    await redis_client.set("num", "5")
+    assert await client.ping()
+    since = len(writes.chunks)
+    results = await asyncio.gather(
+        client.get("num"), client.incr("list"), client.incr("num"),
+        client.eval("return redis.error_reply('mine alone')", 0), client.hgetall("list"),
+        client.get("num"), client.lrange("list", 0, -1), return_exceptions=True)
+    assert len(writes.commands_in(since)) == 1  # one batch
+    assert results[0] == "5"
+    assert isinstance(results[1], ResponseError) and "WRONGTYPE" in str(results[1])
+    assert results[2] == 6
+    assert isinstance(results[3], ResponseError) and str(results[3]) == "mine alone"
+    assert isinstance(results[4], ResponseError) and "WRONGTYPE" in str(results[4])
+    assert results[5:] == ["6", ["item"]]
+    # Error replies are answers, not a broken connection: the same one serves on.
+    after = await asyncio.gather(client.incr("num"), client.get("list"), return_exceptions=True)
+    assert after[0] == 7
+    assert isinstance(after[1], ResponseError) and "WRONGTYPE" in str(after[1])
+    assert await client.get("num") == "7"
+    assert writes.connections == 1
+    await client.aclose()
+
+
+# Cancellation
+
+
+async def test_cancelled_callers_never_shift_the_answers_of_the_others(
+    client: AutoPipelineRedis, redis_client: aioredis.Redis
+) -> None:
+    """Rounds of GETs of distinct keys overlap; a random part of the callers
+    is cancelled after a random number of loop passes: before their command
+    is written, while it is in flight, or once it is answered."""
+    keys = 300
+    await redis_client.mset({f"key:{i}": value(i) for i in range(keys)})
+    rng = random.Random(1729)
+    answered = cancelled = 0
+
+    async def settle(calls: list[tuple[int, asyncio.Future[Any]]]) -> None:
+        nonlocal answered, cancelled
+        if calls:
+            await asyncio.wait([task for _, task in calls])
+        for i, task in calls:
+            if task.cancelled():
+                cancelled += 1
+            else:
+                assert task.result() == value(i)
+                answered += 1
+
+    previous: list[tuple[int, asyncio.Future[Any]]] = []
+    async with asyncio.timeout(BOUND * 2):
+        for _ in range(40):
+            calls = [(i, call(client.get(f"key:{i}")))
+                     for i in rng.sample(range(keys), 100)]
+            await loop_passes(rng.randint(0, 6))
+            for _, task in previous + calls:
+                if rng.random() < 0.3:
+                    task.cancel()
+            await settle(previous)
+            previous = calls
+        await settle(previous)
+    assert cancelled > 500 and answered > 1500, (cancelled, answered)
+    assert await client.mget([f"key:{i}" for i in range(keys)]) == [
+        value(i) for i in range(keys)]
+    assert await asyncio.gather(*(client.get(f"key:{i}") for i in range(keys))) == [
+        value(i) for i in range(keys)]
+
+
+async def test_answers_in_transit_for_cancelled_callers_are_read_and_dropped(
+    proxy: RedisProxy, redis_client: aioredis.Redis
+) -> None:
+    n = 200
+    await redis_client.mset({f"key:{i}": value(i) for i in range(n + 50)})
+    client = through(proxy)
+    assert await client.ping()
+    proxy.hold_answers()
+    in_flight = [call(client.get(f"key:{i}")) for i in range(n)]
+    async with asyncio.timeout(BOUND):
+        # Redis has run every one of them; their answers are on the way.
+        await proxy.wait_until(
+            lambda: proxy.held_answers() >= answer_bytes(*(value(i) for i in range(n))))
+    for task in in_flight[::3]:
+        task.cancel()
+    # Queued, not yet written, when cancelled: the writer runs after them.
+    unsent = [call(client.get(f"key:{i}")) for i in range(n, n + 50)]
+    await asyncio.sleep(0)
+    for task in unsent[::2]:
+        task.cancel()
+    later = [call(client.get(f"key:{i}")) for i in reversed(range(n + 50))]
+    await proxy.flow()
+    async with asyncio.timeout(BOUND):
+        await asyncio.wait(in_flight + unsent + later)
+    for i, task in enumerate(in_flight + unsent):
+        if i % 3 == 0 if i < n else (i - n) % 2 == 0:
+            assert task.cancelled()
+        else:
+            assert task.result() == value(i)
+    assert [task.result() for task in later] == [value(i) for i in reversed(range(n + 50))]
+    assert await client.get("key:7") == value(7)
+    await client.aclose()
+
+
+# Lost connections
+
+
+async def test_a_connection_killed_while_idle_is_replaced_for_the_next_command(
+    client: AutoPipelineRedis, redis_client: aioredis.Redis
+) -> None:
+    await redis_client.set("k", "v")
+    for _ in range(3):
+        assert await client.get("k") == "v"
+        assert await redis_client.client_kill_filter(_type="normal") >= 1
+        # Written on the dead connection, the command goes once more on a new one.
+        assert await client.get("k") == "v"
+
+
+async def test_commands_in_flight_when_redis_kills_the_connection_are_sent_once_more(
+    proxy: RedisProxy, redis_client: aioredis.Redis
+) -> None:
+    n = 100
+    await redis_client.mset({f"key:{i}": value(i) for i in range(n)})
+    client = through(proxy)
+    assert await client.ping()
+    proxy.hold_requests()
+    incrs = [call(client.incr("counter")) for _ in range(n)]
+    gets = [call(client.get(f"key:{i}")) for i in range(n)]
+    sent = request_bytes(*[("INCR", "counter")] * n, *(("GET", f"key:{i}") for i in range(n)))
+    async with asyncio.timeout(BOUND):
+        await proxy.wait_until(lambda: proxy.held_requests() >= sent)
+        assert await redis_client.client_kill_filter(_type="normal") >= 1
+        # The client connects again and writes the lost commands there.
+        await proxy.wait_until(lambda: proxy.accepted == 2 and proxy.open_connections == 1)
+        await proxy.flow()
+        answers = await asyncio.gather(*incrs)
+        assert sorted(answers) == list(range(1, n + 1))
+        assert await asyncio.gather(*gets) == [value(i) for i in range(n)]
+    # The held requests never reached Redis: each INCR ran once, on the new connection.
+    assert await redis_client.get("counter") == str(n)
+    await client.aclose()
+
+
+async def test_a_command_lost_twice_fails_with_a_connection_error_and_the_next_one_works(
+    proxy: RedisProxy, redis_client: aioredis.Redis
+) -> None:
+    await redis_client.set("k", "v")
+    # RESP2 and no client info: a connection sends nothing of its own when it
+    # opens, so the held second connection holds only the commands sent again.
+    client = through(proxy, protocol=2, driver_info=None)
+    assert await client.ping()
+    proxy.hold_requests()
+    calls = [call(client.get("k")) for _ in range(20)]
+    sent = request_bytes(*[("GET", "k")] * 20)
+    async with asyncio.timeout(BOUND):
+        for connection in (1, 2):
+            await proxy.wait_until(lambda: proxy.accepted == connection  # noqa: B023
+                                   and proxy.held_requests() >= sent)
+            assert await redis_client.client_kill_filter(_type="normal") >= 1
+        results = await asyncio.gather(*calls, return_exceptions=True)
+    assert all(isinstance(r, RedisConnectionError) for r in results), results
+    await proxy.flow()
+    assert await asyncio.wait_for(client.get("k"), BOUND) == "v"
+    await client.aclose()
+
+
+async def test_connections_killed_under_load_never_give_a_caller_a_wrong_answer(
+    client: AutoPipelineRedis, redis_client: aioredis.Redis
+) -> None:
+    keys = 200
+    await redis_client.mset({f"key:{i}": value(i) for i in range(keys)})
+    rounds_done = 0
+    progressed = asyncio.Event()
+    failures: list[BaseException] = []
+
+    async def reader(worker: int) -> None:
+        nonlocal rounds_done
+        mine = range(worker * 10, worker * 10 + 10)
+        for _ in range(30):
+            results = await asyncio.gather(*(client.get(f"key:{i}") for i in mine),
+                                           return_exceptions=True)
+            for i, result in zip(mine, results, strict=True):
+                if isinstance(result, BaseException):
+                    failures.append(result)
+                else:
+                    assert result == value(i)
+            rounds_done += 1
+            progressed.set()
+
+    kills = 0
+
+    async def killer() -> None:
+        nonlocal kills
+        while kills < 10:
+            target = rounds_done + 20
+            while rounds_done < target and rounds_done < 20 * 30:
+                progressed.clear()
+                await progressed.wait()
+            if rounds_done >= 20 * 30:
+                return
+            kills += 1 if await redis_client.client_kill_filter(_type="normal") else 0
+
+    async with asyncio.timeout(BOUND * 2):
+        await asyncio.gather(killer(), *(reader(w) for w in range(keys // 10)))
+    assert kills >= 5
+    # What fails, fails as a lost connection, never as someone else's answer.
+    assert all(isinstance(f, RedisConnectionError) for f in failures), failures[:3]
+    assert await asyncio.gather(*(client.get(f"key:{i}") for i in range(keys))) == [
+        value(i) for i in range(keys)]
+
+
+async def test_while_redis_is_down_commands_fail_fast_and_work_again_once_it_is_back() -> None:
+    port = free_port()
+    server = contextlib.ExitStack()
+    url = server.enter_context(redis_server(port))
+    client = pipelining(connect(url))
+    echo = client.register_script("return ARGV[1]")
+    try:
+        assert await client.set("k", "v")
+        assert await echo(args=["up"]) == "up"
+        in_flight = [call(client.get("k")) for _ in range(100)]
+        await asyncio.to_thread(server.close)  # Redis stops with commands in flight
+        for result in await asyncio.gather(*in_flight, return_exceptions=True):
+            assert result == "v" or isinstance(result, RedisConnectionError), result
+        for _ in range(3):
+            started = time.monotonic()
+            results = await asyncio.wait_for(
+                asyncio.gather(*(client.get("k") for _ in range(10)), return_exceptions=True),
+                BOUND)
+            assert all(isinstance(r, RedisConnectionError) for r in results), results
+            assert time.monotonic() - started < 2.5
+        with redis_server(port):
+            # The same client, not rebuilt; Redis came back empty.
+            assert await client.get("k") is None
+            assert await client.set("k", "back")
+            assert await client.get("k") == "back"
+            assert await echo(args=["again"]) == "again"
+    finally:
+        server.close()
+        await client.aclose()
