@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -270,6 +271,17 @@ async def test_a_dead_workers_connections_stop_counting_once_it_is_replaced(
             await close_all([*opened, *more])
 
 
+async def test_workers_stop_by_themselves_when_the_supervisor_is_killed(redis_url: str) -> None:
+    async with supervised(segue_env(redis_url)) as segue:
+        pids = list(segue.pids.values())
+        mark = segue.mark()
+        segue.proc.kill()
+        # The log ends once the workers, which write to it too, have exited.
+        assert await segue.exited() == -signal.SIGKILL
+    assert len(pids) == 2 and not any(alive(pid) for pid in pids)
+    assert segue.count("the supervisor is gone: stopping this worker", after=mark) == 2
+
+
 @pytest.mark.parametrize("asked_by", ["--workers", "SEGUE_WORKERS"])
 async def test_several_workers_on_the_memory_store_are_refused(asked_by: str) -> None:
     env = segue_env(None, **({"workers": "2"} if asked_by == "SEGUE_WORKERS" else {}))
@@ -282,6 +294,26 @@ async def test_several_workers_on_the_memory_store_are_refused(asked_by: str) ->
     assert err.decode().strip() == (
         "segue: --workers 2 needs a shared store: set SEGUE_REDIS_URL (on the in-memory "
         "store each worker would keep its own conversations)")
+
+
+async def test_a_port_another_server_shares_out_is_refused_before_any_worker_starts(
+    redis_url: str,
+) -> None:
+    # Another server's workers listen with SO_REUSEPORT too: without the
+    # check, these workers would join them and the kernel split the traffic.
+    with socket.socket() as other:
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "run", "--port", str(port), "--workers", "2",
+            cwd=ROOT, env=segue_env(redis_url), stderr=asyncio.subprocess.PIPE)
+        _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 1
+    [line] = err.decode().splitlines()
+    assert line.endswith(f"ERROR segue: cannot listen on 127.0.0.1:{port}: "
+                         "[Errno 98] Address already in use")
 
 
 async def test_workers_that_cannot_start_are_retried_then_segue_gives_up() -> None:
