@@ -37,6 +37,7 @@ import logging
 import re
 import secrets
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from bot.core.conversation import ConversationState, LinkOffer
@@ -46,6 +47,7 @@ from bot.core.ports import StoreLimits
 from bot.core.privacy import mentions, named_by, needles
 from context_store.keys import KeyBuilder, identity_member, parse_identity_member
 from context_store.redis_client import RedisClient, Script, ScriptCall, run_redis, run_scripts, scan
+from context_store.steps import Steps
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,7 @@ for _, id in ipairs(ARGV) do
 end
 return 0
 """
+ERASE_STEPS = ("mark", "lock", "offers", "mappings", "keys", "shared", "markers", "records")
 # A lock held this long by an erase is plenty: it deletes, it does not think.
 _ERASE_LOCK_SECONDS = 30.0
 
@@ -125,33 +128,58 @@ class RedisEraseMixin:
     # Erase.
 
     async def erase(self, customer_id: str) -> None:
+        await self.erase_steps(customer_id).run()
+
+    def erase_steps(self, customer_id: str) -> Steps:
+        """`ERASE_STEPS`, each one slot at a time (a Redis Cluster allows no
+        more) and safe to run again: the records that lead to everything
+        else go last, so an erase stopped half-way is finished by erasing
+        again."""
         k = self.keys
-        # The marker first: no turn starts under this id from now on. Then
-        # the lock, so that a turn already running saves before the delete.
-        await run_redis(self.client.set(k.customer(customer_id, "moved"), "",
-                                        ex=self.limits.moved_marker_seconds))
-        try:
-            await self._wait_lock(customer_id, secrets.token_hex(8), _ERASE_LOCK_SECONDS)
-        except LockTimeout:
-            log.warning("erasing customer %s while a turn still holds them", customer_id)
-        # Each step below is one slot at a time (a Redis Cluster allows no
-        # more) and can run again: the records that lead to everything else
-        # (who was joined in, identities, tokens, offers) go last, so an
-        # erase stopped half-way is finished by erasing again.
-        ids = [customer_id, *await self.merged_ids(customer_id)]
-        identities, tokens, holders = await self._records(ids)
-        for holder in sorted(holders - set(ids)):
-            await self._drop_offer(holder, ids)
-        await self._drop_mappings(identities, ids)
-        others = await self._drop_keys(ids, identities, tokens)
-        wanted = needles(ids, identities)
-        await self._drop_from_shared(others, ids, wanted)
-        async with self.client.pipeline(transaction=False) as pipe:
-            for gone in ids[1:]:
-                # Emptied, not deleted: it still turns stale caches away.
-                pipe.set(k.customer(gone, "moved"), "", xx=True, keepttl=True)
-            await run_redis(pipe.execute())
-        await self._drop_records(ids)
+        found = _Found([customer_id])
+
+        async def mark() -> None:
+            # No turn starts under this id from now on.
+            await run_redis(self.client.set(k.customer(customer_id, "moved"), "",
+                                            ex=self.limits.moved_marker_seconds))
+
+        async def lock() -> None:
+            # A turn already running saves before the delete.
+            try:
+                await self._wait_lock(customer_id, secrets.token_hex(8), _ERASE_LOCK_SECONDS)
+            except LockTimeout:
+                log.warning("erasing customer %s while a turn still holds them", customer_id)
+            found.ids = [customer_id, *await self.merged_ids(customer_id)]
+            found.identities, found.tokens, found.holders = await self._records(found.ids)
+
+        async def offers() -> None:
+            for holder in sorted(found.holders - set(found.ids)):
+                await self._drop_offer(holder, found.ids)
+
+        async def keys() -> None:
+            found.others = await self._drop_keys(found.ids, found.identities, found.tokens)
+
+        async def shared() -> None:
+            wanted = needles(found.ids, found.identities)
+            await self._drop_from_shared(found.others, found.ids, wanted)
+
+        async def markers() -> None:
+            async with self.client.pipeline(transaction=False) as pipe:
+                for gone in found.ids[1:]:
+                    # Emptied, not deleted: it still turns stale caches away.
+                    pipe.set(k.customer(gone, "moved"), "", xx=True, keepttl=True)
+                await run_redis(pipe.execute())
+
+        steps = Steps()
+        steps.add("mark", mark)
+        steps.add("lock", lock)
+        steps.add("offers", offers)
+        steps.add("mappings", lambda: self._drop_mappings(found.identities, found.ids))
+        steps.add("keys", keys)
+        steps.add("shared", shared)
+        steps.add("markers", markers)
+        steps.add("records", lambda: self._drop_records(found.ids))
+        return steps
 
     async def _records(
         self, ids: Sequence[str]
@@ -286,6 +314,17 @@ class RedisEraseMixin:
                 for item in doomed:
                     pipe.lrem(name, 0, item)
                 await run_redis(pipe.execute())
+
+
+@dataclass(slots=True)
+class _Found:
+    """What one erase learns as it goes, for its later steps."""
+
+    ids: list[str]
+    identities: list[ChannelIdentity] = field(default_factory=list)
+    tokens: set[str] = field(default_factory=set)
+    holders: set[str] = field(default_factory=set)
+    others: list[str] = field(default_factory=list)
 
 
 def _glob_escape(text: str) -> str:

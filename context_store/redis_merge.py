@@ -37,8 +37,7 @@ target) does steps 4 and 5 for the target's identities and succeeds.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -55,6 +54,7 @@ from context_store.redis_client import (
     run_scripts,
     scan,
 )
+from context_store.steps import Steps
 
 # KEYS: an identity's mapping. ARGV: source, target, retention seconds.
 # Points the identity at the target unless it names someone else by now
@@ -68,21 +68,6 @@ return 1
 """
 
 MERGE_STEPS = ("join", "marks", "retire", "point", "settle")
-
-
-@dataclass(slots=True)
-class MergePlan:
-    """One merge's steps (`MERGE_STEPS`), run in order by `run`; a test runs
-    a few of them to see what a crash after each leaves behind."""
-
-    steps: list[tuple[str, Callable[[], Awaitable[None]]]] = field(default_factory=list)
-
-    async def run(self, upto: str | None = None) -> None:
-        """Every step, or those up to and including `upto`."""
-        for name, step in self.steps:
-            await step()
-            if name == upto:
-                return
 
 
 class RedisMergeMixin:
@@ -133,13 +118,13 @@ class RedisMergeMixin:
             for customer_id in sorted(tokens):
                 await self._wait_lock(customer_id, tokens[customer_id], lock_ttl_seconds)
                 held.append(customer_id)
-            await (await self.merge_plan(source, target, also)).run()
+            await (await self.merge_steps(source, target, also)).run()
         finally:
             for customer_id in held:
                 await self.unlock(customer_id, token=tokens[customer_id])
 
-    async def merge_plan(self, source: str, target: str,
-                         also: Sequence[ChannelIdentity] = ()) -> MergePlan:
+    async def merge_steps(self, source: str, target: str,
+                          also: Sequence[ChannelIdentity] = ()) -> Steps:
         """The steps left to join `source` into `target` (the caller holds
         both locks); `CustomerGone` if either is erased, or merged elsewhere."""
         k = self.keys
@@ -162,16 +147,16 @@ class RedisMergeMixin:
             # holds them all, and only mappings still naming the source move.
             await self._point_identities(await self.identities(target), source, target)
 
-        plan = MergePlan()
+        steps = Steps()
         if source_moved is None:
-            plan.steps += [("join", join),
-                           ("marks", lambda: self._copy_dedup_marks(source, target)),
-                           ("retire", lambda: self._retire(source, target)),
-                           ("point", point)]
+            steps.add("join", join)
+            steps.add("marks", lambda: self._copy_dedup_marks(source, target))
+            steps.add("retire", lambda: self._retire(source, target))
+            steps.add("point", point)
         else:
-            plan.steps.append(("point", point_again))
-        plan.steps.append(("settle", lambda: self._settle(source)))
-        return plan
+            steps.add("point", point_again)
+        steps.add("settle", lambda: self._settle(source))
+        return steps
 
     async def _join(self, source: str, target: str,
                     also: Sequence[ChannelIdentity]) -> list[ChannelIdentity]:

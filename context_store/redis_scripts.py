@@ -21,8 +21,12 @@ return c
 
 # KEYS: lock, seen, state, moved, identities.
 # ARGV: token, ttl ms, check seen (1/0), identity member ('' for none).
+# {3, marker} when merged away (the marker names the target; '' if erased),
+# {3} when the identity is no longer the customer's, {2} a duplicate, {0}
+# held by another, {1, state?} locked.
 LOCK_AND_LOAD = """
-if redis.call('EXISTS', KEYS[4]) == 1 then return {3} end
+local moved = redis.call('GET', KEYS[4])
+if moved then return {3, moved} end
 if ARGV[4] ~= '' and redis.call('SCARD', KEYS[5]) > 0
    and redis.call('SISMEMBER', KEYS[5], ARGV[4]) == 0 then return {3} end
 if ARGV[3] == '1' and redis.call('EXISTS', KEYS[2]) == 1 then return {2} end
