@@ -13,7 +13,6 @@ import asyncio
 import os
 import signal
 import socket
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -25,7 +24,7 @@ from tests.fakes.telegram_api import TOKEN as TELEGRAM_TOKEN
 from tests.fakes.telegram_api import FakeTelegram
 from tests.support.redis_server import free_port
 from tests.support.webchat_client import WebChatClient
-from tests.support.workers_rig import ROOT, Supervised, alive, rig, segue_env, supervised
+from tests.support.workers_rig import Supervised, alive, rig, running, segue_env, supervised
 
 GREETING = "Hi! I'm Segue's demo assistant."
 ASKED = "What is your order number? It looks like A1001."
@@ -286,12 +285,11 @@ async def test_workers_stop_by_themselves_when_the_supervisor_is_killed(redis_ur
 async def test_several_workers_on_the_memory_store_are_refused(asked_by: str) -> None:
     env = segue_env(None, **({"workers": "2"} if asked_by == "SEGUE_WORKERS" else {}))
     args = ["--workers", "2"] if asked_by == "--workers" else []
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "run", "--port", str(free_port()), *args,
-        cwd=ROOT, env=env, stderr=asyncio.subprocess.PIPE)
-    _, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode == 2
-    assert err.decode().strip() == (
+    port = free_port()
+    async with running(env, "-m", "bot", "run", "--port", str(port), *args,
+                       port=port) as segue:
+        assert await segue.exited() == 2
+    assert "".join(segue.lines).strip() == (
         "segue: --workers 2 needs a shared store: set SEGUE_REDIS_URL (on the in-memory "
         "store each worker would keep its own conversations)")
 
@@ -306,13 +304,11 @@ async def test_a_port_another_server_shares_out_is_refused_before_any_worker_sta
         other.bind(("127.0.0.1", 0))
         other.listen()
         port = other.getsockname()[1]
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", "run", "--port", str(port), "--workers", "2",
-            cwd=ROOT, env=segue_env(redis_url), stderr=asyncio.subprocess.PIPE)
-        _, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode == 1
-    [line] = err.decode().splitlines()
-    assert line.endswith(f"ERROR segue: cannot listen on 127.0.0.1:{port}: "
+        async with running(segue_env(redis_url), "-m", "bot", "run", "--port", str(port),
+                           "--workers", "2", port=port) as segue:
+            assert await segue.exited() == 1
+    [line] = segue.lines
+    assert line.rstrip().endswith(f"ERROR segue: cannot listen on 127.0.0.1:{port}: "
                          "[Errno 98] Address already in use")
 
 

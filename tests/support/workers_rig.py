@@ -134,11 +134,17 @@ class Supervised:
         return await self.exited()
 
 
-async def start(env: dict[str, str], *args: str, port: int) -> Supervised:
-    """`python ARGS` in the repository with `env`, serving on `port`."""
+@asynccontextmanager
+async def running(env: dict[str, str], *args: str, port: int) -> AsyncIterator[Supervised]:
+    """`python ARGS` in the repository with `env`, to serve on `port`;
+    stopped with SIGTERM at the end if still running."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, *args, cwd=ROOT, env=env, stderr=asyncio.subprocess.PIPE)
-    return Supervised(proc, port)
+    started = Supervised(proc, port)
+    try:
+        yield started
+    finally:
+        await started.stop()
 
 
 @asynccontextmanager
@@ -146,13 +152,10 @@ async def supervised(env: dict[str, str], *, workers: int = 2) -> AsyncIterator[
     """`segue run --workers N` on a free loopback port, once every worker
     serves; stopped with SIGTERM at the end if still running."""
     port = free_port()
-    running = await start(env, "-m", "bot", "run", "--host", "127.0.0.1", "--port", str(port),
-                          "--workers", str(workers), port=port)
-    try:
-        await running.serving(workers)
-        yield running
-    finally:
-        await running.stop()
+    async with running(env, "-m", "bot", "run", "--host", "127.0.0.1", "--port", str(port),
+                       "--workers", str(workers), port=port) as segue:
+        await segue.serving(workers)
+        yield segue
 
 
 @asynccontextmanager
@@ -160,11 +163,9 @@ async def rig(env: dict[str, str], mode: str) -> AsyncIterator[Supervised]:
     """This module run as `mode` (see the module) on a free loopback port;
     stopped with SIGTERM at the end if still running."""
     port = free_port()
-    running = await start(env, "-m", "tests.support.workers_rig", mode, str(port), port=port)
-    try:
-        yield running
-    finally:
-        await running.stop()
+    async with running(env, "-m", "tests.support.workers_rig", mode, str(port),
+                       port=port) as segue:
+        yield segue
 
 
 def alive(pid: int) -> bool:
