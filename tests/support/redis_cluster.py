@@ -20,6 +20,7 @@ from typing import Any
 
 import redis
 from redis.asyncio.cluster import RedisCluster
+from redis.crc import key_slot
 
 from context_store.redis_client import RedisClient
 from tests.support.redis_server import ensure_redis_server, free_port
@@ -47,6 +48,32 @@ class ClusterNodes:
         for client in self.clients():
             with client:
                 client.flushall()
+
+    def serving(self, key: str) -> int:
+        """The port of the node serving `key`'s hash slot."""
+        slot = key_slot(key.encode())
+        with redis.Redis(port=self.ports[0], decode_responses=True) as client:
+            for start, end, (_, port, *_), *_ in client.execute_command("CLUSTER", "SLOTS"):
+                if int(start) <= slot <= int(end):
+                    return int(port)
+        raise AssertionError(f"no node serves slot {slot}")
+
+    def move(self, key: str, to_port: int) -> int:
+        """Give `key`'s hash slot (holding no keys) to the node on `to_port`,
+        as resharding does; the port that served it."""
+        slot, source = key_slot(key.encode()), self.serving(key)
+        clients = {p: redis.Redis(port=p, decode_responses=True) for p in self.ports}
+        try:
+            ids = {p: str(c.execute_command("CLUSTER", "MYID")) for p, c in clients.items()}
+            clients[to_port].execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", ids[source])
+            clients[source].execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", ids[to_port])
+            # The new owner first, then the old, then the rest (Redis's order).
+            for port in [to_port, source, *(p for p in self.ports if p not in (to_port, source))]:
+                clients[port].execute_command("CLUSTER", "SETSLOT", slot, "NODE", ids[to_port])
+        finally:
+            for client in clients.values():
+                client.close()
+        return source
 
 
 @contextmanager
