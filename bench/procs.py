@@ -56,6 +56,8 @@ class _Server:
                                      stdout=subprocess.DEVNULL, stderr=self.stderr)
 
     def stop(self) -> None:
+        if self.stderr.closed:
+            return  # stopped already
         # A supervisor is to stop its workers; any it leaves are stopped here.
         started_by_it = tree(self.proc.pid)[1:]
         self.proc.terminate()
@@ -89,16 +91,36 @@ class _Server:
             raise self.failed()
 
 
+Spec = tuple[list[str], dict[str, str], int]  # command, environment, port
+
+
+@contextmanager
+def started_together(specs: list[Spec]) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Run every command until the block ends; yields their processes once
+    every port answers. They start side by side: most of a start is waiting
+    for imports and for Redis, which overlap. For a driver that runs each
+    round in its own event loop."""
+    servers: list[_Server] = []
+    try:
+        for cmd, env, _ in specs:
+            servers.append(_Server(cmd, env))
+
+        async def listening() -> None:
+            await asyncio.gather(*(server.listening(port)
+                                   for server, (_, _, port) in zip(servers, specs, strict=True)))
+
+        asyncio.run(listening())
+        yield [server.proc for server in servers]
+    finally:
+        for server in servers:
+            server.stop()
+
+
 @contextmanager
 def started(cmd: list[str], env: dict[str, str], port: int) -> Iterator[subprocess.Popen[bytes]]:
-    """Run `cmd` until the block ends; yields the process once `port` answers.
-    For a driver that runs each round in its own event loop."""
-    server = _Server(cmd, env)
-    asyncio.run(server.listening(port))
-    try:
-        yield server.proc
-    finally:
-        server.stop()
+    """Run `cmd` until the block ends; yields the process once `port` answers."""
+    with started_together([(cmd, env, port)]) as (proc,):
+        yield proc
 
 
 @asynccontextmanager

@@ -12,7 +12,7 @@ from bench.procs import (
     SEGUE_ENV,
     redis_pid,
     segue_command,
-    started,
+    started_together,
     webchat_baseline_command,
 )
 from bench.table import Row, Sizes, count, row_main
@@ -24,9 +24,10 @@ def run(sizes: Sizes) -> list[Row]:
     rows: list[Row] = []
     with redis_server() as redis_url:
         seg_port, base_port = free_port(), free_port()
-        with (started(segue_command(seg_port), {**SEGUE_ENV, "SEGUE_REDIS_URL": redis_url},
-                      seg_port) as segue,
-              started(webchat_baseline_command(base_port, redis_url), {}, base_port) as base):
+        with started_together([
+            (segue_command(seg_port), {**SEGUE_ENV, "SEGUE_REDIS_URL": redis_url}, seg_port),
+            (webchat_baseline_command(base_port, redis_url), {}, base_port),
+        ]) as (segue, base):
             shared = (redis_pid(redis_url),)
             targets = [Target("baseline", base_port, base.pid, shared),
                        Target("segue", seg_port, segue.pid, shared)]

@@ -14,9 +14,8 @@ import asyncio
 import os
 import subprocess
 import sys
-from contextlib import ExitStack
 
-from bench.procs import SEGUE_ENV, all_listening, redis_pid, segue_command, started
+from bench.procs import SEGUE_ENV, all_listening, redis_pid, segue_command, started_together
 from bench.table import Row, Sizes, count, row_main, unavailable
 from bench.webchat_load import Target, measure
 from tests.support.redis_server import free_port, redis_server
@@ -35,17 +34,18 @@ def run(sizes: Sizes) -> list[Row]:
     if not has_workers_flag():
         return [unavailable(LABEL, "segue run has no --workers")]
     clients, cores = sizes.scale_clients, os.cpu_count()
-    with redis_server() as redis_url, ExitStack() as servers:
-        shared = (redis_pid(redis_url),)
+    with redis_server() as redis_url:
         env = {**SEGUE_ENV, "SEGUE_REDIS_URL": redis_url}
-        targets = []
-        for n in sizes.workers:
-            port = free_port()
-            proc = servers.enter_context(
-                started(segue_command(port, "--workers", str(n)), env, port))
-            asyncio.run(all_listening(port, n, proc))
-            targets.append(Target(str(n), port, proc.pid, shared))
-        got = measure(targets, clients, sizes.messages, sizes.rounds)
+        ports = [free_port() for _ in sizes.workers]
+        specs = [(segue_command(port, "--workers", str(n)), env, port)
+                 for n, port in zip(sizes.workers, ports, strict=True)]
+        with started_together(specs) as procs:
+            shared = (redis_pid(redis_url),)
+            targets = []
+            for n, port, proc in zip(sizes.workers, ports, procs, strict=True):
+                asyncio.run(all_listening(port, n, proc))
+                targets.append(Target(str(n), port, proc.pid, shared))
+            got = measure(targets, clients, sizes.messages, sizes.rounds)
     first = sizes.workers[0]
     one = got[str(first)]
     rows = []
