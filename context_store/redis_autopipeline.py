@@ -90,6 +90,7 @@ class SharedScript:
         self.script = script
         self._in_pipeline = AsyncScript(client, script)
         self.sha: str = self._in_pipeline.sha
+        self._loading: asyncio.Future[Any] | None = None
 
     async def __call__(self, keys: Sequence[Any] = (), args: Sequence[Any] = (),
                        client: Any = None) -> Any:
@@ -99,8 +100,17 @@ class SharedScript:
         try:
             return await self.client.evalsha(self.sha, len(keys), *keys, *args)
         except NoScriptError:
-            await self.client.script_load(self.script)
+            await self._load()
             return await self.client.evalsha(self.sha, len(keys), *keys, *args)
+
+    async def _load(self) -> None:
+        """One SCRIPT LOAD, on the shared connection, for every caller that
+        found the script missing at the same time (after a Redis restart,
+        all of them at once)."""
+        if self._loading is None or self._loading.done():
+            self._loading = asyncio.ensure_future(
+                self.client._submit(("SCRIPT", "LOAD", self.script), {}))
+        await asyncio.shield(self._loading)
 
 
 class _Link:
@@ -146,6 +156,12 @@ class _Link:
                 raise RedisTimeoutError("Redis did not answer in time") from None
         if isinstance(response, RedisConnectionError):
             raise response
+        push = parser._hiredis_PushNotificationType
+        if push is not None and isinstance(response, push):
+            # RESP3: a message of Redis's own between answers (an
+            # invalidation, a maintenance notice), not an answer to anyone.
+            await parser.handle_push_response(response)
+            return await self.receive()
         return response
 
 
@@ -158,10 +174,14 @@ class AutoPipelineRedis(aioredis.Redis):
         self._link: _Link | None = None
         self._writer: asyncio.Task[None] | None = None
 
-    def register_script(self, script: str | bytes) -> SharedScript:  # type: ignore[override]
-        return SharedScript(self, script)
+    def register_script(self, script: str | bytes | memoryview[int]) -> Any:
+        if self.single_connection_client:
+            return super().register_script(script)
+        return SharedScript(self, bytes(script) if isinstance(script, memoryview) else script)
 
     async def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> Any:
+        if self.single_connection_client:
+            return await self.execute_command("EVALSHA", sha, numkeys, *keys_and_args)
         return await self._submit(("EVALSHA", sha, numkeys, *keys_and_args), {})
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
@@ -191,7 +211,7 @@ class AutoPipelineRedis(aioredis.Redis):
                 link.sent.extend(batch)
                 try:
                     await link.send(b"".join([c.packed for c in batch]))
-                except _CONNECTION_LOST as exc:
+                except Exception as exc:
                     await self._lost(link, exc)
                     continue
                 if link.reader is None:
@@ -205,7 +225,7 @@ class AutoPipelineRedis(aioredis.Redis):
             return self._link
         try:
             conn = await self.connection_pool.get_connection()  # type: ignore[no-untyped-call]
-        except _CONNECTION_LOST as exc:
+        except Exception as exc:  # unreachable, or refused at set-up (AUTH, SELECT)
             waiting, self._waiting = self._waiting, []
             self._fail(waiting, exc)
             return None
@@ -221,7 +241,7 @@ class AutoPipelineRedis(aioredis.Redis):
                     return
                 try:
                     response = await link.receive()
-                except _CONNECTION_LOST as exc:
+                except Exception as exc:  # lost, or a reply that cannot be parsed
                     await self._lost(link, exc)
                     return
                 if isinstance(response, ReadOnlyError):
@@ -264,8 +284,11 @@ class AutoPipelineRedis(aioredis.Redis):
             self._link = None
         unanswered = [c for c in link.sent if not c.answer.done()]
         link.sent.clear()
-        retried = [c for c in unanswered if c.tries == 0]
-        self._fail([c for c in unanswered if c.tries > 0], exc)
+        # Only a lost connection is worth another try; a reply that cannot be
+        # parsed would be the same again.
+        again = isinstance(exc, _CONNECTION_LOST)
+        retried = [c for c in unanswered if again and c.tries == 0]
+        self._fail([c for c in unanswered if not again or c.tries > 0], exc)
         for command in retried:
             command.tries += 1
         if retried:
@@ -275,8 +298,10 @@ class AutoPipelineRedis(aioredis.Redis):
             if self._writer is None:
                 self._writer = asyncio.create_task(self._write(),
                                                    name="redis-autopipeline-write")
-        await link.conn.disconnect(nowait=True)
-        await self.connection_pool.release(link.conn)
+        try:
+            await link.conn.disconnect(nowait=True)
+        finally:
+            await self.connection_pool.release(link.conn)
 
     @staticmethod
     def _fail(commands: list[_Command], exc: BaseException) -> None:

@@ -625,7 +625,7 @@ async def test_connect_builds_the_pipelining_client_for_redis_and_sentinel_urls(
 # the fault named in its docstring is mended.
 
 
-@pytest.mark.xfail(strict=True, reason="a connection set-up error leaves the caller waiting")
+
 async def test_an_error_setting_up_the_connection_is_raised_to_the_caller(
     redis_url: str,
 ) -> None:
@@ -644,7 +644,7 @@ async def test_an_error_setting_up_the_connection_is_raised_to_the_caller(
     assert isinstance(result, ResponseError) and "DB index is out of range" in str(result)
 
 
-@pytest.mark.xfail(strict=True, reason="each NOSCRIPT fallback takes a pooled connection")
+
 async def test_more_concurrent_calls_of_an_unknown_script_than_the_pool_has_connections(
     client: AutoPipelineRedis, redis_client: aioredis.Redis
 ) -> None:
@@ -660,7 +660,7 @@ async def test_more_concurrent_calls_of_an_unknown_script_than_the_pool_has_conn
         a for a in answers if not isinstance(a, int)][:1]
 
 
-@pytest.mark.xfail(strict=True, reason="a RESP3 push message is taken for an answer")
+
 async def test_a_push_message_on_the_shared_connection_is_not_taken_for_an_answer(
     redis_url: str, redis_client: aioredis.Redis
 ) -> None:
@@ -687,7 +687,7 @@ async def test_a_push_message_on_the_shared_connection_is_not_taken_for_an_answe
         await client.aclose()
 
 
-@pytest.mark.xfail(strict=True, reason="EVALSHA bypasses the single connection")
+
 async def test_a_single_connection_client_runs_scripts_on_its_connection(
     redis_url: str,
 ) -> None:
