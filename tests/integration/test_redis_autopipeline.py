@@ -603,12 +603,15 @@ async def test_closing_fails_pending_commands_and_leaves_no_task_or_socket_behin
         unsent = [call(client.get(f"key:{i}")) for i in range(10)]
         await asyncio.sleep(0)  # queued; the writer has not run yet
         await client.aclose()
-        results = await asyncio.gather(*in_flight, *unsent, return_exceptions=True)
+        # Once closed, no reader or writer of its is left running: only the
+        # callers, to be told.
+        callers = [*in_flight, *unsent]
+        current = asyncio.current_task()
+        assert [t for t in asyncio.all_tasks()
+                if t is not current and t not in callers and not proxy.owns(t)] == []
+        results = await asyncio.gather(*callers, return_exceptions=True)
         assert all(isinstance(r, RedisConnectionError) for r in results), results
-        # Its socket is closed, and no reader or writer of its is left running.
-        await proxy.wait_until(lambda: proxy.open_connections == 0)
-    current = asyncio.current_task()
-    assert [t for t in asyncio.all_tasks() if t is not current and not proxy.owns(t)] == []
+        await proxy.wait_until(lambda: proxy.open_connections == 0)  # its socket is closed
 
 
 async def test_connect_builds_the_pipelining_client_for_redis_and_sentinel_urls(
@@ -621,17 +624,16 @@ async def test_connect_builds_the_pipelining_client_for_redis_and_sentinel_urls(
         await client.aclose()
 
 
-# Known faults: each test below fails on the current client, and passes once
-# the fault named in its docstring is mended.
-
+# Connection set-up errors, scripts Redis lost, RESP3 push messages,
+# single-connection clients
 
 
 async def test_an_error_setting_up_the_connection_is_raised_to_the_caller(
     redis_url: str,
 ) -> None:
-    """Redis refuses to select database 99 (it has 16). redis-py raises
-    that to the caller; the pipelining client's writer dies of it, and every
-    caller waits for ever."""
+    """Redis refuses to select database 99 (it has 16): the caller gets the
+    refusal, as from redis-py, and does not wait for ever on a writer that
+    died of it."""
     client = pipelining(connect(redis_url.rsplit("/", 1)[0] + "/99"))
     try:
         # Redis refuses at once; two seconds is the client's connect timeout.
@@ -644,13 +646,12 @@ async def test_an_error_setting_up_the_connection_is_raised_to_the_caller(
     assert isinstance(result, ResponseError) and "DB index is out of range" in str(result)
 
 
-
 async def test_more_concurrent_calls_of_an_unknown_script_than_the_pool_has_connections(
     client: AutoPipelineRedis, redis_client: aioredis.Redis
 ) -> None:
     """After a Redis restart (or SCRIPT FLUSH) every caller of a script gets
-    NOSCRIPT and sends SCRIPT LOAD, which goes through redis-py's pool, one
-    connection each: past the pool's 100 connections, callers get
+    NOSCRIPT at once. Were each to load it on a connection from redis-py's
+    pool (100 connections), the callers past the hundredth would get
     MaxConnectionsError instead of their answer."""
     counted = client.register_script("return redis.call('INCR', KEYS[1])")
     async with asyncio.timeout(BOUND):
@@ -660,16 +661,15 @@ async def test_more_concurrent_calls_of_an_unknown_script_than_the_pool_has_conn
         a for a in answers if not isinstance(a, int)][:1]
 
 
-
 async def test_a_push_message_on_the_shared_connection_is_not_taken_for_an_answer(
     redis_url: str, redis_client: aioredis.Redis
 ) -> None:
     """redis-py 8 speaks RESP3, where Redis may send messages of its own
     between answers (invalidations for client-side caching, maintenance
-    notifications, which redis-py asks for by default). The shared
-    connection's reader gives such a message to the next caller, and every
-    later answer to the caller after its own. Here Redis is asked to send
-    invalidations for every key to the shared connection."""
+    notifications, which redis-py asks for by default). Such a message is no
+    caller's answer: taken for one, it would shift every later answer to the
+    caller after its own. Here Redis is asked to send invalidations for every
+    key to the shared connection."""
     writes = SocketWrites()
     client = pipelining(AutoPipelineRedis.from_url(
         redis_url, decode_responses=True, connection_class=writes.connection_class()))
@@ -687,13 +687,12 @@ async def test_a_push_message_on_the_shared_connection_is_not_taken_for_an_answe
         await client.aclose()
 
 
-
 async def test_a_single_connection_client_runs_scripts_on_its_connection(
     redis_url: str,
 ) -> None:
     """With `single_connection_client=True` every command goes on the one
-    connection, but EVALSHA (every registered script) on the shared one: a
-    SELECT on the client does not reach the scripts."""
+    connection, registered scripts too: they see the database a SELECT on
+    it chose."""
     client = pipelining(AutoPipelineRedis.from_url(redis_url, decode_responses=True,
                                                    single_connection_client=True))
     get = client.register_script("return redis.call('GET', KEYS[1])")
