@@ -24,14 +24,14 @@ from pathlib import Path
 
 import aiohttp
 
-from bot.assembly.worker_process import WorkerSpec
+from bot.assembly.worker_process import SERVING, WorkerSpec
 from bot.assembly.workers import Restarts, run_workers
 from bot.core.settings import load_settings
 from tests.support.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 WEB_SECRET = "workers-web-secret"
-SERVING = re.compile(r"worker (\d+) \(pid (\d+)\) is serving")
+SERVING_LINE = re.compile(r"worker (\d+) \(pid (\d+)\) is serving")
 # Starting a worker imports the whole app: seconds on a busy machine.
 START_SECONDS = 90.0
 
@@ -106,7 +106,7 @@ class Supervised:
         """Each worker's pid, as its latest "is serving" line says."""
         found: dict[int, int] = {}
         for line in self.lines:
-            if match := SERVING.search(line):
+            if match := SERVING_LINE.search(line):
                 found[int(match[1])] = int(match[2])
         return found
 
@@ -218,9 +218,10 @@ def stubborn_worker(spec: WorkerSpec) -> None:
     """A worker that says it serves, then ignores SIGTERM: a straggler."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    spec.ready.send_bytes(b"serving")
+    # Logged before the supervisor hears of it, as a real worker does.
     print(f"worker {spec.settings.worker_index} (pid {os.getpid()}) is serving, stubbornly",
           file=sys.stderr, flush=True)
+    spec.ready.send_bytes(SERVING)
     while True:
         time.sleep(3600)
 
