@@ -18,7 +18,7 @@ import pytest
 import redis.asyncio as aioredis
 from redis._parsers import _AsyncRESP2Parser
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import InvalidResponse, ResponseError
 
 from context_store.redis_autopipeline import AutoPipelineRedis
 from context_store.redis_client import connect
@@ -62,10 +62,22 @@ async def proxy(redis_url: str) -> AsyncIterator[RedisProxy]:
         yield running
 
 
-def through(proxy: RedisProxy, **kwargs: Any) -> AutoPipelineRedis:
-    """A client whose connections go through `proxy`."""
-    return pipelining(AutoPipelineRedis.from_url(
-        proxy.url, decode_responses=True, **kwargs))
+@pytest.fixture
+async def new_client() -> AsyncIterator[Callable[..., AutoPipelineRedis]]:
+    """Builds pipelining clients (decoding answers, as `connect` does), closed
+    after the test whatever happens in it."""
+    made: list[AutoPipelineRedis] = []
+
+    def build(url: str, **kwargs: Any) -> AutoPipelineRedis:
+        made.append(pipelining(AutoPipelineRedis.from_url(url, decode_responses=True, **kwargs)))
+        return made[-1]
+
+    yield build
+    for client in made:
+        await client.aclose()
+
+
+NewClient = Callable[..., AutoPipelineRedis]
 
 
 def call(command: Awaitable[Any]) -> asyncio.Future[Any]:
@@ -83,15 +95,13 @@ async def loop_passes(n: int) -> None:
 
 @pytest.mark.parametrize("parser", ["hiredis", "python"])
 async def test_two_thousand_concurrent_commands_each_get_their_own_answer(
-    redis_url: str, redis_client: aioredis.Redis, parser: str
+    redis_url: str, redis_client: aioredis.Redis, client: AutoPipelineRedis,
+    new_client: NewClient, parser: str
 ) -> None:
     tasks = 400
     await redis_client.mset({f"pre:{i}": value(i) for i in range(tasks)})
-    if parser == "hiredis":
-        client = pipelining(connect(redis_url))
-    else:
-        client = pipelining(AutoPipelineRedis.from_url(redis_url, decode_responses=True,
-                                                       parser_class=_AsyncRESP2Parser))
+    if parser == "python":
+        client = new_client(redis_url, parser_class=_AsyncRESP2Parser)
     tagged_incr = client.register_script(
         "return redis.call('INCRBY', KEYS[1], ARGV[1]) .. ':' .. ARGV[2]")
     assert await tagged_incr(keys=["ctr:warm"], args=[1, "loaded"]) == "1:loaded"
@@ -117,15 +127,13 @@ async def test_two_thousand_concurrent_commands_each_get_their_own_answer(
     assert await redis_client.get("shared") == str(2 * tasks)
     assert await redis_client.mget([f"ctr:{i}" for i in range(tasks)]) == [
         str(i + 2) for i in range(tasks)]
-    await client.aclose()
 
 
 async def test_concurrent_commands_share_a_few_writes_and_a_lone_one_goes_out_at_once(
-    redis_url: str,
+    redis_url: str, new_client: NewClient
 ) -> None:
     writes = SocketWrites()
-    client = AutoPipelineRedis.from_url(redis_url, decode_responses=True,
-                                        connection_class=writes.connection_class())
+    client = new_client(redis_url, connection_class=writes.connection_class())
     assert await client.set("lone", "answer")
     since = len(writes.chunks)
     n = 1000
@@ -148,7 +156,6 @@ async def test_concurrent_commands_share_a_few_writes_and_a_lone_one_goes_out_at
         await asyncio.sleep(0)
     assert writes.commands_in(since) == [[["GET", "lone"]]]
     assert await asyncio.wait_for(lone, BOUND) == "answer"
-    await client.aclose()
 
 
 async def raised(command: Awaitable[Any]) -> str:
@@ -159,11 +166,10 @@ async def raised(command: Awaitable[Any]) -> str:
 
 
 async def test_an_error_reply_is_its_callers_alone_and_the_connection_carries_on(
-    redis_url: str, redis_client: aioredis.Redis
+    redis_url: str, redis_client: aioredis.Redis, new_client: NewClient
 ) -> None:
     writes = SocketWrites()
-    client = AutoPipelineRedis.from_url(redis_url, decode_responses=True,
-                                        connection_class=writes.connection_class())
+    client = new_client(redis_url, connection_class=writes.connection_class())
     await redis_client.rpush("list", "item")
     await redis_client.set("num", "5")
     wrongtype = "WRONGTYPE Operation against a key holding the wrong kind of value"
@@ -181,7 +187,6 @@ async def test_an_error_reply_is_its_callers_alone_and_the_connection_carries_on
         assert list(after) == [7, wrongtype]
         assert await client.get("num") == "7"
     assert writes.connections == 1
-    await client.aclose()
 
 
 # Cancellation
@@ -229,11 +234,11 @@ async def test_cancelled_callers_never_shift_the_answers_of_the_others(
 
 
 async def test_answers_in_transit_for_cancelled_callers_are_read_and_dropped(
-    proxy: RedisProxy, redis_client: aioredis.Redis
+    proxy: RedisProxy, redis_client: aioredis.Redis, new_client: NewClient
 ) -> None:
     n = 200
     await redis_client.mset({f"key:{i}": value(i) for i in range(n + 50)})
-    client = through(proxy)
+    client = new_client(proxy.url)
     assert await client.ping()
     proxy.hold_answers()
     in_flight = [call(client.get(f"key:{i}")) for i in range(n)]
@@ -259,7 +264,6 @@ async def test_answers_in_transit_for_cancelled_callers_are_read_and_dropped(
             assert task.result() == value(i)
     assert [task.result() for task in later] == [value(i) for i in reversed(range(n + 50))]
     assert await client.get("key:7") == value(7)
-    await client.aclose()
 
 
 # Lost connections
@@ -278,11 +282,11 @@ async def test_a_connection_killed_while_idle_is_replaced_for_the_next_command(
 
 
 async def test_commands_in_flight_when_redis_kills_the_connection_are_sent_once_more(
-    proxy: RedisProxy, redis_client: aioredis.Redis
+    proxy: RedisProxy, redis_client: aioredis.Redis, new_client: NewClient
 ) -> None:
     n = 100
     await redis_client.mset({f"key:{i}": value(i) for i in range(n)})
-    client = through(proxy)
+    client = new_client(proxy.url)
     assert await client.ping()
     proxy.hold_requests()
     incrs = [call(client.incr("counter")) for _ in range(n)]
@@ -299,16 +303,15 @@ async def test_commands_in_flight_when_redis_kills_the_connection_are_sent_once_
         assert await asyncio.gather(*gets) == [value(i) for i in range(n)]
     # The held requests never reached Redis: each INCR ran once, on the new connection.
     assert await redis_client.get("counter") == str(n)
-    await client.aclose()
 
 
 async def test_a_command_lost_twice_fails_with_a_connection_error_and_the_next_one_works(
-    proxy: RedisProxy, redis_client: aioredis.Redis
+    proxy: RedisProxy, redis_client: aioredis.Redis, new_client: NewClient
 ) -> None:
     await redis_client.set("k", "v")
     # RESP2 and no client info: a connection sends nothing of its own when it
     # opens, so the held second connection holds only the commands sent again.
-    client = through(proxy, protocol=2, driver_info=None)
+    client = new_client(proxy.url, protocol=2, driver_info=None)
     assert await client.ping()
     proxy.hold_requests()
     calls = [call(client.get("k")) for _ in range(20)]
@@ -322,7 +325,27 @@ async def test_a_command_lost_twice_fails_with_a_connection_error_and_the_next_o
     assert all(isinstance(r, RedisConnectionError) for r in results), results
     await proxy.flow()
     assert await asyncio.wait_for(client.get("k"), BOUND) == "v"
-    await client.aclose()
+
+
+async def test_an_answer_that_cannot_be_read_fails_the_commands_in_flight_once(
+    proxy: RedisProxy, redis_client: aioredis.Redis, new_client: NewClient
+) -> None:
+    """Bytes that are no Redis reply reach the client before the answers:
+    the commands in flight fail (sent again they would meet the same), none
+    runs twice, and the next command goes on a new connection."""
+    client = new_client(proxy.url)
+    assert await client.ping()
+    proxy.hold_answers()
+    calls = [call(client.incr("counter")) for _ in range(10)]
+    async with asyncio.timeout(BOUND):
+        await proxy.wait_until(
+            lambda: proxy.held_answers() >= sum(len(f":{n}\r\n") for n in range(1, 11)))
+        proxy.corrupt_answers(b"?not a reply\r\n")
+        await proxy.flow()
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        assert all(isinstance(r, InvalidResponse) for r in results), results
+        assert await client.incr("counter") == 11
+    assert proxy.accepted == 2
 
 
 async def test_connections_killed_under_load_never_give_a_caller_a_wrong_answer(
@@ -590,10 +613,10 @@ async def test_answers_are_parsed_as_redis_py_parses_them(
 
 
 async def test_closing_fails_pending_commands_and_leaves_no_task_or_socket_behind(
-    proxy: RedisProxy, redis_client: aioredis.Redis
+    proxy: RedisProxy, redis_client: aioredis.Redis, new_client: NewClient
 ) -> None:
     await redis_client.mset({f"key:{i}": value(i) for i in range(50)})
-    client = through(proxy)
+    client = new_client(proxy.url)
     assert await client.ping()
     proxy.hold_answers()
     in_flight = [call(client.get(f"key:{i}")) for i in range(50)]
@@ -662,7 +685,7 @@ async def test_more_concurrent_calls_of_an_unknown_script_than_the_pool_has_conn
 
 
 async def test_a_push_message_on_the_shared_connection_is_not_taken_for_an_answer(
-    redis_url: str, redis_client: aioredis.Redis
+    redis_url: str, redis_client: aioredis.Redis, new_client: NewClient
 ) -> None:
     """redis-py 8 speaks RESP3, where Redis may send messages of its own
     between answers (invalidations for client-side caching, maintenance
@@ -671,8 +694,7 @@ async def test_a_push_message_on_the_shared_connection_is_not_taken_for_an_answe
     caller after its own. Here Redis is asked to send invalidations for every
     key to the shared connection."""
     writes = SocketWrites()
-    client = pipelining(AutoPipelineRedis.from_url(
-        redis_url, decode_responses=True, connection_class=writes.connection_class()))
+    client = new_client(redis_url, connection_class=writes.connection_class())
     await redis_client.mset({"a": "A", "b": "B"})
     assert await client.get("a") == "A"
     (shared,) = [c for c in await redis_client.client_list()
@@ -684,17 +706,15 @@ async def test_a_push_message_on_the_shared_connection_is_not_taken_for_an_answe
         assert [await client.get("a"), await client.get("b")] == ["A", "B"]
     finally:
         await tracker.aclose()
-        await client.aclose()
 
 
 async def test_a_single_connection_client_runs_scripts_on_its_connection(
-    redis_url: str,
+    redis_url: str, new_client: NewClient
 ) -> None:
     """With `single_connection_client=True` every command goes on the one
     connection, registered scripts too: they see the database a SELECT on
     it chose."""
-    client = pipelining(AutoPipelineRedis.from_url(redis_url, decode_responses=True,
-                                                   single_connection_client=True))
+    client = new_client(redis_url, single_connection_client=True)
     get = client.register_script("return redis.call('GET', KEYS[1])")
     try:
         await client.set("where", "db0")
@@ -704,4 +724,3 @@ async def test_a_single_connection_client_runs_scripts_on_its_connection(
         assert await get(keys=["where"]) == "db1"
     finally:
         await client.flushall()
-        await client.aclose()

@@ -135,6 +135,12 @@ class RedisProxy:
     def held_answers(self) -> int:
         return sum(len(p.pending) for p in self._pumps if p.direction is self.answers)
 
+    def corrupt_answers(self, data: bytes) -> None:
+        """Put `data` before the answers held on every open connection."""
+        for pump in self._pumps:
+            if pump.direction is self.answers:
+                pump.pending[:0] = data
+
     async def flow(self) -> None:
         """Let everything through again, what was held first."""
         async with self._changed:
