@@ -14,18 +14,25 @@ import orjson
 from redis.asyncio.cluster import RedisCluster
 
 from bot.core.backoff import poll_until
-from bot.core.errors import LockTimeout
+from bot.core.errors import LockTimeout, StoreUnavailable
 from bot.core.model import Address, ChannelIdentity, HistoryEntry
 from bot.core.ports import LoadResult, Saved, StoreLimits
 from context_store import redis_scripts as lua
 from context_store.agents_redis import RedisAgentStore
 from context_store.bus_redis import RedisBus
 from context_store.keys import KeyBuilder, identity_member, parse_identity_member
-from context_store.redis_client import RedisClient, connect, run_redis, run_scripts
+from context_store.redis_client import (
+    RedisClient,
+    connect,
+    recheck_master,
+    run_redis,
+    run_scripts,
+)
 from context_store.redis_erase import RedisEraseMixin
 from context_store.redis_inbox import PARKED_KEEP_SECONDS, PARKED_MAX, RedisInboxMixin
 from context_store.redis_merge import RedisMergeMixin
 from context_store.redis_outbox import RedisOutboxMixin
+from context_store.redis_replicas import Replicated, Replication, replication_of
 
 __all__ = ["PARKED_KEEP_SECONDS", "PARKED_MAX", "RedisContextStore"]
 
@@ -41,8 +48,10 @@ class RedisContextStore(RedisInboxMixin, RedisOutboxMixin, RedisMergeMixin, Redi
         limits: StoreLimits | None = None,
         keys: KeyBuilder | None = None,
         inbox_stale_ms: int = 30_000,
+        replication: Replication | None = None,
     ) -> None:
         self.client = client
+        self.replicated = Replicated(client, replication or Replication())
         self.limits = limits or StoreLimits()
         self.keys = keys or KeyBuilder()
         self._init_inbox(inbox_stale_ms)
@@ -57,7 +66,13 @@ class RedisContextStore(RedisInboxMixin, RedisOutboxMixin, RedisMergeMixin, Redi
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisContextStore:
-        return cls(connect(url), **kwargs)
+        """A store on the Redis `url` names; `?replicas=N` on one Redis or
+        Sentinel: see `context_store.redis_replicas`."""
+        url, replication = replication_of(url)
+        client = connect(url)
+        if replication.replicas and isinstance(client, RedisCluster):
+            raise ValueError("replicas=N is for one Redis or a Sentinel set, not a cluster")
+        return cls(client, replication=replication, **kwargs)
 
     async def ping(self) -> None:
         if isinstance(self.client, RedisCluster):
@@ -123,6 +138,8 @@ class RedisContextStore(RedisInboxMixin, RedisOutboxMixin, RedisMergeMixin, Redi
                 await self.forward(identity, customer_id, str(reply[1]))
             return LoadResult(locked=False, moved=True)
         if reply[0] == 2:
+            if self.replicated.wanted and message_key:
+                await self._replicated_mark(k.seen(customer_id, message_key))
             return LoadResult(locked=False, duplicate=True)
         if reply[0] == 0:
             return LoadResult(locked=False)
@@ -168,11 +185,25 @@ class RedisContextStore(RedisInboxMixin, RedisOutboxMixin, RedisMergeMixin, Redi
         ]
         args.extend(orjson.dumps(e.to_json()) for e in entries)
         args.extend(outbox)
-        reply = await self._call(self._save, keys, args)
+        if self.replicated.wanted:
+            reply = await self.replicated.script(self._save, keys, args)
+        else:
+            reply = await self._call(self._save, keys, args)
         if reply[0] == 0:
+            if self.replicated.wanted:
+                # The lock may be on a master that is no longer one.
+                await recheck_master(self.client)
             return Saved(False)
         return Saved(True, first_seq=int(reply[1]), claimed=bool(reply[2]),
                      earlier=int(reply[3]))
+
+    async def _replicated_mark(self, seen: str) -> None:
+        """Before a redelivery is answered as processed: the mark is on the
+        master this connection talks to, and on the replicas (rewriting it
+        is the write that `WAIT` then waits for)."""
+        if await self.replicated.commands(lambda pipe: pipe.set(seen, "1", xx=True,
+                                                                keepttl=True)) is None:
+            raise StoreUnavailable("the message's mark is not on this master (a failover?)")
 
     async def extend_lock(self, customer_id: str, *, token: str, ttl_seconds: float) -> bool:
         key = self.keys.customer(customer_id, "lock")

@@ -10,7 +10,7 @@ import hiredis
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import Sentinel
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import NoBackoff
 from redis.exceptions import (
     ClusterDownError,
@@ -67,6 +67,7 @@ class Script(Protocol):
     """A registered Lua script (redis-py's, or the pipelining client's)."""
 
     sha: str
+    script: Any
 
     def __call__(self, keys: Any = ..., args: Any = ..., client: Any = ...) -> Awaitable[Any]: ...
 
@@ -182,6 +183,32 @@ def connect(url: str) -> RedisClient:
         hosts, password=password, decode_responses=True, retry=retry
     )
     master: aioredis.Redis = sentinel.master_for(
-        service, redis_class=AutoPipelineRedis, db=int(db or 0), password=password
+        service, redis_class=AutoPipelineRedis, connection_pool_class=_FailoverPool,
+        db=int(db or 0), password=password
     )
     return master
+
+
+class _FailoverPool(SentinelConnectionPool):
+    """redis-py's Sentinel pool, which finds the master anew for each new
+    connection but leaves connections already open where they are: one
+    held for good (the pipelining client's) would keep writing to the old
+    master, which accepts writes, and loses them, until Sentinel demotes it
+    seconds later. Here every connection is closed once the sentinels name
+    a new master, so the next command of each goes to it."""
+
+    async def get_master_address(self) -> Any:
+        known = self.master_address
+        address = await super().get_master_address()  # type: ignore[no-untyped-call]
+        if known is not None and address != known:
+            await self.disconnect(inuse_connections=True)
+        return address
+
+
+async def recheck_master(client: RedisClient) -> None:
+    """After a sign that the master may have changed (a write no replica
+    holds): ask the sentinels, and if they name another master, move every
+    connection to it. Nothing to do on one Redis or a cluster."""
+    pool = getattr(client, "connection_pool", None)
+    if isinstance(pool, _FailoverPool):
+        await run_redis(pool.get_master_address())

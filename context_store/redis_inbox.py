@@ -24,6 +24,7 @@ from bot.core.inbox import take_in_order
 from bot.core.ports import INBOX_PARTITIONS, InboxItem, StoreLimits
 from context_store.keys import KeyBuilder, check_partition, lane_partition
 from context_store.redis_client import RedisClient, run_redis
+from context_store.redis_replicas import Replicated
 
 _INBOX_GROUP = "segue-workers"
 PARKED_MAX = 1000
@@ -81,6 +82,7 @@ class RedisInboxMixin:
     client: RedisClient
     keys: KeyBuilder
     limits: StoreLimits
+    replicated: Replicated
     inbox_stale_ms: int
     _last_reclaim: float
 
@@ -93,22 +95,31 @@ class RedisInboxMixin:
         self._give_back = self.client.register_script(_GIVE_BACK)
 
     async def park(self, record: str) -> None:
-        async with self.client.pipeline(transaction=True) as pipe:
+        def write(pipe: Any) -> None:
             pipe.lpush(self.keys.parked(), record)
             pipe.ltrim(self.keys.parked(), 0, PARKED_MAX - 1)
             # Parked items hold customer text: kept no longer than customer data.
             pipe.expire(self.keys.parked(), self.limits.retention_seconds or PARKED_KEEP_SECONDS)
+
+        if self.replicated.wanted:
+            await self.replicated.commands(write)  # one key: in order, if not all at once
+            return
+        async with self.client.pipeline(transaction=True) as pipe:
+            write(pipe)
             await run_redis(pipe.execute())
 
     async def parked(self, limit: int) -> list[str]:
         return list(await run_redis(self.client.lrange(self.keys.parked(), 0, limit - 1)))
 
     async def inbox_add(self, payload: str, *, lane: str | None = None) -> str:
-        if lane is None:
-            return str(await run_redis(self.client.xadd(self.keys.inbox(), {"p": payload})))
-        partition = lane_partition(lane)
-        entry = await run_redis(self.client.xadd(self.keys.inbox_lane(partition), {"p": payload}))
-        return f"{partition}/{entry}"
+        partition = None if lane is None else lane_partition(lane)
+        stream = self.keys.inbox() if partition is None else self.keys.inbox_lane(partition)
+        if self.replicated.wanted:
+            # Queued is acknowledged (Slack's 200): on the replicas first.
+            entry = await self.replicated.commands(lambda pipe: pipe.xadd(stream, {"p": payload}))
+        else:
+            entry = await run_redis(self.client.xadd(stream, {"p": payload}))
+        return str(entry) if partition is None else f"{partition}/{entry}"
 
     async def inbox_take(self, consumer: str, *, count: int, block_ms: int) -> list[InboxItem]:
         return await take_in_order(self, consumer, count=count, block_ms=block_ms)
