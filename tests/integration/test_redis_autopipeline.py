@@ -452,10 +452,14 @@ async def test_a_flushed_script_is_loaded_again_also_by_calls_sharing_one_batch(
 # Blocking and stateful commands
 
 
-async def redis_blocks_a_client(plain: aioredis.Redis) -> None:
-    """Until Redis holds a client in a blocking command (it tells of no event:
-    it is asked again)."""
-    while int((await plain.info("clients"))["blocked_clients"]) < 1:
+async def blocked_clients(plain: aioredis.Redis) -> int:
+    return int((await plain.info("clients"))["blocked_clients"])
+
+
+async def redis_blocks_one_more_client(plain: aioredis.Redis, before: int) -> None:
+    """Until Redis holds one more client in a blocking command than `before`
+    (it tells of no event: it is asked again)."""
+    while await blocked_clients(plain) <= before:
         await asyncio.sleep(0.01)
 
 
@@ -473,8 +477,9 @@ async def test_a_blocked_command_does_not_hold_up_the_shared_connection(
     await redis_client.xgroup_create("stream", "group", id="$", mkstream=True)
     await redis_client.mset({f"key:{i}": value(i) for i in range(100)})
     async with asyncio.timeout(BOUND):
+        before = await blocked_clients(redis_client)
         blocked = call(BLOCKING[command](client))
-        await redis_blocks_a_client(redis_client)
+        await redis_blocks_one_more_client(redis_client, before)
         for _ in range(3):
             answers = await asyncio.gather(*(client.get(f"key:{i}") for i in range(100)))
             assert answers == [value(i) for i in range(100)]
