@@ -43,9 +43,12 @@ def request_bytes(*commands: tuple[Any, ...]) -> int:
     return sum(len(hiredis.pack_command(c)) for c in commands)
 
 
-def pipelining(client: aioredis.Redis | Any) -> AutoPipelineRedis:
+def pipelining(client: object) -> AutoPipelineRedis:
     assert isinstance(client, AutoPipelineRedis)
     return client
+
+
+NewClient = Callable[..., AutoPipelineRedis]
 
 
 @pytest.fixture
@@ -63,7 +66,7 @@ async def proxy(redis_url: str) -> AsyncIterator[RedisProxy]:
 
 
 @pytest.fixture
-async def new_client() -> AsyncIterator[Callable[..., AutoPipelineRedis]]:
+async def new_client() -> AsyncIterator[NewClient]:
     """Builds pipelining clients (decoding answers, as `connect` does), closed
     after the test whatever happens in it."""
     made: list[AutoPipelineRedis] = []
@@ -75,9 +78,6 @@ async def new_client() -> AsyncIterator[Callable[..., AutoPipelineRedis]]:
     yield build
     for client in made:
         await client.aclose()
-
-
-NewClient = Callable[..., AutoPipelineRedis]
 
 
 def call(command: Awaitable[Any]) -> asyncio.Future[Any]:
