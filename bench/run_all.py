@@ -45,8 +45,9 @@ BENCHMARKS = (
     Benchmark("workers", "bench.workers", "workers"),
     Benchmark("cluster", "bench.cluster", "Redis Cluster vs one Redis"),
 )
-# Each benchmark's time limit, by size: the whole full run takes about 8
-# minutes on two cores.
+# Each benchmark's time limit, by size: a hung benchmark (a reply that never
+# comes) costs this much of a run, which takes 5 to 7 minutes in full on two
+# busy cores, and the slowest benchmark (workers) about 2 of them.
 TIME_LIMIT_SECONDS = {"full": 300, "quick": 120, "tiny": 90}
 STOP_GRACE_SECONDS = 30
 
@@ -87,7 +88,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_const", const="quick", dest="size",
                         help="smaller loads and fewer rounds (about 2 minutes)")
     parser.add_argument("--size", choices=sorted(SIZES),
-                        help="full (the default, about 8 minutes), quick, or tiny (checks "
+                        help="full (the default, 5 to 7 minutes), quick, or tiny (checks "
                              "the tool only)")
     parser.add_argument("--only", help="comma-separated benchmarks: "
                         + ", ".join(b.name for b in BENCHMARKS))
