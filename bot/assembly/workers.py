@@ -9,10 +9,10 @@ without SO_REUSEPORT and lets it go: a port in use (by another Segue too,
 whose workers would otherwise silently share it with these) fails there,
 with one clear message, and port 0 becomes a real port every worker uses.
 
-Workers share what one process keeps across its connections through Redis
-(conversations, locks, limits, the bus), as separate `segue run` processes
-do, and the connections per client address through an `AddressTable` in
-shared memory. Only worker 0 polls Telegram (`Settings.worker_index`).
+Workers share conversations, locks, the shared limits and the bus through
+Redis, as separate `segue run` processes do, and their counts of connections
+per client address through an `AddressTable` in shared memory. Only worker 0
+polls Telegram (`Settings.worker_index`).
 
 The supervisor starts every worker, starts again one that dies (at once if
 it had been serving, else after a doubling pause: 1 s up to 30 s), and gives
@@ -73,9 +73,10 @@ def run_workers(settings: Settings, **supervision: Any) -> int:
 
 
 def claimable_port(host: str, port: int) -> int:
-    """Bind host:port as a worker will but without sharing it, then let go:
-    raises OSError as the workers would fail, and as they would not if
-    another server's sockets share the port. The port (0: one chosen now)."""
+    """Bind host:port as a worker will, but without SO_REUSEPORT, then let
+    go. Raises OSError where the workers would fail to listen, and also where
+    they would not: another server's SO_REUSEPORT sockets listen there (the
+    workers would silently split its traffic). The port (0: one chosen now)."""
     infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
                                flags=socket.AI_PASSIVE)
     for family, kind, proto, _, address in infos:
