@@ -295,7 +295,12 @@ class WebChatConnector:
             identity, new_customer_id(), provisional_ttl=PROVISIONAL_SECONDS)
         history = await self.store.history(customer_id, self.options.history_replay)
         client.session, client.user, client.customer_id = session, user, customer_id
-        await self.sockets.register(client)
+        try:
+            await self.sockets.register(client)
+        except BaseException:
+            # Refused for a passing reason (the store): the same hello may come again.
+            client.session = client.user = client.customer_id = None
+            raise
         # A fresh signature on every hello: an active session never expires.
         token = self._signer.sign({"s": session, "u": user})
         await client.ws.send_json({"type": "session", "session": token, "customer": customer_id})

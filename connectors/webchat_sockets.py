@@ -109,10 +109,11 @@ class WebSockets:
     async def register(self, client: WebClient) -> None:
         """A socket that has its session now."""
         assert client.session is not None
-        first = not self.open.get(client.session)
-        self.open.add(client)
-        if first and self.presence is not None:
+        if not self.open.get(client.session) and self.presence is not None:
+            # Counted as open only once the store knows: a refused hello
+            # leaves nothing behind and may be sent again.
             await self.presence.opened([client.session])
+        self.open.add(client)
 
     async def unregister(self, client: WebClient) -> None:
         """A socket that closed."""

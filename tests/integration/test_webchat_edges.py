@@ -13,9 +13,13 @@ from typing import Any
 import aiohttp
 import pytest
 
+from bot.core.errors import StoreUnavailable
 from bot.core.model import Image, Outbound
 from bot.core.policy import TurnContext
-from tests.support.app_server import RunningApp
+from context_store.agents_redis import RedisAgentStore
+from context_store.redis import RedisContextStore
+from context_store.redis_client import connect
+from tests.support.app_server import RunningApp, serve_segue, web_settings
 from tests.support.handoff_rig import AgentClient, agent, agent_frame, hand_off, running
 from tests.support.policies import EchoMenuPolicy
 from tests.support.webchat_client import WebChatClient, raw_hello
@@ -287,3 +291,43 @@ async def test_every_refusal_carries_a_message_a_person_can_read(
     assert [r["code"] for r in refusals] == ["bad_frame", "hello_required", "rate_limited"]
     for refusal in refusals:
         assert isinstance(refusal["message"], str) and len(refusal["message"]) > 10, refusal
+
+
+class RefusesOnePresence(RedisContextStore):
+    """A Redis store whose first record of an open socket is refused, as
+    Redis refuses when it is briefly out of reach."""
+
+    def __init__(self, client: Any) -> None:
+        super().__init__(client)
+        self.refusals = 1
+
+    def agent_store(self) -> RedisAgentStore:
+        store = self
+
+        class Refusing(RedisAgentStore):
+            async def touch_web(self, sessions: Any, worker: str, ttl_seconds: float) -> None:
+                if store.refusals:
+                    store.refusals -= 1
+                    raise StoreUnavailable("Redis is unreachable: refused for the test")
+                await super().touch_web(sessions, worker, ttl_seconds)
+
+        return Refusing(self.client, prefix=self.keys.prefix)
+
+
+async def test_a_hello_refused_for_a_passing_reason_can_be_sent_again(
+    redis_url: str, http: aiohttp.ClientSession
+) -> None:
+    store = RefusesOnePresence(connect(redis_url))
+    async with serve_segue(web_settings(redis_url), store=store,
+                           policy=EchoMenuPolicy()) as app:
+        ws = await http.ws_connect(app.ws_url)
+        client = WebChatClient(ws)
+        await client.send({"type": "hello"})
+        refused = await client.receive()
+        assert refused["type"] == "error" and refused["code"] == "store_unavailable", refused
+        # The same hello again, on the same socket: a session this time.
+        await client.hello()
+        assert client.session and client.customer
+        (reply,) = await client.turn("where is it")
+        assert reply["text"] == "You said: where is it"
+        await client.close()
