@@ -20,6 +20,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
+import aiohttp
 from aiohttp import ClientError, web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
@@ -108,6 +109,7 @@ class SlackConnector:
         self._inbox_options = inbox_options
         self._worker: inbox.InboxWorker | None = None
         self._socket_mode: Any = None
+        self._http: aiohttp.ClientSession | None = None
         self._notices: set[asyncio.Task[None]] = set()
         # Without a signing secret HTTP events are off (Socket Mode only);
         # a random secret keeps them from ever being accepted anyway.
@@ -135,6 +137,12 @@ class SlackConnector:
         app.router.add_post(ROUTE, self.events)
 
     async def start(self) -> None:
+        if self.client.session is None:
+            # One connection pool for every Web API call: without it
+            # slack_sdk opens a session, and a TLS connection, per call.
+            self._http = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.client.timeout))
+            self.client.session = self._http
         if self._worker is None:
             self._worker = inbox.shared_worker(self.store, self._inbox_options)
             self._worker.register(CHANNEL, self.handle_item)
@@ -157,6 +165,10 @@ class SlackConnector:
         for task in notices:
             task.cancel()
         await asyncio.gather(*notices, return_exceptions=True)
+        if self._http is not None:
+            http, self._http = self._http, None
+            self.client.session = None
+            await http.close()
 
     # Inbound half: verify, queue, acknowledge.
 

@@ -57,6 +57,7 @@ class ApiCall:
     at: float  # time.monotonic() when received
     status: int  # what the fake answered
     response: dict[str, Any]
+    peer: str = ""  # the caller's address and port: one per connection
 
 
 @dataclass(slots=True)
@@ -196,7 +197,9 @@ class FakeSlackApi:
             # The app hung up while the call was held: it never reached Slack.
             return web.json_response({"ok": False, "error": "request_abandoned"}, status=499)
         status, body, headers = self._answer(method, args, token)
-        await self._record(ApiCall(method, args, token, time.monotonic(), status, body))
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        await self._record(ApiCall(method, args, token, time.monotonic(), status, body,
+                                   f"{peer[0]}:{peer[1]}" if peer else ""))
         return web.json_response(body, status=status, headers=headers)
 
     def _answer(

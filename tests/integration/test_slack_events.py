@@ -75,6 +75,18 @@ async def test_dm_conversation_runs_several_turns_and_a_button_press(
         assert all(r["channel"] == "D024BE91L" for r in replies)
 
 
+async def test_replies_share_one_connection_to_the_web_api(
+    slack_api: FakeSlackApi, redis_store: RedisContextStore
+) -> None:
+    async with running_segue(slack_api, redis_store) as rig:
+        for n, text in enumerate(("hi", "where is my order", "A1001", "thanks")):
+            assert (await rig.post_event(dm(text, event_id=f"Ev1{n}"))).status == 200
+            await rig.replies(n + 1)
+    peers = {c.peer for c in slack_api.calls_to("chat.postMessage")}
+    # Kept alive between calls, not a new connection (and TLS handshake) each.
+    assert len(peers) == 1, peers
+
+
 async def test_mention_in_a_channel_is_answered_in_its_thread(
     slack_api: FakeSlackApi, redis_store: RedisContextStore
 ) -> None:
