@@ -81,10 +81,9 @@ class ShardReader:
         self._map_is_stale = True
         pubsub, self._pubsub = self._pubsub, None
         node, self._node = self._node, None
-        try:
-            if pubsub is not None:
-                await pubsub.aclose()
-            if node is not None:
-                await node.aclose()
-        except Exception:  # already broken; nothing else to release
-            log.debug("closing a broken shard subscription failed", exc_info=True)
+        for closing in (pubsub, node):
+            try:
+                if closing is not None:
+                    await closing.aclose()
+            except Exception:  # already broken; nothing else to release
+                log.debug("closing a broken shard subscription failed", exc_info=True)

@@ -23,6 +23,7 @@ from context_store.bus_redis import RedisBus
 from context_store.keys import KeyBuilder, identity_member, parse_identity_member
 from context_store.redis_client import (
     RedisClient,
+    close_client,
     connect,
     recheck_master,
     run_redis,
@@ -83,7 +84,7 @@ class RedisContextStore(RedisInboxMixin, RedisOutboxMixin, RedisMergeMixin, Redi
             await run_redis(self.client.ping())
 
     async def close(self) -> None:
-        await self.client.aclose()
+        await close_client(self.client)
 
     def agent_store(self) -> RedisAgentStore:
         """Agents' accounts, queue and presence, on this store's connections."""

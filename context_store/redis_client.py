@@ -205,6 +205,16 @@ class _FailoverPool(SentinelConnectionPool):
         return address
 
 
+async def close_client(client: RedisClient) -> None:
+    """Close the client's connections, and for Sentinel the connections to
+    the sentinels too (redis-py leaves those open)."""
+    pool = getattr(client, "connection_pool", None)
+    await client.aclose()
+    if isinstance(pool, SentinelConnectionPool):
+        for sentinel in pool.sentinel_manager.sentinels:
+            await sentinel.aclose()
+
+
 async def recheck_master(client: RedisClient) -> None:
     """After a sign that the master may have changed (a write no replica
     holds): ask the sentinels, and if they name another master, move every
