@@ -2,7 +2,10 @@
 
 The turn's Lua scripts are in `context_store.redis_scripts`; the inbox and
 the parked items in `context_store.redis_inbox`; the outbox in
-`context_store.redis_outbox`.
+`context_store.redis_outbox`; merge in `context_store.redis_merge` and erase
+in `context_store.redis_erase`, each as steps that touch one hash slot at a
+time, as a Redis Cluster requires (the client: `context_store.redis_client`);
+acknowledging only what replicas hold in `context_store.redis_replicas`.
 """
 
 from __future__ import annotations
@@ -270,9 +273,11 @@ class RedisContextStore(RedisInboxMixin, RedisOutboxMixin, RedisMergeMixin, Redi
             raise LockTimeout(f"customer {customer_id} stayed locked")
 
     async def unlink(self, customer_id: str, identity: ChannelIdentity) -> None:
-        key = self.keys.identity(identity)
-        if await self._run(self.client.get(key)) == customer_id:
-            await self._run(self.client.delete(key))
+        # Two slots, so two steps; the mapping first (deleted only if it
+        # still names this customer). The other way round, a crash between
+        # would leave the identity resolving to a customer that no longer
+        # lists it, and answering `moved` to every turn.
+        await self._call(self._drop_mapping, [self.keys.identity(identity)], [customer_id])
         members = self.keys.customer(customer_id, "identities")
         await self._run(self.client.srem(members, identity_member(identity)))
 
