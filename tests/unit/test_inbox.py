@@ -189,7 +189,13 @@ async def out_of_lane(store: ContextStore, lane: str) -> int:
     """How many items of `lane`'s partition are handed out, unacknowledged."""
     partition = lane_partition(lane)
     if isinstance(store, RedisContextStore):
-        summary = await store.client.xpending(store.keys.inbox_lane(partition), "segue-workers")
+        stream = store.keys.inbox_lane(partition)
+        if not await store.client.exists(stream):
+            return 0  # the worker has not read the partition yet: nothing handed out
+        groups = {g["name"] for g in await store.client.xinfo_groups(stream)}
+        if "segue-workers" not in groups:
+            return 0
+        summary = await store.client.xpending(stream, "segue-workers")
         return int(summary["pending"])
     assert isinstance(store, MemoryContextStore)
     return len(store._partitions[partition].pending)
