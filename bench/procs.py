@@ -81,7 +81,9 @@ class _Server:
 
     async def listening(self, port: int) -> None:
         """Wait until `port` answers; fail at once if the process exits."""
-        waiting = asyncio.ensure_future(wait_for_port(port))
+        # Several servers starting side by side on a busy machine can take
+        # longer than `wait_for_port`'s own 30 s.
+        waiting = asyncio.ensure_future(wait_for_port(port, LISTEN_TIMEOUT_SECONDS))
         while not waiting.done():
             if self.proc.poll() is not None:
                 waiting.cancel()
