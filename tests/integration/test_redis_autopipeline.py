@@ -21,7 +21,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import InvalidResponse, ResponseError
 
 from context_store.redis_autopipeline import AutoPipelineRedis
-from context_store.redis_client import connect
+from context_store.redis_client import connect, run_scripts
 from tests.support.redis_server import free_port, redis_server
 from tests.support.redis_wire import RedisProxy, SocketWrites
 
@@ -447,6 +447,25 @@ async def test_a_flushed_script_is_loaded_again_also_by_calls_sharing_one_batch(
         assert await lock.extend(5)
         await lock.release()
         assert await redis_client.exists("a-lock") == 0
+
+
+async def test_scripts_run_side_by_side_share_one_write_and_answer_in_order(
+    redis_url: str, redis_client: aioredis.Redis, new_client: NewClient
+) -> None:
+    """`run_scripts`, as the stores call it, on scripts Redis has forgotten."""
+    writes = SocketWrites()
+    client = new_client(redis_url, connection_class=writes.connection_class())
+    incr = client.register_script("return redis.call('INCRBY', KEYS[1], ARGV[1])")
+    tagged = client.register_script("return KEYS[1] .. '=' .. ARGV[1]")
+    assert await client.ping()
+    await redis_client.script_flush()
+    since = len(writes.chunks)
+    async with asyncio.timeout(BOUND):
+        answers = await run_scripts(client, (incr, ["n"], [5]), (tagged, ["a"], ["b"]),
+                                    (incr, ["m"], [2]), (tagged, ["c"], ["d"]))
+    assert answers == [5, "a=b", 2, "c=d"]
+    first = writes.commands_in(since)[0]
+    assert [command[0] for command in first] == ["EVALSHA"] * 4
 
 
 # Blocking and stateful commands
