@@ -244,6 +244,8 @@ class AutoPipelineRedis(aioredis.Redis):
                 except Exception as exc:  # lost, or a reply that cannot be parsed
                     await self._lost(link, exc)
                     return
+                if link.lost:  # the writer found the connection lost meanwhile
+                    return
                 if isinstance(response, ReadOnlyError):
                     # A master that became a replica (Sentinel failover): the
                     # command goes again to whatever is master now.

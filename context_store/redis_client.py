@@ -145,6 +145,12 @@ class _HiredisSSLConnection(_HiredisPacking, aioredis.SSLConnection):
     pass
 
 
+# Connections for what does not go on the pipelining client's shared one
+# (pipelines, blocking reads), and how long a command waits for one.
+POOL_CONNECTIONS = 100
+POOL_WAIT_SECONDS = 5
+
+
 def connect(url: str) -> RedisClient:
     """A client for `redis://`, `rediss://`, `unix://`, `redis+sentinel://` or
     `redis+cluster://` URLs.
@@ -164,9 +170,13 @@ def connect(url: str) -> RedisClient:
             extra["connection_class"] = (
                 _HiredisSSLConnection if url.startswith("rediss://") else _HiredisConnection
             )
-        client: aioredis.Redis = AutoPipelineRedis.from_url(
-            url, decode_responses=True, retry=retry, socket_connect_timeout=2, **extra
+        # A burst of pipelines (many web chat hellos at once) waits a moment
+        # for a pooled connection instead of failing at the pool's cap.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, decode_responses=True, retry=retry, socket_connect_timeout=2,
+            max_connections=POOL_CONNECTIONS, timeout=POOL_WAIT_SECONDS, **extra
         )
+        client: aioredis.Redis = AutoPipelineRedis.from_pool(pool)
         return client
     rest = url.removeprefix("redis+sentinel://")
     auth, _, rest = rest.rpartition("@")

@@ -748,3 +748,27 @@ async def test_a_single_connection_client_runs_scripts_on_its_connection(
         assert await get(keys=["where"]) == "db1"
     finally:
         await client.flushall()
+
+
+async def test_a_burst_of_pipelines_past_the_pools_size_waits_for_connections(
+    redis_url: str,
+) -> None:
+    """Pipelines (and blocking reads) use pooled connections: a burst of more
+    of them than the pool holds (many web chat hellos at once) waits a moment
+    for a connection instead of failing at the pool's cap."""
+    client = connect(redis_url)
+    pool = client.connection_pool
+    assert pool.max_connections == 100
+
+    async def one(i: int) -> list[Any]:
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.zadd(f"burst:{i}", {"worker": i})
+            pipe.expire(f"burst:{i}", 60)
+            return list(await pipe.execute())
+
+    try:
+        async with asyncio.timeout(BOUND):
+            answers = await asyncio.gather(*(one(i) for i in range(300)))
+        assert answers == [[1, True]] * 300
+    finally:
+        await client.aclose()
