@@ -82,6 +82,9 @@ class WebChatOptions:
     max_text_length: int = 4096
     history_replay: int = 200
     session_max_age_seconds: int = 30 * 86400
+    # Worker processes sharing the port: the kernel spreads one address's
+    # sockets over them, so each counts its share of the per-address rate.
+    workers: int = 1
 
 
 class WebChatStore(TurnStore, ConversationReader, Protocol):
@@ -104,7 +107,8 @@ class WebChatConnector:
         self.links = links
         self._signer = TokenSigner(options.secret, "session")
         self._per_session = LocalBuckets(MESSAGES_PER_SESSION, enabled=options.rate_limits)
-        self._per_address = LocalBuckets(MESSAGES_PER_ADDRESS, enabled=options.rate_limits)
+        self._per_address = LocalBuckets(MESSAGES_PER_ADDRESS.share(options.workers),
+                                         enabled=options.rate_limits)
         # Room for the longest text however it is escaped (12 bytes for a
         # character outside the BMP as a \\u surrogate pair), so an allowed
         # text is never cut off by the frame limit; longer texts get

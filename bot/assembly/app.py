@@ -114,6 +114,7 @@ def web_chat_options(settings: Settings, web_secret: str) -> WebChatOptions:
         max_text_length=settings.max_text_length,
         history_replay=settings.history_replay,
         session_max_age_seconds=settings.session_max_age_days * 86400,
+        workers=settings.workers,
     )
 
 

@@ -37,6 +37,14 @@ class Rate:
     burst: float
     per_second: float
 
+    def share(self, holders: int) -> Rate:
+        """One of `holders` equal parts of this rate (for each of the
+        processes that count it side by side, so that together they hold
+        the whole), never less than one token at once."""
+        if holders <= 1:
+            return self
+        return Rate(max(1.0, self.burst / holders), self.per_second / holders)
+
 
 # Defaults sized for a busy office behind one address: fifty people starting
 # chats and talking at once, at a person's pace, stay well inside them.

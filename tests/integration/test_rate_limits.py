@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 import aiohttp
+import pytest
 import redis.asyncio as aioredis
 
 from context_store import RedisContextStore
@@ -230,3 +231,31 @@ async def test_the_61st_request_for_a_person_from_one_address_is_not_queued(
         assert set(waiting) == {client.customer for client in queued}
         assert last.customer not in waiting
         await last.close()
+
+
+@pytest.mark.parametrize("workers", [1, 4])
+async def test_each_of_several_workers_holds_its_share_of_an_addresses_message_rate(
+    redis_url: str, http: aiohttp.ClientSession, workers: int
+) -> None:
+    """With `--workers N` the kernel spreads one address's sockets over the N
+    workers; each counts 1/N of the per-address rate, so together they hold
+    the whole. Here one process is one of four: 200 messages from one
+    address at once (10 on each of 20 sessions, within each session's own
+    burst) pass with one worker; as one of four it passes about a quarter of
+    the address's burst of 400."""
+    async with serve_echo(redis_url, workers=workers) as app:
+        clients = [await WebChatClient.connect(http, app.ws_url) for _ in range(20)]
+        outcomes = await asyncio.gather(*(
+            flood(client, {f"s{n}-{i}": f"message {i}" for i in range(10)})
+            for n, client in enumerate(clients)))
+        frames = [frame for got in outcomes for frame in got.values()]
+        accepted = sum(frame["type"] == "ack" for frame in frames)
+        for frame in frames:
+            if frame["type"] != "ack":
+                assert_rate_limited(frame)
+        if workers == 1:
+            assert accepted == 200
+        else:
+            assert 100 <= accepted <= 105, accepted
+        for client in clients:
+            await client.close()
