@@ -80,6 +80,37 @@ def _pack(args: tuple[Any, ...]) -> bytes:
     return packed
 
 
+def _text(script: Any) -> str:
+    return script.decode() if isinstance(script, bytes) else str(script)
+
+
+# Runs each script of `_combined` with its own KEYS and ARGV, cut from the
+# call's: ARGV[1] is how many, then each one's key and argument counts.
+_RUN_EACH = """
+local n = tonumber(ARGV[1])
+local k, a = 1, 2 + 2 * n
+local answers = {}
+for i = 1, n do
+  local nk, na = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
+  local keys, args = {}, {}
+  for j = 1, nk do keys[j] = KEYS[k]; k = k + 1 end
+  for j = 1, na do args[j] = ARGV[a]; a = a + 1 end
+  local answer = each[i](keys, args)
+  if answer == nil then answer = false end
+  answers[i] = answer
+end
+return answers
+"""
+
+
+def _combined(texts: tuple[str, ...]) -> str:
+    """One script that runs `texts` in order, each as a function whose
+    parameters shadow the globals KEYS and ARGV it was written against."""
+    bodies = "".join(f"each[{i}] = function(KEYS, ARGV)\n{text}\nend\n"
+                     for i, text in enumerate(texts, start=1))
+    return "local each = {}\n" + bodies + _RUN_EACH
+
+
 class SharedScript:
     """A Lua script run by its SHA1 on the shared connection, loaded again if
     Redis no longer knows it (a restart, SCRIPT FLUSH); what redis-py's
@@ -173,11 +204,31 @@ class AutoPipelineRedis(aioredis.Redis):
         self._waiting: list[_Command] = []
         self._link: _Link | None = None
         self._writer: asyncio.Task[None] | None = None
+        self._together: dict[tuple[str, ...], SharedScript] = {}
 
     def register_script(self, script: str | bytes | memoryview[int]) -> Any:
         if self.single_connection_client:
             return super().register_script(script)
         return SharedScript(self, bytes(script) if isinstance(script, memoryview) else script)
+
+    async def run_together(self, calls: Sequence[tuple[Any, Sequence[Any], Sequence[Any]]]
+                           ) -> list[Any]:
+        """Several scripts (each `(script, keys, args)`) as one: one command
+        instead of one each, on a single Redis where keys of any slot may
+        meet in a script. Each runs as alone, with its own KEYS and ARGV;
+        together they are atomic. Their answers, in order."""
+        texts = tuple(_text(script.script) for script, _, _ in calls)
+        together = self._together.get(texts)
+        if together is None:
+            together = self._together[texts] = SharedScript(self, _combined(texts))
+        keys: list[Any] = []
+        args: list[Any] = [len(calls)]
+        for _, call_keys, call_args in calls:
+            args += [len(call_keys), len(call_args)]
+        for _, call_keys, call_args in calls:
+            keys += call_keys
+            args += call_args
+        return list(await together(keys=keys, args=args))
 
     async def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> Any:
         if self.single_connection_client:

@@ -79,9 +79,12 @@ ScriptCall: TypeAlias = tuple[Script, list[str], list[Any]]
 async def run_scripts(client: RedisClient, *calls: ScriptCall) -> list[Any]:
     """Scripts in one round trip, each run on its own (not a transaction:
     their keys may be in different cluster slots); their answers in order."""
+    if isinstance(client, AutoPipelineRedis) and not client.single_connection_client:
+        # A single Redis: one command (their keys may be of any slot here).
+        together: list[Any] = await run_redis(client.run_together(calls))
+        return together
     if isinstance(client, AutoPipelineRedis | RedisCluster):
-        # Calls made in the same moment already share one write; on a
-        # cluster, each goes to its slot's node, side by side (redis-py's
+        # On a cluster, each goes to its slot's node, side by side (redis-py's
         # cluster pipeline refuses EVALSHA).
         return list(await asyncio.gather(
             *(run_redis(script(keys=keys, args=args)) for script, keys, args in calls)))
