@@ -25,7 +25,7 @@ import aiohttp
 from bench.cpu import cpu_seconds
 from bench.procs import SEGUE_ENV, segue_command, started
 from bench.table import Row, Sizes, count, row_main
-from bench.webchat_turns import TEXTS, Result, median
+from bench.webchat_turns import TEXTS, Result, median, summary
 from bot.core.model import HistoryEntry
 from bot.core.ports import StoreLimits
 from context_store.redis import RedisContextStore
@@ -121,13 +121,7 @@ async def drive_sessions(url: str, sessions: list[Session],
         start.set()
         await asyncio.gather(*tasks)
         elapsed = time.perf_counter() - began
-    latencies.sort()
-
-    def pct(p: float) -> float:
-        return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000
-
-    result = Result(len(latencies) / elapsed, pct(0.50), pct(0.95), pct(0.99))
-    return result, statistics.median(hellos) * 1000
+    return summary(latencies, elapsed), statistics.median(hellos) * 1000
 
 
 def one_round(url: str, pid: int, sessions: list[Session], messages: int) -> GroupRound:

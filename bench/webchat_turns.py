@@ -101,12 +101,17 @@ async def drive(url: str, clients: int, messages: int) -> Result:
         start.set()
         await asyncio.gather(*tasks)
         elapsed = time.perf_counter() - began
-    latencies.sort()
+    return summary(latencies, elapsed)
+
+
+def summary(latencies: list[float], elapsed: float) -> Result:
+    """Throughput and percentiles (ms) of answers that took `latencies` seconds."""
+    ordered = sorted(latencies)
 
     def pct(p: float) -> float:
-        return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000
+        return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000
 
-    return Result(len(latencies) / elapsed, pct(0.50), pct(0.95), pct(0.99))
+    return Result(len(ordered) / elapsed, pct(0.50), pct(0.95), pct(0.99))
 
 
 def median(results: list[Result]) -> Result:
