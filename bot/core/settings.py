@@ -32,6 +32,12 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # `text`: one readable line per record; `json`: one JSON object per line,
+    # for a log collector.
+    log_format: Literal["text", "json"] = "text"
+    # Levels per component over `log_level`: "connectors.telegram=DEBUG,
+    # context_store=WARNING" (logger names; a name covers those under it).
+    log_levels: str | None = None
     # `segue run --workers N`: N processes serving one port, supervised. More
     # than one needs Redis: each process would keep its own memory store.
     workers: int = Field(default=1, ge=1, le=MAX_WORKERS)
@@ -126,6 +132,13 @@ class Settings(BaseSettings):
             raise ValueError(problem)
         return value
 
+    @field_validator("log_levels")
+    @classmethod
+    def _log_levels_pairs(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_log_levels(value)
+        return value
+
     @field_validator("telegram_webhook_secret")
     @classmethod
     def _webhook_secret_chars(cls, value: SecretStr | None) -> SecretStr | None:
@@ -161,6 +174,25 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The YAML file arrives as init arguments; the environment wins over it.
         return env_settings, init_settings
+
+
+LOG_LEVEL_NAMES = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def parse_log_levels(text: str) -> dict[str, str]:
+    """`log_levels` as {logger name: level name}; a ValueError names the
+    first entry that is not `name=LEVEL` with a known level."""
+    levels: dict[str, str] = {}
+    for entry in text.split(","):
+        if not entry.strip():
+            continue
+        name, sep, level = entry.partition("=")
+        name, level = name.strip(), level.strip().upper()
+        if not sep or not name or level not in LOG_LEVEL_NAMES:
+            raise ValueError(f"{entry.strip()!r} is not logger=LEVEL with LEVEL one of "
+                             + ", ".join(LOG_LEVEL_NAMES))
+        levels[name] = level
+    return levels
 
 
 CLUSTER_SCHEME = "redis+cluster://"
