@@ -29,98 +29,181 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="SEGUE_", extra="forbid")
 
-    host: str = "127.0.0.1"
-    port: int = Field(default=8080, ge=0, le=65535)
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    # `text`: one readable line per record; `json`: one JSON object per line,
-    # for a log collector.
-    log_format: Literal["text", "json"] = "text"
-    # Levels per component over `log_level`: "connectors.telegram=DEBUG,
-    # context_store=WARNING" (logger names; a name covers those under it).
-    log_levels: str | None = None
-    # `segue run --workers N`: N processes serving one port, supervised. More
-    # than one needs Redis: each process would keep its own memory store.
-    workers: int = Field(default=1, ge=1, le=MAX_WORKERS)
-    # Which of those workers this process is (0 to N-1), set by the
-    # supervisor; unset in a process started on its own. Telegram allows one
-    # getUpdates caller at a time, so only worker 0 (or a lone process) polls.
-    worker_index: int | None = Field(default=None, ge=0, lt=MAX_WORKERS)
+    host: str = Field(default="127.0.0.1", description="Address `segue run` listens on.")
+    port: int = Field(default=8080, ge=0, le=65535, description="Port `segue run` listens on.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Level of the log.")
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="`text`: one readable line per record; `json`: one JSON object per line, "
+                    "for a log collector.")
+    log_levels: str | None = Field(
+        default=None,
+        description="Levels per component over `log_level`, as logger=LEVEL pairs: "
+                    "`connectors.telegram=DEBUG,context_store=WARNING` (a logger name covers "
+                    "those under it).")
+    workers: int = Field(
+        default=1, ge=1, le=MAX_WORKERS,
+        description="Worker processes `segue run` starts on its port, supervised; more than "
+                    "one needs `redis_url`.")
+    # Telegram allows one getUpdates caller at a time, hence only one poller.
+    worker_index: int | None = Field(
+        default=None, ge=0, lt=MAX_WORKERS,
+        description="Which worker this process is, set by `segue run --workers` in each; only "
+                    "worker 0 (or a process without it) polls Telegram: a separate process "
+                    "sets 1 to leave polling to another.")
 
-    redis_url: SecretStr | None = None
+    redis_url: SecretStr | None = Field(
+        default=None,
+        description="The store: `redis://`, `rediss://`, `unix://`, `redis+sentinel://` or "
+                    "`redis+cluster://` URL (`?replicas=N` waits for N replicas); unset: "
+                    "the in-memory store of this process.")
 
-    telegram_token: SecretStr | None = None
-    telegram_mode: Literal["webhook", "polling"] = "polling"
-    telegram_webhook_secret: SecretStr | None = None
-    telegram_webhook_url: str | None = None
-    # Telegram sends the next update only once the last is answered when this
-    # is 1, which keeps each customer's messages in the order they wrote them
-    # whichever worker answers; more connections trade that order for speed.
-    telegram_webhook_max_connections: int = Field(default=1, ge=1, le=100)
-    telegram_api_url: str = "https://api.telegram.org"
-    # For "continue on Telegram" links (https://t.me/<username>?start=...).
-    telegram_bot_username: str | None = None
+    telegram_token: SecretStr | None = Field(
+        default=None, description="Bot token from BotFather; set, it enables Telegram.")
+    telegram_mode: Literal["webhook", "polling"] = Field(
+        default="polling",
+        description="`polling`: Segue asks Telegram for updates; `webhook`: Telegram posts "
+                    "them to `/telegram/webhook`.")
+    telegram_webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="Required in webhook mode: every update must carry it in "
+                    "`X-Telegram-Bot-Api-Secret-Token` (1-256 letters, digits, `_`, `-`).")
+    telegram_webhook_url: str | None = Field(
+        default=None,
+        description="Public URL of `/telegram/webhook`; set, Segue calls `setWebhook` with it "
+                    "and the secret at start.")
+    # More connections would let a customer's updates overtake each other on
+    # different workers.
+    telegram_webhook_max_connections: int = Field(
+        default=1, ge=1, le=100,
+        description="`max_connections` given to `setWebhook`: 1 keeps each customer's "
+                    "messages in the order written; more trades that order for throughput.")
+    telegram_api_url: str = Field(
+        default="https://api.telegram.org",
+        description="Bot API server base; a self-hosted Bot API server's URL otherwise.")
+    telegram_bot_username: str | None = Field(
+        default=None,
+        description="The bot's username, for \"continue on Telegram\" links "
+                    "(`https://t.me/<username>?start=...`).")
 
-    slack_bot_token: SecretStr | None = None
-    slack_signing_secret: SecretStr | None = None
-    slack_app_token: SecretStr | None = None
-    slack_api_url: str = "https://slack.com/api/"
+    slack_bot_token: SecretStr | None = Field(
+        default=None, description="Bot token (`xoxb-...`); set, it enables Slack.")
+    slack_signing_secret: SecretStr | None = Field(
+        default=None,
+        description="Verifies every request to `/slack/events`; unset: HTTP events are off "
+                    "(Socket Mode only).")
+    slack_app_token: SecretStr | None = Field(
+        default=None,
+        description="App-level token (`xapp-...`); set, Slack events arrive over Socket Mode.")
+    slack_api_url: str = Field(default="https://slack.com/api/", description="Web API base.")
 
-    # Server-only: web chat sessions and resume links are signed with keys
-    # derived from it, one per purpose. Never given to a host site.
-    webchat_secret: SecretStr | None = None
-    # The only key a host site gets: it signs its visitors' identity tokens.
-    webchat_identity_secret: SecretStr | None = None
-    # Comma-separated origins whose pages may embed the chat; unset: any page.
-    webchat_allowed_origins: str | None = None
-    public_url: str | None = None
+    # Keys are derived from it per purpose, so it is never handed out.
+    webchat_secret: SecretStr | None = Field(
+        default=None,
+        description="Server-only key that signs web chat sessions and resume links; unset: a "
+                    "random one per start (sessions end on restart). The same on every worker.")
+    webchat_identity_secret: SecretStr | None = Field(
+        default=None,
+        description="The only key a host site gets: it signs its signed-in visitors' identity "
+                    "tokens; unset: identity tokens are refused.")
+    webchat_allowed_origins: str | None = Field(
+        default=None,
+        description="Comma-separated origins (`https://shop.example`) whose pages may open the "
+                    "web chat socket; unset: any site, with a warning at start.")
+    public_url: str | None = Field(
+        default=None,
+        description="The server's public base URL (`https://segue.example.com`), for the "
+                    "\"continue on the web\" links the bot shows.")
 
-    # Protection against floods and slow clients (README "Security").
-    # `off` turns every per-client limit off (benchmarks, a trusted gateway).
-    rate_limits: Literal["on", "off"] = "on"
-    # The header a trusted reverse proxy sets to the client's address
-    # (`X-Forwarded-For`: its last entry; `X-Real-IP`). Unset: the peer address.
-    # Only set it behind a proxy that overwrites the header: clients can send it too.
-    trusted_proxy_header: str | None = None
-    # Mark the console cookie `Secure`: set it when Segue is served over HTTPS
-    # (a TLS-terminating proxy). Direct TLS, or `X-Forwarded-Proto: https`
-    # with `trusted_proxy_header` set, marks it too.
-    cookie_secure: bool = False
-    http_header_timeout_seconds: float = Field(default=10.0, gt=0)
-    http_body_timeout_seconds: float = Field(default=30.0, gt=0)
-    http_keepalive_timeout_seconds: float = Field(default=15.0, gt=0)
-    max_connections_per_address: int = Field(default=256, gt=0)
-    # Customer text goes to the log only at DEBUG and only when this is true.
-    log_customer_text: bool = False
+    rate_limits: Literal["on", "off"] = Field(
+        default="on",
+        description="`off` turns every per-client limit off (a benchmark, a trusted gateway "
+                    "that limits on its own).")
+    # Clients can send the header too: trusting it without a proxy that
+    # overwrites it lets them pick their own address.
+    trusted_proxy_header: str | None = Field(
+        default=None,
+        description="Behind a reverse proxy that overwrites it: the header holding the "
+                    "client's address (`X-Forwarded-For`: its last entry; `X-Real-IP`); "
+                    "unset: the TCP peer.")
+    cookie_secure: bool = Field(
+        default=False,
+        description="Mark the console cookie `Secure`: set it when served over HTTPS through "
+                    "a proxy (`X-Forwarded-Proto: https` with `trusted_proxy_header` does too).")
+    http_header_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="A request's headers must arrive within this.")
+    http_body_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="A request's body must arrive within this.")
+    http_keepalive_timeout_seconds: float = Field(
+        default=15.0, gt=0, description="Idle keep-alive connections are closed after this.")
+    max_connections_per_address: int = Field(
+        default=256, gt=0, description="Connections open at once per client address.")
+    log_customer_text: bool = Field(
+        default=False,
+        description="Let customer text appear in the log (at DEBUG only); off: never.")
 
-    # Limits and retention.
-    max_text_length: int = Field(default=4096, gt=0)
-    history_max: int = Field(default=1000, gt=0, description="entries kept per customer")
-    history_replay: int = Field(default=200, gt=0, description="entries sent on reconnect")
-    retention_days: int = Field(default=90, ge=0, description="0 keeps customer data forever")
-    session_max_age_days: int = Field(default=30, gt=0)
-    lock_ttl_seconds: float = Field(default=30.0, gt=0)
-    lock_wait_seconds: float = Field(default=10.0, gt=0)
-    dedup_ttl_seconds: int = Field(default=3 * 86400, gt=0)
+    max_text_length: int = Field(
+        default=4096, gt=0, description="Longest customer or agent message accepted, in "
+                                        "characters.")
+    history_max: int = Field(
+        default=1000, gt=0, description="History entries kept per customer.")
+    history_replay: int = Field(
+        default=200, gt=0, description="History entries a web chat gets on (re)connect.")
+    retention_days: int = Field(
+        default=90, ge=0,
+        description="Customer data expires this long after their last message; 0 keeps it "
+                    "forever.")
+    session_max_age_days: int = Field(
+        default=30, gt=0, description="A web chat session token is accepted this long.")
+    lock_ttl_seconds: float = Field(
+        default=30.0, gt=0,
+        description="How long a worker's hold on a customer lasts if it dies mid-turn; then "
+                    "another worker takes over.")
+    lock_wait_seconds: float = Field(
+        default=10.0, gt=0,
+        description="How long a turn waits for a customer another turn holds.")
+    dedup_ttl_seconds: int = Field(
+        default=3 * 86400, gt=0,
+        description="How long a message id is remembered, so a redelivery is not processed "
+                    "again.")
 
-    dialogs_dir: str = "dialogs"
-    demo_orders: str = "config/demo_orders.json"
-    # A remote Rasa action server (its webhook URL); unset: actions run in-process.
-    action_server_url: str | None = None
-    action_timeout_seconds: float = Field(default=5.0, gt=0)
-    # An external NLU service (a Rasa NLU server's /model/parse); unset: built-in.
-    nlu_url: str | None = None
-    nlu_threshold: float = Field(default=0.45, ge=0, le=1)
+    dialogs_dir: str = Field(
+        default="dialogs", description="Directory of the dialogs: flows, intents and responses.")
+    demo_orders: str = Field(
+        default="config/demo_orders.json",
+        description="Orders the demo bot's order-status action looks up.")
+    action_server_url: str | None = Field(
+        default=None,
+        description="A remote Rasa action server's webhook URL; unset: actions run in-process.")
+    action_timeout_seconds: float = Field(
+        default=5.0, gt=0,
+        description="How long a call to the action server or the NLU service may take.")
+    nlu_url: str | None = Field(
+        default=None,
+        description="An external NLU service (a Rasa NLU server's `/model/parse`); unset: the "
+                    "built-in one.")
+    nlu_threshold: float = Field(
+        default=0.45, ge=0, le=1,
+        description="Intent confidence below which the fallback answers.")
 
-    # Handoff to people. `agents` creates console accounts at start-up:
-    # "name:password[:agent|admin],..." (a secret: it holds passwords).
-    agents: SecretStr | None = None
-    agent_session_hours: float = Field(default=12.0, gt=0)
+    agents: SecretStr | None = Field(
+        default=None,
+        description="Console accounts created at start-up: `name:password[:agent|admin],...` "
+                    "(a secret: it holds passwords).")
+    agent_session_hours: float = Field(
+        default=12.0, gt=0, description="A console login lasts this long.")
     agent_login_max_failures: int = Field(
-        default=5, gt=0, description="per (username, address) before each try waits longer")
-    agent_login_max_failures_per_address: int = Field(default=20, gt=0)
-    agent_login_window_seconds: int = Field(default=900, gt=0)
-    # Told to customers who ask for a person while no agent is online.
-    business_hours: str = "Monday to Friday, 9:00-17:00"
+        default=5, gt=0,
+        description="Failed logins per (username, address) before each try waits longer.")
+    agent_login_max_failures_per_address: int = Field(
+        default=20, gt=0,
+        description="Failed logins per client address within `agent_login_window_seconds`.")
+    agent_login_window_seconds: int = Field(
+        default=900, gt=0, description="The window failed logins are counted in.")
+    business_hours: str = Field(
+        default="Monday to Friday, 9:00-17:00",
+        description="Told to customers who ask for a person while no agent is online.")
 
     @field_validator("redis_url")
     @classmethod
@@ -174,6 +257,33 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The YAML file arrives as init arguments; the environment wins over it.
         return env_settings, init_settings
+
+
+# The settings by topic, in the order the configuration reference shows them
+# (`python -m bot.assembly.config_reference`); every field is in one group.
+SETTING_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Server and logs", ("host", "port", "log_level", "log_format", "log_levels", "workers",
+                         "worker_index")),
+    ("Store", ("redis_url",)),
+    ("Telegram", ("telegram_token", "telegram_mode", "telegram_webhook_secret",
+                  "telegram_webhook_url", "telegram_webhook_max_connections",
+                  "telegram_api_url", "telegram_bot_username")),
+    ("Slack", ("slack_bot_token", "slack_signing_secret", "slack_app_token", "slack_api_url")),
+    ("Web chat", ("webchat_secret", "webchat_identity_secret", "webchat_allowed_origins",
+                  "public_url")),
+    ("Protection against floods and slow clients",
+     ("rate_limits", "trusted_proxy_header", "cookie_secure", "http_header_timeout_seconds",
+      "http_body_timeout_seconds", "http_keepalive_timeout_seconds",
+      "max_connections_per_address", "log_customer_text")),
+    ("Limits and retention", ("max_text_length", "history_max", "history_replay",
+                              "retention_days", "session_max_age_days", "lock_ttl_seconds",
+                              "lock_wait_seconds", "dedup_ttl_seconds")),
+    ("Dialogs", ("dialogs_dir", "demo_orders", "action_server_url", "action_timeout_seconds",
+                 "nlu_url", "nlu_threshold")),
+    ("Handoff to people", ("agents", "agent_session_hours", "agent_login_max_failures",
+                           "agent_login_max_failures_per_address",
+                           "agent_login_window_seconds", "business_hours")),
+)
 
 
 LOG_LEVEL_NAMES = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
