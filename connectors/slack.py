@@ -36,7 +36,7 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from bot.core import inbox, metrics
+from bot.core import inbox, metrics, turn_log
 from bot.core.direct_answers import DirectAnswers
 from bot.core.engine import Engine
 from bot.core.errors import BadInput, ConnectorError, StoreUnavailable
@@ -46,12 +46,15 @@ from bot.core.settings import Settings
 from connectors.http_errors import refuse
 from connectors.slack_parse import (
     CHANNEL,
+    KIND_MAX,
+    event_turn_id,
     inbound_from_json,
     inbound_to_json,
     interaction_kind,
     missing_part,
     parse_action,
     parse_event,
+    request_kind,
     response_url_allowed,
     well_formed,
 )
@@ -69,8 +72,6 @@ TIMESTAMP_HEADER = "X-Slack-Request-Timestamp"
 SIGNATURE_HEADER = "X-Slack-Signature"
 # How far a request's timestamp may be from now, as slack_sdk checks it.
 SIGNATURE_WINDOW_SECONDS = 5 * 60
-# How much of a payload or event type the log keeps.
-KIND_MAX = 40
 # How long a message shortcut's notice may take to reach its response URL.
 NOTICE_TIMEOUT_SECONDS = 10
 # What Bolt may raise while it parses a verified body into a request.
@@ -261,23 +262,25 @@ class SlackConnector:
     async def _on_event(
         self, body: dict[str, Any], context: AsyncBoltContext, ack: AsyncAck
     ) -> None:
-        try:
-            inbound = parse_event(body, bot_user_id=context.bot_user_id)
-        except BadInput as exc:
-            # Refused but acknowledged: any other answer and Slack only sends
-            # the same event again, three times.
-            metrics.BAD_INPUT.labels(CHANNEL, exc.code).inc()
-            log.warning("Slack event refused (%s): %s", exc.code, exc.message)
-            inbound = None
-        if inbound is not None:
-            await self._queue(inbound)
-        await ack()
+        with turn_log.turn(event_turn_id(body), channel=CHANNEL):
+            try:
+                inbound = parse_event(body, bot_user_id=context.bot_user_id)
+            except BadInput as exc:
+                # Refused but acknowledged: any other answer and Slack only
+                # sends the same event again, three times.
+                metrics.BAD_INPUT.labels(CHANNEL, exc.code).inc()
+                log.warning("Slack event refused (%s): %s", exc.code, exc.message)
+                inbound = None
+            if inbound is not None:
+                await self._queue(inbound)
+            await ack()
 
     async def _on_action(self, body: dict[str, Any], ack: AsyncAck) -> None:
         inbound = parse_action(body)
-        if inbound is not None:
-            await self._queue(inbound)
-        await ack()
+        with turn_log.turn(inbound.message_id if inbound else None, channel=CHANNEL):
+            if inbound is not None:
+                await self._queue(inbound)
+            await ack()
 
     async def _queue(self, inbound: Inbound) -> None:
         # Before the ack: once Slack has its 200 it never sends this again.
@@ -287,7 +290,7 @@ class SlackConnector:
     async def _on_error(self, error: Exception) -> BoltResponse | None:
         if isinstance(error, BoltUnhandledRequestError):
             log.warning("Slack request not handled (%s); answered %s",
-                        _request_kind(error.body), _status(error.current_response))
+                        request_kind(error.body), _status(error.current_response))
             return None  # Bolt's own answer (404) stands
         if isinstance(error, StoreUnavailable):
             log.warning("store unavailable; Slack will deliver again: %s", error)
@@ -298,6 +301,11 @@ class SlackConnector:
     async def handle_item(self, data: dict[str, Any]) -> None:
         """Run the turn of one queued message, then deliver its replies."""
         inbound = inbound_from_json(data)
+        # The id the request that queued it was logged under.
+        with turn_log.turn(inbound.message_id, channel=CHANNEL):
+            await self._handle(inbound)
+
+    async def _handle(self, inbound: Inbound) -> None:
         if len(inbound.text) > self.max_text_length:
             # Refused with a word to the customer, once however often Slack
             # delivers it; nothing of it is stored.
@@ -344,16 +352,6 @@ def _bolt_request(raw: bytes, request: web.Request) -> AsyncBoltRequest | None:
     if not bolt_request.body or not well_formed(bolt_request.body):
         return None
     return bolt_request
-
-
-def _request_kind(body: Mapping[str, Any]) -> str:
-    """What a request is, for the log: its payload type, and the event type of
-    an event, never a field a user could have typed."""
-    kind = body.get("type")
-    event = body.get("event")
-    event_type = event.get("type") if isinstance(event, dict) else None
-    parts = [p for p in (kind, event_type) if isinstance(p, str)]
-    return "/".join(p[:KIND_MAX] for p in parts) or "no type"
 
 
 def _retry_num(request: AsyncBoltRequest) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -15,6 +16,8 @@ from bot.core.model import Address, ChannelIdentity, Inbound
 from connectors.slack_render import ACTION_PREFIX
 
 CHANNEL = "slack"
+# How much of a payload or event type the log keeps.
+KIND_MAX = 40
 
 # Interaction payloads by their `type`; slash commands have none and are
 # told by their `command` field. Of all these Segue takes only the presses
@@ -266,6 +269,23 @@ def _from_a_person(event: dict[str, Any], bot_user_id: str | None) -> bool:
     if subtype is not None and subtype not in CUSTOMER_SUBTYPES:
         return False
     return event.get("user") is not None and event.get("user") != bot_user_id
+
+
+def request_kind(body: Mapping[str, Any]) -> str:
+    """What a request is, for the log: its payload type, and the event type of
+    an event, never a field a user could have typed."""
+    kind = body.get("type")
+    event = body.get("event")
+    event_type = event.get("type") if isinstance(event, dict) else None
+    parts = [p for p in (kind, event_type) if isinstance(p, str)]
+    return "/".join(p[:KIND_MAX] for p in parts) or "no type"
+
+
+def event_turn_id(body: Mapping[str, Any]) -> str | None:
+    """The turn id of an event's log lines: its `event_id`, which
+    `parse_event` makes the message's id too (None: a random one)."""
+    event_id = body.get("event_id")
+    return event_id if isinstance(event_id, str) and event_id else None
 
 
 def inbound_to_json(inbound: Inbound) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from aiogram.utils.token import TokenValidationError
 from aiohttp import web
 from pydantic import ValidationError
 
-from bot.core import metrics
+from bot.core import metrics, turn_log
 from bot.core.delivery import Senders
 from bot.core.direct_answers import DirectAnswers
 from bot.core.engine import APOLOGY, Engine
@@ -50,6 +50,7 @@ from connectors.telegram_updates import (
     failed_record,
     ignored,
     origin_of,
+    turn_id_of,
     unreadable_reason,
     unreadable_record,
     update_id_of,
@@ -138,6 +139,11 @@ class TelegramConnector:
         self.dispatcher = Dispatcher(disable_fsm=True, name="segue-telegram")
         self.dispatcher.include_router(self.handlers.router())
         self._polling: asyncio.Task[None] | None = None
+        # Polling: the next getUpdates offset (it confirms every update
+        # before it), whether updates are being handled, and whether to stop.
+        self._offset: int | None = None
+        self._updates_in_hand = False
+        self._stop_polling = False
 
     # Lifecycle.
 
@@ -165,13 +171,42 @@ class TelegramConnector:
             )
             log.info("Telegram webhook set")
 
-    async def stop(self) -> None:
+    async def stop(self, grace_seconds: float = 25.0) -> None:
+        """Stop polling, then close the Bot API client. An update in hand is
+        handled to its end (up to `grace_seconds`), the updates handled are
+        confirmed to Telegram, and the rest stay with Telegram for the next
+        poller: none is lost, none answered twice."""
         if self._polling is not None:
-            self._polling.cancel()
+            task, self._polling = self._polling, None
+            self._stop_polling = True
+            if not self._updates_in_hand:
+                task.cancel()  # waiting for updates: nothing in hand
+            done, _ = await asyncio.wait([task], timeout=grace_seconds)
+            if not done:
+                log.warning("Telegram update in hand cut off after %.0f s: it comes again",
+                            grace_seconds)
+                task.cancel()
             with suppress(asyncio.CancelledError):
-                await self._polling
-            self._polling = None
+                await task
+            await self._confirm_handled()
         await self.bot.session.close()
+
+    async def _confirm_handled(self) -> None:
+        """getUpdates with the next offset and no wait: Telegram forgets the
+        updates handled; those it returns are left for the next poller."""
+        if self._offset is None:
+            log.info("Telegram polling stopped")
+            return
+        try:
+            await self.bot(RawUpdates(offset=self._offset, timeout=0,
+                                      allowed_updates=ALLOWED_UPDATES))
+        except AiogramError as exc:
+            # Handled again after a restart, where the engine's dedup
+            # keeps its turn from running twice.
+            log.warning("Telegram updates handled could not be confirmed: %s",
+                        describe(exc, self.bot.token))
+            return
+        log.info("Telegram polling stopped; updates before %d confirmed", self._offset)
 
     # Outbound half.
 
@@ -201,13 +236,12 @@ class TelegramConnector:
         return web.json_response({"status": outcome.value}, status=status)
 
     async def _poll(self) -> None:
-        offset: int | None = None
         failures = 0
-        while True:
+        while not self._stop_polling:
             try:
                 updates = await self.bot(
                     RawUpdates(
-                        offset=offset,
+                        offset=self._offset,
                         timeout=self.options.poll_timeout_seconds,
                         allowed_updates=ALLOWED_UPDATES,
                     ),
@@ -217,9 +251,14 @@ class TelegramConnector:
                 log.warning("getUpdates failed: %s", describe(exc, self.bot.token))
                 failures += 1
             else:
-                offset, accepted_all = await self._accept_in_order(updates, offset)
+                self._updates_in_hand = True
+                try:
+                    self._offset, accepted_all = await self._accept_in_order(
+                        updates, self._offset)
+                finally:
+                    self._updates_in_hand = False
                 failures = 0 if accepted_all else failures + 1
-            if failures:
+            if failures and not self._stop_polling:
                 delay = self.options.retry_delay_seconds * 2 ** min(failures - 1, 10)
                 await asyncio.sleep(min(delay, self.options.retry_delay_max_seconds))
 
@@ -230,6 +269,8 @@ class TelegramConnector:
         is confirmed (by the next getUpdates offset) only once it is accepted;
         the first one that is not is fetched again, and those after it too."""
         for data in updates:
+            if self._stop_polling:
+                break  # stopping: the rest are fetched by the next poller
             update_id = update_id_of(data)
             if update_id is None:
                 # Telegram numbers every update; without a number there is
@@ -244,14 +285,19 @@ class TelegramConnector:
     async def accept_json(self, data: dict[str, Any]) -> Outcome:
         """One update as Telegram sent it (with an `update_id`): read, then
         accepted, or parked at once if this aiogram cannot read it."""
-        try:
-            update = Update.model_validate(data, context={"bot": self.bot})
-        except (ValidationError, RecursionError) as exc:
-            return await self._unreadable(data, exc)
-        return await self.accept(update)
+        with turn_log.turn(turn_id_of(update_id_of(data)), channel=CHANNEL):
+            try:
+                update = Update.model_validate(data, context={"bot": self.bot})
+            except (ValidationError, RecursionError) as exc:
+                return await self._unreadable(data, exc)
+            return await self.accept(update)
 
     async def accept(self, update: Update) -> Outcome:
         """Process one update; `ACCEPTED` means it must not be delivered again."""
+        with turn_log.turn(turn_id_of(update.update_id), channel=CHANNEL):
+            return await self._accept(update)
+
+    async def _accept(self, update: Update) -> Outcome:
         try:
             _ = update.event_type  # raises for a kind aiogram does not know
         except UpdateTypeLookupError:

@@ -258,6 +258,12 @@ def failed_record(update: Update, error: str, attempts: int) -> str:
     )
 
 
+def turn_id_of(update_id: int | None) -> str | None:
+    """The turn id of an update's lines: its update id, which is also the
+    id of its message to the engine (None: a random one)."""
+    return None if update_id is None else str(update_id)
+
+
 def update_id_of(data: object) -> int | None:
     """The `update_id` of what may be an update as Telegram sends it."""
     if not isinstance(data, dict):

@@ -12,6 +12,7 @@ import logging
 import math
 import secrets
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -19,7 +20,7 @@ from urllib.parse import urlsplit
 import orjson
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from bot.core import metrics
+from bot.core import metrics, turn_log
 from bot.core.bus import Bus
 from bot.core.engine import Engine, Turn
 from bot.core.errors import (
@@ -174,6 +175,7 @@ class WebChatConnector:
         ws = web.WebSocketResponse(heartbeat=30, max_msg_size=self._max_frame, compress=False)
         await ws.prepare(request)
         client = WebClient(ws, client_address(request, self.options.trusted_proxy_header))
+        self.sockets.opened(client)
         # From the handshake, not from the last frame: refused frames do not
         # keep a socket without a session open.
         hello_by = asyncio.get_running_loop().time() + HELLO_WITHIN_SECONDS
@@ -192,7 +194,10 @@ class WebChatConnector:
                     await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"hello expected")
                     break
                 if msg.type == WSMsgType.TEXT:
-                    await self._on_text(client, msg.data)
+                    # A random turn id: a message's own is its client's choice.
+                    with turn_log.turn(channel=CHANNEL, customer_id=client.customer_id):
+                        await self.sockets.in_hand(client,
+                                                   partial(self._on_text, client, msg.data))
                 elif msg.type == WSMsgType.BINARY:
                     await self._refuse(client, BadInput("bad_frame", "frames must be JSON text"))
                 elif msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED,

@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from bot.core import metrics
+from bot.core import metrics, turn_log
 from bot.core.conversation import ConversationState
 from bot.core.delivery import Batch, OutboundSender, Reply, Senders, encode
 from bot.core.errors import LockLost
@@ -108,8 +108,9 @@ class Engine:
 
     async def handle(self, inbound: Inbound) -> Turn:
         """Process and deliver one inbound message."""
-        turn = await self.process(inbound)
-        await self.deliver(turn)
+        with turn_log.ensure_turn(channel=inbound.channel):
+            turn = await self.process(inbound)
+            await self.deliver(turn)
         return turn
 
     async def customer_of(self, identity: ChannelIdentity) -> str:
@@ -121,15 +122,19 @@ class Engine:
         duplicate). Store errors propagate so the connector can refuse the
         message and have it sent again."""
         started = time.perf_counter()
-        for _ in range(3):
-            customer_id = await self.customer_of(inbound.identity)
-            turn = await self._process_as(customer_id, inbound)
-            if turn is not None:
-                break
-            # The customer was merged or erased since we cached its id.
-            self.customers.forget(inbound.identity)
-        else:
-            raise LockLost(f"the customer of {inbound.identity} keeps moving")
+        with turn_log.ensure_turn(channel=inbound.channel):
+            for _ in range(3):
+                customer_id = await self.customer_of(inbound.identity)
+                # From here on, the turn's lines (the connector's, after this
+                # returns, too) name the customer.
+                turn_log.identify(customer_id)
+                turn = await self._process_as(customer_id, inbound)
+                if turn is not None:
+                    break
+                # The customer was merged or erased since we cached its id.
+                self.customers.forget(inbound.identity)
+            else:
+                raise LockLost(f"the customer of {inbound.identity} keeps moving")
         outcome = "duplicate" if turn.duplicate else "processed"
         metrics.turns(inbound.channel, outcome).inc()
         if not turn.duplicate:
@@ -146,6 +151,7 @@ class Engine:
             if loaded.moved:
                 return None
             if loaded.duplicate:
+                log.debug("a message handled before came again: answered once only")
                 return Turn(customer_id=customer_id, duplicate=True, address=inbound.address)
             try:
                 state = ConversationState.from_json(loaded.state)
@@ -169,6 +175,8 @@ class Engine:
                 raise
         if not saved:
             raise LockLost(f"lock of customer {customer_id} expired before the turn was saved")
+        # Counts only: what was said stays out of the log.
+        log.debug("turn saved with %d replies", len(replies))
         batch = self.locks.batch(customer_id, token, outgoing, loaded, saved)
         turn = Turn(customer_id, False, inbound.address, tuple(replies), batch=batch)
         for hook in self.hooks:
@@ -186,6 +194,8 @@ class Engine:
         """Step 8: send each reply to the address the customer wrote from,
         from the outbox the turn saved them in (a turn made by hand, with no
         batch, is sent directly)."""
+        if turn.replies:
+            log.debug("delivering %d replies on %s", len(turn.replies), turn.address.channel)
         if turn.batch is not None:
             await self.outbox.deliver(turn.batch)
             return
