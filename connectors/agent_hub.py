@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.core import metrics
 from bot.core.bus import Bus
 from bot.handoff.accounts import AgentAuth, AgentError
 from bot.handoff.desk import AGENTS_TOPIC
@@ -56,6 +57,8 @@ class AgentHub:
             self._heartbeat = asyncio.create_task(self._refresh())
 
     async def stop(self) -> None:
+        """Close every console with 1012; again, a no-op."""
+        running = self._heartbeat is not None
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             await asyncio.gather(self._heartbeat, return_exceptions=True)
@@ -63,7 +66,13 @@ class AgentHub:
         consoles, self._consoles = list(self._consoles), set()
         for console in consoles:
             await self._quietly(self.agents.drop_agent(console.agent.username, self.worker))
-            await console.ws.close(code=1001, message=b"server shutting down")
+        # 1012, service restart: the console reconnects, to another worker
+        # or to the next process. Closed together: each waits for its
+        # console's answer to the close.
+        await asyncio.gather(*(console.ws.close(code=1012, message=b"server restarting")
+                               for console in consoles))
+        if running or consoles:
+            log.info("closed %d agent consoles (1012)", len(consoles))
 
     async def on_event(self, event: dict[str, Any]) -> None:
         for console in list(self._consoles):
@@ -79,6 +88,9 @@ class AgentHub:
         await ws.prepare(request)
         console = _Console(ws, agent, token)
         self._consoles.add(console)
+        # Counted here, not from `_consoles`: `stop` empties that set at once,
+        # while each console is uncounted as its own handler ends.
+        metrics.AGENT_CONSOLES.inc()
         try:
             await self.agents.touch_agent(agent.username, self.worker, self.presence_ttl_seconds)
             await ws.send_json({"type": "hello", "agent": {
@@ -86,6 +98,7 @@ class AgentHub:
             async for _ in ws:
                 pass  # the console only listens; its actions go through the HTTP API
         finally:
+            metrics.AGENT_CONSOLES.dec()
             self._consoles.discard(console)
             if not any(c.agent.username == agent.username for c in self._consoles):
                 await self._quietly(self.agents.drop_agent(agent.username, self.worker))

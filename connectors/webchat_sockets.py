@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.core import metrics
 from bot.core.bus import Bus
 from connectors.webchat_frames import WebClient
 from connectors.webchat_presence import WebPresence
@@ -18,6 +19,9 @@ from connectors.webchat_presence import WebPresence
 log = logging.getLogger(__name__)
 
 BUS_TOPIC = "webchat"
+# Service restart (RFC 6455): the widget and the console reconnect soon, to
+# another worker or to the next process.
+SERVICE_RESTART = 1012
 
 
 @dataclass(slots=True)
@@ -28,14 +32,18 @@ class OpenSockets:
 
     def add(self, client: WebClient) -> None:
         assert client.session is not None
-        self.by_session.setdefault(client.session, set()).add(client)
+        clients = self.by_session.setdefault(client.session, set())
+        if client not in clients:
+            clients.add(client)
+            metrics.WEBCHAT_SOCKETS.inc()
 
     def discard(self, client: WebClient) -> None:
         if client.session is None:
             return
         clients = self.by_session.get(client.session)
-        if clients is not None:
+        if clients is not None and client in clients:
             clients.discard(client)
+            metrics.WEBCHAT_SOCKETS.dec()
             if not clients:
                 del self.by_session[client.session]
 
@@ -62,26 +70,74 @@ class WebSockets:
             bus.subscribe(BUS_TOPIC, self._on_bus_frame)
         self._heartbeat: asyncio.Task[None] | None = None
         self._stopping = False
+        # Every socket open here, hello said or not, and those handling a
+        # frame (each with the event of its end).
+        self._all: set[WebClient] = set()
+        self._in_hand: dict[WebClient, asyncio.Event] = {}
 
     async def start(self) -> None:
         if self.presence is not None and self._heartbeat is None:
             self._heartbeat = asyncio.create_task(self._refresh_presence(self.presence))
 
-    async def stop(self) -> None:
-        """Stop refreshing presence, forget this worker's sessions, and close
-        every socket (1001)."""
+    async def stop(self, grace_seconds: float = 25.0) -> int:
+        """Stop refreshing presence, close every socket with 1012 (service
+        restart), then forget this worker's sessions. An idle socket closes
+        at once; one handling a frame once its turn is saved and answered,
+        up to `grace_seconds` (then it is cut). How many turns finished so."""
+        if self._stopping:
+            return 0
         self._stopping = True
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             await asyncio.gather(self._heartbeat, return_exceptions=True)
             self._heartbeat = None
+        sessions = self.open.ids()
+        busy = dict(self._in_hand)
+        sockets = self._all | self._clients()
+        # Each busy socket closes itself as its frame is done (`in_hand`).
+        idle = asyncio.gather(*(_close(c) for c in sockets if c not in busy))
+        if busy:
+            ends = [asyncio.ensure_future(done.wait()) for done in busy.values()]
+            _, late = await asyncio.wait(ends, timeout=grace_seconds)
+            for end in late:
+                end.cancel()
+            if late:
+                log.warning("%d web chat turns in flight cut off after %.0f s", len(late),
+                            grace_seconds)
+        await idle
+        for client in sockets:
+            await _close(client)
         if self.presence is not None:
-            # Before the sockets close: their handlers no longer touch the store.
-            for session in self.open.ids():
+            # After the turns in flight, which may deliver to these sessions;
+            # the handlers that end now leave presence alone (`unregister`).
+            for session in sessions:
                 await _quietly(self.presence.closed(session))
-        for clients in list(self.open.by_session.values()):
-            for client in list(clients):
-                await client.ws.close(code=1001, message=b"server shutting down")
+        log.info("closed %d web chat sockets (%d)", len(sockets), SERVICE_RESTART)
+        return sum(1 for done in busy.values() if done.is_set())
+
+    def opened(self, client: WebClient) -> None:
+        """A socket open here, whether or not it said hello yet."""
+        self._all.add(client)
+
+    async def in_hand(self, client: WebClient, handle: Callable[[], Awaitable[None]]) -> None:
+        """Handle one frame of `client`'s. Once stopping, a frame that was
+        not begun is left unanswered (not acknowledged: the widget sends it
+        again once it reconnects), and a socket whose frame is done closes
+        before it reads another."""
+        if self._stopping:
+            await _close(client)
+            return
+        done = self._in_hand[client] = asyncio.Event()
+        try:
+            await handle()
+        finally:
+            del self._in_hand[client]
+            if self._stopping:
+                await _close(client)
+            done.set()
+
+    def _clients(self) -> set[WebClient]:
+        return {c for clients in self.open.by_session.values() for c in clients}
 
     def count(self, session: str) -> int:
         """How many sockets of `session` this worker holds."""
@@ -117,6 +173,7 @@ class WebSockets:
 
     async def unregister(self, client: WebClient) -> None:
         """A socket that closed."""
+        self._all.discard(client)
         self.open.discard(client)
         session = client.session
         if (session is not None and not self.open.get(session)
@@ -149,6 +206,12 @@ class WebSockets:
         while True:
             await asyncio.sleep(presence.ttl_seconds / 3)
             await _quietly(presence.opened(self.open.ids()))
+
+
+async def _close(client: WebClient) -> None:
+    """Close with 1012; a socket already closing is left to finish."""
+    if not client.ws.closed:
+        await client.ws.close(code=SERVICE_RESTART, message=b"server restarting")
 
 
 async def _quietly(awaitable: Awaitable[None]) -> None:

@@ -44,12 +44,15 @@ class MemoryInboxMixin:
         self._inbox_ids = itertools.count(1)
         self._inbox_event = asyncio.Event()
         self._partitions = [_Partition() for _ in range(INBOX_PARTITIONS)]
+        # When each item not yet acknowledged was queued, oldest first.
+        self._inbox_queued_at: dict[str, float] = {}
         # Reads waiting for a new item right now.
         self.blocked_takers = 0
 
     async def inbox_add(self, payload: str, *, lane: str | None = None) -> str:
         if lane is None:
             item_id = f"{next(self._inbox_ids)}-0"
+            self._inbox_queued_at[item_id] = self._clock()
             self._inbox[item_id] = payload
             self._inbox_new.append(item_id)
             self._inbox_event.set()
@@ -57,6 +60,7 @@ class MemoryInboxMixin:
         number = lane_partition(lane)
         partition = self._partitions[number]
         item_id = f"{number}/{next(self._inbox_ids)}-0"
+        self._inbox_queued_at[item_id] = self._clock()
         partition.entries[item_id] = payload
         partition.fresh.append(item_id)
         partition.arrived.set()
@@ -110,7 +114,12 @@ class MemoryInboxMixin:
             if holder == consumer and item_id in self._inbox_taken:
                 self._inbox_taken[item_id] = (-math.inf, self._inbox_taken[item_id][1])
 
+    async def inbox_oldest_age(self) -> float | None:
+        oldest = next(iter(self._inbox_queued_at.values()), None)
+        return None if oldest is None else max(0.0, self._clock() - oldest)
+
     async def inbox_ack(self, item_id: str) -> None:
+        self._inbox_queued_at.pop(item_id, None)
         number, slash, _ = item_id.partition("/")
         if slash:
             lane = self._partitions[int(number)]

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +42,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ReadOnlyError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from bot.core import metrics
+
 log = logging.getLogger(__name__)
 
 # Commands that block, change the connection's state, or answer out of turn:
@@ -54,6 +57,7 @@ _OWN_CONNECTION = frozenset({
 })
 _MAY_BLOCK = frozenset({"XREAD", "XREADGROUP"})
 _CONNECTION_LOST = (RedisConnectionError, RedisTimeoutError, OSError)
+_BATCH_SECONDS = metrics.REDIS_BATCH_SECONDS
 
 
 @dataclass(slots=True)
@@ -63,6 +67,8 @@ class _Command:
     options: dict[str, Any]
     answer: asyncio.Future[Any]
     tries: int = field(default=0)
+    # Set on the last command of a batch only: when the batch was written.
+    written_at: float = field(default=0.0)
 
 
 def _shareable(args: tuple[Any, ...], options: dict[str, Any]) -> bool:
@@ -258,6 +264,9 @@ class AutoPipelineRedis(aioredis.Redis):
                 if link is None:
                     continue
                 batch, self._waiting = self._waiting, []
+                # One timing per batch, not per command: its last answer
+                # ends the batch's round trip (see `_read`).
+                batch[-1].written_at = time.perf_counter()
                 # Answers come back in the order of the writes.
                 link.sent.extend(batch)
                 try:
@@ -302,7 +311,11 @@ class AutoPipelineRedis(aioredis.Redis):
                     # command goes again to whatever is master now.
                     await self._lost(link, RedisConnectionError(str(response)))
                     return
-                self._answer(link.sent.popleft(), response)
+                command = link.sent.popleft()
+                if command.written_at:
+                    _BATCH_SECONDS.observe(time.perf_counter() - command.written_at)
+                    command.written_at = 0.0
+                self._answer(command, response)
         finally:
             if link.reader is asyncio.current_task():
                 link.reader = None
@@ -344,6 +357,7 @@ class AutoPipelineRedis(aioredis.Redis):
         self._fail([c for c in unanswered if not again or c.tries > 0], exc)
         for command in retried:
             command.tries += 1
+            command.written_at = 0.0  # timed again as part of the batch it goes in
         if retried:
             log.debug("Redis connection lost (%s); sending %d command(s) again", exc,
                       len(retried))

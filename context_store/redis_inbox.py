@@ -166,6 +166,18 @@ class RedisInboxMixin:
                 await run_redis(_raised(answer))
         self._last_reclaim = 0.0  # look for them at the next take, not a second later
 
+    async def inbox_oldest_age(self) -> float | None:
+        """Acknowledged entries are deleted, so each stream's first entry is
+        its oldest item not yet handled, and its id the time it was queued
+        (Redis's clock, in ms). One XRANGE per stream, sent side by side."""
+        streams = [self.keys.inbox(), *map(self.keys.inbox_lane, range(INBOX_PARTITIONS))]
+        firsts = await asyncio.gather(
+            *(run_redis(self.client.xrange(stream, "-", "+", count=1)) for stream in streams))
+        stamps = [int(str(entries[0][0]).partition("-")[0]) for entries in firsts if entries]
+        if not stamps:
+            return None
+        return max(0.0, time.time() - min(stamps) / 1000)
+
     async def inbox_ack(self, item_id: str) -> None:
         partition, slash, entry = item_id.partition("/")
         if slash:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import secrets
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
+from bot.assembly.gauges import GaugeRefresher
 from bot.assembly.handoff import Handoff, HandoffBackend, build_desk, build_handoff
 from bot.core.bus import new_worker_id
 from bot.core.delivery import Senders
@@ -30,6 +34,7 @@ from connectors.base import Connector
 from connectors.slack import build_slack_connector
 from connectors.telegram import build_telegram_connector
 from connectors.webchat import WebChatConnector, WebChatOptions
+from connectors.webchat_frames import CHANNEL as WEB_CHANNEL
 from connectors.webchat_presence import WebPresence
 from context_store import MemoryContextStore, RedisContextStore
 from dialogs.runtime import build_dialog_policy
@@ -54,6 +59,7 @@ class Segue:
 
 SEGUE_KEY: web.AppKey[Segue] = web.AppKey("segue")
 SWEEPER_KEY: web.AppKey[OutboxSweeper] = web.AppKey("outbox-sweeper")
+GAUGES_KEY: web.AppKey[GaugeRefresher] = web.AppKey("gauge-refresher")
 
 
 def store_limits(settings: Settings) -> StoreLimits:
@@ -197,16 +203,44 @@ def build_app(segue: Segue) -> web.Application:
     # Replies a dead worker left: every worker looks, from when its
     # connectors run until before anything it sends through stops.
     app[SWEEPER_KEY] = OutboxSweeper(segue.engine.outbox)
-    app.on_cleanup.append(_stop_sweeper)
     if segue.handoff is not None:
         segue.handoff.mount(app)
         app.on_startup.append(_start_handoff)
-        # Before `_stop`, which closes the store's client that the handoff shares.
-        app.on_cleanup.append(_stop_handoff)
     app.on_startup.append(_start_connectors)
     app.on_startup.append(_start_sweeper)
-    app.on_cleanup.append(_stop)
+    app[GAUGES_KEY] = GaugeRefresher(
+        store=segue.store, desk=segue.handoff.desk if segue.handoff is not None else None)
+    app.on_startup.append(_start_gauges)
+    # Before `_close_store`: the refresher reads the store.
+    app.on_cleanup.insert(0, _stop_gauges)
+    # After `drain` (web chat sockets and consoles closed, requests in
+    # flight answered): the sweeper first, as it sends through the
+    # connectors' clients; then the connectors (Telegram polling, Slack's
+    # Socket Mode and inbox finish what they hold, then close their
+    # clients); then the bus those turns publish on; the store last.
+    app.on_cleanup.append(_stop_sweeper)
+    app.on_cleanup.append(_stop_connectors)
+    app.on_cleanup.append(_stop_handoff)
+    app.on_cleanup.append(_close_store)
     return app
+
+
+async def drain(app: web.Application, grace_seconds: float) -> int:
+    """Web chat turns in flight finish (up to `grace_seconds`) and every web
+    chat socket closes with 1012; how many turns finished so. Called once
+    nothing listens, with the HTTP requests in flight (`GuardedRunner`)."""
+    web_chat = app[SEGUE_KEY].connectors.get(WEB_CHANNEL)
+    if isinstance(web_chat, WebChatConnector):
+        return await web_chat.sockets.stop(grace_seconds)
+    return 0
+
+
+async def close_consoles(app: web.Application) -> None:
+    """Agent consoles close with 1012, after the agents' requests in flight
+    (whose events they show) are answered."""
+    handoff = app[SEGUE_KEY].handoff
+    if handoff is not None:
+        await handoff.hub.stop()
 
 
 async def _start_sweeper(app: web.Application) -> None:
@@ -215,6 +249,15 @@ async def _start_sweeper(app: web.Application) -> None:
 
 async def _stop_sweeper(app: web.Application) -> None:
     await app[SWEEPER_KEY].stop()
+    log.info("outbox sweeper stopped")
+
+
+async def _start_gauges(app: web.Application) -> None:
+    await app[GAUGES_KEY].start()
+
+
+async def _stop_gauges(app: web.Application) -> None:
+    await app[GAUGES_KEY].stop()
 
 
 async def _start_handoff(app: web.Application) -> None:
@@ -238,11 +281,14 @@ async def _start_connectors(app: web.Application) -> None:
         await connector.start()
 
 
-async def _stop(app: web.Application) -> None:
-    segue = app[SEGUE_KEY]
-    for connector in segue.connectors.values():
+async def _stop_connectors(app: web.Application) -> None:
+    for connector in app[SEGUE_KEY].connectors.values():
         await connector.stop()
-    await segue.store.close()
+
+
+async def _close_store(app: web.Application) -> None:
+    await app[SEGUE_KEY].store.close()
+    log.info("store closed")
 
 
 async def index(request: web.Request) -> web.Response:
@@ -262,4 +308,14 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:
-    return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+    """This process's metrics; with `segue run --workers N`, every worker's
+    together, read from the files they write in PROMETHEUS_MULTIPROC_DIR."""
+    shared = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if shared:
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=shared)  # type: ignore[no-untyped-call]
+        # Reads a file per worker and metric kind: off the event loop.
+        body = await asyncio.to_thread(generate_latest, registry)
+    else:
+        body = generate_latest()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

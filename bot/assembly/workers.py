@@ -20,6 +20,13 @@ up, with the exit code of the last failure, once every worker has failed to
 start 5 times in a row (`Restarts`). On SIGTERM or SIGINT it stops starting
 workers, sends each SIGTERM, waits for them to drain, kills any still running
 after `STOP_GRACE_SECONDS`, and exits 0.
+
+Metrics: the supervisor makes a fresh directory for prometheus_client's
+multiprocess mode and names it in PROMETHEUS_MULTIPROC_DIR before any worker
+starts (a directory left by an earlier run would add its counts to these).
+Each worker writes its values there, `/metrics` on any worker reads them
+all, the files of a worker that exits stop counting in the gauges of live
+workers, and the directory is removed when the supervisor exits.
 """
 
 from __future__ import annotations
@@ -27,15 +34,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
 import secrets
+import shutil
 import signal
 import socket
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from prometheus_client.multiprocess import mark_process_dead
 from pydantic import SecretStr
 
 from bot.assembly.address_table import AddressTable
@@ -50,6 +62,7 @@ SPAWN = multiprocessing.get_context("spawn")
 # Each worker drains on SIGTERM: aiohttp gives requests in flight (an open
 # WebSocket is one) up to 60 s, then the store closes.
 STOP_GRACE_SECONDS = 75.0
+METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def workers_refused(settings: Settings) -> str | None:
@@ -69,7 +82,27 @@ def run_workers(settings: Settings, **supervision: Any) -> int:
     except OSError as exc:
         log.error("cannot listen on %s:%d: %s", settings.host, settings.port, exc)
         return 1
-    return asyncio.run(Supervisor(shared_settings(settings, port), **supervision).run())
+    with shared_metrics() as metrics_dir:
+        supervisor = Supervisor(shared_settings(settings, port), metrics_dir=metrics_dir,
+                                **supervision)
+        return asyncio.run(supervisor.run())
+
+
+@contextmanager
+def shared_metrics() -> Iterator[str]:
+    """A fresh directory for the workers' metrics, named in the environment
+    the workers inherit; removed (and the environment restored) at the end."""
+    path = tempfile.mkdtemp(prefix="segue-metrics-")
+    previous = os.environ.get(METRICS_DIR_VARIABLE)
+    os.environ[METRICS_DIR_VARIABLE] = path
+    try:
+        yield path
+    finally:
+        if previous is None:
+            os.environ.pop(METRICS_DIR_VARIABLE, None)
+        else:
+            os.environ[METRICS_DIR_VARIABLE] = previous
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def claimable_port(host: str, port: int) -> int:
@@ -139,8 +172,10 @@ class Supervisor:
     def __init__(self, settings: Settings, *,
                  target: Callable[[WorkerSpec], None] = run_worker,
                  restarts: Restarts = Restarts(),
-                 stop_grace_seconds: float = STOP_GRACE_SECONDS) -> None:
+                 stop_grace_seconds: float = STOP_GRACE_SECONDS,
+                 metrics_dir: str | None = None) -> None:
         self.settings = settings
+        self.metrics_dir = metrics_dir
         self.target = target
         self.restarts = restarts
         self.stop_grace_seconds = stop_grace_seconds
@@ -209,6 +244,10 @@ class Supervisor:
         code, pid = process.exitcode, process.pid
         process.close()
         slot.process = None
+        if self.metrics_dir is not None and pid is not None:
+            # Its connections are gone: its gauges no longer count; its
+            # counters still do, so totals never go back.
+            mark_process_dead(pid, self.metrics_dir)  # type: ignore[no-untyped-call]
         if self._stop.is_set():
             level = logging.INFO if code == 0 else logging.WARNING
             log.log(level, "worker %d (pid %s) stopped (%s)", slot.index, pid, describe(code))

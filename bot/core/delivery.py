@@ -59,14 +59,20 @@ class Senders:
         because the message is already in the customer's history."""
         sender = self._by_channel.get(address.channel)
         if sender is None:
+            metrics.REPLIES_FAILED.labels(address.channel, "no_connector").inc()
             log.error("no connector for channel %r; reply kept in history only", address.channel)
             return False
         try:
             await sender.send(address, outbound)
         except ConnectorError as exc:
             metrics.DELIVERY_FAILURES.labels(address.channel).inc()
+            metrics.REPLIES_FAILED.labels(address.channel, "refused").inc()
             log.warning("delivery to %s failed: %s", address.channel, exc)
             return False
+        except Exception:
+            metrics.REPLIES_FAILED.labels(address.channel, "error").inc()
+            raise
+        metrics.replies_sent(address.channel).inc()
         return True
 
 

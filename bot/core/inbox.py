@@ -28,6 +28,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from bot.core import metrics
 from bot.core.backoff import Doubling
 from bot.core.errors import StoreError, StoreUnavailable
 from bot.core.model import ChannelIdentity
@@ -45,6 +46,23 @@ KEEPS_PER_STALE_TIME = 3
 class InboxWorkerStore(InboxStore, ParkingStore, Protocol):
     """The slices of the store the worker uses: the inbox, and parking for
     the items that keep failing."""
+
+
+@runtime_checkable
+class InboxLagStore(Protocol):
+    """A store that can tell how long its oldest queued item has waited."""
+
+    async def inbox_oldest_age(self) -> float | None:
+        """Seconds since the oldest item not yet acknowledged was queued
+        (taken or not); None when nothing is queued."""
+        ...
+
+
+async def refresh_inbox_lag(store: object) -> None:
+    """Set the inbox-lag gauge from `store`, if it can tell."""
+    if isinstance(store, InboxLagStore):
+        age = await store.inbox_oldest_age()
+        metrics.INBOX_LAG.set(age if age is not None else 0.0)
 
 
 class UnknownSource(Exception):
@@ -158,13 +176,21 @@ class InboxWorker:
         self._stopping.set()
         # Waiting on the store holds nothing; an item being handled is given
         # time to finish so that it is not handled twice after it goes stale.
+        in_hand = 0
         for reader, idle in self._readers.items():
             if idle:
                 reader.cancel()
-        try:
-            await asyncio.wait_for(task, self.options.stop_grace_seconds)
-        except (asyncio.CancelledError, TimeoutError):
-            pass
+            else:
+                in_hand += 1
+        done, _ = await asyncio.wait([task], timeout=self.options.stop_grace_seconds)
+        cut = 0
+        if not done:
+            cut = sum(1 for idle in self._readers.values() if not idle)
+            log.warning("%d inbox items in hand cut off after %.0f s: they come again", cut,
+                        self.options.stop_grace_seconds)
+            task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        log.info("inbox stopped: %d items in hand finished", max(in_hand - cut, 0))
         # What a reader was cancelled with or never finished goes to another
         # worker now, not once stale: a lane waits for its item in hand.
         try:

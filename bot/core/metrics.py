@@ -1,8 +1,17 @@
-"""Prometheus metrics, served at `/metrics`."""
+"""Prometheus metrics, served at `/metrics`.
+
+Names follow Prometheus conventions: a `segue_` prefix, `_total` on
+counters, base units (`_seconds`). With `segue run --workers N` every worker
+writes its values to files in `PROMETHEUS_MULTIPROC_DIR` (set by the
+supervisor) and `/metrics` on any worker shows the whole deployment: counters
+and histograms are summed, gauges of what a worker holds (sockets, consoles,
+replies in hand) summed over live workers, and gauges of a shared fact (the
+handoff queue, the inbox lag) the latest value any live worker read.
+"""
 
 import functools
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 TURNS = Counter(
     "segue_turns_total", "Inbound messages by channel and outcome", ["channel", "outcome"]
@@ -29,9 +38,95 @@ PARKED = Counter(
     ["channel", "reason"],
 )
 
+# Delivery.
+REPLIES_SENT = Counter(
+    "segue_replies_sent_total", "Replies a channel accepted for delivery, by channel", ["channel"]
+)
+REPLIES_FAILED = Counter(
+    "segue_replies_failed_total",
+    "Replies not delivered, by channel and reason (refused: the channel said no; "
+    "no_connector: the channel is not enabled here; error: a fault in the connector)",
+    ["channel", "reason"],
+)
+OUTBOX_BACKLOG = Gauge(
+    "segue_outbox_backlog_replies",
+    "Replies saved in outboxes that workers are delivering and have not finished sending",
+    multiprocess_mode="livesum",
+)
+OUTBOX_OVERDUE = Gauge(
+    "segue_outbox_overdue_customers",
+    "Customers whose saved replies no live worker is delivering, as the last outbox "
+    "sweep found them (a dead worker's leftovers; capped at one sweep's batch)",
+    multiprocess_mode="livemostrecent",
+)
+
+# Open connections, held by each worker.
+WEBCHAT_SOCKETS = Gauge(
+    "segue_webchat_sockets", "Open web chat WebSockets with a session",
+    multiprocess_mode="livesum",
+)
+AGENT_CONSOLES = Gauge(
+    "segue_agent_consoles", "Agent console WebSockets connected", multiprocess_mode="livesum"
+)
+
+# Handoff to people.
+HANDOFF_QUEUE = Gauge(
+    "segue_handoff_queue_length", "Conversations waiting for a person (claimed ones not counted)",
+    multiprocess_mode="livemostrecent",
+)
+HANDOFF_WAIT_SECONDS = Histogram(
+    "segue_handoff_wait_seconds",
+    "Time from a customer's request for a person until an agent claims the conversation",
+    buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 43200),
+)
+
+# Store.
+REDIS_BATCH_SECONDS = Histogram(
+    "segue_redis_batch_seconds",
+    "Round trip of one batch of Redis commands written together on the shared connection, "
+    "from its write until its last answer is read",
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
+)
+INBOX_LAG = Gauge(
+    "segue_inbox_lag_seconds",
+    "Age of the oldest inbound item (Telegram, Slack) queued and not yet handled; 0 when none",
+    multiprocess_mode="livemostrecent",
+)
+
+# Linking channels.
+LINK_CODES_ISSUED = Counter("segue_link_codes_issued_total", "One-time link codes given out")
+LINK_CODES_REDEEMED = Counter(
+    "segue_link_codes_redeemed_total",
+    "Link codes (via=code) and deep links (via=link) used to join two conversations",
+    ["via"],
+)
+LINK_CODES_REFUSED = Counter(
+    "segue_link_codes_refused_total",
+    "Link codes refused, by reason (invalid: unknown or expired; wait: too many wrong "
+    "codes; used: gone by the time of the yes)",
+    ["reason"],
+)
+
+# Abuse limits.
+RATE_LIMITED = Counter(
+    "segue_rate_limited_total", "Requests refused by a per-client limit, by limit", ["limit"]
+)
+
 
 @functools.cache
 def turns(channel: str, outcome: str) -> Counter:
     """The turn counter of one channel and outcome; labels() costs a lock and
     a lookup on every call, so each child is looked up once."""
     return TURNS.labels(channel, outcome)
+
+
+@functools.cache
+def replies_sent(channel: str) -> Counter:
+    """The sent-replies counter of one channel (looked up once, as `turns`)."""
+    return REPLIES_SENT.labels(channel)
+
+
+@functools.cache
+def rate_limited(limit: str) -> Counter:
+    """The refusals counter of one limit (looked up once, as `turns`)."""
+    return RATE_LIMITED.labels(limit)

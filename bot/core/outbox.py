@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 
+from bot.core import metrics
 from bot.core.backoff import poll_until
 from bot.core.delivery import Batch, Reply, Senders, decode
 from bot.core.errors import StoreError
@@ -56,6 +57,8 @@ class Outbox:
         reply not sent here stays in the outbox for a sweeper, unless the
         channel refused it (logged, as it is in the history already)."""
         sent = [False] * len(batch.replies)
+        # Counted until this call ends: saved, and not all of them sent yet.
+        metrics.OUTBOX_BACKLOG.inc(len(batch.replies))
         try:
             if batch.claimed and not batch.earlier:
                 items = [(batch.first_seq + i, r) for i, r in enumerate(batch.replies)]
@@ -72,6 +75,8 @@ class Outbox:
             log.warning("the outbox of customer %s keeps what was not delivered: %s",
                         batch.customer_id, exc)
             return sent
+        finally:
+            metrics.OUTBOX_BACKLOG.dec(len(batch.replies))
         for i in range(len(sent)):
             sent[i] = results.get(batch.first_seq + i, False)
         return sent
@@ -88,7 +93,12 @@ class Outbox:
             after = None if claim.status == "idle" else max(claim.retry_in, 0.05)
             await self.store.outbox_reindex(customer_id, mark, after_seconds=after)
             return 0
-        results = await self._send_in_order(customer_id, token, _decoded(claim), mark, started)
+        metrics.OUTBOX_BACKLOG.inc(len(claim.items))
+        try:
+            results = await self._send_in_order(customer_id, token, _decoded(claim), mark,
+                                                started)
+        finally:
+            metrics.OUTBOX_BACKLOG.dec(len(claim.items))
         log.info("delivered %d of %d replies left for customer %s",
                  sum(results.values()), len(claim.items), customer_id)
         return len(results)
@@ -169,6 +179,7 @@ class OutboxSweeper:
         """One look; how many replies were sent."""
         options = self.outbox.options
         due = await self.outbox.store.outbox_due(options.sweep_batch)
+        metrics.OUTBOX_OVERDUE.set(len(due))
         if not due:
             return 0
         room = asyncio.Semaphore(options.sweep_parallel)

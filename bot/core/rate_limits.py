@@ -18,6 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bot.core import metrics
 from bot.core.ports import CounterStore
 
 
@@ -32,10 +33,12 @@ class Limit:
 
 @dataclass(frozen=True, slots=True)
 class Rate:
-    """A token bucket: `burst` at once, then `per_second` on average."""
+    """A token bucket: `burst` at once, then `per_second` on average; `name`
+    labels its refusals in the metrics."""
 
     burst: float
     per_second: float
+    name: str = "rate"
 
     def share(self, holders: int) -> Rate:
         """One of `holders` equal parts of this rate (for each of the
@@ -43,7 +46,7 @@ class Rate:
         the whole), never less than one token at once."""
         if holders <= 1:
             return self
-        return Rate(max(1.0, self.burst / holders), self.per_second / holders)
+        return Rate(max(1.0, self.burst / holders), self.per_second / holders, self.name)
 
 
 # Defaults sized for a busy office behind one address: fifty people starting
@@ -53,8 +56,8 @@ LINK_CODES_PER_CUSTOMER = Limit("codes-cust", 5, 3600)
 LINK_CODES_PER_ADDRESS = Limit("codes-addr", 60, 3600)
 HANDOFFS_PER_CUSTOMER = Limit("handoffs-cust", 5, 3600)
 HANDOFFS_PER_ADDRESS = Limit("handoffs-addr", 60, 3600)
-MESSAGES_PER_SESSION = Rate(burst=20, per_second=0.5)
-MESSAGES_PER_ADDRESS = Rate(burst=400, per_second=20)
+MESSAGES_PER_SESSION = Rate(burst=20, per_second=0.5, name="messages-session")
+MESSAGES_PER_ADDRESS = Rate(burst=400, per_second=20, name="messages-addr")
 
 
 class RateLimiter:
@@ -69,7 +72,10 @@ class RateLimiter:
         if not self.enabled:
             return True
         count = await self.counters.incr(f"rate:{limit.name}:{subject}", limit.window_seconds)
-        return count <= limit.count
+        if count > limit.count:
+            metrics.rate_limited(limit.name).inc()
+            return False
+        return True
 
     async def allow_all(self, checks: list[tuple[Limit, str | None]]) -> bool:
         """Count the event against each (limit, subject); subjects that are
@@ -92,6 +98,7 @@ class LocalBuckets:
         self.max_subjects = max_subjects
         self.clock = clock
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self._refused = metrics.rate_limited(rate.name)
 
     def take(self, subject: str) -> float:
         """Take a token for `subject`: 0 if there was one, else the seconds
@@ -106,6 +113,7 @@ class LocalBuckets:
             tokens -= 1
         else:
             wait = (1 - tokens) / self.rate.per_second
+            self._refused.inc()
         self._buckets[subject] = (tokens, now)
         if len(self._buckets) > self.max_subjects:
             self._buckets.popitem(last=False)

@@ -26,6 +26,7 @@ from typing import Protocol, runtime_checkable
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from bot.core import metrics
 from bot.core.backoff import Backoff
 from bot.core.errors import SegueError
 from bot.handoff.ports import (
@@ -157,6 +158,7 @@ class AgentAuth:
         window = self.options.window_seconds
         if await self.store.add_failure(address_key, window) \
                 > self.options.max_failures_per_address:
+            metrics.rate_limited("logins-addr").inc()
             raise TooManyLogins(window)
         if USERNAME.match(username) is None:
             # No account can have this name: refused without a hash or a
@@ -167,6 +169,7 @@ class AgentAuth:
         pair_key = attempts_key(username, address)
         wait = await self.store.add_attempt(pair_key, self._backoff, self.clock())
         if wait > 0:
+            metrics.rate_limited("logins-user").inc()
             raise TooManyLogins(max(1, math.ceil(wait)))
         account = await self.store.get_agent(username)
         if not await self._verify(account, password):

@@ -12,16 +12,18 @@ customer goes, in `bot.handoff.routing`.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from bot.core import metrics
 from bot.core.bus import Bus
 from bot.core.conversation import ConversationState, HandoffState
 from bot.core.delivery import Reply, Senders
-from bot.core.errors import CustomerGone
+from bot.core.errors import CustomerGone, StoreError
 from bot.core.locked_state import Changed, CustomerLocks
 from bot.core.model import Address, HistoryEntry, Outbound
 from bot.core.outbox import Outbox, OutboxOptions
@@ -53,6 +55,8 @@ from bot.handoff.state import (
     taking_over,
     waiting_notice,
 )
+
+log = logging.getLogger(__name__)
 
 AGENTS_TOPIC = "agents"
 CUSTOMER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -141,6 +145,7 @@ class HandoffDesk:
         assert handoff is not None
         if handoff.started_turn == state.turns:
             await self.agents.index_queued(customer_id, handoff.since)
+            await self.count_queue()
             await self.publish({"type": "queued", "customer": customer_id,
                                 "since": handoff.since, "reason": handoff.reason})
             return
@@ -178,6 +183,7 @@ class HandoffDesk:
     async def forget(self, customer_id: str) -> None:
         """The customer is being erased: off the queue and the claims."""
         await self.agents.index_closed(customer_id)
+        await self.count_queue()
         await self.publish({"type": "erased", "customer": customer_id})
 
     # The agents' actions.
@@ -198,6 +204,8 @@ class HandoffDesk:
                                           self.options.history_max)
 
     async def claim(self, agent: AgentAccount, customer_id: str) -> dict[str, Any]:
+        waited: list[HandoffState] = []
+
         async def change(state: ConversationState, out: _Outgoing) -> list[HistoryEntry]:
             handoff = state.handoff
             if is_claimed(handoff):
@@ -207,12 +215,14 @@ class HandoffDesk:
             if not is_active(handoff) and agent.role != "admin":
                 raise DeskError("not_in_queue", NOT_WAITING)
             base = handoff if is_active(handoff) else new_handoff(ADMIN_TAKEOVER)
+            waited[:] = [base]
             state.handoff = claimed_by(base, agent)
             notice = Outbound(text=joined(agent.display_name), sender="agent",
                               agent_name=agent.display_name)
             return [await self._prepare(customer_id, state, notice, out)]
 
         state = await self._act(customer_id, change)
+        _observe_wait(waited)
         await self.publish({"type": "claimed", "customer": customer_id,
                             "agent": agent.username})
         return {"customer": customer_id, "handoff": as_json(state.handoff)}
@@ -223,19 +233,21 @@ class HandoffDesk:
         if len(text) > self.options.max_text_length:
             raise DeskError("bad_text",
                             f"'text' is longer than {self.options.max_text_length} characters")
-        claimed_now: list[bool] = []
+        claimed_now: list[HandoffState] = []
 
         async def change(state: ConversationState, out: _Outgoing) -> list[HistoryEntry]:
             _may_act(agent, state.handoff)
             handoff = state.handoff
             if not is_active(handoff) or handoff.status == QUEUED:
                 # Answering a waiting conversation takes it.
-                state.handoff = claimed_by(handoff or new_handoff(ADMIN_TAKEOVER), agent)
-                claimed_now.append(True)
+                base = handoff if is_active(handoff) else new_handoff(ADMIN_TAKEOVER)
+                state.handoff = claimed_by(base, agent)
+                claimed_now[:] = [base]
             message = Outbound(text=text, sender="agent", agent_name=agent.display_name)
             return [await self._prepare(customer_id, state, message, out)]
 
         state, delivered, entries = await self._act_and_deliver(customer_id, change)
+        _observe_wait(claimed_now)
         if claimed_now:
             await self.publish({"type": "claimed", "customer": customer_id,
                                 "agent": agent.username})
@@ -250,11 +262,13 @@ class HandoffDesk:
         if target is None:
             raise DeskError("unknown_agent", "'agent' must name an existing agent account")
         previous: list[str | None] = []
+        waited: list[HandoffState] = []
 
         async def change(state: ConversationState, out: _Outgoing) -> list[HistoryEntry]:
             _may_act(agent, state.handoff)
             handoff = state.handoff
             base = handoff if is_active(handoff) else new_handoff(ADMIN_TAKEOVER)
+            waited[:] = [base]
             previous.append(base.agent)
             state.handoff = claimed_by(base, target)
             notice = Outbound(text=taking_over(target.display_name), sender="agent",
@@ -262,6 +276,7 @@ class HandoffDesk:
             return [await self._prepare(customer_id, state, notice, out)]
 
         state = await self._act(customer_id, change)
+        _observe_wait(waited)
         await self.publish({"type": "transferred", "customer": customer_id,
                             "agent": target.username, "from": previous[0],
                             "by": agent.username})
@@ -371,6 +386,23 @@ class HandoffDesk:
             await self.agents.index_claimed(customer_id, handoff.agent or "")
         else:
             await self.agents.index_queued(customer_id, handoff.since)
+        await self.count_queue()
+
+    async def count_queue(self) -> None:
+        """The queue-length gauge, read again after a change to the queue
+        (a periodic refresh catches changes other workers make)."""
+        try:
+            metrics.HANDOFF_QUEUE.set(await self.agents.queue_length())
+        except StoreError as exc:
+            log.warning("could not count the handoff queue: %s", exc)
 
     async def publish(self, event: dict[str, Any]) -> None:
         await self.bus.publish(AGENTS_TOPIC, event)
+
+
+def _observe_wait(claimed: list[HandoffState]) -> None:
+    """The wait of a handoff a person took just now: from the customer's
+    request, not from an admin taking over a conversation nobody queued."""
+    for handoff in claimed:
+        if handoff.status == QUEUED and handoff.reason != ADMIN_TAKEOVER:
+            metrics.HANDOFF_WAIT_SECONDS.observe(max(0.0, time.time() - handoff.since))

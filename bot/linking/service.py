@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from bot.core import metrics
 from bot.core.backoff import Backoff
 from bot.core.conversation import ConversationState, HandoffState, LinkOffer, PendingMerge
 from bot.core.delivery import Senders
@@ -127,6 +128,7 @@ class LinkService:
         await self.store.put_token(f"resume:{nonce}", json.dumps({**origin, "code": code}), ttl)
         await self.store.put_token(f"link-live:{context.customer_id}",
                                    json.dumps({"code": code, "nonce": nonce}), ttl)
+        metrics.LINK_CODES_ISSUED.inc()
         minutes = ttl // 60
         text = (
             f"Your link code is {shown_code(code)}. Within {minutes} minutes, send "
@@ -161,12 +163,15 @@ class LinkService:
         client that has not guessed always works."""
         guessers = self._guessers(context)
         if await self._must_wait(guessers):
+            metrics.LINK_CODES_REFUSED.labels("wait").inc()
+            metrics.rate_limited("link-codes-wrong").inc()
             return [Outbound(text="Too many wrong link codes. Please wait a few minutes before "
                                   "you try again, and check the code on the channel you came "
                                   "from.")]
         code = normalised_code(typed)
         raw = await self.store.peek_token(f"link:{code}") if code is not None else None
         if raw is None:
+            metrics.LINK_CODES_REFUSED.labels("invalid").inc()
             await self._count_wrong(guessers)
             return [Outbound(text=f"That code is not valid or has expired. "
                                   f"{NEW_CODE_FROM_ORIGIN}.")]
@@ -242,10 +247,12 @@ class LinkService:
             # A code is used up only now, so a "no" leaves it to its owner.
             raw = await self.store.take_token(f"link:{offer.code}")
             if raw is None or json.loads(raw)["customer"] != offer.customer_id:
+                metrics.LINK_CODES_REFUSED.labels("used").inc()
                 return expired
             await self.store.take_token(f"resume:{json.loads(raw).get('nonce')}")
         if await self.store.load_state(offer.customer_id) is None:
             return [Outbound(text="That conversation no longer exists, so nothing was linked.")]
+        metrics.LINK_CODES_REDEEMED.labels(offer.ask).inc()
         # Merged after this turn is saved (see after_save), so this turn's
         # messages travel with the rest of the history.
         context.state.pending_link = PendingMerge(merge_into=offer.customer_id,
