@@ -10,6 +10,11 @@ a 408), idle keep-alive connections close after aiohttp's keep-alive timeout,
 and each peer address may hold only so many connections open. A WebSocket is
 one request whose handler runs for the whole session: once upgraded, no
 deadline reaches it.
+
+On shutdown (`GuardedRunner.stop_listening`, then `requests_finished`) the
+listening sockets close first, idle keep-alive connections close, and the
+requests being handled (WebSockets aside: their connectors close them) are
+given until a deadline to finish.
 """
 
 from __future__ import annotations
@@ -89,7 +94,7 @@ class GuardedHandler(web.RequestHandler):
     connection count per peer address."""
 
     __slots__ = ("_limits", "_counter", "_address", "_handling", "_next_started",
-                 "_header_timer", "_body", "_body_timer", "_body_timed_out")
+                 "_header_timer", "_body", "_body_timer", "_body_timed_out", "_server")
 
     def __init__(self, manager: GuardedServer, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
@@ -102,6 +107,7 @@ class GuardedHandler(web.RequestHandler):
         self._body: StreamReader | None = None
         self._body_timer: asyncio.TimerHandle | None = None
         self._body_timed_out = False
+        self._server = manager
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -115,6 +121,7 @@ class GuardedHandler(web.RequestHandler):
 
     def connection_lost(self, exc: BaseException | None) -> None:
         super().connection_lost(exc)
+        self._server.request_ended(self)
         self._cancel_header_deadline()
         self._cancel_body_deadline()
         if self._address is not None:
@@ -131,9 +138,13 @@ class GuardedHandler(web.RequestHandler):
             if self._header_timer is None:
                 self._arm_header_deadline()
 
-    def request_started(self, body: StreamReader) -> None:
-        """Headers are complete: the header deadline ends, the body's begins."""
+    def request_started(self, body: StreamReader, *, upgrade: bool = False) -> None:
+        """Headers are complete: the header deadline ends, the body's begins.
+        A request that is not a WebSocket handshake is in flight until its
+        response is out."""
         self._handling = True
+        if not upgrade:
+            self._server.request_began(self)
         self._next_started = False
         self._cancel_header_deadline()
         self._cancel_body_deadline()
@@ -148,6 +159,7 @@ class GuardedHandler(web.RequestHandler):
     ) -> tuple[web.StreamResponse, bool]:
         result = await super().finish_response(request, resp, start_time)
         self._handling = False
+        self._server.request_ended(self)
         if self._body_timed_out:
             self.force_close()
         return result
@@ -203,6 +215,11 @@ class GuardedServer(web.Server):
             "keepalive_timeout": limits.keepalive_timeout,
             "access_log": None,
         }
+        # Requests being handled, WebSocket sessions aside; `_idle` is set
+        # while there are none.
+        self._in_flight: set[GuardedHandler] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
         super().__init__(plain.request_handler,
                          request_factory=_telling_start(plain.request_factory),
                          handler_cancellation=plain.handler_cancellation,
@@ -210,6 +227,28 @@ class GuardedServer(web.Server):
 
     def __call__(self) -> web.RequestHandler:
         return GuardedHandler(self, loop=asyncio.get_running_loop(), **self._handler_kwargs)
+
+    def request_began(self, handler: GuardedHandler) -> None:
+        self._in_flight.add(handler)
+        self._idle.clear()
+
+    def request_ended(self, handler: GuardedHandler) -> None:
+        self._in_flight.discard(handler)
+        if not self._in_flight:
+            self._idle.set()
+
+    async def requests_finished(self, timeout: float) -> tuple[int, int]:
+        """Wait up to `timeout` seconds for the requests being handled now
+        (not WebSocket sessions) to be answered: (how many were, how many
+        are still running). Call it once nothing listens any more, so that
+        no request starts meanwhile but on a connection already open."""
+        waiting = len(self._in_flight)
+        try:
+            await asyncio.wait_for(self._idle.wait(), max(timeout, 0.0))
+        except TimeoutError:
+            pass
+        left = len(self._in_flight)
+        return max(waiting - left, 0), left
 
 
 def _telling_start(factory: RequestFactory) -> RequestFactory:
@@ -219,20 +258,42 @@ def _telling_start(factory: RequestFactory) -> RequestFactory:
     def make(message: Any, payload: StreamReader, protocol: web.RequestHandler,
              *rest: Any) -> web.BaseRequest:
         if isinstance(protocol, GuardedHandler):
-            protocol.request_started(payload)
+            protocol.request_started(payload, upgrade=bool(getattr(message, "upgrade", False)))
         return factory(message, payload, protocol, *rest)
 
     return make
 
 
 class GuardedRunner(web.AppRunner):
-    """An AppRunner whose server makes `GuardedHandler`s."""
+    """An AppRunner whose server makes `GuardedHandler`s. `shutdown_timeout`
+    is how long `cleanup` still lets a request run before cancelling it (a
+    caller that drained first with `requests_finished` gives little)."""
 
     def __init__(self, app: web.Application, limits: HttpLimits,
-                 counter: ConnectionCounter | None = None) -> None:
-        super().__init__(app, handle_signals=False, access_log=None)
+                 counter: ConnectionCounter | None = None, *,
+                 shutdown_timeout: float = 60.0) -> None:
+        super().__init__(app, handle_signals=False, access_log=None,
+                         shutdown_timeout=shutdown_timeout)
         self.limits = limits
         self.counter = counter
+
+    async def stop_listening(self) -> None:
+        """Close the listening sockets (a new connection is refused, or goes
+        to another worker on the port), and every open connection once its
+        request in flight is answered; idle ones close at once."""
+        for site in list(self.sites):
+            await site.stop()
+        if self.server is not None:
+            # Lets the requests already read reach their handlers first, as
+            # aiohttp's own cleanup does.
+            await asyncio.sleep(0)
+            self.server.pre_shutdown()
+
+    async def requests_finished(self, timeout: float) -> tuple[int, int]:
+        """See `GuardedServer.requests_finished`."""
+        if not isinstance(self.server, GuardedServer):
+            return 0, 0
+        return await self.server.requests_finished(timeout)
 
     async def _make_server(self) -> web.Server:
         # aiohttp has no public way to choose the protocol class: its runner
@@ -244,12 +305,14 @@ class GuardedRunner(web.AppRunner):
 async def start_http_server(
     app: web.Application, settings: Settings, host: str, port: int, *,
     counter: ConnectionCounter | None = None, reuse_port: bool = False,
-) -> web.AppRunner:
+    shutdown_timeout: float = 60.0,
+) -> GuardedRunner:
     """Start serving `app` on host:port with the limits from `settings`; the
     caller stops it with `runner.cleanup()`. Workers sharing the port listen
     with `reuse_port` (the kernel spreads connections over them) and count
     connections per address in a `counter` they share."""
-    runner = GuardedRunner(app, limits_from(settings), counter)
+    runner = GuardedRunner(app, limits_from(settings), counter,
+                           shutdown_timeout=shutdown_timeout)
     await runner.setup()
     if not isinstance(runner.server, GuardedServer):
         await runner.cleanup()
