@@ -8,6 +8,7 @@ from pathlib import Path
 
 from bot.assembly.agents_cli import add_agent_commands
 from bot.assembly.customers_cli import add_customer_commands
+from bot.assembly.doctor import add_doctor_command
 
 # Importable from here as before (benchmarks build their loop with it).
 from bot.assembly.serving import event_loop_factory as event_loop_factory
@@ -46,6 +47,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_agent_commands(sub)
     add_customer_commands(sub)
+    add_doctor_command(sub)
     return parser
 
 

@@ -19,6 +19,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -87,9 +88,12 @@ class FakeSlackApi:
         self._holds: dict[str, tuple[float, int]] = {}
         self.held: list[tuple[str, dict[str, Any]]] = []
         self.abandoned: list[tuple[str, dict[str, Any]]] = []
+        # Seconds this server's clock is ahead of the machine's, as its Date header shows.
+        self.clock_offset = 0.0
 
     async def __aenter__(self) -> FakeSlackApi:
         app = web.Application()
+        app.on_response_prepare.append(self._date)
         app.router.add_post("/api/{method}", self._api)
         app.router.add_get("/socket", self._socket)
         app.router.add_post("/actions/{path:.*}", self._response_url)
@@ -180,6 +184,9 @@ class FakeSlackApi:
     async def _wait(self, predicate: Callable[[], bool], timeout: float) -> None:
         async with self._changed:
             await asyncio.wait_for(self._changed.wait_for(predicate), timeout)
+
+    async def _date(self, request: web.Request, response: web.StreamResponse) -> None:
+        response.headers["Date"] = formatdate(time.time() + self.clock_offset, usegmt=True)
 
     async def _record(self, call: ApiCall) -> None:
         async with self._changed:

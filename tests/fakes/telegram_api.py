@@ -20,6 +20,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from typing import Any
 
 import aiohttp
@@ -85,9 +86,14 @@ class FakeTelegram:
     _holds: dict[str, tuple[float, int]] = field(default_factory=dict)
     held: list[ApiCall] = field(default_factory=list)
     abandoned: list[ApiCall] = field(default_factory=list)
+    # What getWebhookInfo tells of the last failed delivery: (unix time, message).
+    webhook_error: tuple[int, str] | None = None
+    # Seconds this server's clock is ahead of the machine's, as its Date header shows.
+    clock_offset: float = 0.0
 
     async def __aenter__(self) -> FakeTelegram:
         app = web.Application()
+        app.on_response_prepare.append(self._date)
         app.router.add_post("/bot{token}/{method}", self._handle)
         # The Bot API takes GET with query parameters too.
         app.router.add_get("/bot{token}/{method}", self._handle)
@@ -124,6 +130,11 @@ class FakeTelegram:
         """Refuse the next `times` calls of `method`."""
         failure = _Failure(status, description, retry_after)
         self._failures.setdefault(method, []).extend([failure] * times)
+
+    def fail_delivery(self, message: str, *, seconds_ago: float = 0.0) -> None:
+        """Have getWebhookInfo report a failed delivery, as Telegram words it
+        ("Wrong response from the webhook: 503 Service Unavailable")."""
+        self.webhook_error = (int(time.time() - seconds_ago), message)
 
     def redirect_loop(self, method: str) -> None:
         """Answer every call of `method` with a redirect to the same URL."""
@@ -241,6 +252,9 @@ class FakeTelegram:
             return _error(404, "Not Found: method not found")
         return await handler(params)
 
+    async def _date(self, request: web.Request, response: web.StreamResponse) -> None:
+        response.headers["Date"] = formatdate(time.time() + self.clock_offset, usegmt=True)
+
     async def _record(self, call: ApiCall) -> None:
         async with self._changed:
             self.calls.append(call)
@@ -256,6 +270,20 @@ class FakeTelegram:
     async def _api_setWebhook(self, params: dict[str, str]) -> web.Response:
         self.webhook = dict(params)
         return await self._ok("setWebhook", params, True)
+
+    async def _api_getWebhookInfo(self, params: dict[str, str]) -> web.Response:
+        # The Bot API's WebhookInfo; it never tells the secret token.
+        info: dict[str, Any] = {"url": "", "has_custom_certificate": False,
+                                "pending_update_count": len(self._pending)}
+        if self.webhook is not None:
+            info["url"] = self.webhook.get("url", "")
+            info["ip_address"] = "127.0.0.1"
+            info["max_connections"] = int(self.webhook.get("max_connections") or 40)
+            if "allowed_updates" in self.webhook:
+                info["allowed_updates"] = json.loads(self.webhook["allowed_updates"])
+        if self.webhook_error is not None:
+            info["last_error_date"], info["last_error_message"] = self.webhook_error
+        return await self._ok("getWebhookInfo", params, info)
 
     async def _api_deleteWebhook(self, params: dict[str, str]) -> web.Response:
         self.webhook = None
