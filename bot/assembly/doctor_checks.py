@@ -179,7 +179,7 @@ def check_dialog_files(report: Report, settings: Settings) -> None:
 def check_clock(report: Report) -> None:
     """One line for every clock compared: the worst decides the level."""
     if not report.clocks:
-        report.ok("clock", "nothing to compare with (no Redis, Telegram or Slack configured)")
+        report.ok("clock", "nothing to compare with (no Redis, Telegram or Slack answered)")
         return
     worst = max(abs(r.offset_seconds) for r in report.clocks)
     found = "this clock is " + ", ".join(

@@ -22,7 +22,11 @@ EVENTS_PATH = "/slack/events"
 
 
 class SlackRefused(Exception):
-    """Slack answered `ok: false` (its error code), or did not answer."""
+    """Slack answered `ok: false` (its error code)."""
+
+
+class SlackUnreachable(Exception):
+    """The Web API did not answer, or not in its format."""
 
 
 async def check_slack(report: Report, settings: Settings) -> None:
@@ -31,6 +35,10 @@ async def check_slack(report: Report, settings: Settings) -> None:
     bot = _client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
     try:
         auth = await _call(report, bot, "auth.test")
+    except SlackUnreachable as exc:
+        report.fail("slack token", f"cannot check: no answer from {settings.slack_api_url}: "
+                    f"{exc}", "make sure this machine reaches the Web API at "
+                    "SEGUE_SLACK_API_URL")
     except SlackRefused as exc:
         report.fail("slack token", f"{settings.slack_api_url} refused the bot token: {exc}",
                     "set SEGUE_SLACK_BOT_TOKEN to the Bot User OAuth Token (xoxb-...) on "
@@ -50,6 +58,11 @@ async def _check_socket_mode(report: Report, settings: Settings) -> None:
     try:
         # The URL it answers is a one-time ticket; left unused, it lapses.
         await _call(report, app, "apps.connections.open")
+    except SlackUnreachable as exc:
+        report.fail("slack socket mode", f"cannot check: no answer from "
+                    f"{settings.slack_api_url}: {exc}", "make sure this machine reaches the "
+                    "Web API at SEGUE_SLACK_API_URL")
+        return
     except SlackRefused as exc:
         report.fail("slack socket mode", f"Slack refused the app token: {exc}",
                     "set SEGUE_SLACK_APP_TOKEN to an app-level token (xapp-...) with the "
@@ -82,8 +95,10 @@ async def _call(report: Report, client: AsyncWebClient, method: str) -> dict[str
         _read_date(report, exc.response.headers, (before + time.time()) / 2)
         raise SlackRefused(str(exc.response.get("error", "refused"))) from exc
     except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-        reason = str(exc) or type(exc).__name__
-        raise SlackRefused(f"no answer from the Web API: {reason}") from exc
+        reason = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, TimeoutError):
+            reason = f"no answer within {TIMEOUT_SECONDS} s"
+        raise SlackUnreachable(reason) from exc
     _read_date(report, response.headers, (before + time.time()) / 2)
     data = response.data
     return data if isinstance(data, dict) else {}

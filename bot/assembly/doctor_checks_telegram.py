@@ -27,7 +27,11 @@ WEBHOOK_PATH = "/telegram/webhook"
 
 
 class TelegramRefused(Exception):
-    """The Bot API answered `ok: false`, or did not answer."""
+    """The Bot API answered `ok: false`."""
+
+
+class TelegramUnreachable(Exception):
+    """The Bot API did not answer, or not in its format."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +49,7 @@ class _BotApi:
                 body = await response.json(content_type=None)
                 _read_date(report, response.headers.get("Date"), (before + after) / 2)
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            raise TelegramRefused(f"no answer from the Bot API: {_reason(exc)}") from exc
+            raise TelegramUnreachable(_reason(exc)) from exc
         if not isinstance(body, dict) or not body.get("ok"):
             description = body.get("description") if isinstance(body, dict) else None
             raise TelegramRefused(str(description or f"HTTP {response.status}"))
@@ -67,6 +71,11 @@ async def check_telegram(report: Report, settings: Settings) -> None:
         api = _BotApi(session, TelegramAPIServer.from_base(settings.telegram_api_url), token)
         try:
             me = await api.call("getMe", report)
+        except TelegramUnreachable as exc:
+            report.fail("telegram token", f"cannot check: no answer from "
+                        f"{settings.telegram_api_url}: {exc}", "make sure this machine reaches "
+                        "the Bot API server at SEGUE_TELEGRAM_API_URL")
+            return
         except TelegramRefused as exc:
             report.fail("telegram token", f"{settings.telegram_api_url} refused the token: "
                         f"{exc}", "set SEGUE_TELEGRAM_TOKEN to the token @BotFather gave "
@@ -77,7 +86,7 @@ async def check_telegram(report: Report, settings: Settings) -> None:
         _check_username(report, settings, username)
         try:
             info = await api.call("getWebhookInfo", report)
-        except TelegramRefused as exc:
+        except (TelegramRefused, TelegramUnreachable) as exc:
             report.fail("telegram webhook", f"getWebhookInfo failed: {exc}",
                         "check the Bot API server at SEGUE_TELEGRAM_API_URL")
             return
@@ -185,4 +194,4 @@ def _read_date(report: Report, header: str | None, local: float) -> None:
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return f"no answer within {TIMEOUT_SECONDS:.0f} s"
-    return str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {exc}"

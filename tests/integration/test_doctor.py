@@ -308,6 +308,16 @@ async def test_a_wrong_telegram_token_fails_with_telegrams_answer(
     assert "telegram webhook" not in ran.out
 
 
+async def test_an_error_naming_the_api_url_does_not_show_the_token(
+        doctor: RunDoctor, telegram: FakeTelegram) -> None:
+    # aiohttp's redirect error quotes the URL, which holds the token.
+    telegram.redirect_loop("getMe")
+    ran = await doctor(telegram_env(telegram))
+    assert ran.code == 1
+    assert re.match(rf"FAIL  telegram token: cannot check: no answer from {telegram.url}: "
+                    r"TooManyRedirects: .*/bot\[secret\]/getMe", ran.line("telegram token"))
+
+
 async def test_a_malformed_telegram_token_fails_before_calling(
         doctor: RunDoctor, telegram: FakeTelegram) -> None:
     ran = await doctor({**telegram_env(telegram), "SEGUE_TELEGRAM_TOKEN": "not a token"})
@@ -403,6 +413,20 @@ async def test_wrong_slack_tokens_fail_with_slacks_error(
     assert ran.line("slack socket mode").startswith(
         "FAIL  slack socket mode: Slack refused the app token: invalid_auth")
     assert "doctor-wrong" not in ran.out
+
+
+async def test_platform_apis_out_of_reach_fail_as_unchecked(doctor: RunDoctor) -> None:
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    ran = await doctor({"SEGUE_TELEGRAM_TOKEN": TELEGRAM_TOKEN, "SEGUE_TELEGRAM_API_URL": nowhere,
+                        "SEGUE_SLACK_BOT_TOKEN": SLACK_BOT_TOKEN,
+                        "SEGUE_SLACK_API_URL": nowhere + "/api/",
+                        "SEGUE_SLACK_APP_TOKEN": SLACK_APP_TOKEN})
+    assert ran.code == 1
+    assert ran.line("telegram token").startswith(
+        f"FAIL  telegram token: cannot check: no answer from {nowhere}: ClientConnectorError")
+    assert ran.line("slack token").startswith(
+        f"FAIL  slack token: cannot check: no answer from {nowhere}/api/: ClientConnectorError")
+    assert ran.level("slack socket mode") == "FAIL"
 
 
 async def test_slack_over_http_names_the_request_url(
