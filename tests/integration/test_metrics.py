@@ -6,6 +6,8 @@ as customers and agents drive it, then scraped over HTTP. With
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 
@@ -169,8 +171,8 @@ async def test_two_workers_show_as_one_deployment(redis_url: str,
         for client in clients:
             open_sockets.push_async_callback(client.close)
         # The kernel spreads connections over both workers...
-        holders = {segue.holder(int(c.ws.get_extra_info("sockname")[1])) for c in clients}
-        assert len(holders) == 2, holders
+        held = [segue.holder(int(c.ws.get_extra_info("sockname")[1])) for c in clients]
+        assert len(set(held)) == 2, held
         for client in clients:
             await client.turn("hello")
         # ...and a scrape, whichever worker answers it, counts them all.
@@ -180,3 +182,23 @@ async def test_two_workers_show_as_one_deployment(redis_url: str,
             assert value(samples, "segue_webchat_sockets") == sockets
             assert value(samples, "segue_turns_total", channel="web",
                          outcome="processed") == sockets
+        shared = metrics_dir_of(held[0])
+
+        # A worker killed outright: its sockets no longer count, its turns still do.
+        os.kill(held[0], signal.SIGKILL)
+        survivors = sum(1 for pid in held if pid != held[0])
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as new:
+            await scraped_until(new, segue.url, lambda now: (
+                value(now, "segue_webchat_sockets") == survivors
+                and value(now, "segue_turns_total", channel="web",
+                          outcome="processed") == sockets), timeout=30)
+    assert not os.path.exists(shared)  # the supervisor's directory goes with it
+
+
+def metrics_dir_of(pid: int) -> str:
+    """The metrics directory the supervisor gave worker `pid`."""
+    with open(f"/proc/{pid}/environ", "rb") as environ:
+        variables = dict(v.split(b"=", 1) for v in environ.read().split(b"\0") if b"=" in v)
+    shared = variables[b"PROMETHEUS_MULTIPROC_DIR"].decode()
+    assert os.path.isdir(shared)
+    return shared
