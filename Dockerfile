@@ -47,8 +47,9 @@ USER 10001:10001
 
 EXPOSE 8080
 
-# No curl in a slim image: Python itself asks /healthz.
-HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+# No curl in a slim image: Python itself asks /healthz. Starting can take
+# half a minute on a busy host (every worker imports Segue afresh).
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=4)"]
 
 # Exec form: `segue` is PID 1 and gets SIGTERM itself. It needs no init: it

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from bot.assembly.serving import SHUTDOWN_GRACE_SECONDS
 from bot.assembly.workers import STOP_GRACE_SECONDS
 from bot.core.settings import DEFAULT_CONFIG, Settings
 
@@ -82,6 +83,14 @@ def healthcheck_command(instruction: Instruction) -> list[str]:
     return Instruction("CMD", command).exec_form()
 
 
+def healthcheck_timing(instruction: Instruction) -> dict[str, float]:
+    """HEALTHCHECK's options, named as in compose.yaml (`start_period`)."""
+    options = instruction.arguments.partition("CMD ")[0].split()
+    pairs = (o.removeprefix("--").partition("=") for o in options)
+    return {name.replace("-", "_"): seconds(value) if name != "retries" else float(value)
+            for name, _, value in pairs}
+
+
 def compose() -> dict[str, Any]:
     data = yaml.safe_load((ROOT / "compose.yaml").read_text(encoding="utf-8"))
     assert isinstance(data, dict)
@@ -144,7 +153,14 @@ def test_both_services_have_healthchecks_and_segues_asks_healthz() -> None:
     assert segue_check[0] == "CMD"
     assert any(f":{shipped_port()}/healthz" in part for part in segue_check)
     # The same probe as the image's, so `docker run` and compose agree.
-    assert segue_check[1:] == healthcheck_command(only(image_stage(), "HEALTHCHECK"))
+    image_check = only(image_stage(), "HEALTHCHECK")
+    assert segue_check[1:] == healthcheck_command(image_check)
+    timing = healthcheck_timing(image_check)
+    assert set(timing) == {"interval", "timeout", "start_period", "retries"}
+    compose_timing = {name: seconds(value) if name != "retries" else float(value)
+                      for name, value in service("segue")["healthcheck"].items()
+                      if name != "test"}
+    assert compose_timing == timing
 
 
 def test_every_segue_variable_in_compose_and_the_dockerfile_is_a_setting() -> None:
@@ -187,7 +203,10 @@ def test_segue_runs_on_every_interface_and_its_workers_share_one_secret() -> Non
 
 def test_docker_kills_segue_only_after_segue_has_had_its_own_grace() -> None:
     segue = service("segue")
-    assert seconds(segue["stop_grace_period"]) > STOP_GRACE_SECONDS
+    # A worker drains for SHUTDOWN_GRACE_SECONDS; the supervisor kills one
+    # still running after STOP_GRACE_SECONDS. Docker's SIGKILL comes after both.
+    grace = seconds(segue["stop_grace_period"])
+    assert grace > STOP_GRACE_SECONDS and grace > SHUTDOWN_GRACE_SECONDS
     assert segue.get("restart") in ("always", "unless-stopped", "on-failure")
 
 
