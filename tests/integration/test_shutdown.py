@@ -31,15 +31,23 @@ STOPPING = r"stopping: no new connections"
 
 class HeldNlu:
     """Rasa's `/model/parse` on loopback: every text is a greeting; a text
-    starting with `HELD` is held until `release` is set."""
+    starting with `HELD` is held until it is released (`release`), or all
+    are (`release_all`)."""
 
     HELD = "hello, held"
 
     def __init__(self) -> None:
-        self.release = asyncio.Event()
+        self.released = asyncio.Event()
         self.held: list[str] = []
+        self._releases: dict[str, asyncio.Event] = {}
         self._changed = asyncio.Condition()
         self.url = ""
+
+    def release(self, text: str) -> None:
+        self._releases.setdefault(text, asyncio.Event()).set()
+
+    def release_all(self) -> None:
+        self.released.set()
 
     async def parse(self, request: web.Request) -> web.Response:
         text = (await request.json())["text"]
@@ -47,7 +55,11 @@ class HeldNlu:
             async with self._changed:
                 self.held.append(text)
                 self._changed.notify_all()
-            await self.release.wait()
+            mine = asyncio.ensure_future(self._releases.setdefault(text, asyncio.Event()).wait())
+            every = asyncio.ensure_future(self.released.wait())
+            await asyncio.wait([mine, every], return_when=asyncio.FIRST_COMPLETED)
+            mine.cancel()
+            every.cancel()
         return web.json_response({"intent": {"name": "greet", "confidence": 0.99},
                                   "entities": []})
 
@@ -67,7 +79,7 @@ class HeldNlu:
         try:
             yield self
         finally:
-            self.release.set()
+            self.release_all()
             await runner.cleanup()
 
 
@@ -129,9 +141,10 @@ async def test_sigterm_finishes_the_turns_in_flight_then_closes_sockets_with_101
         async with segue_alone(env) as segue, aiohttp.ClientSession() as http:
             busy = await WebChatClient.connect(http, segue.ws_url)
             idle = await WebChatClient.connect(http, segue.ws_url)
-            msg_id = await busy.say(f"{nlu.HELD} on the web")
+            on_the_web, on_telegram = f"{nlu.HELD} on the web", f"{nlu.HELD} on Telegram"
+            msg_id = await busy.say(on_the_web)
             await nlu.holding(1)
-            update = telegram.message(f"{nlu.HELD} on Telegram")
+            update = telegram.message(on_telegram)
             await telegram.queue_update(update)
             await nlu.holding(2)
 
@@ -143,11 +156,14 @@ async def test_sigterm_finishes_the_turns_in_flight_then_closes_sockets_with_101
             assert await refused(http, f"{segue.url}/healthz")
             # The idle socket does not wait for the turns in flight.
             assert await closed_with(idle) == []
-            assert not nlu.release.is_set()
 
-            nlu.release.set()
+            nlu.release(on_the_web)
             frames = await closed_with(busy)
             assert [t[:len(GREETING)] for t in answered(frames, msg_id)] == [GREETING]
+            # Polling stops once the update in hand is answered.
+            await segue.line(r"outbox sweeper stopped", after=mark)
+            assert segue.proc.returncode is None and not telegram.sent()
+            nlu.release(on_telegram)
             assert await segue.exited(SHUTDOWN_GRACE_SECONDS) == 0
             assert loop.time() - signalled < SHUTDOWN_GRACE_SECONDS
 
@@ -185,7 +201,7 @@ async def test_a_telegram_webhook_in_flight_is_answered_once_before_the_exit(
             mark = segue.mark()
             segue.proc.send_signal(signal.SIGTERM)
             await segue.line(STOPPING, after=mark)
-            nlu.release.set()
+            nlu.release_all()
             assert await delivery == 200
             assert await segue.exited(SHUTDOWN_GRACE_SECONDS) == 0
         [reply] = telegram.sent()
@@ -224,9 +240,8 @@ async def test_each_of_two_workers_closes_its_idle_sockets_at_once_and_drains_it
             for _, *idle in by_worker.values():
                 for client in idle:
                     assert await closed_with(client) == []
-            assert not nlu.release.is_set()
 
-            nlu.release.set()
+            nlu.release_all()
             for pid, (busy, *_) in by_worker.items():
                 replies = answered(await closed_with(busy), asked[pid])
                 assert [t[:len(GREETING)] for t in replies] == [GREETING]
