@@ -18,8 +18,10 @@ import aiohttp
 from aiohttp import web
 
 from bot.assembly.serving import SHUTDOWN_GRACE_SECONDS
+from context_store import RedisContextStore
 from tests.fakes.telegram_api import TOKEN as TELEGRAM_TOKEN
 from tests.fakes.telegram_api import FakeTelegram
+from tests.support.handoff_rig import ACCOUNTS, AgentClient
 from tests.support.redis_server import free_port
 from tests.support.webchat_client import WebChatClient
 from tests.support.workers_rig import Supervised, running, segue_env, supervised
@@ -93,10 +95,22 @@ async def segue_alone(env: dict[str, str]) -> AsyncIterator[Supervised]:
         yield segue
 
 
-async def closed_with(client: WebChatClient, *, timeout: float = 10) -> list[dict[str, object]]:
+async def with_accounts(redis_url: str) -> None:
+    """The console accounts ann, bob and root, in the store `segue run` uses."""
+    store = RedisContextStore.from_url(redis_url)
+    try:
+        for account in ACCOUNTS:
+            await store.agent_store().put_agent(account)
+    finally:
+        await store.close()
+
+
+async def closed_with(client: WebChatClient | AgentClient, *,
+                      timeout: float = 10) -> list[dict[str, object]]:
     """The frames `client` receives until its socket closes; asserts that it
     closes with 1012."""
     frames: list[dict[str, object]] = []
+    assert client.ws is not None
     async with asyncio.timeout(timeout):
         while True:
             msg = await client.ws.receive()
@@ -138,7 +152,10 @@ async def test_sigterm_finishes_the_turns_in_flight_then_closes_sockets_with_101
     async with HeldNlu().serving() as nlu, FakeTelegram() as telegram:
         env = segue_env(redis_url, nlu_url=nlu.url, action_timeout_seconds="60",
                         telegram_token=TELEGRAM_TOKEN, telegram_api_url=telegram.url)
+        await with_accounts(redis_url)
         async with segue_alone(env) as segue, aiohttp.ClientSession() as http:
+            console = await AgentClient(http, segue.url).login("ann")
+            await console.listen()
             busy = await WebChatClient.connect(http, segue.ws_url)
             idle = await WebChatClient.connect(http, segue.ws_url)
             on_the_web, on_telegram = f"{nlu.HELD} on the web", f"{nlu.HELD} on Telegram"
@@ -160,6 +177,8 @@ async def test_sigterm_finishes_the_turns_in_flight_then_closes_sockets_with_101
             nlu.release(on_the_web)
             frames = await closed_with(busy)
             assert [t[:len(GREETING)] for t in answered(frames, msg_id)] == [GREETING]
+            # Consoles close after the turns in flight, whose events they show.
+            await closed_with(console)
             # Polling stops once the update in hand is answered.
             await segue.line(r"outbox sweeper stopped", after=mark)
             assert segue.proc.returncode is None and not telegram.sent()
@@ -176,7 +195,7 @@ async def test_sigterm_finishes_the_turns_in_flight_then_closes_sockets_with_101
         assert last_poll.params["offset"] == confirmed
         assert float(last_poll.params["timeout"]) == 0
     for line in (STOPPING, r"1 turns in flight finished",
-                 r"closed 2 web chat sockets \(1012\)",
+                 r"closed 2 web chat sockets \(1012\)", r"closed 1 agent consoles \(1012\)",
                  rf"Telegram polling stopped; updates before {confirmed} confirmed",
                  r"outbox sweeper stopped", r"store closed", r"segue: stopped$"):
         assert segue.count(line, after=mark) == 1, "".join(segue.lines[mark:])
