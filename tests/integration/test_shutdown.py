@@ -9,6 +9,7 @@ with `HeldNlu.HELD` waits there until the test releases it."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import signal
 from collections.abc import AsyncIterator
@@ -16,13 +17,18 @@ from contextlib import asynccontextmanager
 
 import aiohttp
 from aiohttp import web
+from yarl import URL
 
 from bot.assembly.serving import SHUTDOWN_GRACE_SECONDS
 from context_store import RedisContextStore
+from tests.fakes.slack_api import FakeSlackApi, signed_headers
 from tests.fakes.telegram_api import TOKEN as TELEGRAM_TOKEN
 from tests.fakes.telegram_api import FakeTelegram
 from tests.support.handoff_rig import ACCOUNTS, AgentClient
 from tests.support.redis_server import free_port
+from tests.support.slack_rig import SECRET as SLACK_SECRET
+from tests.support.slack_rig import TOKEN as SLACK_TOKEN
+from tests.support.slack_rig import dm
 from tests.support.webchat_client import WebChatClient
 from tests.support.workers_rig import Supervised, running, segue_env, supervised
 
@@ -226,6 +232,33 @@ async def test_a_telegram_webhook_in_flight_is_answered_once_before_the_exit(
         [reply] = telegram.sent()
         assert reply.params["text"].startswith(GREETING)
     assert segue.count(r"1 turns in flight finished", after=mark) == 1
+
+
+async def test_a_slack_message_in_the_inbox_is_answered_once_before_the_store_closes(
+    redis_url: str,
+) -> None:
+    async with HeldNlu().serving() as nlu, FakeSlackApi(token=SLACK_TOKEN) as slack:
+        env = segue_env(redis_url, nlu_url=nlu.url, action_timeout_seconds="60",
+                        slack_bot_token=SLACK_TOKEN, slack_signing_secret=SLACK_SECRET,
+                        slack_api_url=slack.url)
+        async with segue_alone(env) as segue, aiohttp.ClientSession() as http:
+            raw = json.dumps(dm(f"{nlu.HELD} on Slack", event_id="Ev0SHUTDOWN")).encode()
+            headers = {**signed_headers(SLACK_SECRET, raw), "Content-Type": "application/json"}
+            async with http.post(URL(segue.url) / "slack/events", data=raw,
+                                 headers=headers) as answer:
+                assert answer.status == 200  # queued: Slack has its acknowledgement
+            await nlu.holding(1)
+
+            mark = segue.mark()
+            segue.proc.send_signal(signal.SIGTERM)
+            # The inbox is stopped after the sweeper: its item is still in hand.
+            await segue.line(r"outbox sweeper stopped", after=mark)
+            nlu.release_all()
+            assert await segue.exited(SHUTDOWN_GRACE_SECONDS) == 0
+        [reply] = slack.texts_posted()
+        assert reply.startswith(GREETING)
+    for line in (r"inbox stopped: 1 items in hand finished", r"store closed"):
+        assert segue.count(line, after=mark) == 1, "".join(segue.lines[mark:])
 
 
 async def test_each_of_two_workers_closes_its_idle_sockets_at_once_and_drains_its_turn(
