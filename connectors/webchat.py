@@ -302,6 +302,7 @@ class WebChatConnector:
         # short-lived key; the first message resolves again and keeps it.
         customer_id = await self.store.resolve_customer(
             identity, new_customer_id(), provisional_ttl=PROVISIONAL_SECONDS)
+        turn_log.identify(customer_id)
         history = await self.store.history(customer_id, self.options.history_replay)
         client.session, client.user, client.customer_id = session, user, customer_id
         try:

@@ -44,6 +44,9 @@ def setup_logging(settings: Settings) -> None:
     # Like basicConfig, a no-op where the root logger has handlers already
     # (under a test runner's capture).
     logging.basicConfig(level=settings.log_level, handlers=[handler])
+    if settings.log_format == "json":
+        # A library's warning is a line of the log too, not bare text on stderr.
+        logging.captureWarnings(True)
     level = body_log_level(settings)
     for name in BODY_LOGGERS:
         logging.getLogger(name).setLevel(level)
