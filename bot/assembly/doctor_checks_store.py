@@ -78,23 +78,26 @@ async def _check_persistence(report: Report, client: RedisClient) -> None:
         report.warn("store persistence", f"cannot read: {_reason(exc)}",
                     "make sure Redis keeps AOF or RDB snapshots")
         return
-    kept = []
-    if all(v == "yes" for v in aof):
-        kept.append("AOF on")
-    if all(v.strip() for v in save):
-        kept.append("RDB snapshots (save " + " | ".join(sorted(set(save))) + ")")
-    if kept:
-        report.ok("store persistence", ", ".join(kept))
+    forgetful = sorted(node for node in aof
+                       if aof[node] != "yes" and not save.get(node, "").strip())
+    if forgetful:
+        on = f" on {', '.join(forgetful)}" if isinstance(client, RedisCluster) else ""
+        report.warn("store persistence", f"neither AOF nor RDB snapshots{on}: a Redis "
+                    "restart loses every conversation kept there",
+                    "CONFIG SET appendonly yes (and in redis.conf: appendonly yes), or "
+                    "configure `save` snapshots")
         return
-    report.warn("store persistence", "neither AOF nor RDB snapshots on every node: a Redis "
-                "restart loses every conversation",
-                "CONFIG SET appendonly yes (and in redis.conf: appendonly yes), or configure "
-                "`save` snapshots")
+    kept = []
+    if all(v == "yes" for v in aof.values()):
+        kept.append("AOF on")
+    if all(v.strip() for v in save.values()):
+        kept.append("RDB snapshots (save " + " | ".join(sorted(set(save.values()))) + ")")
+    report.ok("store persistence", ", ".join(kept) or "AOF or RDB snapshots on every node")
 
 
 async def _check_eviction(report: Report, client: RedisClient) -> None:
     try:
-        policies = set(await _config(client, "maxmemory-policy"))
+        policies = set((await _config(client, "maxmemory-policy")).values())
     except _REDIS_ERRORS as exc:
         report.warn("store eviction", f"cannot read maxmemory-policy: {_reason(exc)}",
                     "make sure the Redis service's eviction policy is noeviction")
@@ -119,16 +122,17 @@ async def _read_clock(report: Report, client: RedisClient) -> None:
     report.clocks.append(ClockReading("Redis TIME", remote - (before + after) / 2))
 
 
-async def _config(client: RedisClient, name: str) -> list[str]:
-    """The setting on every primary (one value on a single Redis)."""
+async def _config(client: RedisClient, name: str) -> dict[str, str]:
+    """The setting on every primary by its host:port (one value, under "",
+    on a single Redis)."""
     if isinstance(client, RedisCluster):
         answers = await _step(client.config_get(name, target_nodes=RedisCluster.PRIMARIES))
-        values = [a.get(name, "") for a in answers.values()]
+        values = {node: str(a.get(name, "")) for node, a in answers.items()}
     else:
-        values = [(await _step(client.config_get(name))).get(name, "")]
+        values = {"": str((await _step(client.config_get(name))).get(name, ""))}
     if not values:
         raise ResponseError(f"no value for {name}")
-    return [str(v) for v in values]
+    return values
 
 
 async def _step(awaitable: Any) -> Any:

@@ -35,6 +35,7 @@ from tests.support.doctor_rig import (
     webhook_env,
     with_password,
 )
+from tests.support.redis_cluster import ClusterNodes
 from tests.support.redis_sentinel import SentinelSet, redis_sentinel_set
 from tests.support.redis_server import free_port, redis_server
 
@@ -173,11 +174,24 @@ async def test_a_silent_redis_does_not_hang_the_command(doctor: RunDoctor) -> No
 
 
 async def test_a_redis_cluster_is_checked_on_every_primary(
-        doctor: RunDoctor, cluster_url: str) -> None:
+        doctor: RunDoctor, cluster_url: str, redis_cluster_session: ClusterNodes) -> None:
     ran = await doctor({"SEGUE_REDIS_URL": cluster_url})
     assert re.search(r"store: Redis Cluster \d+\.\d+\.\d+ at redis\+cluster://", ran.line("store"))
-    assert ran.level("store persistence") == "warn"  # the test cluster keeps nothing
     assert ran.level("store eviction") == "ok"
+    # Every primary but one keeps an append-only file.
+    *kept, forgetful = redis_cluster_session.clients()
+    try:
+        for client in kept:
+            client.config_set("appendonly", "yes")
+        ran = await doctor({"SEGUE_REDIS_URL": cluster_url})
+    finally:
+        for client in kept:
+            client.config_set("appendonly", "no")
+            client.close()
+        forgetful.close()
+    port = forgetful.connection_pool.connection_kwargs["port"]
+    assert ran.line("store persistence").startswith(
+        f"warn  store persistence: neither AOF nor RDB snapshots on 127.0.0.1:{port}: ")
 
 
 async def test_a_sentinel_url_reaches_the_master(
