@@ -54,7 +54,9 @@ def doctor(config: Path | None, out: TextIO) -> int:
         config_problems(report, problems)
     else:
         report = Report(out, secrets_of(settings))
-        report.ok("config", f"{config or DEFAULT_CONFIG} and the SEGUE_* environment load")
+        path = config or DEFAULT_CONFIG
+        report.ok("config", f"{path} and the SEGUE_* environment load" if path.exists()
+                  else f"no {path}: the SEGUE_* environment loads")
         asyncio.run(_remote_and_local(report, settings))
     return 1 if report.failed else 0
 

@@ -170,7 +170,8 @@ def check_dialog_files(report: Report, settings: Settings) -> None:
     _, problems = check_dialogs(
         settings.dialogs_dir, in_process_actions=settings.action_server_url is None)
     if not problems:
-        report.ok("dialogs", f"{settings.dialogs_dir} loads and cross-checks cleanly")
+        report.ok("dialogs", f"the files in {settings.dialogs_dir}/ load and cross-check "
+                  "cleanly")
     for problem in problems:
         report.fail("dialogs", str(problem),
                     "correct the dialog file at that line (`segue check` lists the same)")
