@@ -5,6 +5,7 @@ clock compared with what the remote checks read."""
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Literal, TextIO
 from urllib.parse import unquote
@@ -113,7 +114,11 @@ def secrets_in_environment() -> tuple[str, ...]:
 
 
 def url_password(url: str) -> str | None:
-    """The password of `scheme://[user]:password@host...`, as written."""
+    """The password of `scheme://[user]:password@host...` or of a
+    `?password=...` option, as written."""
+    option = re.search(r"[?&]password=([^&#]+)", url)
+    if option is not None:
+        return option.group(1)
     rest = url.partition("://")[2]
     auth, at, _ = rest.rpartition("@")
     if not at or ":" not in auth:

@@ -156,7 +156,8 @@ def _reason(exc: BaseException) -> str:
 
 
 def redis_address(url: str) -> str:
-    """The URL without its user and password."""
+    """The URL without its user and password, nor its options (a password
+    may be one of them: `?password=...`)."""
     scheme, sep, rest = url.partition("://")
-    where = rest.rpartition("@")[2]
+    where = rest.rpartition("@")[2].partition("?")[0]
     return f"{scheme}{sep}{where}"

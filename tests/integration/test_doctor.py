@@ -142,6 +142,14 @@ async def test_a_wrong_redis_password_fails_without_showing_it(
     assert REDIS_PASSWORD not in ran.out
 
 
+async def test_a_password_given_as_a_url_option_is_not_shown(
+        doctor: RunDoctor, persistent_redis: str) -> None:
+    url = f"{persistent_redis}?username=doctor&password={REDIS_PASSWORD}"
+    ran = await doctor({"SEGUE_REDIS_URL": url})
+    assert f"at {persistent_redis} answers" in ran.line("store")
+    assert ran.level("store persistence") == "warn"  # CONFIG refused to this user
+
+
 async def test_an_unreachable_redis_fails_quickly(doctor: RunDoctor) -> None:
     port = free_port()
     started = time.monotonic()
