@@ -158,7 +158,9 @@ class SlackConnector:
     async def stop(self) -> None:
         if self._socket_mode is not None:
             handler, self._socket_mode = self._socket_mode, None
+            # First: no new event comes in while the inbox drains.
             await handler.close_async()
+            log.info("Slack Socket Mode closed")
         if self._worker is not None:
             worker, self._worker = self._worker, None
             await worker.stop()
