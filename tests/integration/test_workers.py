@@ -19,7 +19,9 @@ from contextlib import asynccontextmanager
 import aiohttp
 import pytest
 from aiohttp import web
+from redis.asyncio import Redis
 
+from bot.core.backoff import poll_until
 from tests.fakes.telegram_api import TOKEN as TELEGRAM_TOKEN
 from tests.fakes.telegram_api import FakeTelegram
 from tests.support.redis_server import free_port
@@ -129,7 +131,7 @@ async def test_sockets_spread_over_both_workers_and_a_customer_carries_on_across
 
 
 async def test_a_killed_worker_is_started_again_and_its_customer_carries_on(
-    redis_url: str,
+    redis_url: str, redis_client: Redis,
 ) -> None:
     async with supervised(segue_env(redis_url)) as segue, aiohttp.ClientSession() as http:
         before = segue.pids
@@ -137,6 +139,14 @@ async def test_a_killed_worker_is_started_again_and_its_customer_carries_on(
         client = await until_held_by(segue, http, victim)
         [asked] = await client.turn("where is my order")
         assert asked["text"] == ASKED
+        # Killed once the reply is marked sent: killed between the send and
+        # that mark, the worker's claim on the outbox would hold the next
+        # replies for the claim's 30 s (tests/integration/test_outbox_crash.py).
+        outbox = f"segue:{{c:{client.customer}}}:outbox"
+
+        async def delivered() -> bool | None:
+            return True if await redis_client.hlen(outbox) == 0 else None  # type: ignore[misc]
+        assert await poll_until(delivered, within_seconds=10)
 
         mark = segue.mark()
         os.kill(victim, signal.SIGKILL)
