@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from aiohttp import web
 from aiohttp.streams import StreamReader
 
+from bot.core import metrics
 from bot.core.settings import Settings
 
 # Written raw: no request was parsed, so aiohttp has nothing to answer.
@@ -114,6 +115,7 @@ class GuardedHandler(web.RequestHandler):
         peer = transport.get_extra_info("peername")
         address = str(peer[0]) if isinstance(peer, tuple) else None
         if address is not None and not self._counter.admit(address):
+            metrics.rate_limited("connections-addr").inc()
             self.force_close()
             return
         self._address = address

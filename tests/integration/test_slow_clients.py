@@ -12,6 +12,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from prometheus_client import REGISTRY
 from yarl import URL
 
 from bot.core.settings import Settings
@@ -159,6 +160,7 @@ async def three_served_then_one_closed(app: RunningApp) -> list[Connection]:
 
 
 async def test_connections_per_address_are_capped_and_counted_while_open() -> None:
+    before = refused_connections()
     async with segue(max_connections_per_address=3) as app:
         first = await three_served_then_one_closed(app)  # the fourth refused at once
         for connection in first:
@@ -167,6 +169,13 @@ async def test_connections_per_address_are_capped_and_counted_while_open() -> No
         again = await three_served_then_one_closed(app)
         for connection in again:
             await hang_up(connection)
+    assert refused_connections() == before + 2
+
+
+def refused_connections() -> float:
+    """What /metrics shows as segue_rate_limited_total{limit="connections-addr"}."""
+    return REGISTRY.get_sample_value("segue_rate_limited_total",
+                                     {"limit": "connections-addr"}) or 0.0
 
 
 @pytest.mark.parametrize("uncapped", [{"rate_limits": "off"},
