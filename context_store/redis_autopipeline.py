@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextvars
 import logging
 import time
 from collections.abc import Sequence
@@ -254,7 +255,10 @@ class AutoPipelineRedis(aioredis.Redis):
     def _queue(self, command: _Command) -> None:
         self._waiting.append(command)
         if self._writer is None:
-            self._writer = asyncio.create_task(self._write(), name="redis-autopipeline-write")
+            # The writer and reader serve every turn's commands: in a context
+            # of their own, their log lines carry no turn that started them.
+            self._writer = asyncio.create_task(self._write(), name="redis-autopipeline-write",
+                                               context=contextvars.Context())
 
     async def _write(self) -> None:
         """Send what waits, then what queued meanwhile, until nothing waits."""
@@ -276,7 +280,8 @@ class AutoPipelineRedis(aioredis.Redis):
                     continue
                 if link.reader is None:
                     link.reader = asyncio.create_task(self._read(link),
-                                                      name="redis-autopipeline-read")
+                                                      name="redis-autopipeline-read",
+                                                      context=contextvars.Context())
         finally:
             self._writer = None
 
@@ -364,7 +369,8 @@ class AutoPipelineRedis(aioredis.Redis):
             self._waiting[:0] = retried
             if self._writer is None:
                 self._writer = asyncio.create_task(self._write(),
-                                                   name="redis-autopipeline-write")
+                                                   name="redis-autopipeline-write",
+                                                   context=contextvars.Context())
         try:
             await link.conn.disconnect(nowait=True)
         finally:

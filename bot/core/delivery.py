@@ -78,10 +78,12 @@ class Senders:
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """One message to send, and where: what a customer's outbox holds."""
+    """One message to send, and where: what a customer's outbox holds, with
+    the turn that wrote it (so a later resend logs under that turn)."""
 
     address: Address
     outbound: Outbound
+    turn_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +121,8 @@ def encode(reply: Reply) -> str:
         data["reply_to"] = out.reply_to
     if out.agent_name is not None:
         data["agent_name"] = out.agent_name
+    if reply.turn_id is not None:
+        data["turn"] = reply.turn_id
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -133,4 +137,4 @@ def decode(payload: str) -> Reply:
         reply_to=data.get("reply_to"),
         agent_name=data.get("agent_name"),
     )
-    return Reply(Address.from_json(data["address"]), outbound)
+    return Reply(Address.from_json(data["address"]), outbound, data.get("turn"))

@@ -158,7 +158,9 @@ class Engine:
                 context = TurnContext(customer_id, inbound, state)
                 with self.locks.kept(customer_id, token):
                     replies = await self._decide(context)
-                outgoing = [Reply(inbound.address, r) for r in replies]
+                ids = turn_log.current()
+                turn_id = ids.turn_id if ids is not None else None
+                outgoing = [Reply(inbound.address, r, turn_id) for r in replies]
                 saved = await self.store.save_and_unlock(
                     customer_id,
                     token=token,

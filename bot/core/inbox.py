@@ -309,7 +309,10 @@ class InboxWorker:
                     log.error("inbox item %s failed %d times; parking it", item.item_id, attempt)
                     await self._park(item, f"{type(exc).__name__}: {exc}")
                     return
-                log.warning("inbox item %s failed (attempt %d): %r", item.item_id, attempt, exc)
+                # The exception's message may quote the customer's text.
+                log.warning("inbox item %s failed (attempt %d): %s", item.item_id, attempt,
+                            type(exc).__name__)
+                log.debug("inbox item %s failed", item.item_id, exc_info=True)
                 attempt += 1
                 await asyncio.sleep(self.options.retry_delay_seconds)
                 continue

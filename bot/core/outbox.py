@@ -18,10 +18,10 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from contextlib import suppress
+from contextlib import AbstractContextManager, nullcontext, suppress
 from dataclasses import dataclass
 
-from bot.core import metrics
+from bot.core import metrics, turn_log
 from bot.core.backoff import poll_until
 from bot.core.delivery import Batch, Reply, Senders, decode
 from bot.core.errors import StoreError
@@ -147,7 +147,8 @@ class Outbox:
                 return await self.store.outbox_extend(customer_id, token=token, ttl_seconds=ttl)
 
             # A slow send keeps the claim, so no sweeper sends the same reply meanwhile.
-            with kept_alive(extend, ttl, f"the outbox claim of customer {customer_id}"):
+            with (_logged_as_turn_of(reply, customer_id),
+                  kept_alive(extend, ttl, f"the outbox claim of customer {customer_id}")):
                 results[seq] = await self._send(reply)
             last = n == len(items) - 1
             await self.store.outbox_delivered(customer_id, seq, release=token if last else None,
@@ -165,6 +166,14 @@ class Outbox:
                       type(exc).__name__)
             log.debug("the failed delivery", exc_info=True)
             return False
+
+
+def _logged_as_turn_of(reply: Reply, customer_id: str) -> AbstractContextManager[object]:
+    """Log a send under the turn that wrote the reply: the turn in hand when
+    the saving worker sends it, the same ids when a sweeper does later."""
+    if reply.turn_id is None and turn_log.current() is not None:
+        return nullcontext()  # an agent's reply, sent from the request that wrote it
+    return turn_log.turn(reply.turn_id, channel=reply.address.channel, customer_id=customer_id)
 
 
 class OutboxSweeper:

@@ -8,6 +8,7 @@ import asyncio
 
 import pytest
 
+from bot.core import turn_log
 from bot.core.engine import Engine, EngineOptions
 from bot.core.model import Address, ChannelIdentity, Inbound, Outbound
 from bot.core.outbox import OutboxSweeper
@@ -87,3 +88,29 @@ async def test_an_agents_message_goes_after_the_bot_replies_saved_before_it(
     # B waited for A's claim to run out and sent A's replies first.
     assert alive.sent == ["hi 1", "hi 2", "A person here"] and dead.sent == []
     assert (answer["delivered"], answer["channel"]) == (True, "web")
+
+
+class IdsSeen(Sender):
+    """Notes the turn ids in hand at each send: what its log lines carry."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: list[turn_log.TurnIds | None] = []
+
+    async def send(self, address: Address, outbound: Outbound) -> None:
+        self.ids.append(turn_log.current())
+        await super().send(address, outbound)
+
+
+async def test_a_reply_sent_again_by_a_sweeper_is_logged_as_its_turns(
+    store: ContextStore,
+) -> None:
+    dying, alive = Sender(dies=True), IdsSeen()
+    engine_a, _ = worker(store, dying)
+    _, desk_b = worker(store, alive)
+    with turn_log.turn("T-7", channel="web"), pytest.raises(WorkerDied):
+        await engine_a.handle(message("hi", "1"))
+    assert turn_log.current() is None  # the sweeper's task knows nothing of that turn
+    await swept(OutboxSweeper(desk_b.outbox), alive, 2)
+    customer = await store.resolve_customer(ChannelIdentity("web", "u1"), "not-new")
+    assert alive.ids == [turn_log.TurnIds("T-7", "web", customer)] * 2
