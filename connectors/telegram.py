@@ -13,7 +13,6 @@ handlers, which make turns of updates, are in `connectors.telegram_updates`.
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import hmac
 import logging
@@ -42,10 +41,10 @@ from bot.core.model import Address, Outbound
 from bot.core.ports import CounterStore, ParkingStore, StoreLimits, TokenStore
 from bot.core.settings import Settings
 from connectors.http_errors import refuse
+from connectors.telegram_polling import TelegramPoller
 from connectors.telegram_render import TOKEN_FILTER, TelegramSender, chat_id_of, describe
 from connectors.telegram_updates import (
     CHANNEL,
-    RawUpdates,
     UpdateHandlers,
     failed_record,
     ignored,
@@ -138,12 +137,7 @@ class TelegramConnector:
         )
         self.dispatcher = Dispatcher(disable_fsm=True, name="segue-telegram")
         self.dispatcher.include_router(self.handlers.router())
-        self._polling: asyncio.Task[None] | None = None
-        # Polling: the next getUpdates offset (it confirms every update
-        # before it), whether updates are being handled, and whether to stop.
-        self._offset: int | None = None
-        self._updates_in_hand = False
-        self._stop_polling = False
+        self._poller: TelegramPoller | None = None
 
     # Lifecycle.
 
@@ -159,7 +153,10 @@ class TelegramConnector:
         elif self.options.mode == "polling":
             # getUpdates is refused while a webhook is set.
             await self.sender.call(lambda: self.bot.delete_webhook(drop_pending_updates=False))
-            self._polling = asyncio.create_task(self._poll(), name="telegram-polling")
+            self._poller = TelegramPoller(bot=self.bot, accept=self._accepted,
+                                          options=lambda: self.options,
+                                          allowed_updates=ALLOWED_UPDATES)
+            self._poller.start()
         elif self.options.webhook_url:
             await self.sender.call(
                 lambda: self.bot.set_webhook(
@@ -172,41 +169,13 @@ class TelegramConnector:
             log.info("Telegram webhook set")
 
     async def stop(self, grace_seconds: float = 25.0) -> None:
-        """Stop polling, then close the Bot API client. An update in hand is
-        handled to its end (up to `grace_seconds`), the updates handled are
-        confirmed to Telegram, and the rest stay with Telegram for the next
-        poller: none is lost, none answered twice."""
-        if self._polling is not None:
-            task, self._polling = self._polling, None
-            self._stop_polling = True
-            if not self._updates_in_hand:
-                task.cancel()  # waiting for updates: nothing in hand
-            done, _ = await asyncio.wait([task], timeout=grace_seconds)
-            if not done:
-                log.warning("Telegram update in hand cut off after %.0f s: it comes again",
-                            grace_seconds)
-                task.cancel()
-            with suppress(asyncio.CancelledError):
-                await task
-            await self._confirm_handled()
+        """Stop polling (an update in hand is handled to its end, up to
+        `grace_seconds`, and the updates handled are confirmed to Telegram),
+        then close the Bot API client."""
+        if self._poller is not None:
+            await self._poller.stop(grace_seconds)
+            self._poller = None
         await self.bot.session.close()
-
-    async def _confirm_handled(self) -> None:
-        """getUpdates with the next offset and no wait: Telegram forgets the
-        updates handled; those it returns are left for the next poller."""
-        if self._offset is None:
-            log.info("Telegram polling stopped")
-            return
-        try:
-            await self.bot(RawUpdates(offset=self._offset, timeout=0,
-                                      allowed_updates=ALLOWED_UPDATES))
-        except AiogramError as exc:
-            # Handled again after a restart, where the engine's dedup
-            # keeps its turn from running twice.
-            log.warning("Telegram updates handled could not be confirmed: %s",
-                        describe(exc, self.bot.token))
-            return
-        log.info("Telegram polling stopped; updates before %d confirmed", self._offset)
 
     # Outbound half.
 
@@ -235,52 +204,8 @@ class TelegramConnector:
         status = {Outcome.ACCEPTED: 200, Outcome.UNAVAILABLE: 503, Outcome.FAILED: 500}[outcome]
         return web.json_response({"status": outcome.value}, status=status)
 
-    async def _poll(self) -> None:
-        failures = 0
-        while not self._stop_polling:
-            try:
-                updates = await self.bot(
-                    RawUpdates(
-                        offset=self._offset,
-                        timeout=self.options.poll_timeout_seconds,
-                        allowed_updates=ALLOWED_UPDATES,
-                    ),
-                    request_timeout=self.options.poll_timeout_seconds + 10,
-                )
-            except AiogramError as exc:
-                log.warning("getUpdates failed: %s", describe(exc, self.bot.token))
-                failures += 1
-            else:
-                self._updates_in_hand = True
-                try:
-                    self._offset, accepted_all = await self._accept_in_order(
-                        updates, self._offset)
-                finally:
-                    self._updates_in_hand = False
-                failures = 0 if accepted_all else failures + 1
-            if failures and not self._stop_polling:
-                delay = self.options.retry_delay_seconds * 2 ** min(failures - 1, 10)
-                await asyncio.sleep(min(delay, self.options.retry_delay_max_seconds))
-
-    async def _accept_in_order(
-        self, updates: list[Any], offset: int | None
-    ) -> tuple[int | None, bool]:
-        """The next offset, and whether every update was accepted. An update
-        is confirmed (by the next getUpdates offset) only once it is accepted;
-        the first one that is not is fetched again, and those after it too."""
-        for data in updates:
-            if self._stop_polling:
-                break  # stopping: the rest are fetched by the next poller
-            update_id = update_id_of(data)
-            if update_id is None:
-                # Telegram numbers every update; without a number there is
-                # nothing to confirm it by, so back off as after a failure.
-                log.warning("getUpdates returned something that is not an update")
-                return offset, False
-            if await self.accept_json(data) is not Outcome.ACCEPTED:
-                return offset, False
-            offset = update_id + 1
-        return offset, True
+    async def _accepted(self, data: dict[str, Any]) -> bool:
+        return await self.accept_json(data) is Outcome.ACCEPTED
 
     async def accept_json(self, data: dict[str, Any]) -> Outcome:
         """One update as Telegram sent it (with an `update_id`): read, then

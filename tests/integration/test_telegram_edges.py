@@ -335,7 +335,7 @@ class RecordedSleeps:
 def sleeps(monkeypatch: pytest.MonkeyPatch) -> RecordedSleeps:
     """The Telegram connector's pauses, recorded."""
     recorded = RecordedSleeps()
-    monkeypatch.setattr("connectors.telegram.asyncio", recorded)
+    monkeypatch.setattr("connectors.telegram_polling.asyncio", recorded)
     return recorded
 
 
