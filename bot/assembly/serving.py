@@ -83,6 +83,12 @@ async def serve(settings: Settings, listening: Listening | None = None) -> None:
     """Serve until one of the stop signals, then shut down cleanly: stop
     listening, finish the turns in flight, close the store."""
     listening = listening or Listening()
+    # Heard from the start: a stop asked for while the app is being built
+    # is a clean stop once it is built, not the signal's default death.
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in listening.stop_signals:
+        loop.add_signal_handler(sig, stopped.set)
     app = await create_app(settings)
     runner = await start_http_server(app, settings, settings.host, settings.port,
                                      counter=listening.counter,
@@ -95,10 +101,6 @@ async def serve(settings: Settings, listening: Listening | None = None) -> None:
         else:
             log.info("worker %d (pid %d) is serving on http://%s:%d/",
                      settings.worker_index, os.getpid(), host, port)
-    stopped = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in listening.stop_signals:
-        loop.add_signal_handler(sig, stopped.set)
     if listening.stop_when_readable is not None:
         loop.add_reader(listening.stop_when_readable, _orphaned, stopped)
     listening.ready()

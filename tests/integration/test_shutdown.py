@@ -302,3 +302,21 @@ async def test_each_of_two_workers_closes_its_idle_sockets_at_once_and_drains_it
     assert segue.count(STOPPING, after=mark) == 2
     assert segue.count(r"1 turns in flight finished", after=mark) == 2
     assert segue.count(r"stopped \(exit code 0\)", after=mark) == 2
+
+
+async def test_a_sigterm_while_segue_is_starting_is_a_clean_stop_once_it_has_started(
+    redis_url: str,
+) -> None:
+    # The Bot API holds getMe, which the Telegram connector calls as the
+    # server starts: SIGTERM arrives before Segue serves.
+    async with FakeTelegram() as telegram:
+        telegram.hold("getMe", seconds=2)
+        port = free_port()
+        env = segue_env(redis_url, telegram_token=TELEGRAM_TOKEN,
+                        telegram_api_url=telegram.url)
+        async with running(env, "-m", "bot", "run", "--host", "127.0.0.1", "--port", str(port),
+                           port=port) as segue:
+            await telegram.wait_holding("getMe", timeout=30)
+            segue.proc.send_signal(signal.SIGTERM)
+            assert await segue.exited(SHUTDOWN_GRACE_SECONDS) == 0, "".join(segue.lines)
+    assert segue.count(r"segue: stopped$") == 1
