@@ -59,8 +59,9 @@ from bot.core.settings import Settings
 log = logging.getLogger("segue")
 
 SPAWN = multiprocessing.get_context("spawn")
-# Each worker drains on SIGTERM: aiohttp gives requests in flight (an open
-# WebSocket is one) up to 60 s, then the store closes.
+# Each worker drains on SIGTERM within `SHUTDOWN_GRACE_SECONDS` (25 s); a
+# Telegram update or inbox item in hand may add up to 25 s and 5 s: 75 s is
+# a backstop before SIGKILL.
 STOP_GRACE_SECONDS = 75.0
 METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
