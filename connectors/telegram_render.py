@@ -19,6 +19,7 @@ from urllib.parse import quote
 from aiogram import Bot
 from aiogram.exceptions import (
     AiogramError,
+    ClientDecodeError,
     TelegramBadRequest,
     TelegramNetworkError,
     TelegramRetryAfter,
@@ -178,6 +179,9 @@ def describe(exc: BaseException, token: str) -> str:
         if cause is None:  # aiogram's own "Request timeout error"
             return f"{type(exc).__name__}: {redact(exc.message, token)}"
         return f"{type(cause).__name__}: {_network_reason(cause)}"
+    if isinstance(exc, ClientDecodeError):
+        # Its own words quote the answer, which holds the text sent.
+        return f"{type(exc).__name__}: {exc.message} ({type(exc.original).__name__})"
     return f"{type(exc).__name__}: {redact(str(exc), token)}"
 
 

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 from aiogram import Bot
-from aiogram.exceptions import TelegramBadRequest, TelegramNetworkError
+from aiogram.exceptions import ClientDecodeError, TelegramBadRequest, TelegramNetworkError
 from aiogram.methods import GetMe
 from aiohttp import (
     ClientConnectorError,
@@ -88,3 +88,14 @@ async def test_connector_logs_lose_the_token_even_in_tracebacks(
         assert SECRET_PART not in caplog.text
     finally:
         await bot.session.close()
+
+
+def test_an_answer_that_cannot_be_read_is_described_without_quoting_it() -> None:
+    # A Bot API answer aiogram cannot read (a proxy, a Bot API server out of
+    # step) quotes what was sent: the customer's reply.
+    answer = {"ok": True, "result": {"message_id": 1, "text": "Order A1003 is delivered"}}
+    exc = ClientDecodeError("Failed to deserialize object", ValueError("no chat"), answer)
+    assert "A1003" in str(exc)  # aiogram's own words quote it
+    said = describe(exc, "123:SECRET")
+    assert "A1003" not in said
+    assert said.startswith("ClientDecodeError: Failed to deserialize object")
