@@ -28,6 +28,7 @@ from aiohttp import web
 from aiohttp.streams import StreamReader
 
 from bot.core import metrics
+from bot.core.errors import ConfigError
 from bot.core.settings import Settings
 
 # Written raw: no request was parsed, so aiohttp has nothing to answer.
@@ -320,5 +321,11 @@ async def start_http_server(
         await runner.cleanup()
         raise RuntimeError("aiohttp no longer builds its server in AppRunner._make_server: "
                            "slow-client protection would be off")
-    await web.TCPSite(runner, host, port, reuse_port=reuse_port or None).start()
+    try:
+        await web.TCPSite(runner, host, port, reuse_port=reuse_port or None).start()
+    except OSError as exc:
+        await runner.cleanup()
+        reason = exc.strerror or str(exc)
+        raise ConfigError(f"cannot listen on {host}:{port}: {reason} (another process may "
+                          f"hold the port: stop it, or choose another with --port)") from None
     return runner

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import re
+import socket
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -93,6 +94,24 @@ async def test_run_with_unreachable_redis_fails_loudly() -> None:
     assert proc.returncode != 0
     assert "Redis is unreachable" in err.decode()
     assert "in-memory" not in err.decode()
+
+
+async def test_run_on_a_port_in_use_says_so_in_one_line_and_exits_2() -> None:
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "run", "--port", str(port), cwd=ROOT,
+            env={k: v for k, v in os.environ.items() if not k.startswith("SEGUE_")},
+            stderr=asyncio.subprocess.PIPE)
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+    finally:
+        taken.close()
+    assert proc.returncode == 2
+    assert f"cannot start: cannot listen on 127.0.0.1:{port}" in err.decode()
+    assert "Traceback" not in err.decode()
 
 
 async def test_check_reports_file_and_line(tmp_path: Path) -> None:
