@@ -65,6 +65,10 @@ log.addFilter(TOKEN_FILTER)
 WEBHOOK_PATH = "/telegram/webhook"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 ALLOWED_UPDATES = ["message", "callback_query"]
+# Seconds the Bot API has to answer each call made at start (getMe, the
+# webhook): a server that never answers stops the start within this, not
+# aiogram's default minute.
+START_TIMEOUT = 15
 # The characters Telegram accepts in a webhook secret token.
 SECRET_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
@@ -146,13 +150,14 @@ class TelegramConnector:
             app.router.add_post(WEBHOOK_PATH, self.webhook)
 
     async def start(self) -> None:
-        me = await self.sender.call(self.bot.get_me)
+        me = await self.sender.call(lambda: self.bot.get_me(request_timeout=START_TIMEOUT))
         log.info("Telegram bot @%s ready (%s mode)", me.username, self.options.mode)
         if self.options.mode == "polling" and not self.options.poll:
             log.info("another worker polls Telegram for updates; this one only sends")
         elif self.options.mode == "polling":
             # getUpdates is refused while a webhook is set.
-            await self.sender.call(lambda: self.bot.delete_webhook(drop_pending_updates=False))
+            await self.sender.call(lambda: self.bot.delete_webhook(
+                drop_pending_updates=False, request_timeout=START_TIMEOUT))
             self._poller = TelegramPoller(bot=self.bot, accept=self._accepted,
                                           options=lambda: self.options,
                                           allowed_updates=ALLOWED_UPDATES)
@@ -164,6 +169,7 @@ class TelegramConnector:
                     secret_token=self.options.webhook_secret,
                     allowed_updates=ALLOWED_UPDATES,
                     max_connections=self.options.webhook_max_connections,
+                    request_timeout=START_TIMEOUT,
                 )
             )
             log.info("Telegram webhook set")

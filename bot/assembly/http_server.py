@@ -316,7 +316,14 @@ async def start_http_server(
     connections per address in a `counter` they share."""
     runner = GuardedRunner(app, limits_from(settings), counter,
                            shutdown_timeout=shutdown_timeout)
-    await runner.setup()
+    try:
+        await runner.setup()  # starts the connectors (`on_startup`)
+    except BaseException:
+        # Those already started stop, and every client closes (aiohttp
+        # runs `on_cleanup` only for an app that started: frozen).
+        runner.app.freeze()
+        await runner.app.cleanup()
+        raise
     if not isinstance(runner.server, GuardedServer):
         await runner.cleanup()
         raise RuntimeError("aiohttp no longer builds its server in AppRunner._make_server: "

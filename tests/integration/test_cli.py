@@ -20,6 +20,7 @@ from bot.assembly.cli import main
 from bot.core.conversation import ConversationState
 from bot.core.model import Address, ChannelIdentity, HistoryEntry
 from context_store import RedisContextStore
+from tests.fakes.telegram_api import FakeTelegram
 from tests.support.privacy_rig import Ran, keyspace
 from tests.support.redis_server import free_port
 from tests.support.webchat_client import WebChatClient
@@ -112,6 +113,23 @@ async def test_run_on_a_port_in_use_says_so_in_one_line_and_exits_2() -> None:
     assert proc.returncode == 2
     assert f"cannot start: cannot listen on 127.0.0.1:{port}" in err.decode()
     assert "Traceback" not in err.decode()
+
+
+async def test_run_with_a_token_telegram_refuses_stops_cleanly_and_exits_2() -> None:
+    async with FakeTelegram() as telegram:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SEGUE_")}
+        env.update(SEGUE_TELEGRAM_TOKEN="123456:" + "Wrong" * 7,
+                   SEGUE_TELEGRAM_API_URL=telegram.url)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "run", "--port", str(free_port()), cwd=ROOT,
+            env=env, stderr=asyncio.subprocess.PIPE)
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 2
+    said = err.decode()
+    assert "cannot start: Telegram refused the request: TelegramUnauthorizedError" in said
+    # What had started is stopped, and no client is left open.
+    assert "store closed" in said
+    assert "Unclosed" not in said and "Traceback" not in said
 
 
 async def test_check_reports_file_and_line(tmp_path: Path) -> None:
