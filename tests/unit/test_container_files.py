@@ -192,6 +192,9 @@ def test_segue_runs_on_every_interface_and_its_workers_share_one_secret() -> Non
     command = command_of(service("segue"))
     assert command[:2] == ["segue", "run"]
     assert option(command, "--host") == "0.0.0.0"
+    # The command, not .env, holds the port: the published port and the
+    # health checks depend on it.
+    assert option(command, "--port") == str(shipped_port())
     workers = int(option(command, "--workers") or 1)
     if workers > 1:
         # Several workers need Redis and one web chat secret: compose must
