@@ -229,8 +229,8 @@ class WebChatConnector:
                 raise BadInput("unknown_type", f"unknown frame type {kind!r}")
         except BadInput as exc:
             await self._refuse(client, exc)
-        except StoreUnavailable:
-            log.warning("store unavailable; web chat message refused")
+        except StoreUnavailable as exc:
+            log.warning("store unavailable; web chat message refused: %s", exc)
             await send_error(client.ws, "store_unavailable", "temporarily unavailable: send again")
         except (LockTimeout, LockLost) as exc:
             log.warning("web chat turn not saved: %s", exc)
