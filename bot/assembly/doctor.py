@@ -32,11 +32,40 @@ from bot.assembly.doctor_checks_store import check_store
 from bot.assembly.doctor_checks_telegram import check_telegram
 from bot.core.settings import DEFAULT_CONFIG, Settings, check_settings
 
+# `segue doctor --help` lists them; keep in step with the checks below.
+CHECKS = """\
+checks, in the order printed:
+  config              the YAML file and the SEGUE_* environment load
+  store               Redis answers (one Redis, Sentinel or a cluster), or the
+                      in-memory store is in use
+  store persistence   AOF or RDB snapshots on every primary
+  store eviction      maxmemory-policy noeviction
+  store replicas      with ?replicas=N in the URL: N replicas connected
+  telegram token      getMe accepts SEGUE_TELEGRAM_TOKEN
+  telegram username   SEGUE_TELEGRAM_BOT_USERNAME is the token's bot
+  telegram webhook    getWebhookInfo: the webhook fits the mode
+  telegram delivery   webhook mode: updates waiting, the last delivery error
+  slack token         auth.test accepts SEGUE_SLACK_BOT_TOKEN
+  slack socket mode   apps.connections.open accepts SEGUE_SLACK_APP_TOKEN
+  slack events        without an app token: the Request URL to give Slack
+  web chat secret     SEGUE_WEBCHAT_SECRET is set
+  web chat origins    SEGUE_WEBCHAT_ALLOWED_ORIGINS is set
+  public url          SEGUE_PUBLIC_URL is https
+  dialogs             the dialog files load and cross-check
+  clock               this clock against Redis TIME and the platforms' Date
+
+Telegram and Slack are checked only when their tokens are set. A Telegram
+webhook secret and a Slack signing secret cannot be read back from the
+platforms, so they are not checked. No secret is ever printed."""
+
 
 def add_doctor_command(subparsers: Any) -> None:
     """Add `doctor` to the `segue` command's subparsers."""
     doctor = subparsers.add_parser(
-        "doctor", help="check a deployment: store, credentials, webhook (one line per check)")
+        "doctor", help="check a deployment: store, credentials, webhook (one line per check)",
+        description="Check a deployment from the inside, one line per check: ok, warn or\n"
+        "FAIL, with a fix: line under each warning or failure. Exit 1 if a check failed.",
+        epilog=CHECKS, formatter_class=argparse.RawDescriptionHelpFormatter)
     doctor.add_argument("--config", type=Path,
                         help="YAML configuration (default config/segue.yml)")
     doctor.set_defaults(func=_doctor)

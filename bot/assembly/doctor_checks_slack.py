@@ -26,7 +26,27 @@ class SlackRefused(Exception):
 
 
 class SlackUnreachable(Exception):
-    """The Web API did not answer, or not in its format."""
+    """The Web API did not answer."""
+
+
+class SlackUnusable(Exception):
+    """Something answered with an HTTP error instead of the Web API's
+    verdict (a proxy's or an outage's page, a rate limit): nothing is known
+    of the token. Slack tells a bad token with HTTP 200 and `ok: false`."""
+
+    def __init__(self, status: int | None, error: str | None) -> None:
+        super().__init__(f"HTTP {status}" + (f" ({error})" if error else ""))
+
+
+_UNREACHABLE_FIX = "make sure this machine reaches the Web API at SEGUE_SLACK_API_URL"
+_UNUSABLE_FIX = ("make sure this machine reaches the Web API at SEGUE_SLACK_API_URL through "
+                 "any proxy in between (https://status.slack.com tells an outage); then run "
+                 "the doctor again")
+
+
+def _unusable(check: str, report: Report, api_url: str, exc: SlackUnusable) -> None:
+    report.fail(check, f"cannot check: {api_url} answered {exc}, which says nothing of the "
+                "token", _UNUSABLE_FIX)
 
 
 async def check_slack(report: Report, settings: Settings) -> None:
@@ -37,8 +57,9 @@ async def check_slack(report: Report, settings: Settings) -> None:
         auth = await _call(report, bot, "auth.test")
     except SlackUnreachable as exc:
         report.fail("slack token", f"cannot check: no answer from {settings.slack_api_url}: "
-                    f"{exc}", "make sure this machine reaches the Web API at "
-                    "SEGUE_SLACK_API_URL")
+                    f"{exc}", _UNREACHABLE_FIX)
+    except SlackUnusable as exc:
+        _unusable("slack token", report, settings.slack_api_url, exc)
     except SlackRefused as exc:
         report.fail("slack token", f"{settings.slack_api_url} refused the bot token: {exc}",
                     "set SEGUE_SLACK_BOT_TOKEN to the Bot User OAuth Token (xoxb-...) on "
@@ -60,8 +81,10 @@ async def _check_socket_mode(report: Report, settings: Settings) -> None:
         await _call(report, app, "apps.connections.open")
     except SlackUnreachable as exc:
         report.fail("slack socket mode", f"cannot check: no answer from "
-                    f"{settings.slack_api_url}: {exc}", "make sure this machine reaches the "
-                    "Web API at SEGUE_SLACK_API_URL")
+                    f"{settings.slack_api_url}: {exc}", _UNREACHABLE_FIX)
+        return
+    except SlackUnusable as exc:
+        _unusable("slack socket mode", report, settings.slack_api_url, exc)
         return
     except SlackRefused as exc:
         report.fail("slack socket mode", f"Slack refused the app token: {exc}",
@@ -93,7 +116,13 @@ async def _call(report: Report, client: AsyncWebClient, method: str) -> dict[str
         response = await client.api_call(method)
     except SlackApiError as exc:
         _read_date(report, exc.response.headers, (before + time.time()) / 2)
-        raise SlackRefused(str(exc.response.get("error", "refused"))) from exc
+        # slack_sdk's response, or aiohttp's when the body was not JSON.
+        status = getattr(exc.response, "status_code", getattr(exc.response, "status", None))
+        data = getattr(exc.response, "data", None)
+        error = data.get("error") if isinstance(data, dict) else None
+        if status != 200 or not error:
+            raise SlackUnusable(status, str(error) if error else None) from exc
+        raise SlackRefused(str(error)) from exc
     except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
         reason = f"{type(exc).__name__}: {exc}"
         if isinstance(exc, TimeoutError):

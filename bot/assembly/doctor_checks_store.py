@@ -1,5 +1,6 @@
 """`segue doctor`'s store checks: Redis answers, keeps what it is given
-across a restart, and never evicts conversations to make room.
+across a restart, never evicts conversations to make room, and has the
+replicas a `?replicas=N` URL waits for.
 
 It talks to Redis through the stores' own client (`connect`: one Redis,
 Sentinel or a cluster alike) without opening a store."""
@@ -11,15 +12,25 @@ import time
 from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import RedisClusterException, RedisError, ResponseError
+from redis.exceptions import (
+    AuthenticationError,
+    AuthorizationError,
+    RedisClusterException,
+    RedisError,
+    ResponseError,
+)
 
 from bot.assembly.doctor_checks import ClockReading, Report
 from bot.core.settings import Settings
 from context_store.redis_client import RedisClient, close_client, connect
+from context_store.redis_replicas import Replication, replication_of
 
 # A dead or silent Redis must not hang the command: each step gets this long.
 STEP_TIMEOUT_SECONDS = 5.0
 _REDIS_ERRORS = (RedisError, RedisClusterException, OSError, TimeoutError)
+# Redis answered, with an error of its own (a database it does not have, a
+# wrong password, a command the user may not run): its words say what is wrong.
+_REDIS_REPLIES = (ResponseError, AuthenticationError, AuthorizationError)
 
 
 async def check_store(report: Report, settings: Settings) -> None:
@@ -35,12 +46,15 @@ async def check_store(report: Report, settings: Settings) -> None:
     url = settings.redis_url.get_secret_value()
     where = redis_address(url)
     try:
+        # Segue's own options (`?replicas=N`) off, as the store reads them
+        # (the settings refuse them on a cluster URL).
+        url, replication = replication_of(url)
         client = connect(url)
     except ValueError as exc:
         report.fail("store", f"{where}: {exc}", "correct SEGUE_REDIS_URL")
         return
     try:
-        await _check_redis(report, client, where)
+        await _check_redis(report, client, where, replication)
     finally:
         try:
             await asyncio.wait_for(close_client(client), STEP_TIMEOUT_SECONDS)
@@ -48,10 +62,16 @@ async def check_store(report: Report, settings: Settings) -> None:
             pass  # already reported as unreachable
 
 
-async def _check_redis(report: Report, client: RedisClient, where: str) -> None:
+async def _check_redis(report: Report, client: RedisClient, where: str,
+                       replication: Replication) -> None:
     try:
         await _step(client.ping())
         info = await _step(client.info("server"))
+    except _REDIS_REPLIES as exc:
+        report.fail("store", f"Redis at {where} answers with an error: {_reason(exc)}",
+                    "correct SEGUE_REDIS_URL (database number, user, password) or the "
+                    "Redis user's rights")
+        return
     except _REDIS_ERRORS as exc:
         report.fail("store", f"Redis at {where} does not answer: {_reason(exc)}",
                     "start Redis, or correct SEGUE_REDIS_URL (host, port, password)")
@@ -62,6 +82,8 @@ async def _check_redis(report: Report, client: RedisClient, where: str) -> None:
     report.ok("store", f"{kind} {server.get('redis_version', '?')} at {where} answers")
     await _check_persistence(report, client)
     await _check_eviction(report, client)
+    if replication.replicas:
+        await _check_replicas(report, client, replication.replicas)
     await _read_clock(report, client)
 
 
@@ -109,6 +131,26 @@ async def _check_eviction(report: Report, client: RedisClient) -> None:
                 + ": when memory is full Redis deletes keys, losing conversations",
                 "CONFIG SET maxmemory-policy noeviction (and in redis.conf), and give "
                 "Redis enough memory")
+
+
+async def _check_replicas(report: Report, client: RedisClient, wanted: int) -> None:
+    # Every acknowledged write waits (WAIT) for `wanted` replicas of the
+    # master it went to: with fewer connected, every one is refused.
+    try:
+        info = await _step(client.info("replication"))
+    except _REDIS_ERRORS as exc:
+        report.warn("store replicas", f"cannot read INFO replication: {_reason(exc)}; the "
+                    f"URL asks for {wanted}", f"make sure the master has at least {wanted} "
+                    "replica(s) connected, or every message is refused")
+        return
+    connected = int(info.get("connected_slaves", 0))
+    if connected >= wanted:
+        report.ok("store replicas", f"{connected} connected to the master; the URL asks for "
+                  f"{wanted} to hold each acknowledged write")
+        return
+    report.fail("store replicas", f"every message would be refused: Redis has {connected} "
+                f"replica(s), the URL asks for {wanted}", "add replicas to the master, or "
+                "lower ?replicas in SEGUE_REDIS_URL")
 
 
 async def _read_clock(report: Report, client: RedisClient) -> None:

@@ -7,6 +7,7 @@ wanted too, which aiogram's Bot does not show."""
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -31,7 +32,21 @@ class TelegramRefused(Exception):
 
 
 class TelegramUnreachable(Exception):
-    """The Bot API did not answer, or not in its format."""
+    """The Bot API did not answer."""
+
+
+class TelegramUnusable(Exception):
+    """Something answered, but not the Bot API's verdict: an HTTP error
+    without Telegram's JSON (a proxy's or an outage's page), or a server
+    error. Nothing is known of the token."""
+
+    def __init__(self, status: int, detail: str | None) -> None:
+        super().__init__(f"HTTP {status}" + (f" ({detail})" if detail else ""))
+        self.status = status
+
+
+# Telegram's answers to a token it does not know (401) or cannot parse (404).
+_TOKEN_REFUSED = (401, 404)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,14 +61,25 @@ class _BotApi:
             before = time.time()
             async with self.session.post(url) as response:
                 after = time.time()
-                body = await response.json(content_type=None)
+                text = await response.text()
                 _read_date(report, response.headers.get("Date"), (before + after) / 2)
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise TelegramUnreachable(_reason(exc)) from exc
-        if not isinstance(body, dict) or not body.get("ok"):
-            description = body.get("description") if isinstance(body, dict) else None
-            raise TelegramRefused(str(description or f"HTTP {response.status}"))
+        body = _json(text)
+        if body is None or (not body.get("ok") and response.status not in _TOKEN_REFUSED):
+            description = body.get("description") if body is not None else None
+            raise TelegramUnusable(response.status, str(description) if description else None)
+        if not body.get("ok"):
+            raise TelegramRefused(str(body.get("description") or f"HTTP {response.status}"))
         return body.get("result")
+
+
+def _json(text: str) -> dict[str, Any] | None:
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
 
 
 async def check_telegram(report: Report, settings: Settings) -> None:
@@ -76,6 +102,13 @@ async def check_telegram(report: Report, settings: Settings) -> None:
                         f"{settings.telegram_api_url}: {exc}", "make sure this machine reaches "
                         "the Bot API server at SEGUE_TELEGRAM_API_URL")
             return
+        except TelegramUnusable as exc:
+            report.fail("telegram token", f"cannot check: {settings.telegram_api_url} answered "
+                        f"{exc}, which says nothing of the token", "make sure this machine "
+                        "reaches the Bot API through any proxy in between, and that the Bot "
+                        "API server at SEGUE_TELEGRAM_API_URL (a self-hosted one) is up; "
+                        "then run the doctor again")
+            return
         except TelegramRefused as exc:
             report.fail("telegram token", f"{settings.telegram_api_url} refused the token: "
                         f"{exc}", "set SEGUE_TELEGRAM_TOKEN to the token @BotFather gave "
@@ -86,7 +119,7 @@ async def check_telegram(report: Report, settings: Settings) -> None:
         _check_username(report, settings, username)
         try:
             info = await api.call("getWebhookInfo", report)
-        except (TelegramRefused, TelegramUnreachable) as exc:
+        except (TelegramRefused, TelegramUnreachable, TelegramUnusable) as exc:
             report.fail("telegram webhook", f"getWebhookInfo failed: {exc}",
                         "check the Bot API server at SEGUE_TELEGRAM_API_URL")
             return

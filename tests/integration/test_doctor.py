@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from bot.assembly.cli import main
 from tests.support.doctor_rig import (
     REDIS_PASSWORD,
     SECRETS,
@@ -91,10 +92,17 @@ async def test_nothing_configured_warns_of_the_memory_store_and_open_web_chat(
     assert "telegram" not in ran.out and "slack" not in ran.out
 
 
-async def test_several_workers_without_redis_or_web_chat_secret_fail(doctor: RunDoctor) -> None:
+async def test_several_workers_without_redis_fail_and_without_web_chat_secret_warn(
+        doctor: RunDoctor) -> None:
     ran = await doctor({"SEGUE_WORKERS": "2"})
     assert ran.code == 1
-    assert ran.level("store") == "FAIL" and ran.level("web chat secret") == "FAIL"
+    assert ran.level("store") == "FAIL"
+    # `segue run` gives its workers one secret: only a restart ends sessions.
+    assert ran.line("web chat secret") == (
+        "warn  web chat secret: SEGUE_WEBCHAT_SECRET is not set: `segue run` gives its 2 "
+        "workers one at random, so web chat sessions and resume links end when it restarts\n"
+        "  fix: set SEGUE_WEBCHAT_SECRET to a long random value "
+        "(python -c 'import secrets; print(secrets.token_urlsafe(32))')")
 
 
 # The store.
@@ -138,8 +146,21 @@ async def test_a_wrong_redis_password_fails_without_showing_it(
     url = with_password(persistent_redis).replace(REDIS_PASSWORD, REDIS_PASSWORD + "-wrong")
     ran = await doctor({"SEGUE_REDIS_URL": url})
     assert ran.code == 1
-    assert ran.level("store") == "FAIL"
+    assert ran.line("store").startswith(
+        f"FAIL  store: Redis at {persistent_redis} answers with an error: invalid "
+        "username-password pair")
     assert REDIS_PASSWORD not in ran.out
+
+
+async def test_a_redis_error_reply_is_shown_not_taken_for_silence(
+        doctor: RunDoctor, persistent_redis: str) -> None:
+    url = persistent_redis.removesuffix("/0") + "/9999"
+    ran = await doctor({"SEGUE_REDIS_URL": url})
+    assert ran.code == 1
+    assert ran.line("store") == (
+        f"FAIL  store: Redis at {url} answers with an error: DB index is out of range\n"
+        "  fix: correct SEGUE_REDIS_URL (database number, user, password) or the Redis "
+        "user's rights")
 
 
 async def test_a_password_given_as_a_url_option_is_not_shown(
@@ -202,6 +223,38 @@ async def test_a_redis_cluster_is_checked_on_every_primary(
         f"warn  store persistence: neither AOF nor RDB snapshots on 127.0.0.1:{port}: ")
 
 
+async def test_replicas_asked_for_but_missing_fail_and_the_password_stays_hidden(
+        doctor: RunDoctor, persistent_redis: str) -> None:
+    for url in (f"{persistent_redis}?replicas=1", f"{with_password(persistent_redis)}?replicas=1"):
+        ran = await doctor({"SEGUE_REDIS_URL": url})
+        assert ran.code == 1
+        assert f"at {persistent_redis} answers" in ran.line("store")
+        assert ran.line("store replicas") == (
+            "FAIL  store replicas: every message would be refused: Redis has 0 replica(s), "
+            "the URL asks for 1\n"
+            "  fix: add replicas to the master, or lower ?replicas in SEGUE_REDIS_URL")
+    assert "doctor:" not in ran.out
+
+
+async def test_replicas_without_the_option_are_not_checked(
+        doctor: RunDoctor, persistent_redis: str) -> None:
+    ran = await doctor({"SEGUE_REDIS_URL": f"{persistent_redis}?replicas=0"})
+    assert ran.level("store") == "ok" and "store replicas" not in ran.out
+
+
+async def test_a_sentinel_master_with_the_replicas_asked_for_passes(
+        doctor: RunDoctor, sentinels: SentinelSet) -> None:
+    enough = await doctor({"SEGUE_REDIS_URL": f"{sentinels.url}?replicas=1"})
+    assert enough.line("store replicas") == (
+        "ok    store replicas: 1 connected to the master; the URL asks for 1 to hold each "
+        "acknowledged write")
+    too_many = await doctor({"SEGUE_REDIS_URL": f"{sentinels.url}?replicas=2"})
+    assert too_many.code == 1
+    assert too_many.line("store replicas").startswith(
+        "FAIL  store replicas: every message would be refused: Redis has 1 replica(s), the "
+        "URL asks for 2")
+
+
 async def test_a_sentinel_url_reaches_the_master(
         doctor: RunDoctor, sentinels: SentinelSet) -> None:
     ran = await doctor({"SEGUE_REDIS_URL": sentinels.url})
@@ -239,6 +292,18 @@ async def test_a_dialog_problem_fails(doctor: RunDoctor, tmp_path: Path) -> None
 
 
 # The command as a process.
+
+def test_help_lists_every_check(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as ended:
+        main(["doctor", "--help"])
+    assert ended.value.code == 0
+    shown = capsys.readouterr().out
+    for check in ("config", "store", "store persistence", "store eviction", "store replicas",
+                  "telegram token", "telegram username", "telegram webhook",
+                  "telegram delivery", "slack token", "slack socket mode", "slack events",
+                  "web chat secret", "web chat origins", "public url", "dialogs", "clock"):
+        assert re.search(rf"^  {check}  ", shown, re.MULTILINE), f"{check!r} in:\n{shown}"
+
 
 async def test_python_m_bot_doctor_prints_no_secret_and_exits_1_on_failure(
         persistent_redis: str, config_file: Path) -> None:

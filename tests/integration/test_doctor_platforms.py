@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
 from tests.fakes.slack_api import FakeSlackApi
 from tests.fakes.telegram_api import FakeTelegram
@@ -214,6 +215,59 @@ async def test_platform_apis_out_of_reach_fail_as_unchecked(doctor: RunDoctor) -
     assert ran.line("slack token").startswith(
         f"FAIL  slack token: cannot check: no answer from {nowhere}/api/: ClientConnectorError")
     assert ran.level("slack socket mode") == "FAIL"
+
+
+@pytest.fixture
+async def bad_gateway() -> AsyncIterator[str]:
+    """A proxy in front of a platform API that is down: every request gets
+    HTTP 502 and an HTML page."""
+    async def answer(request: web.Request) -> web.Response:
+        return web.Response(status=502, content_type="text/html",
+                            text="<html><body><h1>502 Bad Gateway</h1></body></html>")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", answer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+async def test_an_http_error_page_is_no_verdict_on_the_tokens(
+        doctor: RunDoctor, bad_gateway: str) -> None:
+    ran = await doctor({"SEGUE_TELEGRAM_TOKEN": TELEGRAM_TOKEN,
+                        "SEGUE_TELEGRAM_API_URL": bad_gateway,
+                        "SEGUE_SLACK_BOT_TOKEN": SLACK_BOT_TOKEN,
+                        "SEGUE_SLACK_API_URL": bad_gateway + "/api/",
+                        "SEGUE_SLACK_APP_TOKEN": SLACK_APP_TOKEN})
+    assert ran.code == 1
+    assert ran.line("telegram token").startswith(
+        f"FAIL  telegram token: cannot check: {bad_gateway} answered HTTP 502, which says "
+        "nothing of the token\n  fix: make sure this machine reaches the Bot API through any "
+        "proxy in between, and that the Bot API server at SEGUE_TELEGRAM_API_URL")
+    for check in ("slack token", "slack socket mode"):
+        assert ran.line(check).startswith(
+            f"FAIL  {check}: cannot check: {bad_gateway}/api/ answered HTTP 502, which says "
+            "nothing of the token\n  fix: make sure this machine reaches the Web API at "
+            "SEGUE_SLACK_API_URL through any proxy in between")
+    for check in ("telegram token", "slack token", "slack socket mode"):
+        assert "refused" not in ran.line(check)
+        assert "SEGUE_TELEGRAM_TOKEN" not in ran.line(check)
+        assert not re.search(r"SEGUE_SLACK_(BOT|APP)_TOKEN", ran.line(check))
+
+
+async def test_a_telegram_server_error_is_no_verdict_on_the_token(
+        doctor: RunDoctor, telegram: FakeTelegram) -> None:
+    telegram.fail("getMe", status=500, description="Internal Server Error")
+    ran = await doctor(telegram_env(telegram))
+    assert ran.line("telegram token").startswith(
+        f"FAIL  telegram token: cannot check: {telegram.url} answered HTTP 500 (Internal "
+        "Server Error), which says nothing of the token")
 
 
 async def test_slack_over_http_names_the_request_url(
