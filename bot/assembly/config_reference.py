@@ -41,7 +41,9 @@ key can be overridden by its environment variable, which wins over the file.
 Put secrets in the environment, never in the file. [`.env.example`](../.env.example)
 lists every variable with its default. `segue check` validates the whole
 configuration and names the file and line (or the variable) of each problem;
-an unknown key in the file is an error.
+an unknown key in the file is an error, and so is a `SEGUE_*` variable that is
+no setting (a misspelt one would otherwise be ignored). A secret given empty is
+refused: unset it or give it a value. Numbers must be finite (no `inf`, `nan`).
 
 `segue run --host H --port P --workers N` override those three settings.
 """
@@ -60,8 +62,12 @@ _ENV_INTRO = f"""\
 # Segue's environment variables, each commented out with its default.
 # Generated from bot/core/settings.py by `{REGENERATE}`.
 # Uncomment what you change; the environment wins over config/segue.yml.
-# Secrets are left empty: fill them in here or in your secret store.
+# Secrets are left empty: fill them in here or in your secret store; one
+# uncommented with an empty value is refused.
 """
+# The keys Segue signs with: a long random value, made by this command.
+GENERATE_SECRET = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
+_SIGNING_KEYS = frozenset({"webchat_secret", "webchat_identity_secret"})
 
 
 def env_name(name: str) -> str:
@@ -186,8 +192,19 @@ def env_example() -> str:
         for name in names:
             field = Settings.model_fields[name]
             out.append(f"\n# {description(name)} ({type_text(field)})\n")
+            out.append(_fill_in_note(name, field))
             out.append(f"# {env_name(name)}={_env_value(default_value(field))}\n")
     return "".join(out)
+
+
+def _fill_in_note(name: str, field: FieldInfo) -> str:
+    """For a secret: that it needs a value once uncommented."""
+    if type_text(field) != "secret":
+        return ""
+    note = "# Fill in a value if you uncomment it: an empty one is refused.\n"
+    if name in _SIGNING_KEYS:
+        note += f"# Make one with: {GENERATE_SECRET}\n"
+    return note
 
 
 def ungrouped_settings() -> list[str]:

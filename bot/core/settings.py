@@ -8,15 +8,24 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from bot.core.config_problems import (
+    CROSS_SETTING_ERROR,
+    problem_of,
+    read_yaml,
+    unknown_environment,
+)
+from bot.core.config_problems import ConfigProblem as ConfigProblem
 from bot.core.errors import ConfigError
+from bot.core.redis_urls import CLUSTER_SCHEME as CLUSTER_SCHEME
+from bot.core.redis_urls import cluster_url_problem as cluster_url_problem
+from bot.core.redis_urls import store_url_problem
 
 DEFAULT_CONFIG = Path("config/segue.yml")
 # At most this many worker processes; each adds a row (256 KiB) to the memory
@@ -27,12 +36,14 @@ MAX_WORKERS = 64
 class Settings(BaseSettings):
     """Every setting Segue reads. Environment variables are `SEGUE_<NAME>`."""
 
-    model_config = SettingsConfigDict(env_prefix="SEGUE_", extra="forbid")
+    # A duration or threshold of inf or nan would pass every bound it has
+    # (inf > 0) or fail it with a message about the bound, not the number.
+    model_config = SettingsConfigDict(env_prefix="SEGUE_", extra="forbid", allow_inf_nan=False)
 
     host: str = Field(default="127.0.0.1", description="Address `segue run` listens on.")
     port: int = Field(default=8080, ge=0, le=65535, description="Port `segue run` listens on.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        default="INFO", description="Level of the log.")
+        default="INFO", description="Level of the log (any case).")
     log_format: Literal["text", "json"] = Field(
         default="text",
         description="`text`: one readable line per record; `json`: one JSON object per line, "
@@ -205,13 +216,24 @@ class Settings(BaseSettings):
         default="Monday to Friday, 9:00-17:00",
         description="Told to customers who ask for a person while no agent is online.")
 
+    @field_validator("*")
+    @classmethod
+    def _secret_not_empty(cls, value: Any) -> Any:
+        # An empty signing key is a key anyone knows: tokens signed with it
+        # would be accepted. Unset means "off" or "a random one" instead.
+        if isinstance(value, SecretStr) and not value.get_secret_value().strip():
+            raise ValueError("is empty: unset it or give it a value")
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _log_level_any_case(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
     @field_validator("redis_url")
     @classmethod
     def _redis_url_scheme(cls, value: SecretStr | None) -> SecretStr | None:
-        schemes = ("redis://", "rediss://", "unix://", "redis+sentinel://", CLUSTER_SCHEME)
-        if value is not None and not value.get_secret_value().startswith(schemes):
-            raise ValueError("must start with " + ", ".join(schemes))
-        if value is not None and (problem := cluster_url_problem(value.get_secret_value())):
+        if value is not None and (problem := store_url_problem(value.get_secret_value())):
             raise ValueError(problem)
         return value
 
@@ -233,16 +255,23 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _telegram_webhook_needs_secret(self) -> Settings:
+        # The settings a rule joins travel with its error, so that the error
+        # is blamed on where they were given (`involved_settings`).
         if self.telegram_token and self.telegram_mode == "webhook":
             if not self.telegram_webhook_secret:
-                raise ValueError(
+                raise PydanticCustomError(
+                    CROSS_SETTING_ERROR,
                     "telegram_mode is 'webhook' but telegram_webhook_secret is not set "
-                    "(SEGUE_TELEGRAM_WEBHOOK_SECRET)"
+                    "(SEGUE_TELEGRAM_WEBHOOK_SECRET)",
+                    {"settings": ("telegram_token", "telegram_mode",
+                                  "telegram_webhook_secret")},
                 )
         if self.slack_bot_token and not (self.slack_signing_secret or self.slack_app_token):
-            raise ValueError(
+            raise PydanticCustomError(
+                CROSS_SETTING_ERROR,
                 "slack_bot_token is set, so slack_signing_secret (for HTTP events) or "
-                "slack_app_token (for Socket Mode) is needed too"
+                "slack_app_token (for Socket Mode) is needed too",
+                {"settings": ("slack_bot_token", "slack_signing_secret", "slack_app_token")},
             )
         return self
 
@@ -305,63 +334,6 @@ def parse_log_levels(text: str) -> dict[str, str]:
     return levels
 
 
-CLUSTER_SCHEME = "redis+cluster://"
-# A node of a Redis Cluster URL: host:port, an IPv6 host in brackets.
-_CLUSTER_NODE = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[^\s\[\]:/,@]+):(\d{1,5})")
-
-
-def cluster_url_problem(url: str) -> str | None:
-    """What is wrong with a `redis+cluster://[[user]:password@]host:port[,host:port...]`
-    URL (the store's connect reads it alike), None if nothing or not one."""
-    if not url.startswith(CLUSTER_SCHEME):
-        return None
-    where = url.removeprefix(CLUSTER_SCHEME).rpartition("@")[2]  # past any password
-    if "?" in where or "#" in where:
-        return "a redis+cluster:// URL takes no query or fragment"
-    nodes, _, path = where.partition("/")
-    if path not in ("", "0"):
-        return "a Redis Cluster has only database 0: end the URL with the last host:port"
-    for node in nodes.split(","):
-        match = _CLUSTER_NODE.fullmatch(node)
-        if match is None or not 0 < int(match.group(1)) < 65536:
-            return (f"a redis+cluster:// URL lists its nodes as host:port[,host:port...] "
-                    f"with ports from 1 to 65535, not {node!r}")
-    return None
-
-
-@dataclass(frozen=True, slots=True)
-class ConfigProblem:
-    """One error in a configuration file, with where it is."""
-
-    file: str
-    line: int | None
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.message}"
-
-
-def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
-    """The mapping in `path` and the 1-based line of each top-level key."""
-    text = path.read_text(encoding="utf-8")
-    try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise ConfigError(ConfigProblem(str(path), line, f"invalid YAML: {exc}")) from exc
-    if data is None:
-        return {}, {}
-    if not isinstance(data, dict) or not isinstance(node, yaml.MappingNode):
-        raise ConfigError(ConfigProblem(str(path), 1, "the file must be a mapping of settings"))
-    lines = {
-        k.value: k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)
-    }
-    return data, lines
-
-
 def check_settings(path: Path | None) -> tuple[Settings | None, list[ConfigProblem]]:
     """Load settings, collecting every problem instead of stopping at the first."""
     config_path = path if path is not None else DEFAULT_CONFIG
@@ -369,26 +341,19 @@ def check_settings(path: Path | None) -> tuple[Settings | None, list[ConfigProbl
     lines: dict[str, int] = {}
     if config_path.exists():
         try:
-            data, lines = _read_yaml(config_path)
+            data, lines = read_yaml(config_path)
         except ConfigError as exc:
             return None, [exc.args[0] if isinstance(exc.args[0], ConfigProblem)
                           else ConfigProblem(str(config_path), None, str(exc))]
     elif path is not None:
         return None, [ConfigProblem(str(config_path), None, "no such file")]
+    unknown = unknown_environment(os.environ, Settings.model_fields)
     try:
-        return Settings(**data), []
+        settings = Settings(**data)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            key = str(err["loc"][0]) if err["loc"] else ""
-            label = f"{key}: " if key else ""
-            variable = f"SEGUE_{key.upper()}"
-            if key and variable in os.environ:  # the environment overrides the file
-                problems.append(ConfigProblem(f"environment {variable}", None, err["msg"]))
-            else:
-                problems.append(
-                    ConfigProblem(str(config_path), lines.get(key), label + err["msg"]))
-        return None, problems
+        return None, [problem_of(err, config_path=str(config_path), lines=lines,
+                                 environ=os.environ) for err in exc.errors()] + unknown
+    return (None, unknown) if unknown else (settings, [])
 
 
 def load_settings(path: Path | None = None) -> Settings:

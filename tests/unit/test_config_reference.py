@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.assembly import config_reference
-from bot.core.settings import Settings
+from bot.core.settings import Settings, check_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 # Named by the outside contract for a later feature (signed event
@@ -124,3 +124,36 @@ def test_the_check_mode_reports_a_stale_file(tmp_path: Path) -> None:
     assert config_reference.stale_files(tmp_path) == []
     (tmp_path / ".env.example").write_text("# SEGUE_HOST=0.0.0.0\n", encoding="utf-8")
     assert config_reference.stale_files(tmp_path) == [Path(".env.example")]
+
+
+def _secret_variables() -> list[str]:
+    return [config_reference.env_name(name) for name, field in Settings.model_fields.items()
+            if config_reference.type_text(field) == "secret"]
+
+
+def test_each_secret_in_the_env_example_says_to_fill_it_in() -> None:
+    lines = config_reference.env_example().splitlines()
+    for variable in _secret_variables():
+        at = lines.index(f"# {variable}=")
+        notes = "\n".join(lines[at - 2:at])
+        assert "Fill in a value" in notes and "empty one is refused" in notes, variable
+    for variable in ("SEGUE_WEBCHAT_SECRET", "SEGUE_WEBCHAT_IDENTITY_SECRET"):
+        at = lines.index(f"# {variable}=")
+        assert lines[at - 1] == f"# Make one with: {config_reference.GENERATE_SECRET}"
+
+
+@pytest.mark.parametrize("variable", _secret_variables())
+def test_a_secret_uncommented_without_a_value_is_refused(
+    variable: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in [v for v in os.environ if v.upper().startswith("SEGUE_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    line = f"# {variable}="
+    assert line in config_reference.env_example().splitlines()
+    name, _, value = line.removeprefix("# ").partition("=")
+    monkeypatch.setenv(name, value)
+    settings, problems = check_settings(None)
+    assert settings is None
+    assert [str(p) for p in problems] == [
+        f"environment {variable}: Value error, is empty: unset it or give it a value"]
