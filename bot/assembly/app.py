@@ -15,6 +15,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from bot.assembly.gauges import GaugeRefresher
 from bot.assembly.handoff import Handoff, HandoffBackend, build_desk, build_handoff
+from bot.core import metrics
 from bot.core.bus import new_worker_id
 from bot.core.delivery import Senders
 from bot.core.direct_answers import DirectAnswers
@@ -182,6 +183,7 @@ async def create_segue(
     if settings.slack_bot_token is not None:
         connectors.append(build_slack_connector(settings=settings, engine=engine, store=store,
                                                 answers=answers))
+    metrics.declare_series(c.channel for c in connectors)
     segue = Segue(settings=settings, store=store, engine=engine)
     for connector in connectors:
         senders.register(connector.channel, connector)

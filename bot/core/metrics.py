@@ -10,6 +10,7 @@ handoff queue, the inbox lag) the latest value any live worker read.
 """
 
 import functools
+from collections.abc import Iterable
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -130,3 +131,28 @@ def replies_sent(channel: str) -> Counter:
 def rate_limited(limit: str) -> Counter:
     """The refusals counter of one limit (looked up once, as `turns`)."""
     return RATE_LIMITED.labels(limit)
+
+
+# Every limit `segue_rate_limited_total` counts (README "Metrics").
+RATE_LIMIT_NAMES = ("connections-addr", "sessions-addr", "codes-cust", "codes-addr",
+                    "handoffs-cust", "handoffs-addr", "messages-session", "messages-addr",
+                    "link-codes-wrong", "logins-addr", "logins-user")
+
+
+def declare_series(channels: Iterable[str]) -> None:
+    """Every labelled series a deployment of these channels can count, at 0:
+    a series that appears only with its first event leaves an alert on it
+    (a rate, an absence) blind until then."""
+    for channel in channels:
+        for outcome in ("processed", "duplicate"):
+            turns(channel, outcome)
+        replies_sent(channel)
+        DELIVERY_FAILURES.labels(channel)
+        for reason in ("refused", "no_connector", "error"):
+            REPLIES_FAILED.labels(channel, reason)
+    for via in ("code", "link"):
+        LINK_CODES_REDEEMED.labels(via)
+    for reason in ("invalid", "wait", "used"):
+        LINK_CODES_REFUSED.labels(reason)
+    for limit in RATE_LIMIT_NAMES:
+        rate_limited(limit)

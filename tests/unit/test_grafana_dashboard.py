@@ -12,6 +12,7 @@ from typing import Any
 from prometheus_client import REGISTRY
 
 from bot.assembly.app import build_app, create_segue
+from bot.core.metrics import RATE_LIMIT_NAMES
 from bot.core.settings import Settings
 from context_store import MemoryContextStore
 
@@ -68,3 +69,29 @@ def test_every_panel_reads_the_prometheus_data_source_variable() -> None:
         assert panel["targets"], panel["title"]
         for target in panel["targets"]:
             assert target["datasource"] == chosen, panel["title"]
+
+
+async def test_every_labelled_series_is_exported_at_zero_before_its_first_event() -> None:
+    # An alert on a rate or an absence sees the series from the start.
+    segue = await create_segue(Settings(webchat_secret="s" * 32), store=MemoryContextStore())
+    build_app(segue)
+    try:
+        for labels in ({"channel": "web", "reason": "error"},
+                       {"channel": "web", "reason": "refused"}):
+            assert REGISTRY.get_sample_value("segue_replies_failed_total", labels) is not None
+        assert REGISTRY.get_sample_value("segue_turns_total",
+                                         {"channel": "web", "outcome": "duplicate"}) is not None
+        assert REGISTRY.get_sample_value("segue_link_codes_refused_total",
+                                         {"reason": "wait"}) is not None
+        for limit in RATE_LIMIT_NAMES:
+            assert REGISTRY.get_sample_value("segue_rate_limited_total",
+                                             {"limit": limit}) is not None, limit
+    finally:
+        await segue.store.close()
+
+
+def test_the_readme_names_every_limit_counted() -> None:
+    readme = (DASHBOARD.parents[1] / "README.md").read_text(encoding="utf-8")
+    [row] = [line for line in readme.splitlines()
+             if line.startswith("| `segue_rate_limited_total`")]
+    assert set(re.findall(r"`([a-z]+(?:-[a-z]+)+)`", row)) == set(RATE_LIMIT_NAMES)
