@@ -168,6 +168,7 @@ class AgentApi:
             raise AgentError("bad_origin", "requests from other sites are refused")
         address = client_address(request, self.trusted_proxy_header)
         login = await self.auth.login(username.strip().lower(), password, address=address)
+        log.info("agent %s logged in from %s", login.agent.username, address)
         response = web.json_response({"token": login.token, "expires_at": login.expires_at,
                                       "agent": _agent_json(login.agent)})
         response.set_cookie(COOKIE, login.token, path="/agent", httponly=True,
@@ -182,11 +183,12 @@ class AgentApi:
         return self.cookie_secure or is_https(request, self.trusted_proxy_header)
 
     async def logout(self, request: web.Request) -> web.Response:
-        await self._agent(request)
+        agent = await self._agent(request)
         token, _ = _token_of(request)
         assert token is not None
         await self.auth.logout(token)
         await self.hub.end_session(token)
+        log.info("agent %s logged out", agent.username)
         response = web.json_response({"ok": True})
         response.del_cookie(COOKIE, path="/agent")
         return response
@@ -217,27 +219,40 @@ class AgentApi:
 
     async def claim(self, request: web.Request) -> web.Response:
         agent = await self._agent(request)
-        return web.json_response(await self.desk.claim(agent, request.match_info["customer"]))
+        customer = request.match_info["customer"]
+        result = await self.desk.claim(agent, customer)
+        log.info("agent %s claimed customer %s", agent.username, customer)
+        return web.json_response(result)
 
     async def message(self, request: web.Request) -> web.Response:
         agent = await self._agent(request)
         body = await _body(request)
-        result = await self.desk.reply(agent, request.match_info["customer"], body.get("text"))
+        customer = request.match_info["customer"]
+        result = await self.desk.reply(agent, customer, body.get("text"))
+        log.info("agent %s answered customer %s", agent.username, customer)
         return web.json_response(result)
 
     async def transfer(self, request: web.Request) -> web.Response:
         agent = await self._agent(request)
         body = await _body(request)
         customer = request.match_info["customer"]
-        return web.json_response(await self.desk.transfer(agent, customer, body.get("agent")))
+        result = await self.desk.transfer(agent, customer, body.get("agent"))
+        log.info("agent %s handed customer %s to %s", agent.username, customer, body.get("agent"))
+        return web.json_response(result)
 
     async def release(self, request: web.Request) -> web.Response:
         agent = await self._agent(request)
-        return web.json_response(await self.desk.release(agent, request.match_info["customer"]))
+        customer = request.match_info["customer"]
+        result = await self.desk.release(agent, customer)
+        log.info("agent %s gave customer %s back to the bot", agent.username, customer)
+        return web.json_response(result)
 
     async def close(self, request: web.Request) -> web.Response:
         agent = await self._agent(request)
-        return web.json_response(await self.desk.close(agent, request.match_info["customer"]))
+        customer = request.match_info["customer"]
+        result = await self.desk.close(agent, customer)
+        log.info("agent %s closed the conversation of customer %s", agent.username, customer)
+        return web.json_response(result)
 
     async def export(self, request: web.Request) -> web.Response:
         """Everything kept about a customer (`bot.core.privacy`), as
@@ -250,6 +265,7 @@ class AgentApi:
                                          history_max=self.desk.options.history_max)
         if document is None:
             raise AgentError("unknown_customer", "no such customer")
+        log.info("admin %s exported customer %s", agent.username, request.match_info["customer"])
         return web.json_response(document)
 
     async def websocket(self, request: web.Request) -> web.StreamResponse:

@@ -159,21 +159,24 @@ class AgentAuth:
         if await self.store.add_failure(address_key, window) \
                 > self.options.max_failures_per_address:
             metrics.rate_limited("logins-addr").inc()
+            log.warning("console logins from %s held back: too many failures", address)
             raise TooManyLogins(window)
         if USERNAME.match(username) is None:
             # No account can have this name: refused without a hash or a
             # counter of its own, so made-up names leave no keys behind.
-            log.info("console login with a malformed username")
+            log.info("console login with a malformed username from %s", address)
             raise LoginRefused()
         # Unknown names are counted like real ones: a refusal must not tell them apart.
         pair_key = attempts_key(username, address)
         wait = await self.store.add_attempt(pair_key, self._backoff, self.clock())
         if wait > 0:
             metrics.rate_limited("logins-user").inc()
+            log.warning("console logins for %r from %s held back: too many failures",
+                        username, address)
             raise TooManyLogins(max(1, math.ceil(wait)))
         account = await self.store.get_agent(username)
         if not await self._verify(account, password):
-            log.info("failed console login for %r", username)
+            log.info("failed console login for %r from %s", username, address)
             raise LoginRefused()
         assert account is not None
         await self.store.clear_attempts(pair_key)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -491,3 +492,20 @@ async def test_only_admins_export_and_only_customers_that_exist(
     after = await keyspace(redis_client)
     assert {k: v for k, v in after.items() if "agent" not in k} == \
         {k: v for k, v in before.items() if "agent" not in k}
+
+
+async def test_what_agents_do_is_logged_by_name_and_customer_never_with_the_text(
+    http: aiohttp.ClientSession, desk_app: RunningApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="connectors.agent_api")
+    client, customer, ann = await claimed_chat(http, desk_app)
+    await ann.act(customer, "messages", {"text": "a private answer"})
+    await agent_frame(client)
+    await ann.act(customer, "release")
+    await client.close()
+    said = [r.getMessage() for r in caplog.records if r.name == "connectors.agent_api"]
+    assert said == ["agent ann logged in from 127.0.0.1",
+                    f"agent ann claimed customer {customer}",
+                    f"agent ann answered customer {customer}",
+                    f"agent ann gave customer {customer} back to the bot"]
+    assert "a private answer" not in caplog.text
