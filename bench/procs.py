@@ -32,7 +32,7 @@ LISTEN_TIMEOUT_SECONDS = 120
 # of a benchmark shares one address, which the limits exist to stop.
 SEGUE_ENV = {
     "SEGUE_LOG_LEVEL": "WARNING",
-    "SEGUE_WEBCHAT_SECRET": "bench-secret",
+    "SEGUE_WEBCHAT_SECRET": "bench-secret-0123456789",
     "SEGUE_RATE_LIMITS": "off",
 }
 

@@ -132,7 +132,7 @@ def main() -> None:
         # One address sending as fast as it can is what the per-client limits
         # stop; the benchmark measures the turn, as a trusted gateway would.
         segue_env = {"SEGUE_REDIS_URL": redis_url, "SEGUE_LOG_LEVEL": "WARNING",
-                     "SEGUE_WEBCHAT_SECRET": "bench-secret", "SEGUE_RATE_LIMITS": "off"}
+                     "SEGUE_WEBCHAT_SECRET": "bench-secret-0123456789", "SEGUE_RATE_LIMITS": "off"}
         base_cmd = [sys.executable, str(ROOT / "bench" / "baseline_server.py"),
                     str(base_port), redis_url]
         with server(segue_cmd, segue_env, seg_port), server(base_cmd, {}, base_port):

@@ -28,6 +28,8 @@ from bot.core.redis_urls import cluster_url_problem as cluster_url_problem
 from bot.core.redis_urls import store_url_problem
 
 DEFAULT_CONFIG = Path("config/segue.yml")
+# The fewest characters of a web chat signing key (`token_urlsafe(32)` gives 43).
+MIN_SIGNING_KEY = 16
 # At most this many worker processes; each adds a row (256 KiB) to the memory
 # they share to count connections per client address.
 MAX_WORKERS = 64
@@ -113,11 +115,12 @@ class Settings(BaseSettings):
     webchat_secret: SecretStr | None = Field(
         default=None,
         description="Server-only key that signs web chat sessions and resume links; unset: a "
-                    "random one per start (sessions end on restart). The same on every worker.")
+                    "random one per start (sessions end on restart). The same on every worker; at "
+                    "least 16 characters.")
     webchat_identity_secret: SecretStr | None = Field(
         default=None,
         description="The only key a host site gets: it signs its signed-in visitors' identity "
-                    "tokens; unset: identity tokens are refused.")
+                    "tokens; unset: identity tokens are refused. At least 16 characters.")
     webchat_allowed_origins: str | None = Field(
         default=None,
         description="Comma-separated origins (`https://shop.example`) whose pages may open the "
@@ -223,6 +226,17 @@ class Settings(BaseSettings):
         # would be accepted. Unset means "off" or "a random one" instead.
         if isinstance(value, SecretStr) and not value.get_secret_value().strip():
             raise ValueError("is empty: unset it or give it a value")
+        return value
+
+    @field_validator("webchat_secret", "webchat_identity_secret")
+    @classmethod
+    def _signing_key_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        # A short key can be found by trying: every session or identity
+        # token would then be forgeable.
+        if value is not None and len(value.get_secret_value().strip()) < MIN_SIGNING_KEY:
+            raise ValueError(
+                f"is shorter than {MIN_SIGNING_KEY} characters: make one with "
+                "python -c \"import secrets; print(secrets.token_urlsafe(32))\"")
         return value
 
     @field_validator("log_level", mode="before")

@@ -52,7 +52,7 @@ async def segue_run(env: dict[str, str]) -> AsyncIterator[str]:
 
 
 async def test_run_on_redis_replays_history_after_a_restart(redis_url: str) -> None:
-    env = {"SEGUE_REDIS_URL": redis_url, "SEGUE_WEBCHAT_SECRET": "restart-secret"}
+    env = {"SEGUE_REDIS_URL": redis_url, "SEGUE_WEBCHAT_SECRET": "restart-secret-long-enough"}
     async with aiohttp.ClientSession() as http:
         async with segue_run(env) as base:
             async with http.get(f"{base}/readyz") as response:

@@ -67,7 +67,15 @@ def test_an_empty_signing_key_in_the_file_is_refused_with_its_line(
 def test_an_empty_identity_key_cannot_reach_the_running_settings() -> None:
     with pytest.raises(ValidationError, match="is empty"):
         Settings(webchat_identity_secret="")
-    assert Settings(webchat_identity_secret="k").webchat_identity_secret is not None
+    assert Settings(webchat_identity_secret="k" * 16).webchat_identity_secret is not None
+
+
+@pytest.mark.parametrize("name", ["webchat_secret", "webchat_identity_secret"])
+def test_a_web_chat_signing_key_shorter_than_16_characters_is_refused(name: str) -> None:
+    # A short key can be found by trying, and every token forged with it.
+    with pytest.raises(ValidationError, match="shorter than 16 characters: make one with"):
+        Settings(**{name: "fifteen-chars-x"})
+    assert Settings(**{name: "sixteen-chars-xx"}) is not None
 
 
 def test_a_misspelt_variable_is_reported_with_the_likely_name(
