@@ -96,7 +96,8 @@ def test_the_events_variables_of_the_published_configuration_do_not_stop_a_start
 ) -> None:
     monkeypatch.setenv("SEGUE_EVENTS_URL", "https://hooks.example.com/segue")
     monkeypatch.setenv("SEGUE_EVENTS_SECRET", "events-secret-0123456789")
-    assert rendered_problems() == []
+    settings, problems = check_settings(None)
+    assert settings is not None and problems == []
 
 
 def test_an_unknown_variable_is_reported_beside_the_other_problems(
