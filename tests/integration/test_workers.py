@@ -341,6 +341,10 @@ async def test_a_worker_that_ignores_sigterm_is_killed_after_the_grace_period(
 ) -> None:
     async with rig(segue_env(redis_url), "stubborn") as segue:
         await segue.line(r"Segue is serving on .* with 2 workers")
+        # Each worker's own line, which its process writes to the shared
+        # stderr beside the supervisor's: read once both are in.
+        for index in (0, 1):
+            await segue.line(rf"worker {index} \(pid \d+\) is serving")
         pids = list(segue.pids.values())
         mark = segue.mark()
         segue.proc.send_signal(signal.SIGTERM)
