@@ -360,6 +360,14 @@ class AutoPipelineRedis(aioredis.Redis):
         again = isinstance(exc, _CONNECTION_LOST)
         retried = [c for c in unanswered if again and c.tries == 0]
         self._fail([c for c in unanswered if not again or c.tries > 0], exc)
+        try:
+            await link.conn.disconnect(nowait=True)
+        finally:
+            await self.connection_pool.release(link.conn)
+        if again:
+            # The server went away (a restart, a failover): the idle pooled
+            # connections lead to it too, and the retry must not take one.
+            await self.connection_pool.disconnect(inuse_connections=False)
         for command in retried:
             command.tries += 1
             command.written_at = 0.0  # timed again as part of the batch it goes in
@@ -371,10 +379,6 @@ class AutoPipelineRedis(aioredis.Redis):
                 self._writer = asyncio.create_task(self._write(),
                                                    name="redis-autopipeline-write",
                                                    context=contextvars.Context())
-        try:
-            await link.conn.disconnect(nowait=True)
-        finally:
-            await self.connection_pool.release(link.conn)
 
     @staticmethod
     def _fail(commands: list[_Command], exc: BaseException) -> None:

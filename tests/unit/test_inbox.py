@@ -324,11 +324,13 @@ async def test_the_worker_rides_out_a_redis_restart_and_keeps_its_lanes_in_order
     try:
         # Down, and back without its data: the worker keeps trying meanwhile.
         with redis_server(port=port):
-            for n in range(1, 6):
-                await store.inbox_add(encode_item("chan", {"n": n}), lane=LANE)
-            async with changed:
-                await asyncio.wait_for(changed.wait_for(lambda: len(seen) == 6), 20)
-            await stop_workers(workers)
+            try:
+                for n in range(1, 6):
+                    await store.inbox_add(encode_item("chan", {"n": n}), lane=LANE)
+                async with changed:
+                    await asyncio.wait_for(changed.wait_for(lambda: len(seen) == 6), 20)
+            finally:
+                await stop_workers(workers)
     finally:
         await store.close()
     assert seen == list(range(6))
