@@ -149,6 +149,12 @@ class ConversationState:
     # Owned by the linking step: a link offer waiting for a yes/no, or a
     # merge to do once the turn is saved.
     pending_link: PendingLink | None = None
+    # The customer's language ("de"), kept by the dialog policy; it follows
+    # the customer to every channel. `locale_from` says what set it: "hint"
+    # (a channel's setting, which a later channel's hint may change) or
+    # "text" (what the customer wrote, which only their writing changes).
+    locale: str | None = None
+    locale_from: str | None = None
 
     def to_json(self) -> str:
         data: dict[str, Any] = {"turns": self.turns, "dialog": self.dialog}
@@ -158,6 +164,9 @@ class ConversationState:
             data["handoff"] = self.handoff.to_json()
         if self.pending_link is not None:
             data["pending_link"] = self.pending_link.to_json()
+        if self.locale is not None:
+            data["locale"] = self.locale
+            data["locale_from"] = self.locale_from
         return orjson.dumps(data).decode()
 
     @classmethod
@@ -173,4 +182,6 @@ class ConversationState:
             turns=data.get("turns", 0),
             handoff=HandoffState.from_json(handoff) if handoff is not None else None,
             pending_link=_pending_link_from_json(data.get("pending_link")),
+            locale=data.get("locale"),
+            locale_from=data.get("locale_from"),
         )

@@ -69,7 +69,10 @@ class Inbound:
     `message_id` is unique per channel and stable across redeliveries of the
     same message, so retries can be answered once. `client_address` is the
     network address the message came from, where the channel knows it (the
-    web chat); per-client limits count by it.
+    web chat); per-client limits count by it. `locale` is the language the
+    channel says the sender uses (Telegram's `language_code`, the browser's
+    language in the web chat, the Slack user's locale), as a BCP 47 tag such
+    as "de" or "es-MX"; a hint, which the customer's own words may overrule.
     """
 
     identity: ChannelIdentity
@@ -80,6 +83,7 @@ class Inbound:
     display_name: str | None = None
     ts: float = field(default_factory=time.time)
     client_address: str | None = None
+    locale: str | None = None
 
     @property
     def channel(self) -> str:
