@@ -60,6 +60,9 @@ class ActionMessage:
     buttons: tuple[Button, ...] = ()
     image: str | None = None
     response: str | None = None
+    # Rasa's `utter_message(response=..., **kwargs)`: values for the
+    # response's {placeholders}.
+    variables: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,12 +104,24 @@ def _message(raw: dict[str, Any]) -> ActionMessage:
         if isinstance(b, dict)
     )
     text = raw.get("text")
+    variables = tuple(
+        (str(k), str(v)) for k, v in raw.items()
+        if k not in _MESSAGE_KEYS and isinstance(v, str | int | float) and not isinstance(v, bool)
+    )
     return ActionMessage(
         text=str(text) if text else None,
         buttons=buttons,
         image=raw.get("image") or None,
         response=raw.get("response") or raw.get("template") or None,
+        variables=variables,
     )
+
+
+# The keys of a message that are not placeholder values.
+_MESSAGE_KEYS = frozenset(
+    {"text", "buttons", "elements", "custom", "template", "response", "image", "attachment",
+     "recipient_id"}
+)
 
 
 def domain_of(dialogs: Dialogs) -> dict[str, Any]:

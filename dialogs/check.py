@@ -24,7 +24,8 @@ def check_dialogs(
     problems.extend(_Checker(dialogs).run())
     if in_process_actions:
         problems.extend(check_action_module(dialogs.actions))
-    return (dialogs if not problems else None), problems
+    errors = [p for p in problems if not p.warning]
+    return (dialogs if not errors else None), problems
 
 
 def action_classes(module_name: str) -> dict[str, type[Action]]:
@@ -67,15 +68,48 @@ class _Checker:
                 self._bad(slot.where, f"slot {slot.name!r} uses unknown entity {slot.entity!r}")
             self._response(slot.prompt, slot.where)
             self._response(slot.invalid, slot.where)
+            self._response(slot.help, slot.where)
         fallback = self.d.fallback
         for name in (fallback.response, fallback.handoff_response, fallback.action_failed):
             self._response(name, fallback.where)
         for flow in self.d.flows.values():
             self._flow(flow)
+        self._patterns()
+        self._translations()
         return self.problems
 
     def _bad(self, where: Where, message: str) -> None:
         self.problems.append(Problem(where, message))
+
+    def _warn(self, where: Where, message: str) -> None:
+        self.problems.append(Problem(where, message, warning=True))
+
+    def _patterns(self) -> None:
+        patterns, where = self.d.patterns, self.d.fallback.where
+        for name in (patterns.cancel, patterns.repeat, patterns.cannot_answer):
+            if name is not None and name not in self.d.intents:
+                self._warn(where, f"the repair pattern for intent {name!r} is off: no intent "
+                                  f"{name!r} in {self.d.default_language}")
+        for intent, response in patterns.chitchat.items():
+            self._response(response, where)
+            if intent not in self.d.intents and intent not in m.DEFAULT_CHITCHAT:
+                self._bad(where, f"chitchat names unknown intent {intent!r}")
+
+    def _translations(self) -> None:
+        """Every response and intent in every language the bot speaks."""
+        for locale in self.d.languages[1:]:
+            intents = self.d.intents_in(locale)
+            for name, intent in intents.items():
+                if name not in self.d.intents:
+                    self._bad(intent.where, f"intent {name!r} of locale {locale} has no "
+                                            f"examples in {self.d.default_language}")
+            for name, intent in self.d.intents.items():
+                if name not in intents:
+                    self._warn(intent.where, f"intent {name!r} has no examples in {locale}")
+            for name, response in self.d.responses.items():
+                if locale not in response.translations:
+                    self._warn(response.where, f"response {name!r} has no {locale} version "
+                                               f"(the {self.d.default_language} one is said)")
 
     def _response(self, name: str | None, where: Where) -> None:
         if name is not None and name not in self.d.responses:

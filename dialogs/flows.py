@@ -9,11 +9,19 @@ from typing import Any, Literal
 
 from bot.core.model import Button, Image, Link
 from dialogs import model as m
+from dialogs.sections import is_language_code, parse_languages, parse_patterns
 from dialogs.source import Located, LocatedList, Problem, Where, read_yaml
 
-SECTIONS = ("intents", "entities", "slots", "responses", "actions", "flows", "fallback")
+SECTIONS = ("languages", "locale", "patterns", "intents", "entities", "slots", "responses",
+            "actions", "flows", "fallback")
+# What a file with `locale:` may hold: one language's version of these.
+LOCALE_SECTIONS = ("locale", "intents", "responses")
 STEP_KINDS = ("say", "ask", "action", "branch", "goto", "handoff", "erase")
 PACKAGED_DEMO = Path(__file__).parent / "demo"
+# Every bot's repair intents and wording, in the languages Segue ships; a
+# bot's own definition of the same name, in the same language, replaces one.
+BUILTIN_PATTERNS = Path(__file__).parent / "patterns"
+BUILTIN_LANGUAGE = "en"
 
 
 def resolve_dir(dialogs_dir: str | Path) -> Path:
@@ -26,7 +34,11 @@ def resolve_dir(dialogs_dir: str | Path) -> Path:
 
 
 def dialog_files(directory: Path) -> list[Path]:
-    return sorted(p for p in directory.rglob("*.yml") if p.is_file())
+    builtin = BUILTIN_PATTERNS.resolve()
+    return sorted(
+        p for p in directory.rglob("*.yml")
+        if p.is_file() and not p.resolve().is_relative_to(builtin)
+    )
 
 
 def load_dialogs(dialogs_dir: str | Path) -> tuple[m.Dialogs | None, list[Problem]]:
@@ -38,6 +50,11 @@ def load_dialogs(dialogs_dir: str | Path) -> tuple[m.Dialogs | None, list[Proble
     if not files:
         return None, [Problem(Where(str(directory)), "no dialog files (*.yml) found")]
     parser = _Parser()
+    for path in sorted(BUILTIN_PATTERNS.rglob("*.yml")):
+        data, problems = read_yaml(path, f"(built-in) {path.relative_to(BUILTIN_PATTERNS)}")
+        parser.problems.extend(problems)
+        if data is not None:
+            parser.add_file(data, builtin=True)
     for path in files:
         data, problems = read_yaml(path, str(path))
         parser.problems.extend(problems)
@@ -51,51 +68,126 @@ class _Parser:
 
     def __init__(self) -> None:
         self.problems: list[Problem] = []
-        self.intents: dict[str, m.Intent] = {}
+        # By language; None is the bot's default language, whatever it is.
+        self.intents: dict[str | None, dict[str, m.Intent]] = {}
+        self.responses: dict[str | None, dict[str, m.Response]] = {}
+        self.builtin_intents: dict[str, dict[str, m.Intent]] = {}
+        self.builtin_responses: dict[str, dict[str, m.Response]] = {}
         self.entities: dict[str, m.Entity] = {}
         self.slots: dict[str, m.Slot] = {}
-        self.responses: dict[str, m.Response] = {}
         self.flows: dict[str, m.Flow] = {}
         self.action_names: dict[str, Where] = {}
         self.action_module: str | None = None
         self.fallback: m.Fallback | None = None
+        self.languages: tuple[str, ...] | None = None
+        self.languages_where: Where | None = None
+        self.patterns: m.Patterns | None = None
+        self.locale_files: dict[str, Where] = {}
 
     def problem(self, where: Where, message: str) -> None:
         self.problems.append(Problem(where, message))
 
-    def add_file(self, data: Located) -> None:
+    def add_file(self, data: Located, *, builtin: bool = False) -> None:
+        locale = data.get("locale")
+        if locale is not None and not is_language_code(locale):
+            self.problem(data.at("locale"), "locale must be a two-letter ISO 639-1 code such "
+                                            "as de, and listed in languages")
+            return
+        allowed = LOCALE_SECTIONS if locale is not None else SECTIONS
         for key in data:
-            if key not in SECTIONS:
-                known = ", ".join(SECTIONS)
-                self.problem(data.at(key), f"unknown section {key!r} (known: {known})")
+            if key not in allowed:
+                known = ", ".join(allowed)
+                kind = f"a file with locale {locale}" if locale is not None else "a dialog file"
+                self.problem(data.at(key), f"unknown section {key!r} in {kind} (known: {known})")
+        if builtin:
+            assert locale is not None
+            intents = self.builtin_intents.setdefault(locale, {})
+            responses = self.builtin_responses.setdefault(locale, {})
+        else:
+            if locale is not None:
+                self.locale_files.setdefault(locale, data.at("locale"))
+            intents = self.intents.setdefault(locale, {})
+            responses = self.responses.setdefault(locale, {})
         for name, body, where in self._entries(data, "intents"):
-            self._add(self.intents, name, where, self._intent(name, body, where))
+            self._add(intents, name, where, self._intent(name, body, where))
+        for name, body, where in self._entries(data, "responses"):
+            self._add(responses, name, where, self._response(name, body, where))
+        if locale is not None:
+            return
         for name, body, where in self._entries(data, "entities"):
             self._add(self.entities, name, where, self._entity(name, body, where))
         for name, body, where in self._entries(data, "slots"):
             self._add(self.slots, name, where, self._slot(name, body, where))
-        for name, body, where in self._entries(data, "responses"):
-            self._add(self.responses, name, where, self._response(name, body, where))
         for name, body, where in self._entries(data, "flows"):
             self._add(self.flows, name, where, self._flow(name, body, where))
         if "actions" in data:
             self._actions(data["actions"], data.at("actions"))
         if "fallback" in data:
             self.fallback = self._fallback(data["fallback"], data.at("fallback"))
+        if "languages" in data:
+            if self.languages is not None:
+                self.problem(data.at("languages"), "languages is set twice")
+            self.languages_where = data.at("languages")
+            self.languages = parse_languages(data["languages"], data.at("languages"),
+                                             self.problem)
+        if "patterns" in data:
+            if self.patterns is not None:
+                self.problem(data.at("patterns"), "patterns is set twice")
+            self.patterns = parse_patterns(data["patterns"], data.at("patterns"), self.problem)
 
     def build(self, where: Where) -> m.Dialogs | None:
         if any(p.message.startswith("invalid YAML") for p in self.problems):
             return None
-        fallback = self.fallback or m.Fallback(None, 2, None, None, where)
+        languages = self.languages or (BUILTIN_LANGUAGE,)
+        default = languages[0]
+        for locale, at in self.locale_files.items():
+            if locale not in languages:
+                self.problem(at, f"locale {locale!r} is not in languages ({', '.join(languages)})")
+        intents = {loc: self._merged(self.builtin_intents, self.intents, loc, default)
+                   for loc in languages}
+        responses = {loc: self._merged(self.builtin_responses, self.responses, loc, default)
+                     for loc in languages}
+        if default not in self.builtin_responses:
+            # A language Segue ships no wording for: its patterns speak English
+            # until the bot says otherwise.
+            fallback_words = self.builtin_responses.get(BUILTIN_LANGUAGE, {})
+            responses[default] = {**fallback_words, **responses[default]}
+        for locale in languages[1:]:
+            for name, response in responses[locale].items():
+                if name not in responses[default]:
+                    self.problem(response.where, f"response {name!r} of locale {locale} has "
+                                                 f"no {default} version")
+        translated = {
+            name: replace(response, translations={
+                loc: responses[loc][name] for loc in languages[1:] if name in responses[loc]})
+            for name, response in responses[default].items()
+        }
         return m.Dialogs(
-            intents=self.intents,
+            intents=_in_locale(intents[default], default),
             entities=self.entities,
             slots=self.slots,
-            responses=self.responses,
+            responses=translated,
             actions=m.ActionsConfig(self.action_module, self.action_names),
             flows=self.flows,
-            fallback=fallback,
+            fallback=self.fallback or m.Fallback(None, 2, None, None, where),
+            languages=languages,
+            patterns=self.patterns or m.Patterns(),
+            translated_intents={loc: _in_locale(intents[loc], loc) for loc in languages[1:]},
         )
+
+    def _merged(self, builtin: dict[str, dict[str, Any]], own: dict[str | None, dict[str, Any]],
+                locale: str, default: str) -> dict[str, Any]:
+        """One language's table: the built-in entries, then the bot's over them."""
+        merged = dict(builtin.get(locale, {}))
+        explicit = own.get(locale, {})
+        if locale == default:
+            unnamed = own.get(None, {})
+            for name in unnamed.keys() & explicit.keys():
+                first = unnamed[name].where
+                self.problem(explicit[name].where, f"{name!r} is defined twice (first at {first})")
+            merged.update(unnamed)
+        merged.update(explicit)
+        return merged
 
     # Sections.
 
@@ -121,7 +213,8 @@ class _Parser:
         if not isinstance(examples, list) or not examples:
             self.problem(where, f"intent {name!r} needs a list of examples")
             return None
-        return m.Intent(name, tuple(str(e) for e in examples), where)
+        title = _opt_str(body.get("title")) if isinstance(body, Located) else None
+        return m.Intent(name, tuple(str(e) for e in examples), where, title)
 
     def _entity(self, name: str, body: Any, where: Where) -> m.Entity | None:
         if not isinstance(body, Located) or not ({"regex", "lookup"} & body.keys()):
@@ -163,6 +256,7 @@ class _Parser:
             prompt=_opt_str(body.get("prompt")),
             invalid=_opt_str(body.get("invalid")),
             where=where,
+            help=_opt_str(body.get("help")),
         )
 
     def _response(self, name: str, body: Any, where: Where) -> m.Response | None:
@@ -261,7 +355,13 @@ class _Parser:
                     self.problem(step.where, f"step id {step.id!r} is used twice in flow {name!r}")
                 labels[step.id] = len(steps)
             steps.append(step)
-        return m.Flow(name, tuple(str(t) for t in triggers), tuple(steps), where, labels)
+        destructive = body.get("destructive", False)
+        if not isinstance(destructive, bool):
+            self.problem(body.at("destructive"), f"destructive of flow {name!r} must be true "
+                                                 "or false")
+            destructive = False
+        return m.Flow(name, tuple(str(t) for t in triggers), tuple(steps), where, labels,
+                      destructive)
 
     def _step(self, raw: Any, where: Where) -> m.Step | None:
         if not isinstance(raw, Located):
@@ -314,6 +414,10 @@ class _Parser:
                 op = "set" if test.get("set", True) else "unset"
             cases.append(m.Case(str(test["slot"]), op, operand, str(case["goto"]), at))
         return m.Branch(tuple(cases), otherwise, where, step_id)
+
+
+def _in_locale(intents: dict[str, m.Intent], locale: str) -> dict[str, m.Intent]:
+    return {name: replace(intent, locale=locale) for name, intent in intents.items()}
 
 
 def _opt_str(value: Any) -> str | None:

@@ -15,11 +15,14 @@ Normalize = Literal["upper", "lower", "none"]
 
 @dataclass(frozen=True, slots=True)
 class Intent:
-    """Something a customer wants, learnt from example phrases."""
+    """Something a customer wants, learnt from example phrases in one language.
+    `title` names it on a button, when the bot asks which of two was meant."""
 
     name: str
     examples: tuple[str, ...]
     where: Where
+    title: str | None = None
+    locale: str = "en"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +48,8 @@ class Slot:
     prompt: str | None
     invalid: str | None
     where: Where
+    # Said when the customer cannot answer ("I don't know my order number").
+    help: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,15 +64,18 @@ class Variant:
 
 @dataclass(frozen=True, slots=True)
 class Response:
-    """A named bot message with optional per-channel variants."""
+    """A named bot message with optional per-channel variants, in the default
+    language; `translations` holds the same response in other languages."""
 
     name: str
     default: Variant
     channels: dict[str, Variant]
     where: Where
+    translations: dict[str, Response] = field(default_factory=dict)
 
-    def for_channel(self, channel: str) -> Variant:
-        return self.channels.get(channel, self.default)
+    def for_channel(self, channel: str, locale: str | None = None) -> Variant:
+        chosen = self.translations.get(locale, self) if locale is not None else self
+        return chosen.channels.get(channel, chosen.default)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +162,9 @@ class Flow:
     steps: tuple[Step, ...]
     where: Where
     labels: dict[str, int] = field(default_factory=dict)
+    # Its triggers start it only on a sure, specific match; its yes/no
+    # questions take only an explicit yes for yes.
+    destructive: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +176,33 @@ class Fallback:
     handoff_response: str | None
     action_failed: str | None
     where: Where
+
+
+DEFAULT_CHITCHAT: dict[str, str] = {
+    "greet": "utter_pattern_greet",
+    "thanks": "utter_pattern_thanks",
+    "bot_challenge": "utter_pattern_bot_challenge",
+    "how_are_you": "utter_pattern_how_are_you",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Patterns:
+    """The conversation-repair patterns (see dialogs/README.md). An intent set
+    to None turns its pattern off; the wording is the `utter_pattern_*`
+    responses, which a bot may define itself."""
+
+    cancel: str | None = "cancel"
+    repeat: str | None = "repeat"
+    cannot_answer: str | None = "cannot_answer"
+    # Small talk answered in one line, which leaves an open question open.
+    chitchat: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_CHITCHAT))
+    # Two flows' intents closer than this: ask which one (0: never ask).
+    clarify_margin: float = 0.1
+    correction: bool = True
+    interruption: bool = True
+    # A destructive flow starts only at this confidence or above.
+    destructive_confidence: float = 0.75
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,3 +224,25 @@ class Dialogs:
     actions: ActionsConfig
     flows: dict[str, Flow]
     fallback: Fallback
+    # The first is the default: the language of files without `locale:`.
+    languages: tuple[str, ...] = ("en",)
+    patterns: Patterns = field(default_factory=Patterns)
+    # The intents' examples in the other languages: locale -> name -> intent.
+    translated_intents: dict[str, dict[str, Intent]] = field(default_factory=dict)
+
+    @property
+    def default_language(self) -> str:
+        return self.languages[0]
+
+    def intents_in(self, locale: str) -> dict[str, Intent]:
+        if locale == self.default_language:
+            return self.intents
+        return self.translated_intents.get(locale, {})
+
+    def title_of(self, intent: str, locale: str | None) -> str | None:
+        """The intent's button title in `locale`, else in the default language."""
+        translated = self.translated_intents.get(locale or "", {}).get(intent)
+        if translated is not None and translated.title:
+            return translated.title
+        default = self.intents.get(intent)
+        return default.title if default is not None else None

@@ -18,7 +18,7 @@ import re
 import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any, Protocol
 
@@ -43,13 +43,31 @@ _SECOND_WEIGHT = 0.5
 # for fewer): "tell me a joke" shares "tell me" with an order question, and
 # little else.
 _UNKNOWN_PENALTY = 0.9
+# How much of an unknown word a spelling-corrected one counts as.
+_GUESS_PENALTY = 0.5
 # Function words say little about the intent alone ("what is the capital of
-# France" is no order question); they still count inside word pairs.
-_STOPWORDS = frozenset(
-    "a an the is are am was be to of for in on at with my me i you your it its this that "
-    "what can do does did and or will would could there some about have has we our just "
-    "im id ive its so please".split()
-)
+# France" is no order question); they still count inside word pairs. Per
+# language, as `normalise` leaves them (no accents); "no", "ja" and question
+# words such as "wo" are not among them: they carry intents.
+STOPWORDS: dict[str, frozenset[str]] = {
+    "en": frozenset(
+        "a an the is are am was be to of for in on at with my me i you your it its this that "
+        "what can do does did and or will would could there some about have has we our just "
+        "im id ive its so please".split()
+    ),
+    "de": frozenset(
+        "der die das den dem des ein eine einen einem einer ist sind bin bist war ich du sie "
+        "er es wir ihr mein meine meinen meinem meiner mir mich dir dich euch und oder zu von "
+        "mit fur auf in im an am bei kann konnen konnten konnte mal doch bitte schon noch "
+        "nur so hab habe hast hat haben gibt es denn eigentlich".split()
+    ),
+    "es": frozenset(
+        "el la los las lo un una unos unas de del al a en y o que es son soy eres mi mis me "
+        "te tu su sus se le les por para con este esta esto estos hay ya muy pero favor "
+        "porfa usted ustedes puedo puede puedes podria como".split()
+    ),
+}
+_STOPWORDS = STOPWORDS["en"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,28 +80,44 @@ class EntityValue:
 
 @dataclass(frozen=True, slots=True)
 class NluResult:
-    """The understanding of one message; `intent` is None when nothing fits."""
+    """The understanding of one message; `intent` is None when nothing fits.
+
+    `ranking` is the best intents with their confidences, best first;
+    `locale` the language whose examples matched best, where known;
+    `specific` whether most of the message's words are words of the chosen
+    intent's examples (a destructive intent asks for it).
+    """
 
     intent: str | None
     confidence: float
     entities: tuple[EntityValue, ...] = ()
+    ranking: tuple[tuple[str, float], ...] = ()
+    locale: str | None = None
+    specific: bool = True
 
     def entity(self, name: str) -> str | None:
+        """The last value found: "A1001, sorry, A1002" means A1002."""
+        value = None
         for found in self.entities:
             if found.entity == name:
-                return found.value
-        return None
+                value = found.value
+        return value
+
+    def values(self, name: str) -> list[str]:
+        return [found.value for found in self.entities if found.entity == name]
 
 
 class Nlu(Protocol):
-    """Understands one message: its intent, a confidence in [0, 1], and entities."""
+    """Understands one message: its intent, a confidence in [0, 1], and entities.
+    `locale` is the conversation's language, where known: a hint, no more."""
 
-    async def parse(self, text: str) -> NluResult: ...
+    async def parse(self, text: str, locale: str | None = None) -> NluResult: ...
 
 
 def normalise(text: str) -> list[str]:
     """Lower-case ASCII words: accents, apostrophes and punctuation removed."""
-    folded = unicodedata.normalize("NFKD", text.lower()).encode("ascii", "ignore").decode()
+    lowered = text.lower().replace("\u00df", "ss")  # "Straße": no ASCII form of its own
+    folded = unicodedata.normalize("NFKD", lowered).encode("ascii", "ignore").decode()
     folded = _APOSTROPHES.sub("", folded)
     return _NON_WORD.sub(" ", folded).split()
 
@@ -126,9 +160,13 @@ class _Speller:
 class IntentClassifier:
     """Nearest-example intent classifier; see the module docstring."""
 
-    def __init__(self, intents: Iterable[Intent]) -> None:
+    def __init__(self, intents: Iterable[Intent], stopwords: frozenset[str] = _STOPWORDS) -> None:
+        self.stopwords = stopwords
         examples = [(i.name, normalise(e)) for i in intents for e in i.examples]
         self.labels = [name for name, _ in examples]
+        self.vocabulary: dict[str, set[str]] = defaultdict(set)
+        for name, words in examples:
+            self.vocabulary[name].update(w for w in words if w not in stopwords)
         self._speller = _Speller(Counter(w for _, words in examples for w in words))
         features = [self._raw_features(words) for _, words in examples]
         df = Counter(f for feats in features for f in feats)
@@ -138,11 +176,11 @@ class IntentClassifier:
         for index, feats in enumerate(features):
             for feature, weight in self._vector(feats).items():
                 self._postings[feature].append((index, weight))
-        self.classify = lru_cache(maxsize=8192)(self._classify)
+        self.classify = self._classify
 
     def _raw_features(self, words: list[str]) -> Counter[str]:
         feats: Counter[str] = Counter()
-        content = [w for w in words if w not in _STOPWORDS] or words
+        content = [w for w in words if w not in self.stopwords] or words
         for word in content:
             feats["w" + word] += 1
             padded = f"#{word}#"
@@ -162,15 +200,36 @@ class IntentClassifier:
         return {f: v / norm for f, v in vector.items()}
 
     def _classify(self, text: str) -> tuple[str | None, float]:
+        ranking = self.rank(text)
+        return (ranking[0][0], min(1.0, ranking[0][1])) if ranking else (None, 0.0)
+
+    def is_specific(self, text: str, intent: str) -> bool:
+        """Whether most of the message's content words are words of the
+        intent's examples: "a text message" shares one word with "erase all
+        my messages", which is not enough to erase anything."""
         words = [self._speller.correct(w) for w in normalise(text)]
+        content = [w for w in words if w not in self.stopwords] or words
+        known = self.vocabulary.get(intent, set())
+        return bool(content) and sum(w in known for w in content) * 2 > len(content)
+
+    def rank(self, text: str) -> tuple[tuple[str, float], ...]:
+        """The intents by score, best first (at most five). A score is a
+        confidence, except that a message near several examples of one
+        intent may score above 1."""
+        return self._rank(text)
+
+    @lru_cache(maxsize=8192)  # noqa: B019 - one classifier per bot, kept for its life
+    def _rank(self, text: str) -> tuple[tuple[str, float], ...]:
+        typed = normalise(text)
+        words = [self._speller.correct(w) for w in typed]
         if not words:
-            return None, 0.0
+            return ()
         scores: dict[int, float] = defaultdict(float)
         for feature, weight in self._vector(self._raw_features(words)).items():
             for index, example_weight in self._postings[feature]:
                 scores[index] += weight * example_weight
         if not scores:
-            return None, 0.0
+            return ()
         top: dict[str, list[float]] = {}  # per intent: its two best similarities
         for index, score in scores.items():
             pair = top.setdefault(self.labels[index], [0.0, 0.0])
@@ -179,12 +238,16 @@ class IntentClassifier:
             elif score > pair[1]:
                 pair[1] = score
         intent_scores = {name: a + _SECOND_WEIGHT * b for name, (a, b) in top.items()}
-        best = max(intent_scores, key=intent_scores.__getitem__)
         # Words never seen in any example make the guess less sure.
-        content = [w for w in words if w not in _STOPWORDS] or words
+        content = [w for w in words if w not in self.stopwords] or words
         unknown = sum(1 for w in content if w not in self._speller.counts)
-        certainty = 1.0 - _UNKNOWN_PENALTY * unknown / len(content)
-        return best, min(1.0, intent_scores[best] * certainty)
+        # A corrected word is a guess: "banana" is one letter from "manana".
+        guessed = sum(1 for w, t in zip(words, typed, strict=True)
+                      if w != t and w not in self.stopwords)
+        certainty = 1.0 - _UNKNOWN_PENALTY * (unknown + _GUESS_PENALTY * guessed) / len(content)
+        best = sorted(intent_scores.items(), key=lambda item: (-item[1], item[0]))[:5]
+        # Not capped at 1: two close matches stay told apart by how close.
+        return tuple((name, score * certainty) for name, score in best)
 
 
 class EntityExtractor:
@@ -201,8 +264,7 @@ class EntityExtractor:
     def extract(self, text: str) -> tuple[EntityValue, ...]:
         found: list[EntityValue] = []
         for name, regex in self.regexes:
-            match = regex.search(text)
-            if match is not None:
+            for match in regex.finditer(text):
                 found.append(EntityValue(name, match.group(match.lastindex or 0)))
         if self.lookups:
             flat = " ".join(normalise(text))
@@ -213,18 +275,46 @@ class EntityExtractor:
 
 
 class BuiltinNlu:
-    """The in-process NLU: no network, trained at start-up."""
+    """The in-process NLU: no network, trained at start-up, one classifier per
+    language. A message is read in every language, and the best reading
+    wins; the conversation's language wins a near tie."""
+
+    # How much closer the conversation's language needs to be to win.
+    PREFERENCE = 0.05
 
     def __init__(self, intents: Iterable[Intent], entities: Iterable[Entity]) -> None:
-        self.classifier = IntentClassifier(intents)
+        by_locale: dict[str, list[Intent]] = defaultdict(list)
+        for intent in intents:
+            by_locale[intent.locale].append(intent)
+        self.classifiers = {
+            locale: IntentClassifier(group, STOPWORDS.get(locale, frozenset()))
+            for locale, group in by_locale.items()
+        }
         self.extractor = EntityExtractor(entities)
 
-    def parse_now(self, text: str) -> NluResult:
-        intent, confidence = self.classifier.classify(text)
-        return NluResult(intent, confidence, self.extractor.extract(text))
+    @property
+    def classifier(self) -> IntentClassifier:
+        """The first language's classifier (the only one of a one-language bot)."""
+        return next(iter(self.classifiers.values()))
 
-    async def parse(self, text: str) -> NluResult:
-        return self.parse_now(text)
+    def parse_now(self, text: str, locale: str | None = None) -> NluResult:
+        entities = self.extractor.extract(text)
+        readings = [(loc, c.rank(text)) for loc, c in self.classifiers.items()]
+        readings = [(loc, ranking) for loc, ranking in readings if ranking]
+        if not readings:
+            return NluResult(None, 0.0, entities)
+
+        def score(reading: tuple[str, tuple[tuple[str, float], ...]]) -> float:
+            bonus = self.PREFERENCE if reading[0] == locale else 0.0
+            return reading[1][0][1] + bonus
+
+        best_locale, ranking = max(readings, key=score)
+        intent, confidence = ranking[0]
+        specific = self.classifiers[best_locale].is_specific(text, intent)
+        return NluResult(intent, min(1.0, confidence), entities, ranking, best_locale, specific)
+
+    async def parse(self, text: str, locale: str | None = None) -> NluResult:
+        return self.parse_now(text, locale)
 
 
 class RasaNlu:
@@ -240,7 +330,7 @@ class RasaNlu:
         self.extractor = extractor
         self.timeout = aiohttp.ClientTimeout(total=timeout_seconds)
 
-    async def parse(self, text: str) -> NluResult:
+    async def parse(self, text: str, locale: str | None = None) -> NluResult:
         try:
             async with aiohttp.ClientSession(timeout=self.timeout) as http:
                 async with http.post(self.url, json={"text": text}) as response:
@@ -267,10 +357,15 @@ def parse_rasa_response(body: Any) -> NluResult:
         for e in body.get("entities") or []
         if isinstance(e, dict) and "entity" in e and "value" in e
     )
-    return NluResult(str(name) if name else None, confidence, entities)
+    ranking = tuple(
+        (str(r["name"]), float(r["confidence"]))
+        for r in body.get("intent_ranking") or []
+        if isinstance(r, dict) and r.get("name") and isinstance(r.get("confidence"), int | float)
+    )
+    return NluResult(str(name) if name else None, confidence, entities, ranking[:5])
 
 
 def merge_entities(result: NluResult, local: tuple[EntityValue, ...]) -> NluResult:
     known = {e.entity for e in result.entities}
     extra = tuple(e for e in local if e.entity not in known)
-    return NluResult(result.intent, result.confidence, result.entities + extra)
+    return replace(result, entities=result.entities + extra)

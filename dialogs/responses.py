@@ -30,8 +30,9 @@ class Responses:
     def __init__(self, responses: Mapping[str, Response]) -> None:
         self.responses = dict(responses)
 
-    def render(self, name: str, channel: str, slots: Mapping[str, Any]) -> Outbound:
-        variant = self.responses[name].for_channel(channel)
+    def render(self, name: str, channel: str, slots: Mapping[str, Any],
+               locale: str | None = None) -> Outbound:
+        variant = self.responses[name].for_channel(channel, locale)
         return Outbound(
             text=fill(variant.text, slots),
             buttons=variant.buttons,
@@ -40,11 +41,14 @@ class Responses:
         )
 
     def of_action(
-        self, message: ActionMessage, channel: str, slots: Mapping[str, Any]
+        self, message: ActionMessage, channel: str, slots: Mapping[str, Any],
+        locale: str | None = None,
     ) -> Outbound | None:
-        """An action's reply; a named response it refers to is rendered like ours."""
+        """An action's reply; a named response it refers to is rendered like
+        ours, with the values the action passed for its placeholders."""
         if message.response is not None and message.response in self.responses:
-            return self.render(message.response, channel, slots)
+            values = {**slots, **dict(message.variables)}
+            return self.render(message.response, channel, values, locale)
         if message.text is None and message.image is None:
             return None
         images = (Image(message.image),) if message.image else ()

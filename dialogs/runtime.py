@@ -1,86 +1,50 @@
 """The dialog policy: understands a message, moves the active flow, runs actions.
 
-All flow state lives in `ConversationState.dialog` (a small JSON value saved
-with the turn), so a conversation survives restarts and follows the customer
-across channels.
+Every flow bends the same ways (dialogs/README.md, "Conversation repair"):
+cancel, correction, a side question and back, "I don't know", "say that
+again", small talk, "which of these did you mean?", and a destructive flow
+that starts only when meant and acts only on an explicit yes. All flow state
+lives in `ConversationState.dialog` (see `dialogs.state`).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from bot.core.errors import ConfigError, DialogError
-from bot.core.model import Outbound
+from bot.core.errors import DialogError
+from bot.core.model import Button, Outbound
 from bot.core.policy import HANDOFF_ASKED, TurnContext
 from dialogs import model as m
 from dialogs.actions import (
     ActionFailed,
     ActionRunner,
     Followup,
-    InProcessActions,
     Pause,
-    RemoteActions,
     ResetSlots,
     SetSlot,
     domain_of,
     webhook_payload,
 )
-from dialogs.check import check_dialogs
-from dialogs.nlu import BuiltinNlu, EntityExtractor, Nlu, NluResult, RasaNlu
+from dialogs.nlu import Nlu, NluResult
 from dialogs.responses import Responses
+from dialogs.state import DialogState, Frame
+from dialogs.understanding import AFFIRM, DENY, Understanding
 
 log = logging.getLogger(__name__)
 
 MAX_STEPS_PER_TURN = 64
-STATE_VERSION = 1
 DEFAULT_FALLBACK = "Sorry, I didn't get that."
 DEFAULT_ACTION_FAILED = "Sorry, something went wrong on our side. Please try again in a moment."
-AFFIRM, DENY = "affirm", "deny"
-
-
-@dataclass(slots=True)
-class DialogState:
-    """What the runtime keeps between turns, as stored in `ConversationState.dialog`."""
-
-    flow: str | None = None
-    step: int = 0
-    waiting: bool = False
-    slots: dict[str, Any] = field(default_factory=dict)
-    fallbacks: int = 0
-
-    @classmethod
-    def load(cls, data: dict[str, Any], dialogs: m.Dialogs) -> DialogState:
-        if data.get("v") != STATE_VERSION:
-            return cls()
-        state = cls(
-            flow=data.get("flow"),
-            step=int(data.get("step", 0)),
-            waiting=bool(data.get("waiting", False)),
-            slots=dict(data.get("slots") or {}),
-            fallbacks=int(data.get("fallbacks", 0)),
-        )
-        if state.flow is not None and state.flow not in dialogs.flows:
-            # The flows changed since this was saved: start afresh, keep nothing stale.
-            return cls(fallbacks=state.fallbacks)
-        return state
-
-    def dump(self) -> dict[str, Any]:
-        return {
-            "v": STATE_VERSION,
-            "flow": self.flow,
-            "step": self.step,
-            "waiting": self.waiting,
-            "slots": self.slots,
-            "fallbacks": self.fallbacks,
-        }
-
-    def start(self, flow: str) -> None:
-        self.flow, self.step, self.waiting, self.slots = flow, 0, False, {}
-
-    def end(self) -> None:
-        self.flow, self.step, self.waiting, self.slots = None, 0, False, {}
+# The repair patterns' wording (dialogs/patterns/*/responses.yml).
+CANCELLED = "utter_pattern_cancelled"
+NOTHING_TO_CANCEL = "utter_pattern_nothing_to_cancel"
+CANNOT_ANSWER = "utter_pattern_cannot_answer"
+CLARIFY = "utter_pattern_clarify"
+CORRECTED = "utter_pattern_corrected"
+RESUME = "utter_pattern_resume"
+NOTHING_TO_REPEAT = "utter_pattern_nothing_to_repeat"
 
 
 @dataclass(slots=True)
@@ -90,12 +54,18 @@ class _Turn:
     context: TurnContext
     state: DialogState
     nlu: NluResult
+    locale: str
     replies: list[Outbound] = field(default_factory=list)
     steps_run: int = 0
+    repeated: bool = False
 
     @property
     def channel(self) -> str:
         return self.context.inbound.channel
+
+    @property
+    def text(self) -> str:
+        return self.context.inbound.text
 
 
 class DialogPolicy:
@@ -105,61 +75,108 @@ class DialogPolicy:
         self, *, dialogs: m.Dialogs, nlu: Nlu, actions: ActionRunner | None, threshold: float
     ) -> None:
         self.dialogs = dialogs
+        self.patterns = dialogs.patterns
         self.nlu = nlu
         self.actions = actions
         self.threshold = threshold
         self.responses = Responses(dialogs.responses)
         self.domain = domain_of(dialogs)
         self.flow_of_intent = {i: f for f in dialogs.flows.values() for i in f.triggers}
+        self.understanding = Understanding(dialogs, nlu, threshold)
 
     async def decide(self, context: TurnContext) -> list[Outbound]:
         state = DialogState.load(context.state.dialog, self.dialogs)
-        run = _Turn(context, state, await self._understand(context))
-        if not (state.waiting and await self._answer(run)):
+        nlu, locale = await self.understanding.read(context)
+        run = _Turn(context, state, nlu, locale)
+        if state.waiting:
+            await self._while_waiting(run)
+        else:
             await self._route(run)
+        if run.replies and not run.repeated:
+            state.remember(run.replies)
         context.state.dialog = state.dump()
         return run.replies
 
+    # Routing a message.
+
     async def _route(self, run: _Turn) -> None:
-        """A message that answers no pending question: a new flow, or help."""
-        intent = run.nlu.intent
-        if intent is not None and intent in self.flow_of_intent:
+        """A message that answers no open question."""
+        intent, patterns = run.nlu.intent, self.patterns
+        if intent is not None and intent == patterns.cancel:
+            self._say(run, NOTHING_TO_CANCEL)
+        elif intent is not None and intent == patterns.repeat:
+            self._repeat(run)
+        elif await self._correct(run, run.state.done, finished=True):
+            pass
+        elif self._clarify(run):
+            pass
+        elif intent is not None and intent in self.flow_of_intent:
+            flow = self.flow_of_intent[intent]
+            if not self._may_start(run, flow):
+                self._fallback(run)
+                return
             run.state.fallbacks = 0
-            await self._start(run, self.flow_of_intent[intent])
-        elif run.state.waiting:
-            self._reprompt(run)
+            await self._start(run, flow)
+        elif intent is not None and intent in patterns.chitchat:
+            run.state.fallbacks = 0
+            self._say(run, patterns.chitchat[intent])
         else:
             self._fallback(run)
 
-    async def _understand(self, turn: TurnContext) -> NluResult:
-        inbound = turn.inbound
-        if inbound.payload is not None:
-            # A button names its intent ("human", or Rasa's "/human"): no guessing.
-            name = inbound.payload.removeprefix("/")
-            if name in self.dialogs.intents:
-                return NluResult(name, 1.0)
-        result = await self.nlu.parse(inbound.text)
-        if result.confidence < self.threshold:
-            return NluResult(None, result.confidence, result.entities)
-        return result
+    async def _while_waiting(self, run: _Turn) -> None:
+        """A message while a flow waits for the answer to its question."""
+        state, patterns, intent = run.state, self.patterns, run.nlu.intent
+        step = self._current(state)
+        if not isinstance(step, m.Ask) or state.flow is None:
+            state.waiting = False
+            await self._route(run)
+            return
+        slot, flow = self.dialogs.slots[step.slot], self.dialogs.flows[state.flow]
+        if flow.destructive and slot.type == "bool":
+            # Only an explicit yes; anything else, "cancel" included, is a no.
+            await self._fill(run, slot, self.understanding.is_explicit_yes(run.context))
+            await self._then_start_asked_flow(run)
+            return
+        if intent is not None and intent == patterns.cancel:
+            await self._cancel(run)
+            return
+        value = self._value_for(slot, run.nlu, run.text)
+        if value is not None:
+            await self._fill(run, slot, value)
+        elif await self._correct(run, Frame(state.flow, state.step, state.slots)):
+            pass
+        elif intent is not None and intent == patterns.repeat:
+            self._repeat(run)
+        elif intent is not None and intent == patterns.cannot_answer:
+            self._say(run, slot.help or CANNOT_ANSWER)
+        elif self._clarify(run):
+            pass
+        elif intent is not None and intent in patterns.chitchat:
+            self._say(run, patterns.chitchat[intent])
+            self._ask_again(run)
+        elif intent is not None and intent in self.flow_of_intent:
+            await self._interrupt(run, self.flow_of_intent[intent])
+        else:
+            self._reprompt(run)
+
+    async def _interrupt(self, run: _Turn, flow: m.Flow) -> None:
+        """A side question: answered by its own flow, then the open one is asked again."""
+        state = run.state
+        if flow.name == state.flow or not self._may_start(run, flow):
+            self._reprompt(run)
+            return
+        state.fallbacks = 0
+        if not (self.patterns.interruption and state.put_aside()):
+            state.end()
+        await self._start(run, flow)
 
     # Slots.
 
-    async def _answer(self, run: _Turn) -> bool:
-        """Fills the awaited slot from the message; False if the message does not answer."""
-        step = self._current(run.state)
-        if not isinstance(step, m.Ask):
-            run.state.waiting = False
-            return False
-        slot = self.dialogs.slots[step.slot]
-        value = self._value_for(slot, run.nlu, run.context.inbound.text)
-        if value is None:
-            return False
+    async def _fill(self, run: _Turn, slot: m.Slot, value: Any) -> None:
         run.state.slots[slot.name] = value
         run.state.waiting, run.state.fallbacks = False, 0
         run.state.step += 1
         await self._run_steps(run)
-        return True
 
     def _value_for(self, slot: m.Slot, nlu: NluResult, text: str) -> Any:
         if slot.type == "bool":
@@ -181,6 +198,105 @@ class DialogPolicy:
         if name is not None:
             self._say(run, name)
 
+    def _ask_again(self, run: _Turn) -> None:
+        """The open question once more, after a side question: "Where we left off: …"."""
+        step = self._current(run.state)
+        if not isinstance(step, m.Ask):
+            return
+        name = step.response or self.dialogs.slots[step.slot].prompt
+        if name is None:
+            return
+        question = self._render(run, name)
+        resumed = self._render(run, RESUME, question=question.text)
+        run.replies.append(replace(question, text=resumed.text))
+
+    async def _then_start_asked_flow(self, run: _Turn) -> None:
+        """After a confirmation refused by another request, that request."""
+        intent = run.nlu.intent
+        flow = self.flow_of_intent.get(intent or "")
+        if run.state.flow is None and flow is not None and intent not in (AFFIRM, DENY):
+            if not flow.destructive:
+                await self._start(run, flow)
+
+    # Repair.
+
+    async def _cancel(self, run: _Turn) -> None:
+        run.state.end()
+        self._say(run, CANCELLED)
+        if run.state.take_up():
+            await self._resume(run)
+
+    def _repeat(self, run: _Turn) -> None:
+        run.repeated = True
+        again = run.state.repeated()
+        if again:
+            run.replies.extend(again)
+        else:
+            self._say(run, NOTHING_TO_REPEAT)
+            run.repeated = False
+
+    async def _correct(self, run: _Turn, frame: Frame | None, *, finished: bool = False) -> bool:
+        """A new value for a slot the flow already has ("no, I meant A1003"):
+        the slot is changed and the flow redone from where it asked for it."""
+        if frame is None or not self.patterns.correction:
+            return False
+        intent = run.nlu.intent
+        other = self.flow_of_intent.get(intent or "")
+        if other is not None and other.name != frame.flow:
+            return False  # a request of its own, not a correction
+        flow = self.dialogs.flows[frame.flow]
+        asks = [(i, s) for i, s in enumerate(flow.steps) if isinstance(s, m.Ask)]
+        for index, ask in asks:
+            slot = self.dialogs.slots[ask.slot]
+            old = frame.slots.get(slot.name)
+            if slot.type != "text" or slot.entity is None or old is None:
+                continue
+            new = self._value_for(slot, run.nlu, run.text)
+            if new is None or new == old:
+                continue
+            later = {a.slot for i, a in asks if i > index}
+            slots = {k: v for k, v in frame.slots.items() if k not in later}
+            slots[slot.name] = new
+            self._say(run, CORRECTED, value=new, previous=old)
+            state = run.state
+            if finished:
+                state.start(frame.flow)
+            state.flow, state.step, state.slots, state.waiting = frame.flow, index, slots, False
+            state.fallbacks = 0
+            await self._run_steps(run)
+            return True
+        return False
+
+    def _clarify(self, run: _Turn) -> bool:
+        """Two flows' intents about as likely: ask which, with a button for each."""
+        nlu, margin = run.nlu, self.patterns.clarify_margin
+        if margin <= 0 or run.context.inbound.payload is not None or len(nlu.ranking) < 2:
+            return False
+        (first, best), (second, next_best) = nlu.ranking[0], nlu.ranking[1]
+        if best < self.threshold or best - next_best >= margin:
+            return False
+        flows = [self.flow_of_intent.get(first), self.flow_of_intent.get(second)]
+        if flows[0] is None or flows[1] is None or flows[0] is flows[1]:
+            return False
+        titles = [self.dialogs.title_of(i, run.locale) for i in (first, second)]
+        if titles[0] is None or titles[1] is None:
+            return False
+        question = self._render(run, CLARIFY)
+        buttons = (Button(titles[0], first), Button(titles[1], second))
+        run.replies.append(replace(question, buttons=buttons))
+        return True
+
+    def _may_start(self, run: _Turn, flow: m.Flow) -> bool:
+        """A destructive flow starts on a button, or a sure and specific match."""
+        if not flow.destructive or run.context.inbound.payload is not None:
+            return True
+        nlu = run.nlu
+        if not nlu.ranking:
+            return False
+        lead = nlu.ranking[0][1] - (nlu.ranking[1][1] if len(nlu.ranking) > 1 else 0.0)
+        return (nlu.confidence >= self.patterns.destructive_confidence and nlu.specific
+                and lead >= self.patterns.clarify_margin)
+
     # Flows.
 
     async def _start(self, run: _Turn, flow: m.Flow) -> None:
@@ -188,7 +304,7 @@ class DialogPolicy:
         # "Where is order A1002?" answers the question before it is asked.
         for slot in self.dialogs.slots.values():
             if slot.entity is not None and slot.type == "text":
-                value = self._value_for(slot, run.nlu, run.context.inbound.text)
+                value = self._value_for(slot, run.nlu, run.text)
                 if value is not None:
                     run.state.slots[slot.name] = value
         await self._run_steps(run)
@@ -204,15 +320,33 @@ class DialogPolicy:
         while state.flow is not None:
             run.steps_run += 1
             if run.steps_run > MAX_STEPS_PER_TURN:
-                state.end()
-                raise DialogError(f"flow {state.flow!r} looped for {MAX_STEPS_PER_TURN} steps")
+                looped = state.flow
+                state.forget_everything()
+                raise DialogError(f"flow {looped!r} looped for {MAX_STEPS_PER_TURN} steps")
             flow = self.dialogs.flows[state.flow]
             if state.step >= len(flow.steps):
-                state.end()
-                return
+                await self._finish(run)
+                continue
             await self._step(run, flow, flow.steps[state.step])
             if state.waiting:
                 return
+
+    async def _finish(self, run: _Turn) -> None:
+        """The flow is done; a flow it interrupted takes up its question again."""
+        state = run.state
+        if state.flow is not None and state.slots:
+            state.done = Frame(state.flow, 0, dict(state.slots))
+        state.end()
+        if state.take_up():
+            await self._resume(run)
+
+    async def _resume(self, run: _Turn) -> None:
+        step = self._current(run.state)
+        if isinstance(step, m.Ask) and run.state.slots.get(step.slot) is None:
+            self._ask_again(run)
+            run.state.waiting = True
+        else:
+            await self._run_steps(run)
 
     async def _step(self, run: _Turn, flow: m.Flow, step: m.Step) -> None:
         state = run.state
@@ -242,16 +376,24 @@ class DialogPolicy:
                 if response is not None:
                     self._say(run, response)
                 run.context.erase_customer = True
-                state.end()
+                state.forget_everything()
 
-    def _say(self, run: _Turn, response: str) -> None:
-        run.replies.append(self.responses.render(response, run.channel, run.state.slots))
+    def _render(self, run: _Turn, response: str, **values: Any) -> Outbound:
+        slots = {**run.state.slots, **values} if values else run.state.slots
+        return self.responses.render(response, run.channel, slots, run.locale)
+
+    def _say(self, run: _Turn, response: str, **values: Any) -> None:
+        run.replies.append(self._render(run, response, **values))
 
     def _handoff(self, run: _Turn, reason: str, response: str | None) -> None:
+        """A person takes over. A flow the request interrupted stays open:
+        when the person hands back, its question is asked again."""
         if response is not None:
             self._say(run, response)
         run.context.handoff_reason = reason
         run.state.end()
+        if run.state.take_up():
+            run.state.waiting = True
 
     def _fallback(self, run: _Turn) -> None:
         fallback, state = self.dialogs.fallback, run.state
@@ -292,7 +434,7 @@ class DialogPolicy:
                 run.replies.append(Outbound(text=DEFAULT_ACTION_FAILED))
             return
         for message in result.messages:
-            reply = self.responses.of_action(message, run.channel, run.state.slots)
+            reply = self.responses.of_action(message, run.channel, run.state.slots, run.locale)
             if reply is not None:
                 run.replies.append(reply)
         await self._apply(run, action, result.events, depth)
@@ -324,32 +466,8 @@ def _holds(case: m.Case, slots: dict[str, Any]) -> bool:
 def _latest_message(run: _Turn) -> dict[str, Any]:
     nlu = run.nlu
     return {
-        "text": run.context.inbound.text,
+        "text": run.text,
         "intent": {"name": nlu.intent, "confidence": nlu.confidence},
         "entities": [{"entity": e.entity, "value": e.value} for e in nlu.entities],
+        "metadata": {"locale": run.locale},
     }
-
-
-def build_dialog_policy(settings: Any) -> DialogPolicy:
-    """The policy from Segue's settings: dialogs loaded and checked, NLU trained,
-    actions in-process or on the configured action server."""
-    remote = settings.action_server_url
-    dialogs, problems = check_dialogs(settings.dialogs_dir, in_process_actions=remote is None)
-    if dialogs is None:
-        raise ConfigError("invalid dialogs:\n" + "\n".join(str(p) for p in problems))
-    nlu: Nlu
-    if settings.nlu_url:
-        extractor = EntityExtractor(dialogs.entities.values())
-        nlu = RasaNlu(
-            settings.nlu_url, extractor=extractor, timeout_seconds=settings.action_timeout_seconds
-        )
-    else:
-        nlu = BuiltinNlu(dialogs.intents.values(), dialogs.entities.values())
-    actions: ActionRunner | None = None
-    if remote:
-        actions = RemoteActions(remote, timeout_seconds=settings.action_timeout_seconds)
-    elif dialogs.actions.module is not None:
-        actions = InProcessActions.from_module(dialogs.actions.module, settings)
-    return DialogPolicy(
-        dialogs=dialogs, nlu=nlu, actions=actions, threshold=settings.nlu_threshold
-    )

@@ -22,13 +22,16 @@ class Where:
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    """One error in the dialog files; prints as `file:line: message`."""
+    """One error in the dialog files; prints as `file:line: message`. A
+    warning (a translation missing, say) is reported but stops nothing."""
 
     where: Where
     message: str
+    warning: bool = False
 
     def __str__(self) -> str:
-        return f"{self.where}: {self.message}"
+        kind = "warning: " if self.warning else ""
+        return f"{self.where}: {kind}{self.message}"
 
 
 class Located(dict[str, Any]):

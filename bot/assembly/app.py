@@ -38,7 +38,7 @@ from connectors.webchat import WebChatConnector, WebChatOptions
 from connectors.webchat_frames import CHANNEL as WEB_CHANNEL
 from connectors.webchat_presence import WebPresence
 from context_store import MemoryContextStore, RedisContextStore
-from dialogs.runtime import build_dialog_policy
+from dialogs.build import build_dialog_policy
 
 log = logging.getLogger(__name__)
 

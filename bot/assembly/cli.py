@@ -83,10 +83,13 @@ def _check(args: argparse.Namespace) -> int:
         problems.extend(_check_dialogs(settings))
     for problem in problems:
         print(problem, file=sys.stderr)
-    if problems:
-        print(f"{len(problems)} error(s)", file=sys.stderr)
+    errors = [p for p in problems if not getattr(p, "warning", False)]
+    warnings = len(problems) - len(errors)
+    if errors:
+        also = f" and {warnings} warning(s)" if warnings else ""
+        print(f"{len(errors)} error(s){also}", file=sys.stderr)
         return 1
-    print("configuration OK")
+    print(f"configuration OK, {warnings} warning(s)" if warnings else "configuration OK")
     return 0
 
 

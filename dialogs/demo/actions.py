@@ -56,11 +56,19 @@ class ActionOrderStatus(Action):  # type: ignore[misc]  # rasa-sdk ships no type
     ) -> list[EventType]:
         order_id = str(tracker.get_slot("order_id") or "").upper()
         order = self.orders.get(order_id) if order_id else None
+        # The text is for a Rasa assistant without these responses; Segue
+        # says the named response, in the customer's language.
         if order is None:
             dispatcher.utter_message(
                 text=f"Sorry, I couldn't find an order with the number {order_id}. "
-                "Please check it and try again."
+                "Please check it and try again.",
+                response="utter_order_not_found",
+                order_id=order_id,
             )
             return [SlotSet("order_found", False), SlotSet("order_id", None)]
-        dispatcher.utter_message(text=f"Order {order_id} is {order['status']}. {order['detail']}")
+        dispatcher.utter_message(
+            text=f"Order {order_id} is {order['status']}. {order['detail']}",
+            response=f"utter_order_{order['status']}",
+            order_id=order_id,
+        )
         return [SlotSet("order_found", True)]

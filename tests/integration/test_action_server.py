@@ -19,8 +19,9 @@ from bot.core.model import Address, ChannelIdentity, Inbound, Outbound
 from bot.core.policy import TurnContext
 from bot.core.settings import Settings
 from dialogs.actions import InProcessActions, RemoteActions, domain_of, webhook_payload
+from dialogs.build import build_dialog_policy
 from dialogs.check import check_dialogs
-from dialogs.runtime import DialogPolicy, build_dialog_policy
+from dialogs.runtime import DialogPolicy
 from tests.support.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -16,7 +16,8 @@ from bot.core.errors import ConfigError, DialogError
 from bot.core.model import Address, ChannelIdentity, Inbound, Outbound
 from bot.core.policy import TurnContext
 from bot.core.settings import Settings
-from dialogs.runtime import DialogPolicy, build_dialog_policy
+from dialogs.build import build_dialog_policy
+from dialogs.runtime import DialogPolicy
 
 
 class ActionCount(Action):
@@ -173,19 +174,22 @@ async def test_an_order_number_in_the_first_message_skips_the_question(demo: Dia
     assert texts[0].startswith("Order A1003 is delivered.")
 
 
-async def test_a_new_intent_interrupts_a_pending_question(demo: DialogPolicy) -> None:
+async def test_asking_for_a_person_mid_flow_keeps_the_open_question(demo: DialogPolicy) -> None:
     chat = Chat(demo)
     await chat.say("where is my order")
     await chat.say("talk to a human")
     assert chat.last is not None and chat.last.handoff_reason is not None
-    assert chat.state.dialog["flow"] is None
+    # Open again, waiting, for when the person hands back to the bot.
+    dialog = chat.state.dialog
+    assert (dialog["flow"], dialog["waiting"], dialog.get("stack")) == ("order_status", True, None)
 
 
-async def test_a_yes_no_question_insists_on_yes_or_no(demo: DialogPolicy) -> None:
+async def test_a_destructive_confirmation_takes_only_an_explicit_yes(demo: DialogPolicy) -> None:
     chat = Chat(demo)
     await chat.say("forget me")
-    assert await chat.texts("banana") == ["Please answer yes or no."]
+    assert await chat.texts("banana") == ["Alright, I'll keep everything as it is."]
     assert chat.last is not None and not chat.last.erase_customer
+    await chat.say("forget me")
     await chat.say("yes")
     assert chat.last.erase_customer
     assert chat.state.dialog["flow"] is None
@@ -198,7 +202,7 @@ async def test_fallbacks_count_only_in_a_row(demo: DialogPolicy) -> None:
     [reply] = await chat.say("zxcvb")
     assert chat.last is not None and chat.last.handoff_reason is None
     assert [b.payload for b in reply.buttons][:2] == ["order_status", "human"]
-    await chat.say("zxcvb again")
+    await chat.say("zxcvb qwfp")
     assert chat.last.handoff_reason == "the bot did not understand twice in a row"
 
 

@@ -1,0 +1,66 @@
+"""Reading one message: its intent and entities, and the customer's language."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from bot.core.policy import TurnContext
+from dialogs import model as m
+from dialogs.language import CONFIDENT, LanguageIdentifier, hinted_language, is_confident
+from dialogs.nlu import Nlu, NluResult, normalise
+
+AFFIRM, DENY = "affirm", "deny"
+
+
+class Understanding:
+    """The NLU and the language identification, for one bot."""
+
+    def __init__(self, dialogs: m.Dialogs, nlu: Nlu, threshold: float) -> None:
+        self.dialogs = dialogs
+        self.nlu = nlu
+        self.threshold = threshold
+        self.languages = LanguageIdentifier(dialogs.languages)
+        # What counts as an unmistakable yes, in every language.
+        self.explicit_yes = {
+            " ".join(normalise(example))
+            for locale in dialogs.languages
+            for example in getattr(dialogs.intents_in(locale).get(AFFIRM), "examples", ())
+        }
+
+    async def read(self, context: TurnContext) -> tuple[NluResult, str]:
+        """The message understood, and the language to answer in. The
+        conversation's language is updated: a channel's hint sets it, unless
+        the customer's own words, read confidently, already did."""
+        inbound, conversation = context.inbound, context.state
+        found = None if inbound.payload is not None else self.languages.identify(inbound.text)
+        sure = found is not None and found.confidence >= CONFIDENT
+        nlu = await self._parse(context, found.language if sure and found else conversation.locale)
+        matched = nlu.locale if nlu.intent is not None else None
+        hint = hinted_language(inbound.locale, self.dialogs.languages)
+        if found is not None and is_confident(found, matched):
+            conversation.locale, conversation.locale_from = found.language, "text"
+        elif hint is not None and (conversation.locale is None or (
+                conversation.locale_from != "text" and conversation.locale != hint)):
+            conversation.locale, conversation.locale_from = hint, "hint"
+        if conversation.locale not in self.dialogs.languages:
+            conversation.locale = None  # the bot no longer speaks it
+        return nlu, conversation.locale or self.dialogs.default_language
+
+    async def _parse(self, context: TurnContext, locale: str | None) -> NluResult:
+        inbound = context.inbound
+        if inbound.payload is not None:
+            # A button names its intent ("human", or Rasa's "/human"): no guessing.
+            name = inbound.payload.removeprefix("/")
+            if name in self.dialogs.intents:
+                return NluResult(name, 1.0, ranking=((name, 1.0),))
+        result = await self.nlu.parse(inbound.text, locale)
+        if result.confidence < self.threshold:
+            return replace(result, intent=None)
+        return result
+
+    def is_explicit_yes(self, context: TurnContext) -> bool:
+        """The yes button, or a message that is word for word a yes example."""
+        payload = context.inbound.payload
+        if payload is not None:
+            return payload.removeprefix("/") == AFFIRM
+        return " ".join(normalise(context.inbound.text)) in self.explicit_yes
