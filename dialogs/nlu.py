@@ -34,8 +34,9 @@ _REPEATS = re.compile(r"(.)\1{2,}")
 _DOUBLES = re.compile(r"(.)\1+")
 # Word pairs tell "forget me" from "tell me"; trigrams survive typos the
 # one-edit correction cannot fix. These constants and the stopwords are tuned
-# on tests/unit/nlu_tuning_set.py and by leaving out one demo example at a
-# time, never on tests/unit/nlu_test_set.py (see dialogs/README.md).
+# on the tuning sets (tests/unit/nlu_tuning_*.py) and by leaving out one demo
+# example at a time, never on the held-out sets (tests/unit/nlu_heldout_*.py;
+# see dialogs/README.md).
 _WEIGHTS = {"w": 1.0, "b": 0.6, "c": 0.5}
 # How much an intent's second-nearest example adds to its nearest one.
 _SECOND_WEIGHT = 0.5

@@ -18,18 +18,9 @@ from dialogs.nlu import (
     parse_rasa_response,
 )
 from dialogs.source import Where
-from tests.unit.nlu_test_set import TEST_OUT_OF_SCOPE, TEST_SET
-from tests.unit.nlu_tuning_set import TUNING_OUT_OF_SCOPE, TUNING_SET
 
 THRESHOLD = 0.45  # the default nlu_threshold
 HERE = Where("test")
-# Floors a small margin under the measured numbers. The test set measured
-# 77.4 % before the classifier was tuned (on the tuning set) and 80.0 % after,
-# with 14 and then 15 of its 15 out-of-scope messages falling back.
-TEST_ACCURACY_FLOOR = 0.77
-TEST_REJECTION_FLOOR = 0.90
-TUNING_ACCURACY_FLOOR = 0.95
-TUNING_REJECTION_FLOOR = 0.90
 
 
 @pytest.fixture(scope="module")
@@ -46,86 +37,9 @@ def recognised(nlu: BuiltinNlu, text: str) -> str | None:
 
 def test_normalisation_folds_case_accents_apostrophes_and_punctuation() -> None:
     assert normalise("Where's   my ÓRDER??") == ["wheres", "my", "order"]
+    assert normalise("¿Dónde está mi pedido?") == ["donde", "esta", "mi", "pedido"]
+    assert normalise("Lieferung in die Straße") == ["lieferung", "in", "die", "strasse"]
     assert normalise("") == []
-
-
-Phrasings = dict[str, list[str]]
-
-
-def misses(nlu: BuiltinNlu, phrasings: Phrasings) -> list[tuple[str, str, str | None]]:
-    """(text, expected intent, recognised intent) for every phrasing not recognised."""
-    return [
-        (text, intent, got)
-        for intent, phrases in phrasings.items()
-        for text in phrases
-        if (got := recognised(nlu, text)) != intent
-    ]
-
-
-def size(phrasings: Phrasings) -> int:
-    return sum(len(p) for p in phrasings.values())
-
-
-def test_tuning_and_test_phrasings_are_kept_apart() -> None:
-    dialogs, _ = check_dialogs("dialogs")
-    assert dialogs is not None
-    trained = {tuple(normalise(e)) for i in dialogs.intents.values() for e in i.examples}
-    tuning = {tuple(normalise(p)) for ps in TUNING_SET.values() for p in ps}
-    tuning |= {tuple(normalise(p)) for p in TUNING_OUT_OF_SCOPE}
-    test = [p for ps in TEST_SET.values() for p in ps] + TEST_OUT_OF_SCOPE
-    assert sorted(tuning & trained) == []
-    assert [p for p in test if tuple(normalise(p)) in trained | tuning] == []
-    assert set(TEST_SET) == set(dialogs.intents)
-    assert size(TEST_SET) >= 80
-
-
-def test_accuracy_on_the_test_set(
-    demo_nlu: BuiltinNlu, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """The classifier's real accuracy: on phrasings no tuning has looked at.
-
-    Only the numbers are shown, not which phrasings were missed, so that nobody
-    tunes against them; see tests/unit/nlu_tuning_set.py for that.
-    """
-    missed = misses(demo_nlu, TEST_SET)
-    accuracy = 1 - len(missed) / size(TEST_SET)
-    accepted = [text for text in TEST_OUT_OF_SCOPE if recognised(demo_nlu, text) is not None]
-    rejection = 1 - len(accepted) / len(TEST_OUT_OF_SCOPE)
-    with capsys.disabled():  # shown in every run, not only with -s
-        print(
-            f"\nTEST SET: intent accuracy {accuracy:.1%} on {size(TEST_SET)} phrasings"
-            f" ({len(missed)} missed); {rejection:.0%} of {len(TEST_OUT_OF_SCOPE)}"
-            " out-of-scope messages fall back"
-        )
-    assert accuracy >= TEST_ACCURACY_FLOOR
-    assert rejection >= TEST_REJECTION_FLOOR
-
-
-def test_accuracy_on_the_tuning_set(
-    demo_nlu: BuiltinNlu, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """Flattering by construction (it was tuned against); shown with its misses."""
-    missed = misses(demo_nlu, TUNING_SET)
-    accuracy = 1 - len(missed) / size(TUNING_SET)
-    with capsys.disabled():
-        print(f"\ntuning set: intent accuracy {accuracy:.1%} on {size(TUNING_SET)} phrasings")
-        for text, want, got in missed:
-            print(f"  missed {text!r}: expected {want}, got {got}")
-    assert accuracy >= TUNING_ACCURACY_FLOOR
-
-
-def test_out_of_scope_tuning_messages_fall_back(
-    demo_nlu: BuiltinNlu, capsys: pytest.CaptureFixture[str]
-) -> None:
-    accepted = [
-        (text, got) for text in TUNING_OUT_OF_SCOPE if (got := recognised(demo_nlu, text))
-    ]
-    rejection = 1 - len(accepted) / len(TUNING_OUT_OF_SCOPE)
-    with capsys.disabled():
-        print(f"\ntuning set: {rejection:.0%} of {len(TUNING_OUT_OF_SCOPE)} out-of-scope fall back")
-        for text, got in accepted:
-            print(f"  taken for {got}: {text!r}")
-    assert rejection >= TUNING_REJECTION_FLOOR
 
 
 @pytest.mark.parametrize(
