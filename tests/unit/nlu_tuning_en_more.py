@@ -58,7 +58,7 @@ TUNING: dict[str, list[str]] = {
         "how r you doing",
         "everything ok with you?",
         "how's it going today",
-        "how are you feeling today?",
+        "feeling alright today?",
         "hows life treating you",
         "you doing ok?",
     ],
