@@ -18,6 +18,7 @@ import logging
 import re
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from typing import Any, Protocol
 
 import aiohttp
@@ -44,10 +45,12 @@ from bot.core.model import Address, Inbound, Outbound
 from bot.core.ports import InboxStore, ParkingStore
 from bot.core.settings import Settings
 from connectors.http_errors import refuse
+from connectors.slack_locale import SlackLocales
 from connectors.slack_parse import (
     CHANNEL,
     KIND_MAX,
     event_turn_id,
+    identity_parts,
     inbound_from_json,
     inbound_to_json,
     interaction_kind,
@@ -112,6 +115,8 @@ class SlackConnector:
         self._socket_mode: Any = None
         self._http: aiohttp.ClientSession | None = None
         self._notices: set[asyncio.Task[None]] = set()
+        # Slack's payloads do not carry the person's language; users.info does.
+        self.locales = SlackLocales(self._user_info)
         # Without a signing secret HTTP events are off (Socket Mode only);
         # a random secret keeps them from ever being accepted anyway.
         secret = signing_secret or secrets.token_hex(32)
@@ -317,8 +322,20 @@ class SlackConnector:
             await self.answers.answer_once(inbound.identity, inbound.message_id,
                                            inbound.address, reply)
             return
-        turn = await self.engine.process(inbound)
+        turn = await self.engine.process(await self._with_locale(inbound))
         await self.engine.deliver(turn)
+
+    async def _with_locale(self, inbound: Inbound) -> Inbound:
+        """`inbound` with its sender's locale: looked up when the turn runs,
+        not before Slack's 3-second acknowledgement."""
+        parts = identity_parts(inbound.identity.user_id)
+        if inbound.locale is not None or parts is None:
+            return inbound
+        return replace(inbound, locale=await self.locales.locale(*parts))
+
+    async def _user_info(self, user: str) -> Mapping[str, Any]:
+        response = await self.client.users_info(user=user, include_locale=True)
+        return response.data if isinstance(response.data, dict) else {}
 
     # Outbound half.
 

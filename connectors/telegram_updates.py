@@ -119,6 +119,7 @@ class UpdateHandlers:
             message_id=str(event_update.update_id),
             text=text,
             display_name=user.full_name,
+            locale=user.language_code or None,
         )
         turn = await self._process(inbound, message.chat.id)
         await self.engine.deliver(turn)
@@ -150,6 +151,7 @@ class UpdateHandlers:
             text=button_title(message, query.data),
             payload=query.data,
             display_name=query.from_user.full_name,
+            locale=query.from_user.language_code or None,
         )
         turn = await self._process(inbound, message.chat.id)
         # Once saved, so a press that is delivered again is not lost; this

@@ -50,6 +50,7 @@ from connectors.webchat_frames import (
     CHANNEL,
     WebClient,
     history_item,
+    locale_of,
     parse_frame,
     parse_message,
     render,
@@ -244,6 +245,8 @@ class WebChatConnector:
     async def _on_hello(self, client: WebClient, frame: dict[str, Any]) -> None:
         if client.session is not None:
             raise BadInput("already_hello", "this socket has a session already")
+        # Ignored when odd rather than refused: an old browser still connects.
+        client.locale = locale_of(frame.get("locale"))
         signed, user = self._session_of(frame.get("session"))
         session = signed
         identity_token = frame.get("identity")
@@ -330,6 +333,7 @@ class WebChatConnector:
             text=OPENED_LINK_TEXT,
             payload=f"{RESUME_PAYLOAD}{token}",
             client_address=client.address,
+            locale=client.locale,
         )
         turn = await self.engine.process(inbound)
         await self.engine.deliver(turn)

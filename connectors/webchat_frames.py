@@ -3,6 +3,7 @@ server frames. No I/O beyond writing to a socket."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,12 @@ from connectors.texts import too_long_reply
 
 CHANNEL = "web"
 MAX_CLIENT_ID = 128
+# A language tag as browsers give `navigator.language` ("de", "es-MX",
+# "zh-Hant-TW"): a 2-3 letter language, then hyphenated parts of 1-8
+# letters or digits, at most 35 characters in all. Not every tag it passes
+# is registered; it keeps markup, odd characters and long strings out.
+_LOCALE = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*")
+MAX_LOCALE = 35
 
 
 @dataclass(slots=True, eq=False)
@@ -29,6 +36,16 @@ class WebClient:
     customer_id: str | None = None
     # Joined into another conversation: show its whole history after the turn.
     joined: bool = False
+    # The browser's language from the hello, put into every message's Inbound.
+    locale: str | None = None
+
+
+def locale_of(value: object) -> str | None:
+    """A hello's `locale` if it looks like a language tag, else None: an odd
+    value is only a missing hint, never a reason to refuse the chat."""
+    if isinstance(value, str) and len(value) <= MAX_LOCALE and _LOCALE.fullmatch(value):
+        return value
+    return None
 
 
 def parse_message(client: WebClient, frame: dict[str, Any], max_text_length: int) -> Inbound:
@@ -56,6 +73,7 @@ def parse_message(client: WebClient, frame: dict[str, Any], max_text_length: int
         text=text,
         payload=payload,
         client_address=client.address,
+        locale=client.locale,
     )
 
 

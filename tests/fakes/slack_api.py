@@ -6,7 +6,8 @@ WebSocket on this server, where a test can push envelopes and await acks.
 
 `sign` and `signed_headers` sign request bodies exactly as Slack does.
 A test can hold calls of a method for a while (a slow Web API); a call whose
-app hung up meanwhile is dropped, as if it never reached Slack.
+app hung up meanwhile is dropped, as if it never reached Slack. `users.info`
+knows every user id, each with the locale a test gives it (`set_locale`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from tests.fakes.holding import hung_up_within
 TEAM_ID = "T061EG9R6"
 BOT_USER_ID = "U0BOTUSER"
 BOT_ID = "B0BOTID"
+# The locale users.info gives a user no test gave one: a workspace's default.
+DEFAULT_LOCALE = "en-US"
 
 
 def sign(secret: str, body: bytes, timestamp: int) -> str:
@@ -90,11 +93,15 @@ class FakeSlackApi:
         self.abandoned: list[tuple[str, dict[str, Any]]] = []
         # Seconds this server's clock is ahead of the machine's, as its Date header shows.
         self.clock_offset = 0.0
+        # users.info: each user's locale, by user id.
+        self.locales: dict[str, str] = {}
 
     async def __aenter__(self) -> FakeSlackApi:
         app = web.Application()
         app.on_response_prepare.append(self._date)
         app.router.add_post("/api/{method}", self._api)
+        # slack_sdk calls a few methods (users.info) with GET and query arguments.
+        app.router.add_get("/api/{method}", self._api)
         app.router.add_get("/socket", self._socket)
         app.router.add_post("/actions/{path:.*}", self._response_url)
         self._runner = web.AppRunner(app)
@@ -127,6 +134,10 @@ class FakeSlackApi:
         self._refusals.setdefault(method, []).append(
             _Refusal(times, 200, {"ok": False, "error": error})
         )
+
+    def set_locale(self, user: str, locale: str) -> None:
+        """The locale users.info gives `user` when asked with include_locale."""
+        self.locales[user] = locale
 
     def hold(self, method: str = "chat.postMessage", *, seconds: float, times: int = 1) -> None:
         """Keep the next `times` calls of `method` waiting `seconds` before
@@ -239,6 +250,8 @@ class FakeSlackApi:
             )
         if method == "chat.postMessage":
             return self._post_message(args)
+        if method == "users.info":
+            return self._user_info(args)
         if method == "apps.connections.open":
             return 200, {"ok": True, "url": f"ws://{self.base.removeprefix('http://')}/socket"}, {}
         return 200, {"ok": False, "error": "unknown_method"}, {}
@@ -260,6 +273,27 @@ class FakeSlackApi:
         if args.get("thread_ts"):
             message["thread_ts"] = args["thread_ts"]
         return 200, {"ok": True, "channel": channel, "ts": ts, "message": message}, {}
+
+    def _user_info(self, args: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
+        user_id = args.get("user")
+        if not user_id:
+            return 200, {"ok": False, "error": "user_not_found"}, {}
+        name = f"user-{str(user_id).lower()}"
+        user: dict[str, Any] = {
+            "id": user_id, "team_id": TEAM_ID, "name": name, "deleted": False,
+            "color": "9f69e7", "real_name": name, "tz": "Europe/Berlin",
+            "tz_label": "Central European Time", "tz_offset": 3600,
+            "profile": {"real_name": name, "display_name": name,
+                        "real_name_normalized": name, "display_name_normalized": name,
+                        "team": TEAM_ID},
+            "is_admin": False, "is_owner": False, "is_primary_owner": False,
+            "is_restricted": False, "is_ultra_restricted": False, "is_bot": False,
+            "is_app_user": False, "updated": 1763900000, "has_2fa": False,
+        }
+        # Slack gives the locale only to those who ask for it.
+        if str(args.get("include_locale", "")).lower() in ("1", "true"):
+            user["locale"] = self.locales.get(str(user_id), DEFAULT_LOCALE)
+        return 200, {"ok": True, "user": user}, {}
 
     # Response URLs (what interaction payloads carry as `response_url`).
 

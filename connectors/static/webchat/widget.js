@@ -1,7 +1,9 @@
 // Segue web chat widget. Embed with
 //   <script src="https://HOST/webchat/widget.js" defer></script>
 // Optional attributes: data-open="true" (start opened),
-// data-identity="<host-signed token>" (the site's signed user id).
+// data-identity="<host-signed token>" (the site's signed user id),
+// data-locale="de-DE" (the visitor's language, where the site knows it
+// better than the browser does).
 // Every piece of text from the server is inserted with textContent, never as HTML.
 (function () {
   "use strict";
@@ -11,6 +13,8 @@
   wsUrl.protocol = wsUrl.protocol === "https:" ? "wss:" : "ws:";
   var storageKey = "segue.session." + base.host;
   var identity = script.getAttribute("data-identity");
+  // A hint for the bot's language; the server ignores a value it cannot read.
+  var locale = script.getAttribute("data-locale") || navigator.language || null;
   // A "continue on the web" link, only on Segue's own chat page: a host page's
   // address is not ours to read links from. Sent with this page's own hello,
   // once; the server then asks the visitor before joining anything.
@@ -237,6 +241,7 @@
     if (session) frame.session = session;
     if (identity) frame.identity = identity;
     if (resume) frame.resume = resume;
+    if (locale) frame.locale = locale;
     return frame;
   }
 

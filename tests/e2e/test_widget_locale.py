@@ -1,0 +1,72 @@
+"""The widget tells the server the visitor's language, in a real headless
+Chromium: the browser's, or the one its script tag names."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp import web
+from playwright.async_api import Browser, expect
+
+from bot.core.model import Outbound
+from bot.core.policy import Policy, TurnContext
+from tests.support.app_server import RunningApp
+from tests.support.browser import send
+
+
+class LocaleEcho:
+    """Answers every message with the locale it came with."""
+
+    async def decide(self, turn: TurnContext) -> list[Outbound]:
+        return [Outbound(text=f"locale: {turn.inbound.locale}")]
+
+
+@pytest.fixture
+def app_policy() -> Policy:
+    return LocaleEcho()
+
+
+@pytest.fixture
+async def host_site(app: RunningApp) -> AsyncIterator[str]:
+    """Another site that embeds the widget with `data-locale="es-MX"`."""
+    page = ("<!doctype html><html><head><title>A shop</title></head><body>"
+            f'<script src="{app.base_url}/webchat/widget.js" data-open="true" '
+            'data-locale="es-MX"></script></body></html>')
+
+    async def index(request: web.Request) -> web.Response:
+        return web.Response(text=page, content_type="text/html")
+
+    host = web.Application()
+    host.router.add_get("/", index)
+    runner = web.AppRunner(host)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    address, port = runner.addresses[0][:2]
+    try:
+        yield f"http://{address}:{port}"
+    finally:
+        await runner.cleanup()
+
+
+async def test_the_widget_sends_the_browsers_language(
+    app: RunningApp, browser: Browser
+) -> None:
+    context = await browser.new_context(locale="de-DE")
+    page = await context.new_page()
+    await page.goto(f"{app.base_url}/webchat/")
+    await send(page, "hallo")
+    await expect(page.get_by_role("log").locator(".sg-bot")).to_have_text(["locale: de-DE"])
+    await context.close()
+
+
+async def test_the_script_tags_data_locale_overrides_the_browsers(
+    host_site: str, browser: Browser
+) -> None:
+    context = await browser.new_context(locale="de-DE")
+    page = await context.new_page()
+    await page.goto(host_site)
+    await send(page, "hola")
+    await expect(page.get_by_role("log").locator(".sg-bot")).to_have_text(["locale: es-MX"])
+    await context.close()
