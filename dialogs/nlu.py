@@ -46,6 +46,8 @@ _SECOND_WEIGHT = 0.5
 _UNKNOWN_PENALTY = 0.9
 # How much of an unknown word a spelling-corrected one counts as.
 _GUESS_PENALTY = 0.5
+# A stem shared with a known word, or a known last part of a compound.
+_STEM, _PART = 5, 4
 # Function words say little about the intent alone ("what is the capital of
 # France" is no order question); they still count inside word pairs. Per
 # language, as `normalise` leaves them (no accents); "no", "ja" and question
@@ -169,6 +171,7 @@ class IntentClassifier:
         for name, words in examples:
             self.vocabulary[name].update(w for w in words if w not in stopwords)
         self._speller = _Speller(Counter(w for _, words in examples for w in words))
+        self._stems = {w[:k] for w in self._speller.counts for k in range(_STEM, len(w) + 1)}
         features = [self._raw_features(words) for _, words in examples]
         df = Counter(f for feats in features for f in feats)
         total = len(features) + 1
@@ -178,6 +181,12 @@ class IntentClassifier:
             for feature, weight in self._vector(feats).items():
                 self._postings[feature].append((index, weight))
         self.classify = self._classify
+
+    def _related(self, word: str) -> bool:
+        """Whether a known word is this one's stem or its last part."""
+        stems, known = self._stems, self._speller.counts
+        return (any(word[:k] in stems for k in range(_STEM, len(word)))
+                or any(word[i:] in known for i in range(1, len(word) - _PART + 1)))
 
     def _raw_features(self, words: list[str]) -> Counter[str]:
         feats: Counter[str] = Counter()
@@ -242,9 +251,15 @@ class IntentClassifier:
         # Words never seen in any example make the guess less sure.
         content = [w for w in words if w not in self.stopwords] or words
         unknown = sum(1 for w in content if w not in self._speller.counts)
-        # A corrected word is a guess: "banana" is one letter from "manana".
+        # A corrected word is a guess: "banana" is one letter from "manana";
+        # so is a word known only by its stem or its last part ("tracking",
+        # German "Sendungsnummer", "weiterhelfen").
         guessed = sum(1 for w, t in zip(words, typed, strict=True)
                       if w != t and w not in self.stopwords)
+        related = sum(1 for w in content
+                      if w not in self._speller.counts and self._related(w))
+        unknown -= related
+        guessed += related
         certainty = 1.0 - _UNKNOWN_PENALTY * (unknown + _GUESS_PENALTY * guessed) / len(content)
         best = sorted(intent_scores.items(), key=lambda item: (-item[1], item[0]))[:5]
         # Not capped at 1: two close matches stay told apart by how close.

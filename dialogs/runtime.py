@@ -30,7 +30,7 @@ from dialogs.actions import (
 from dialogs.nlu import Nlu, NluResult
 from dialogs.responses import Responses
 from dialogs.state import DialogState, Frame
-from dialogs.understanding import AFFIRM, DENY, Understanding
+from dialogs.understanding import AFFIRM, DENY, Understanding, sounds_like_correction
 
 log = logging.getLogger(__name__)
 
@@ -244,6 +244,8 @@ class DialogPolicy:
         other = self.flow_of_intent.get(intent or "")
         if other is not None and other.name != frame.flow:
             return False  # a request of its own, not a correction
+        if other is not None and finished and not sounds_like_correction(run.text):
+            return False  # the same request again, for another order
         flow = self.dialogs.flows[frame.flow]
         asks = [(i, s) for i, s in enumerate(flow.steps) if isinstance(s, m.Ask)]
         for index, ask in asks:
@@ -326,6 +328,8 @@ class DialogPolicy:
             flow = self.dialogs.flows[state.flow]
             if state.step >= len(flow.steps):
                 await self._finish(run)
+                if state.waiting:  # a flow taken up again asked its question
+                    return
                 continue
             await self._step(run, flow, flow.steps[state.step])
             if state.waiting:

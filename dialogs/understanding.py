@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 from bot.core.policy import TurnContext
@@ -10,6 +11,17 @@ from dialogs.language import CONFIDENT, LanguageIdentifier, hinted_language, is_
 from dialogs.nlu import Nlu, NluResult, normalise
 
 AFFIRM, DENY = "affirm", "deny"
+# Words that make a new value a correction of the last one rather than a new
+# request ("no, I meant A1003"; "nein, ich meinte A1003"; "perdón, era A1003").
+_CORRECTION_CUES = re.compile(
+    r"\b(no|nope|sorry|meant|mean|actually|wrong|instead|correction|oops|"
+    r"nein|sorry|meinte|meine|eigentlich|falsch|stattdessen|korrektur|"
+    r"perdon|quise|queria|realidad|equivoque|era|mejor)\b"
+)
+
+
+def sounds_like_correction(text: str) -> bool:
+    return _CORRECTION_CUES.search(" ".join(normalise(text))) is not None
 
 
 class Understanding:
