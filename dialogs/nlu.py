@@ -168,8 +168,10 @@ class IntentClassifier:
         examples = [(i.name, normalise(e)) for i in intents for e in i.examples]
         self.labels = [name for name, _ in examples]
         self.vocabulary: dict[str, set[str]] = defaultdict(set)
+        self.pairs: dict[str, set[tuple[str, str]]] = defaultdict(set)
         for name, words in examples:
             self.vocabulary[name].update(w for w in words if w not in stopwords)
+            self.pairs[name].update(zip(words, words[1:], strict=False))
         self._speller = _Speller(Counter(w for _, words in examples for w in words))
         self._stems = {w[:k] for w in self._speller.counts for k in range(_STEM, len(w) + 1)}
         features = [self._raw_features(words) for _, words in examples]
@@ -214,13 +216,15 @@ class IntentClassifier:
         return (ranking[0][0], min(1.0, ranking[0][1])) if ranking else (None, 0.0)
 
     def is_specific(self, text: str, intent: str) -> bool:
-        """Whether most of the message's content words are words of the
-        intent's examples: "a text message" shares one word with "erase all
-        my messages", which is not enough to erase anything."""
+        """Whether the message says this intent in so many words: most of its
+        content words are words of the intent's examples, and two of them are,
+        or a word pair is ("forget me"). "a text message" shares one word
+        with "erase all my messages", and "delete" alone says not what."""
         words = [self._speller.correct(w) for w in normalise(text)]
         content = [w for w in words if w not in self.stopwords] or words
-        known = self.vocabulary.get(intent, set())
-        return bool(content) and sum(w in known for w in content) * 2 > len(content)
+        known = sum(w in self.vocabulary.get(intent, ()) for w in content)
+        paired = any(p in self.pairs.get(intent, ()) for p in zip(words, words[1:], strict=False))
+        return known * 2 > len(content) and (known >= 2 or paired)
 
     def rank(self, text: str) -> tuple[tuple[str, float], ...]:
         """The intents by score, best first (at most five). A score is a

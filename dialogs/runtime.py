@@ -133,9 +133,7 @@ class DialogPolicy:
             return
         slot, flow = self.dialogs.slots[step.slot], self.dialogs.flows[state.flow]
         if flow.destructive and slot.type == "bool":
-            # Only an explicit yes; anything else, "cancel" included, is a no.
-            await self._fill(run, slot, self.understanding.is_explicit_yes(run.context))
-            await self._then_start_asked_flow(run)
+            await self._confirm(run, slot)
             return
         if intent is not None and intent == patterns.cancel:
             await self._cancel(run)
@@ -210,13 +208,27 @@ class DialogPolicy:
         resumed = self._render(run, RESUME, question=question.text)
         run.replies.append(replace(question, text=resumed.text))
 
-    async def _then_start_asked_flow(self, run: _Turn) -> None:
-        """After a confirmation refused by another request, that request."""
-        intent = run.nlu.intent
-        flow = self.flow_of_intent.get(intent or "")
-        if run.state.flow is None and flow is not None and intent not in (AFFIRM, DENY):
-            if not flow.destructive:
-                await self._start(run, flow)
+    async def _confirm(self, run: _Turn, slot: m.Slot) -> None:
+        """A destructive flow's question: only an explicit yes is a yes;
+        anything else, "cancel" included, is a no, and a message that asked
+        for something else is then answered too."""
+        if self.understanding.is_explicit_yes(run.context):
+            await self._fill(run, slot, True)
+            return
+        other = self.flow_of_intent.get(run.nlu.intent or "")
+        if other is None or other.destructive or run.nlu.intent in (AFFIRM, DENY):
+            await self._fill(run, slot, False)
+            return
+        state = run.state
+        # The refusal first, without taking up a flow underneath: the other
+        # request interrupts that one in turn.
+        underneath, state.stack = state.stack, []
+        await self._fill(run, slot, False)
+        state.stack = underneath
+        if state.flow is None and state.take_up():
+            await self._interrupt(run, other)
+        elif state.flow is None:
+            await self._start(run, other)
 
     # Repair.
 
