@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from bot.core.model import Button, Image, Link
 from dialogs import model as m
+from dialogs.flow_parsing import parse_flow
 from dialogs.sections import is_language_code, parse_languages, parse_patterns
 from dialogs.source import Located, LocatedList, Problem, Where, read_yaml
 
@@ -16,7 +17,6 @@ SECTIONS = ("languages", "locale", "patterns", "intents", "entities", "slots", "
             "actions", "flows", "fallback")
 # What a file with `locale:` may hold: one language's version of these.
 LOCALE_SECTIONS = ("locale", "intents", "responses")
-STEP_KINDS = ("say", "ask", "action", "branch", "goto", "handoff", "erase")
 PACKAGED_DEMO = Path(__file__).parent / "demo"
 # Every bot's repair intents and wording, in the languages Segue ships; a
 # bot's own definition of the same name, in the same language, replaces one.
@@ -119,7 +119,7 @@ class _Parser:
         for name, body, where in self._entries(data, "slots"):
             self._add(self.slots, name, where, self._slot(name, body, where))
         for name, body, where in self._entries(data, "flows"):
-            self._add(self.flows, name, where, self._flow(name, body, where))
+            self._add(self.flows, name, where, parse_flow(name, body, where, self.problem))
         if "actions" in data:
             self._actions(data["actions"], data.at("actions"))
         if "fallback" in data:
@@ -333,88 +333,6 @@ class _Parser:
             action_failed=_opt_str(body.get("action_failed")),
             where=where,
         )
-
-    # Flows.
-
-    def _flow(self, name: str, body: Any, where: Where) -> m.Flow | None:
-        if not isinstance(body, Located) or not isinstance(body.get("steps"), LocatedList):
-            self.problem(where, f"flow {name!r} needs a list of steps")
-            return None
-        triggers = body.get("triggers") or []
-        if not isinstance(triggers, list):
-            self.problem(body.at("triggers"), f"triggers of flow {name!r} must be a list")
-            triggers = []
-        steps: list[m.Step] = []
-        labels: dict[str, int] = {}
-        for index, raw in enumerate(body["steps"]):
-            step = self._step(raw, body["steps"].at(index))
-            if step is None:
-                continue
-            if step.id is not None:
-                if step.id in labels:
-                    self.problem(step.where, f"step id {step.id!r} is used twice in flow {name!r}")
-                labels[step.id] = len(steps)
-            steps.append(step)
-        destructive = body.get("destructive", False)
-        if not isinstance(destructive, bool):
-            self.problem(body.at("destructive"), f"destructive of flow {name!r} must be true "
-                                                 "or false")
-            destructive = False
-        return m.Flow(name, tuple(str(t) for t in triggers), tuple(steps), where, labels,
-                      destructive)
-
-    def _step(self, raw: Any, where: Where) -> m.Step | None:
-        if not isinstance(raw, Located):
-            self.problem(where, "a step must be a mapping such as {say: utter_greet}")
-            return None
-        kinds = [k for k in STEP_KINDS if k in raw]
-        if len(kinds) != 1:
-            self.problem(where, f"a step needs exactly one of: {', '.join(STEP_KINDS)}")
-            return None
-        kind, value, step_id = kinds[0], raw[kinds[0]], _opt_str(raw.get("id"))
-        response = _opt_str(raw.get("response"))
-        if kind == "branch":
-            return self._branch(value, raw.at("branch"), step_id)
-        if not isinstance(value, str | bool) or value == "":
-            self.problem(raw.at(kind), f"{kind} needs a name")
-            return None
-        text = str(value)
-        match kind:
-            case "say":
-                return m.Say(text, where, step_id)
-            case "ask":
-                return m.Ask(text, response, where, step_id)
-            case "action":
-                return m.RunAction(text, where, step_id)
-            case "goto":
-                return m.Goto(text, where, step_id)
-            case "handoff":
-                return m.Handoff(text, response, where, step_id)
-            case _:
-                return m.Erase(None if value is True else text, where, step_id)
-
-    def _branch(self, value: Any, where: Where, step_id: str | None) -> m.Branch | None:
-        if not isinstance(value, LocatedList):
-            self.problem(where, "branch needs a list of cases")
-            return None
-        cases: list[m.Case] = []
-        otherwise: str | None = None
-        for index, case in enumerate(value):
-            at = value.at(index)
-            if isinstance(case, Located) and "else" in case:
-                otherwise = str(case["else"])
-                continue
-            test = case.get("if") if isinstance(case, Located) else None
-            if not isinstance(test, Located) or "slot" not in test or "goto" not in case:
-                self.problem(at, "a case needs `if: {slot: …, equals|set: …}` and `goto`")
-                continue
-            op: Literal["equals", "set", "unset"] = "equals"
-            operand = test.get("equals")
-            if "equals" not in test:
-                op = "set" if test.get("set", True) else "unset"
-            cases.append(m.Case(str(test["slot"]), op, operand, str(case["goto"]), at))
-        return m.Branch(tuple(cases), otherwise, where, step_id)
-
 
 def _in_locale(intents: dict[str, m.Intent], locale: str) -> dict[str, m.Intent]:
     return {name: replace(intent, locale=locale) for name, intent in intents.items()}
