@@ -100,6 +100,14 @@ class FlowRunner:
         if name is not None:
             self._say(run, name)
 
+    def open_question(self, run: Turn) -> Outbound | None:
+        """The question the flow waits for an answer to, rendered for this turn."""
+        step = self._current(run.state)
+        if not run.state.waiting or not isinstance(step, m.Ask):
+            return None
+        name = step.response or self.dialogs.slots[step.slot].prompt
+        return self._render(run, name) if name is not None else None
+
     def _ask_again(self, run: Turn) -> None:
         """The open question once more, after a side question: "Where we left off: …"."""
         step = self._current(run.state)

@@ -9,9 +9,10 @@ lives in `ConversationState.dialog` (see `dialogs.state`).
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
-from bot.core.model import Button, Outbound
+from bot.core.model import Button, HistoryEntry, Outbound
 from bot.core.policy import TurnContext
 from dialogs import model as m
 from dialogs.actions import ActionRunner
@@ -52,6 +53,9 @@ class DialogPolicy(FlowRunner):
         if run.replies and not run.repeated:
             state.remember(run.replies)
         context.state.dialog = state.dump()
+        question = self.open_question(run)
+        context.state.question = None if question is None else HistoryEntry.of_outbound(
+            question, run.channel, time.time())
         return run.replies
 
     # Routing a message.

@@ -155,6 +155,9 @@ class ConversationState:
     # "text" (what the customer wrote, which only their writing changes).
     locale: str | None = None
     locale_from: str | None = None
+    # The question the bot waits for an answer to, as last asked, kept by the
+    # dialog policy: asked again when a person hands the conversation back.
+    question: HistoryEntry | None = None
 
     def to_json(self) -> str:
         data: dict[str, Any] = {"turns": self.turns, "dialog": self.dialog}
@@ -167,6 +170,8 @@ class ConversationState:
         if self.locale is not None:
             data["locale"] = self.locale
             data["locale_from"] = self.locale_from
+        if self.question is not None:
+            data["question"] = self.question.to_json()
         return orjson.dumps(data).decode()
 
     @classmethod
@@ -184,4 +189,5 @@ class ConversationState:
             pending_link=_pending_link_from_json(data.get("pending_link")),
             locale=data.get("locale"),
             locale_from=data.get("locale_from"),
+            question=HistoryEntry.from_json(data["question"]) if data.get("question") else None,
         )

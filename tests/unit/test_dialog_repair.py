@@ -111,6 +111,18 @@ async def test_asking_for_a_person_keeps_the_flow_for_later(demo: DialogPolicy) 
     await chat.say("talk to a human")
     assert chat.last is not None and chat.last.handoff_reason == "customer asked for a person"
     assert (chat.dialog["flow"], chat.dialog["waiting"]) == ("order_status", True)
+    # What a person's "release" asks again: the open question, not the last message.
+    assert chat.state.question is not None and chat.state.question.text == ASK
+
+
+async def test_the_open_question_is_kept_in_the_customers_language(demo: DialogPolicy) -> None:
+    chat = Chat(demo, locale="de")
+    await chat.say("wo ist meine bestellung")
+    await chat.say("bist du ein bot?")
+    assert chat.state.question is not None
+    assert chat.state.question.text.startswith("Wie lautet deine Bestellnummer")
+    await chat.say("A1003")
+    assert chat.state.question is None
 
 
 async def test_cannot_answer_gets_help_not_the_same_reprompt(demo: DialogPolicy) -> None:
