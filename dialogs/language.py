@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from lingua import IsoCode639_1, Language, LanguageDetector, LanguageDetectorBuilder
 
@@ -59,6 +60,11 @@ class LanguageIdentifier:
             )
 
     def identify(self, text: str) -> Identified | None:
+        return self._identify(text)
+
+    # Customers repeat themselves ("hi", "yes", "where is my order").
+    @lru_cache(maxsize=4096)  # noqa: B019 - one identifier per bot, kept for its life
+    def _identify(self, text: str) -> Identified | None:
         if self._detector is None or len(_LETTERS.findall(text)) < MIN_LETTERS:
             return None
         values = self._detector.compute_language_confidence_values(text)

@@ -112,9 +112,11 @@ class NluResult:
 
 class Nlu(Protocol):
     """Understands one message: its intent, a confidence in [0, 1], and entities.
-    `locale` is the conversation's language, where known: a hint, no more."""
+    `locale` is the conversation's language, where known: a hint, no more,
+    unless `certain` (the language was identified from the message itself)."""
 
-    async def parse(self, text: str, locale: str | None = None) -> NluResult: ...
+    async def parse(self, text: str, locale: str | None = None, *,
+                    certain: bool = False) -> NluResult: ...
 
 
 def normalise(text: str) -> list[str]:
@@ -215,6 +217,7 @@ class IntentClassifier:
         ranking = self.rank(text)
         return (ranking[0][0], min(1.0, ranking[0][1])) if ranking else (None, 0.0)
 
+    @lru_cache(maxsize=8192)  # noqa: B019 - one classifier per bot, kept for its life
     def is_specific(self, text: str, intent: str) -> bool:
         """Whether the message says this intent in so many words: most of its
         content words are words of the intent's examples, and two of them are,
@@ -317,9 +320,14 @@ class BuiltinNlu:
         """The first language's classifier (the only one of a one-language bot)."""
         return next(iter(self.classifiers.values()))
 
-    def parse_now(self, text: str, locale: str | None = None) -> NluResult:
+    def parse_now(self, text: str, locale: str | None = None, *,
+                  certain: bool = False) -> NluResult:
         entities = self.extractor.extract(text)
-        readings = [(loc, c.rank(text)) for loc, c in self.classifiers.items()]
+        classifiers = self.classifiers
+        if certain and locale in classifiers:
+            # Read in the language it is written in only: a third of the work.
+            classifiers = {locale: classifiers[locale]}
+        readings = [(loc, c.rank(text)) for loc, c in classifiers.items()]
         readings = [(loc, ranking) for loc, ranking in readings if ranking]
         if not readings:
             return NluResult(None, 0.0, entities)
@@ -333,8 +341,9 @@ class BuiltinNlu:
         specific = self.classifiers[best_locale].is_specific(text, intent)
         return NluResult(intent, min(1.0, confidence), entities, ranking, best_locale, specific)
 
-    async def parse(self, text: str, locale: str | None = None) -> NluResult:
-        return self.parse_now(text, locale)
+    async def parse(self, text: str, locale: str | None = None, *,
+                    certain: bool = False) -> NluResult:
+        return self.parse_now(text, locale, certain=certain)
 
 
 class RasaNlu:
@@ -350,7 +359,8 @@ class RasaNlu:
         self.extractor = extractor
         self.timeout = aiohttp.ClientTimeout(total=timeout_seconds)
 
-    async def parse(self, text: str, locale: str | None = None) -> NluResult:
+    async def parse(self, text: str, locale: str | None = None, *,
+                    certain: bool = False) -> NluResult:
         try:
             async with aiohttp.ClientSession(timeout=self.timeout) as http:
                 async with http.post(self.url, json={"text": text}) as response:

@@ -46,7 +46,8 @@ class Understanding:
         inbound, conversation = context.inbound, context.state
         found = None if inbound.payload is not None else self.languages.identify(inbound.text)
         sure = found is not None and found.confidence >= CONFIDENT
-        nlu = await self._parse(context, found.language if sure and found else conversation.locale)
+        locale = found.language if sure and found else conversation.locale
+        nlu = await self._parse(context, locale, certain=sure)
         matched = nlu.locale if nlu.intent is not None else None
         hint = hinted_language(inbound.locale, self.dialogs.languages)
         if found is not None and is_confident(found, matched):
@@ -58,14 +59,15 @@ class Understanding:
             conversation.locale = None  # the bot no longer speaks it
         return nlu, conversation.locale or self.dialogs.default_language
 
-    async def _parse(self, context: TurnContext, locale: str | None) -> NluResult:
+    async def _parse(self, context: TurnContext, locale: str | None,
+                     certain: bool) -> NluResult:
         inbound = context.inbound
         if inbound.payload is not None:
             # A button names its intent ("human", or Rasa's "/human"): no guessing.
             name = inbound.payload.removeprefix("/")
             if name in self.dialogs.intents:
                 return NluResult(name, 1.0, ranking=((name, 1.0),))
-        result = await self.nlu.parse(inbound.text, locale)
+        result = await self.nlu.parse(inbound.text, locale, certain=certain)
         if result.confidence < self.threshold:
             return replace(result, intent=None)
         return result
