@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from bot.core import metrics, turn_log
+from bot.core.catalog import text
 from bot.core.conversation import ConversationState
 from bot.core.delivery import Batch, OutboundSender, Reply, Senders, encode
 from bot.core.errors import LockLost
@@ -29,7 +30,9 @@ from bot.core.ports import DeliveringStore
 
 log = logging.getLogger(__name__)
 
-APOLOGY = Outbound(text="Sorry, something went wrong on our side. Please try again in a moment.")
+# Before a turn has a conversation (a connector's own failure), in English;
+# inside a turn, in the customer's language.
+APOLOGY = Outbound(text=text("apology", None))
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,7 +223,7 @@ class Engine:
             # customer gets an apology and the message still counts as handled.
             log.exception("the dialog policy failed for customer %s", context.customer_id)
             context.erase_customer = False
-            replies = [APOLOGY]
+            replies = [Outbound(text=text("apology", context.state.locale))]
         return [_with_reply_to(r, context.inbound.message_id) for r in replies]
 
     async def _intercepted(self, context: TurnContext) -> list[Outbound] | None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from bot.core.catalog import text
 from bot.core.conversation import ConversationState
 from bot.core.model import Inbound, Outbound
 
 # What a customer reads when a person is asked for, whoever asked: a flow, an
-# action, or the customer's own `/agent`.
-HANDOFF_ASKED = "A person from our team will take over this conversation shortly."
+# action, or the customer's own `/agent`. In English: the catalog's
+# "handoff_asked" has it in the customer's language.
+HANDOFF_ASKED = text("handoff_asked", None)
 
 
 @dataclass(slots=True)

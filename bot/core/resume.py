@@ -6,12 +6,12 @@ a conversation from another channel.
 
 from __future__ import annotations
 
+from bot.core.catalog import text
 from bot.core.model import HistoryEntry, Outbound
 from bot.core.ports import ConversationReader
 
 # How far back in the history to look for it.
 RECENT_ENTRIES = 50
-WHERE_WE_LEFT_OFF = "Where we left off: {text}"
 
 
 async def last_prompt(store: ConversationReader, customer_id: str, *,
@@ -26,8 +26,11 @@ async def last_prompt(store: ConversationReader, customer_id: str, *,
     return None
 
 
-def where_we_left_off(prompt: HistoryEntry | None) -> list[Outbound]:
-    """`prompt` said again, with its buttons; nothing without one."""
+def where_we_left_off(prompt: HistoryEntry | None,
+                      locale: str | None = None) -> list[Outbound]:
+    """`prompt` said again, with its buttons, in words of `locale`'s
+    language; nothing without one."""
     if prompt is None:
         return []
-    return [Outbound(text=WHERE_WE_LEFT_OFF.format(text=prompt.text), buttons=prompt.buttons)]
+    said = text("where_we_left_off", locale, text=prompt.text)
+    return [Outbound(text=said, buttons=prompt.buttons)]

@@ -41,10 +41,9 @@ from bot.handoff.ports import (
 )
 from bot.handoff.state import (
     ADMIN_TAKEOVER,
-    BACK_WITH_THE_BOT,
     QUEUED,
-    TOO_MANY_HANDOFFS,
     as_json,
+    back_with_the_bot,
     carried_over,
     claimed_by,
     closed_by,
@@ -52,7 +51,9 @@ from bot.handoff.state import (
     is_claimed,
     joined,
     new_handoff,
+    observe_wait,
     taking_over,
+    too_many_handoffs,
     waiting_notice,
 )
 
@@ -132,11 +133,12 @@ class HandoffDesk:
         ])
         if not allowed:
             context.handoff_reason = None
-            return [Outbound(text=TOO_MANY_HANDOFFS)]
+            return [Outbound(text=too_many_handoffs(context.state.locale))]
         ahead = await self.agents.queue_length()
         online = bool(await self.agents.agents_online())
         context.state.handoff = new_handoff(reason, started_turn=context.state.turns)
-        return [Outbound(text=waiting_notice(ahead, online, self.options.business_hours))]
+        notice = waiting_notice(ahead, online, self.options.business_hours, context.state.locale)
+        return [Outbound(text=notice)]
 
     async def announce(self, customer_id: str, state: ConversationState,
                        entries: list[HistoryEntry]) -> None:
@@ -217,12 +219,12 @@ class HandoffDesk:
             base = handoff if is_active(handoff) else new_handoff(ADMIN_TAKEOVER)
             waited[:] = [base]
             state.handoff = claimed_by(base, agent)
-            notice = Outbound(text=joined(agent.display_name), sender="agent",
+            notice = Outbound(text=joined(agent.display_name, state.locale), sender="agent",
                               agent_name=agent.display_name)
             return [await self._prepare(customer_id, state, notice, out)]
 
         state = await self._act(customer_id, change)
-        _observe_wait(waited)
+        observe_wait(waited)
         await self.publish({"type": "claimed", "customer": customer_id,
                             "agent": agent.username})
         return {"customer": customer_id, "handoff": as_json(state.handoff)}
@@ -247,7 +249,7 @@ class HandoffDesk:
             return [await self._prepare(customer_id, state, message, out)]
 
         state, delivered, entries = await self._act_and_deliver(customer_id, change)
-        _observe_wait(claimed_now)
+        observe_wait(claimed_now)
         if claimed_now:
             await self.publish({"type": "claimed", "customer": customer_id,
                                 "agent": agent.username})
@@ -271,12 +273,12 @@ class HandoffDesk:
             waited[:] = [base]
             previous.append(base.agent)
             state.handoff = claimed_by(base, target)
-            notice = Outbound(text=taking_over(target.display_name), sender="agent",
+            notice = Outbound(text=taking_over(target.display_name, state.locale), sender="agent",
                               agent_name=target.display_name)
             return [await self._prepare(customer_id, state, notice, out)]
 
         state = await self._act(customer_id, change)
-        _observe_wait(waited)
+        observe_wait(waited)
         await self.publish({"type": "transferred", "customer": customer_id,
                             "agent": target.username, "from": previous[0],
                             "by": agent.username})
@@ -300,9 +302,9 @@ class HandoffDesk:
             state.handoff = None
             if close:
                 state.dialog = {}
-                notices = [Outbound(text=closed_by(agent.display_name))]
+                notices = [Outbound(text=closed_by(agent.display_name, state.locale))]
             else:
-                notices = [Outbound(text=BACK_WITH_THE_BOT),
+                notices = [Outbound(text=back_with_the_bot(state.locale)),
                            *await self._where_we_were(customer_id, state, since)]
             return [await self._prepare(customer_id, state, n, out) for n in notices]
 
@@ -316,8 +318,8 @@ class HandoffDesk:
         """The flow's open question, asked again, if it was waiting for an answer."""
         if not state.dialog.get("waiting"):
             return []
-        return where_we_left_off(
-            await last_prompt(self.store, customer_id, bot_only=True, before=since))
+        prompt = await last_prompt(self.store, customer_id, bot_only=True, before=since)
+        return where_we_left_off(prompt, state.locale)
 
     # Routing.
 
@@ -398,11 +400,3 @@ class HandoffDesk:
 
     async def publish(self, event: dict[str, Any]) -> None:
         await self.bus.publish(AGENTS_TOPIC, event)
-
-
-def _observe_wait(claimed: list[HandoffState]) -> None:
-    """The wait of a handoff a person took just now: from the customer's
-    request, not from an admin taking over a conversation nobody queued."""
-    for handoff in claimed:
-        if handoff.status == QUEUED and handoff.reason != ADMIN_TAKEOVER:
-            metrics.HANDOFF_WAIT_SECONDS.observe(max(0.0, time.time() - handoff.since))

@@ -18,10 +18,11 @@ import logging
 import re
 from dataclasses import replace
 
+from bot.core.catalog import NO_WORDS, YES_WORDS, text
 from bot.core.conversation import HandoffState, PendingMerge
 from bot.core.engine import Turn, record
 from bot.core.model import Button, Outbound
-from bot.core.policy import HANDOFF_ASKED, Policy, TurnContext
+from bot.core.policy import Policy, TurnContext
 from bot.handoff.desk import HandoffDesk
 from bot.handoff.state import is_active
 
@@ -60,7 +61,7 @@ class HandoffHook:
             notice = await self.desk.begin(context, context.handoff_reason)
             if context.handoff_reason is None:  # refused: asked too often
                 return notice
-            return [Outbound(text=HANDOFF_ASKED), *notice]
+            return [Outbound(text=text("handoff_asked", context.state.locale)), *notice]
         return None
 
     async def after_save(self, context: TurnContext, turn: Turn) -> None:
@@ -81,29 +82,32 @@ class HandoffHook:
             await self.desk.queue_later(context.customer_id, context.handoff_reason)
 
 
-FORGET_COMMAND = re.compile(r"^/?(?:forget me|forget|delete my data)[.!]?$", re.IGNORECASE)
+# In each of the catalog's languages: a customer is told the words in theirs.
+FORGET_COMMAND = re.compile(r"^/?¡?(?:forget me|forget|delete my data|vergiss mich"
+                            r"|lösche? meine daten|olv[ií]dame|borra mis datos)[.!]?$",
+                            re.IGNORECASE)
 ERASE_YES, ERASE_NO = "erase_yes", "erase_no"
 
 
 def _erase_request(context: TurnContext, handoff: HandoffState) -> list[Outbound]:
     """`forget me` during a handoff: ask, then erase on yes. Anything else
     (empty list) goes to the agents as usual."""
-    inbound = context.inbound
+    inbound, locale = context.inbound, context.state.locale
     answer = inbound.payload if inbound.payload in (ERASE_YES, ERASE_NO) else None
     if answer is None and handoff.confirm_erase:
-        word = inbound.text.strip().lower().strip(".!")
-        answer = ERASE_YES if word in ("yes", "y") else ERASE_NO if word in ("no", "n") else None
+        word = inbound.text.strip().lower().strip(".!¡")
+        answer = ERASE_YES if word in YES_WORDS else ERASE_NO if word in NO_WORDS else None
     if answer == ERASE_YES and handoff.confirm_erase:
         context.erase_customer = True
-        return [Outbound(text="Done: everything we knew about you is erased, on every channel.")]
+        return [Outbound(text=text("erase_done", locale))]
     if answer == ERASE_NO and handoff.confirm_erase:
         context.state.handoff = replace(handoff, confirm_erase=False)
-        return [Outbound(text="OK, nothing was erased. Our team is still with you.")]
+        return [Outbound(text=text("erase_kept", locale))]
     if FORGET_COMMAND.match(inbound.text.strip()) or inbound.payload == "forget_me":
         context.state.handoff = replace(handoff, confirm_erase=True)
         return [Outbound(
-            text="This erases your messages and everything we know about you, on every "
-                 "channel, and ends this conversation with our team. Are you sure?",
-            buttons=(Button("Yes, forget me", ERASE_YES), Button("No", ERASE_NO)),
+            text=text("erase_confirm", locale),
+            buttons=(Button(text("erase_yes_button", locale), ERASE_YES),
+                     Button(text("erase_no_button", locale), ERASE_NO)),
         )]
     return []

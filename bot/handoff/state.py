@@ -6,6 +6,8 @@ import time
 from dataclasses import replace
 from typing import Any, TypeGuard
 
+from bot.core import metrics
+from bot.core.catalog import text
 from bot.core.conversation import HandoffState
 from bot.handoff.ports import AgentAccount
 
@@ -13,21 +15,26 @@ QUEUED, CLAIMED = "queued", "claimed"
 # Why a conversation nobody asked a person for is held: an admin took it.
 ADMIN_TAKEOVER = "taken over by an admin"
 
-TOO_MANY_HANDOFFS = ("You have asked for a person several times just now, so I cannot queue "
-                     "this request. Please try again in a while, or tell me what you need.")
-BACK_WITH_THE_BOT = "You're back with our assistant. Ask for a person again at any time."
+
+# What the customer is told, in their conversation's language (`locale`).
+def too_many_handoffs(locale: str | None = None) -> str:
+    return text("too_many_handoffs", locale)
 
 
-def joined(agent_name: str) -> str:
-    return f"{agent_name} from our team has joined the conversation."
+def back_with_the_bot(locale: str | None = None) -> str:
+    return text("back_with_the_bot", locale)
 
 
-def taking_over(agent_name: str) -> str:
-    return f"{agent_name} from our team is taking over this conversation."
+def joined(agent_name: str, locale: str | None = None) -> str:
+    return text("agent_joined", locale, agent=agent_name)
 
 
-def closed_by(agent_name: str) -> str:
-    return f"{agent_name} closed this conversation. Write here any time if you need anything else."
+def taking_over(agent_name: str, locale: str | None = None) -> str:
+    return text("agent_taking_over", locale, agent=agent_name)
+
+
+def closed_by(agent_name: str, locale: str | None = None) -> str:
+    return text("agent_closed", locale, agent=agent_name)
 
 
 def is_active(handoff: HandoffState | None) -> TypeGuard[HandoffState]:
@@ -45,15 +52,16 @@ def as_json(handoff: HandoffState | None) -> dict[str, Any] | None:
     return handoff.to_json() if handoff is not None else None
 
 
-def waiting_notice(ahead: int, online: bool, business_hours: str) -> str:
+def waiting_notice(ahead: int, online: bool, business_hours: str,
+                   locale: str | None = None) -> str:
     """What a customer is told when they join the queue."""
     if not online:
-        return (f"No agent is online right now. Our team is available {business_hours}. "
-                "Leave your message here and a person will answer as soon as they are back.")
+        return text("nobody_online", locale, business_hours=business_hours)
     if ahead == 0:
-        return "You're next in line."
-    people = "1 person is" if ahead == 1 else f"{ahead} people are"
-    return f"{people} waiting ahead of you."
+        return text("next_in_line", locale)
+    if ahead == 1:
+        return text("one_ahead", locale)
+    return text("many_ahead", locale, ahead=ahead)
 
 
 def claimed_by(base: HandoffState, agent: AgentAccount) -> HandoffState:
@@ -65,6 +73,14 @@ def claimed_by(base: HandoffState, agent: AgentAccount) -> HandoffState:
 def carried_over(handoff: HandoffState) -> HandoffState:
     """The same handoff, in a conversation other than the one that queued it."""
     return replace(handoff, started_turn=None)
+
+
+def observe_wait(claimed: list[HandoffState]) -> None:
+    """The wait of a handoff a person took just now: from the customer's
+    request, not from an admin taking over a conversation nobody queued."""
+    for handoff in claimed:
+        if handoff.status == QUEUED and handoff.reason != ADMIN_TAKEOVER:
+            metrics.HANDOFF_WAIT_SECONDS.observe(max(0.0, time.time() - handoff.since))
 
 
 def new_handoff(reason: str, *, started_turn: int | None = None) -> HandoffState:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import secrets
 
-CHANNEL_NAMES = {"web": "web chat", "telegram": "Telegram", "slack": "Slack"}
+from bot.core.catalog import text
+
+# The channels people name; Telegram and Slack are called so in every
+# language, the web chat by the catalog's "web_chat".
+CHANNEL_NAMES = {"web": None, "telegram": "Telegram", "slack": "Slack"}
 YES, NO = "link_yes", "link_no"
 
 
@@ -16,28 +20,34 @@ RESUME_PAYLOAD = "resume:"
 OPENED_LINK_TEXT = "(opened a link to continue a conversation here)"
 
 
-def channel_name(channel: str) -> str:
-    return CHANNEL_NAMES.get(channel, channel)
+def channel_name(channel: str, locale: str | None = None) -> str:
+    if channel == "web":
+        return text("web_chat", locale)
+    return CHANNEL_NAMES.get(channel) or channel
 
 
-def one_of(words: list[str]) -> str:
+def one_of(words: list[str], locale: str | None = None) -> str:
     """"a, b or c"."""
-    return f"{', '.join(words[:-1])} or {words[-1]}" if len(words) > 1 else "".join(words)
+    if len(words) < 2:
+        return "".join(words)
+    return text("one_or_other", locale, first=", ".join(words[:-1]), last=words[-1])
 
 
-# "web chat, Telegram or Slack" and "web, telegram or slack", for the texts below.
-CHANNELS_BY_NAME = one_of(list(CHANNEL_NAMES.values()))
-CHANNELS_AS_TYPED = one_of(list(CHANNEL_NAMES))
-
-# What the customer is told; each text once, some in several answers.
-ALREADY_JOINED = "This chat is already part of that conversation."
-NEW_CODE_FROM_ORIGIN = "Send “link” on the channel you came from to get a new one"
-NEW_CODE_ELSEWHERE = "Send “link” on the other channel to get a new one."
+def channels_by_name(locale: str | None = None) -> str:
+    """"web chat, Telegram or Slack"."""
+    return one_of([channel_name(channel, locale) for channel in CHANNEL_NAMES], locale)
 
 
-def a_chat_on(channel: str) -> str:
+def channels_as_typed(locale: str | None = None) -> str:
+    """"web, telegram or slack"."""
+    return one_of(list(CHANNEL_NAMES), locale)
+
+
+def a_chat_on(channel: str, locale: str | None = None) -> str:
     """"A Telegram chat", "A Slack chat", but "A web chat"."""
-    return "A web chat" if channel == "web" else f"A {channel_name(channel)} chat"
+    if channel == "web":
+        return text("a_web_chat", locale)
+    return text("a_chat_on", locale, channel=channel_name(channel, locale))
 
 
 def new_code() -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from bot.core.catalog import NO_WORDS, YES_WORDS, versions
 from bot.core.conversation import LinkOffer, PendingMerge
 from bot.core.engine import Turn
 from bot.core.model import Outbound
@@ -16,8 +17,10 @@ _UNLINK = re.compile(r"^/?unlink(?:@\w+)?\s+(\w+)$", re.IGNORECASE)
 _CHANNELS = re.compile(r"^/?channels(?:@\w+)?$", re.IGNORECASE)
 _START = re.compile(r"^/start(?:@\w+)?\s+(\S+)$")
 _COMMAND = re.compile(r"^/?(?:link|unlink|channels)\b", re.IGNORECASE)
-_YES_WORDS = {"yes", "y", "yes, that's me", "yes, link it", "ok"}
-_NO_WORDS = {"no", "n", "no, don't link", "cancel"}
+# The buttons' titles count when typed back, in any language.
+_YES_WORDS = {*YES_WORDS, "yes, that's me", "ok",
+              *(title.lower() for title in versions("link_yes_button"))}
+_NO_WORDS = {*NO_WORDS, "cancel", *(title.lower() for title in versions("link_no_button"))}
 
 
 class LinkHook:
@@ -36,7 +39,8 @@ class LinkHook:
                 return await self.service.confirm(context, answer)
             deep_link = _deep_link_token(inbound.payload, text, inbound.channel) is not None
             if not _COMMAND.match(text) and not deep_link:
-                return [self.service.question(pending, again=True)]
+                return [self.service.question(pending, again=True,
+                                              locale=context.state.locale)]
             context.state.pending_link = None  # another linking command replaces it
         if (match := _LINK.match(text)) is not None:
             code = match.group(1)
@@ -75,7 +79,7 @@ def _deep_link_token(payload: str | None, text: str, channel: str) -> str | None
 def _yes_no(payload: str | None, text: str) -> bool | None:
     if payload in (YES, NO):
         return payload == YES
-    lowered = text.lower().strip(" .!")
+    lowered = text.lower().strip(" .!¡")
     if lowered in _YES_WORDS:
         return True
     if lowered in _NO_WORDS:

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from bot.core import metrics
 from bot.core.backoff import Backoff
+from bot.core.catalog import text
 from bot.core.conversation import ConversationState, HandoffState, LinkOffer, PendingMerge
 from bot.core.delivery import Senders
 from bot.core.errors import BadInput, CustomerGone
@@ -30,15 +31,12 @@ from bot.core.rate_limits import LINK_CODES_PER_ADDRESS, LINK_CODES_PER_CUSTOMER
 from bot.core.resume import last_prompt, where_we_left_off
 from bot.core.tokens import ShortToken
 from bot.linking.codes import (
-    ALREADY_JOINED,
-    CHANNELS_AS_TYPED,
-    CHANNELS_BY_NAME,
-    NEW_CODE_ELSEWHERE,
-    NEW_CODE_FROM_ORIGIN,
     NO,
     YES,
     a_chat_on,
     channel_name,
+    channels_as_typed,
+    channels_by_name,
     new_code,
     normalised_code,
     shown_code,
@@ -96,13 +94,13 @@ class LinkService:
     async def issue(self, context: TurnContext) -> list[Outbound]:
         """A fresh code, and deep links to continue elsewhere. A customer has
         one live code at a time: a new one revokes the last."""
+        locale = context.state.locale
         allowed = await self.limiter.allow_all([
             (LINK_CODES_PER_CUSTOMER, context.customer_id),
             (LINK_CODES_PER_ADDRESS, context.inbound.client_address),
         ])
         if not allowed:
-            return [Outbound(text="You have asked for several link codes just now. Please use "
-                                  "the last one, or ask again in an hour.")]
+            return [Outbound(text=text("link_codes_too_many", locale))]
         await self._revoke_live_code(context.customer_id)
         # The last thing the bot or an agent said, to pick up from elsewhere.
         prompt = await last_prompt(self.store, context.customer_id)
@@ -120,7 +118,7 @@ class LinkService:
                                           ttl):
                 break
         else:  # ten collisions in a row: far more live codes than expected
-            return [Outbound(text="Sorry, I could not make a code just now. Please try again.")]
+            return [Outbound(text=text("link_code_failed", locale))]
         # Only once the code is ours: a collision names another customer's.
         await self.records.note_tokens(
             context.customer_id,
@@ -129,14 +127,10 @@ class LinkService:
         await self.store.put_token(f"link-live:{context.customer_id}",
                                    json.dumps({"code": code, "nonce": nonce}), ttl)
         metrics.LINK_CODES_ISSUED.inc()
-        minutes = ttl // 60
-        text = (
-            f"Your link code is {shown_code(code)}. Within {minutes} minutes, send "
-            f"“link {shown_code(code)}” from the other channel ({CHANNELS_BY_NAME}) "
-            "to continue this conversation there. Never give this code to anyone else: "
-            "whoever uses it will see this conversation."
-        )
-        return [Outbound(text=text, links=self._deep_links(token, context.inbound.channel))]
+        issued = text("link_code_issued", locale, code=shown_code(code), minutes=ttl // 60,
+                      channels=channels_by_name(locale))
+        links = self._deep_links(token, context.inbound.channel, locale)
+        return [Outbound(text=issued, links=links)]
 
     async def _revoke_live_code(self, customer_id: str) -> None:
         raw = await self.store.take_token(f"link-live:{customer_id}")
@@ -145,59 +139,58 @@ class LinkService:
             await self.store.take_token(f"link:{live.get('code')}")
             await self.store.take_token(f"resume:{live.get('nonce')}")
 
-    def _deep_links(self, token: str, here: str) -> tuple[Link, ...]:
+    def _deep_links(self, token: str, here: str, locale: str | None) -> tuple[Link, ...]:
         """Links to the other channels; the web link needs the public URL
         except inside the web chat, where a relative one works."""
         links = []
         if self.options.telegram_bot_username and here != "telegram":
             links.append(Link(f"https://t.me/{self.options.telegram_bot_username}?start={token}",
-                              "Continue on Telegram"))
+                              text("continue_on_telegram", locale)))
         if self.options.public_url or here == "web":
             base = (self.options.public_url or "").rstrip("/")
-            links.append(Link(f"{base}/webchat/?resume={token}", "Continue on the web"))
+            links.append(Link(f"{base}/webchat/?resume={token}",
+                              text("continue_on_web", locale)))
         return tuple(links)
 
     async def enter_code(self, context: TurnContext, typed: str) -> list[Outbound]:
         """Someone typed `link <code>`: show what it joins and ask to confirm.
         Only wrong codes count against the client, so a right code from a
         client that has not guessed always works."""
-        guessers = self._guessers(context)
+        guessers, locale = self._guessers(context), context.state.locale
         if await self._must_wait(guessers):
             metrics.LINK_CODES_REFUSED.labels("wait").inc()
             metrics.rate_limited("link-codes-wrong").inc()
-            return [Outbound(text="Too many wrong link codes. Please wait a few minutes before "
-                                  "you try again, and check the code on the channel you came "
-                                  "from.")]
+            return [Outbound(text=text("link_codes_wait", locale))]
         code = normalised_code(typed)
         raw = await self.store.peek_token(f"link:{code}") if code is not None else None
         if raw is None:
             metrics.LINK_CODES_REFUSED.labels("invalid").inc()
             await self._count_wrong(guessers)
-            return [Outbound(text=f"That code is not valid or has expired. "
-                                  f"{NEW_CODE_FROM_ORIGIN}.")]
+            return [Outbound(text=text("link_code_invalid", locale))]
         offer = LinkOffer.from_json({"ask": "code", "code": code, **json.loads(raw)})
         if offer.customer_id == context.customer_id:
-            return [Outbound(text=ALREADY_JOINED)]
+            return [Outbound(text=text("link_already_joined", locale))]
         context.state.pending_link = offer
         # The offer quotes the other customer: their erase must find it here.
         await self.records.note_offer(offer.customer_id, context.customer_id)
-        return [self.question(offer)]
+        return [self.question(offer, locale=locale)]
 
     @staticmethod
-    def question(offer: LinkOffer, *, again: bool = False) -> Outbound:
+    def question(offer: LinkOffer, *, again: bool = False,
+                 locale: str | None = None) -> Outbound:
         """The yes/no that tells the person whose conversation would be joined
         what a yes hands over. The other side is named by its channel only:
         a display name is whatever its owner typed, and proves nothing."""
-        other = channel_name(offer.channel)
-        how = "That code comes from" if offer.ask == "code" else \
-            "You opened a link that comes from"
-        lead = "Please answer yes or no. " if again else ""
+        other = channel_name(offer.channel, locale)
+        sentences = [text("link_from_code" if offer.ask == "code" else "link_from_link",
+                          locale, channel=other),
+                     text("link_consent", locale, channel=other)]
+        if again:
+            sentences.insert(0, text("link_answer_yes_or_no", locale))
         return Outbound(
-            text=f"{lead}{how} a {other} conversation. If you say yes, this chat joins it: "
-                 f"whoever is in that {other} conversation will read this chat, its history "
-                 f"and everything written here from now on. Say yes only if that {other} "
-                 "conversation is yours.",
-            buttons=(Button("Yes, link it", YES), Button("No, don't link", NO)),
+            text=" ".join(sentences),
+            buttons=(Button(text("link_yes_button", locale), YES),
+                     Button(text("link_no_button", locale), NO)),
         )
 
     def _guessers(self, context: TurnContext) -> list[tuple[str, int, int]]:
@@ -235,12 +228,11 @@ class LinkService:
 
     async def confirm(self, context: TurnContext, yes: bool) -> list[Outbound]:
         """The answer to the link offer waiting in `context.state`."""
-        offer = context.state.pending_link
+        offer, locale = context.state.pending_link, context.state.locale
         context.state.pending_link = None
         if not yes:
-            return [Outbound(text="OK, nothing was linked.")]
-        expired = [Outbound(text=f"That code has expired or was used already. "
-                                 f"{NEW_CODE_ELSEWHERE}")]
+            return [Outbound(text=text("link_declined", locale))]
+        expired = [Outbound(text=text("link_code_used", locale))]
         if not isinstance(offer, LinkOffer):
             return expired
         if offer.ask == "code":
@@ -250,16 +242,18 @@ class LinkService:
                 metrics.LINK_CODES_REFUSED.labels("used").inc()
                 return expired
             await self.store.take_token(f"resume:{json.loads(raw).get('nonce')}")
-        if await self.store.load_state(offer.customer_id) is None:
-            return [Outbound(text="That conversation no longer exists, so nothing was linked.")]
+        target = await self.store.load_state(offer.customer_id)
+        if target is None:
+            return [Outbound(text=text("link_target_gone", locale))]
+        # This chat goes on in the conversation it joins, and in its language.
+        locale = ConversationState.from_json(target).locale or locale
         metrics.LINK_CODES_REDEEMED.labels(offer.ask).inc()
         # Merged after this turn is saved (see after_save), so this turn's
         # messages travel with the rest of the history.
         context.state.pending_link = PendingMerge(merge_into=offer.customer_id,
                                                   origin_channel=offer.channel)
-        return [Outbound(text=f"Linked! This chat now continues your "
-                              f"{channel_name(offer.channel)} conversation."),
-                *where_we_left_off(offer.resume)]
+        linked = text("link_done", locale, channel=channel_name(offer.channel, locale))
+        return [Outbound(text=linked), *where_we_left_off(offer.resume, locale)]
 
     async def merge_into(self, source: str, target: str, joined: ChannelIdentity,
                          display_name: str | None,
@@ -280,14 +274,14 @@ class LinkService:
         log.info("customer %s joined customer %s", source, target)
         for listener in self.merge_listeners:
             await listener(source, target, source_handoff)
-        who = f" ({display_name})" if display_name else ""
-        notice = Outbound(
-            text=f"{a_chat_on(joined.channel)}{who} joined this conversation. "
-                 f"If that wasn't you, send “unlink {joined.channel}”.",
-        )
         state = ConversationState.from_json(await self.store.load_state(target))
         address = state.last_address
         if address is not None and joined_address is not None and address != joined_address:
+            # In the language of the conversation joined, whose chat is told.
+            who = f" ({display_name})" if display_name else ""
+            notice = Outbound(text=text("link_chat_joined", state.locale, who=who,
+                                        chat=a_chat_on(joined.channel, state.locale),
+                                        channel=joined.channel))
             await self.store.append(target, [HistoryEntry.of_outbound(
                 notice, address.channel, time.time())])
             await self.senders.send(address, notice)
@@ -313,22 +307,21 @@ class LinkService:
         """A deep link opened (Telegram's `/start <token>`, the web page's
         resume): used up at once, so it works once whatever the answer, and
         then the person whose chat this is decides whether to join."""
+        locale = context.state.locale
         try:
             nonce = self._resume.nonce_of(token)
         except BadInput:
-            return [Outbound(text=f"That is not a valid link. {NEW_CODE_FROM_ORIGIN}, or just "
-                                  "tell me what you need.")]
+            return [Outbound(text=text("link_invalid", locale))]
         origin = await self._redeem(nonce)
         if origin is None:
-            return [Outbound(text=f"That link has expired or has been used already. "
-                                  f"{NEW_CODE_ELSEWHERE}")]
+            return [Outbound(text=text("link_used", locale))]
         offer = LinkOffer.from_json({"ask": "link", **origin})
         if offer.customer_id == context.customer_id:
-            return [Outbound(text=ALREADY_JOINED)]
+            return [Outbound(text=text("link_already_joined", locale))]
         context.state.pending_link = offer
         # The offer quotes the other customer: their erase must find it here.
         await self.records.note_offer(offer.customer_id, context.customer_id)
-        return [self.question(offer)]
+        return [self.question(offer, locale=locale)]
 
     async def _redeem(self, nonce: str) -> dict[str, Any] | None:
         """Use a deep link up, and the code issued with it."""
@@ -340,22 +333,23 @@ class LinkService:
         return origin
 
     async def channels(self, context: TurnContext) -> list[Outbound]:
-        identities = await self.store.identities(context.customer_id)
-        names = sorted({channel_name(i.channel) for i in identities} | {
-            channel_name(context.inbound.channel)})
-        return [Outbound(text="This conversation is linked with: " + ", ".join(names) + ". "
-                              f"Send “unlink <channel>” ({CHANNELS_AS_TYPED}) to remove one.")]
+        identities, locale = await self.store.identities(context.customer_id), context.state.locale
+        names = sorted({channel_name(i.channel, locale) for i in identities} | {
+            channel_name(context.inbound.channel, locale)})
+        return [Outbound(text=text("link_channels", locale, names=", ".join(names),
+                                   channels=channels_as_typed(locale)))]
 
     async def unlink(self, context: TurnContext, channel: str) -> list[Outbound]:
-        channel = channel.lower()
+        channel, locale = channel.lower(), context.state.locale
         identities = [i for i in await self.store.identities(context.customer_id)
                       if i.channel == channel]
         if not identities:
-            return [Outbound(text=f"No {channel_name(channel)} chat is linked.")]
+            return [Outbound(text=text("link_none_linked", locale,
+                                       channel=channel_name(channel, locale)))]
         for identity in identities:
             await self.store.unlink(context.customer_id, identity)
             self.customers.forget(identity)
-        return [Outbound(text=f"{channel_name(channel)} is no longer linked to this "
-                              "conversation; its next message starts a new one.")]
+        return [Outbound(text=text("link_unlinked", locale,
+                                   channel=channel_name(channel, locale)))]
 
 
