@@ -75,10 +75,17 @@ class LanguageIdentifier:
         return Identified(code, best.value)
 
 
-def is_confident(found: Identified | None, matched_locale: str | None) -> bool:
-    """Whether the message says, clearly enough, which language the customer uses."""
+# With no language known yet, a first "hola" that matches Spanish examples.
+AGREEING_FIRST = 0.5
+
+
+def is_confident(found: Identified | None, matched_locale: str | None, *,
+                 first: bool = False) -> bool:
+    """Whether the message says, clearly enough, which language the customer
+    uses (`first`: no language is known for the conversation yet)."""
     if found is None:
         return False
     if found.confidence >= CONFIDENT:
         return True
-    return found.confidence >= AGREEING and matched_locale == found.language
+    agreeing = AGREEING_FIRST if first else AGREEING
+    return found.confidence >= agreeing and matched_locale == found.language

@@ -183,6 +183,9 @@ DEFAULT_CHITCHAT: dict[str, str] = {
     "thanks": "utter_pattern_thanks",
     "bot_challenge": "utter_pattern_bot_challenge",
     "how_are_you": "utter_pattern_how_are_you",
+    # "ok", "no thanks" to "Anything else?": no flow to answer, no misunderstanding.
+    "affirm": "utter_pattern_affirm",
+    "deny": "utter_pattern_deny",
 }
 
 

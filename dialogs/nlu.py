@@ -171,7 +171,9 @@ class IntentClassifier:
         self.labels = [name for name, _ in examples]
         self.vocabulary: dict[str, set[str]] = defaultdict(set)
         self.pairs: dict[str, set[tuple[str, str]]] = defaultdict(set)
+        self.phrasings: dict[str, set[tuple[str, ...]]] = defaultdict(set)
         for name, words in examples:
+            self.phrasings[name].add(tuple(words))
             self.vocabulary[name].update(w for w in words if w not in stopwords)
             self.pairs[name].update(zip(words, words[1:], strict=False))
         self._speller = _Speller(Counter(w for _, words in examples for w in words))
@@ -224,6 +226,8 @@ class IntentClassifier:
         or a word pair is ("forget me"). "a text message" shares one word
         with "erase all my messages", and "delete" alone says not what."""
         words = [self._speller.correct(w) for w in normalise(text)]
+        if tuple(words) in self.phrasings.get(intent, ()):
+            return True  # one of its examples, word for word ("olvídame")
         content = [w for w in words if w not in self.stopwords] or words
         known = sum(w in self.vocabulary.get(intent, ()) for w in content)
         paired = any(p in self.pairs.get(intent, ()) for p in zip(words, words[1:], strict=False))

@@ -19,7 +19,13 @@ from dialogs.actions import ActionRunner
 from dialogs.flow_runner import FlowRunner, Turn
 from dialogs.nlu import Nlu
 from dialogs.state import DialogState, Frame
-from dialogs.understanding import AFFIRM, DENY, Understanding, sounds_like_correction
+from dialogs.understanding import (
+    AFFIRM,
+    DENY,
+    Understanding,
+    sounds_like_correction,
+    sounds_unsure,
+)
 
 # The repair patterns' wording (dialogs/patterns/*/responses.yml).
 CANCELLED = "utter_pattern_cancelled"
@@ -63,12 +69,12 @@ class DialogPolicy(FlowRunner):
     async def _route(self, run: Turn) -> None:
         """A message that answers no open question."""
         intent, patterns = run.nlu.intent, self.patterns
-        if intent is not None and intent == patterns.cancel:
+        if await self._correct(run, run.state.done, finished=True):
+            pass  # first: "sorry, I meant A1002" is no request to repeat
+        elif intent is not None and intent == patterns.cancel:
             self._say(run, NOTHING_TO_CANCEL)
         elif intent is not None and intent == patterns.repeat:
             self._repeat(run)
-        elif await self._correct(run, run.state.done, finished=True):
-            pass
         elif self._clarify(run):
             pass
         elif intent is not None and intent in self.flow_of_intent:
@@ -136,8 +142,19 @@ class DialogPolicy(FlowRunner):
         if self.understanding.is_explicit_yes(run.context):
             await self._fill(run, slot, True)
             return
-        other = self.flow_of_intent.get(run.nlu.intent or "")
-        if other is None or other.destructive or run.nlu.intent in (AFFIRM, DENY):
+        intent = run.nlu.intent or ""
+        other = self.flow_of_intent.get(intent)
+        chitchat = self.patterns.chitchat.get(intent) if intent not in (AFFIRM, DENY) else None
+        if chitchat is not None and other is None:
+            await self._fill(run, slot, False)  # the refusal, then the small talk answered
+            self._say(run, chitchat)
+            return
+        if other is not None and other.name == run.state.flow:
+            question = self.open_question(run)  # "forget me" again: the question again
+            if question is not None:
+                run.replies.append(question)
+            return
+        if other is None or other.destructive or intent in (AFFIRM, DENY):
             await self._fill(run, slot, False)
             return
         state = run.state
@@ -226,8 +243,8 @@ class DialogPolicy(FlowRunner):
         if not flow.destructive or run.context.inbound.payload is not None:
             return True
         nlu = run.nlu
-        if not nlu.ranking:
-            return False
+        if not nlu.ranking or sounds_unsure(run.text):
+            return False  # "please do not delete my data", "how do I delete my data?"
         lead = nlu.ranking[0][1] - (nlu.ranking[1][1] if len(nlu.ranking) > 1 else 0.0)
         return (nlu.confidence >= self.patterns.destructive_confidence and nlu.specific
                 and lead >= self.patterns.clarify_margin)

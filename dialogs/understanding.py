@@ -11,6 +11,11 @@ from dialogs.language import CONFIDENT, LanguageIdentifier, hinted_language, is_
 from dialogs.nlu import Nlu, NluResult, normalise
 
 AFFIRM, DENY = "affirm", "deny"
+PLAIN_YES = frozenset({
+    "yes", "yes please", "yes i am sure", "yes im sure", "yes do it",
+    "ja", "ja bitte", "ja ich bin sicher", "ja mach das",
+    "si", "si por favor", "si estoy seguro", "si estoy segura", "si hazlo",
+})
 # Words that make a new value a correction of the last one rather than a new
 # request ("no, I meant A1003"; "nein, ich meinte A1003"; "perdón, era A1003").
 _CORRECTION_CUES = re.compile(
@@ -24,6 +29,21 @@ def sounds_like_correction(text: str) -> bool:
     return _CORRECTION_CUES.search(" ".join(normalise(text))) is not None
 
 
+# A negation or a question about it: "please do not delete my data", "lösch
+# meine Daten nicht", "no borren mis datos", "how do I delete my data?".
+_UNSURE_CUES = re.compile(
+    r"\b(not|dont|do not|never|no|without|why|how|what|should|would|could|if|"
+    r"nicht|kein|keine|nie|niemals|warum|wieso|wie|was|ob|sollte|"
+    r"nunca|jamas|sin|por que|porque|como|que pasa)\b"
+)
+
+
+def sounds_unsure(text: str) -> bool:
+    """Whether a request is negated or only asked about, or ends in "?"."""
+    return text.rstrip().endswith("?") or (
+        _UNSURE_CUES.search(" ".join(normalise(text))) is not None)
+
+
 class Understanding:
     """The NLU and the language identification, for one bot."""
 
@@ -32,11 +52,15 @@ class Understanding:
         self.nlu = nlu
         self.threshold = threshold
         self.languages = LanguageIdentifier(dialogs.languages)
-        # What counts as an unmistakable yes, in every language.
-        self.explicit_yes = {
-            " ".join(normalise(example))
-            for locale in dialogs.languages
-            for example in getattr(dialogs.intents_in(locale).get(AFFIRM), "examples", ())
+        # What counts as an unmistakable yes to a destructive question: a
+        # plain yes, or the words of a yes button, in any language. Not "ok",
+        # "sure" or "vale": they are as often a shrug.
+        self.explicit_yes = set(PLAIN_YES) | {
+            " ".join(normalise(button.title))
+            for response in dialogs.responses.values()
+            for variant in _variants(response)
+            for button in variant.buttons
+            if button.payload.removeprefix("/") == AFFIRM
         }
 
     async def read(self, context: TurnContext) -> tuple[NluResult, str]:
@@ -50,7 +74,11 @@ class Understanding:
         nlu = await self._parse(context, locale, certain=sure)
         matched = nlu.locale if nlu.intent is not None else None
         hint = hinted_language(inbound.locale, self.dialogs.languages)
-        if found is not None and is_confident(found, matched):
+        # One word ("jaja", "sorry?", "help") is too little to change a known
+        # language, enough to set one for a first "hola".
+        one_word = len(normalise(inbound.text)) < 2 and conversation.locale is not None
+        first = conversation.locale is None
+        if found is not None and is_confident(found, matched, first=first) and not one_word:
             conversation.locale, conversation.locale_from = found.language, "text"
         elif hint is not None and (conversation.locale is None or (
                 conversation.locale_from != "text" and conversation.locale != hint)):
@@ -78,3 +106,9 @@ class Understanding:
         if payload is not None:
             return payload.removeprefix("/") == AFFIRM
         return " ".join(normalise(context.inbound.text)) in self.explicit_yes
+
+
+def _variants(response: m.Response) -> list[m.Variant]:
+    """Every version of a response: each language, each channel."""
+    versions = [response, *response.translations.values()]
+    return [v for r in versions for v in (r.default, *r.channels.values())]

@@ -59,7 +59,7 @@ async def test_cancel_leaves_the_flow_and_forget_it_is_a_cancel(demo: DialogPoli
         assert chat.dialog["flow"] is None
         assert chat.last is not None and not chat.last.erase_customer
     assert await Chat(demo).texts("cancel") == [
-        "There's nothing to cancel. What can I do for you?"]
+        "There's nothing in progress to stop. What can I do for you?"]
 
 
 async def test_a_correction_redoes_the_flow_with_the_new_value(demo: DialogPolicy) -> None:
@@ -267,3 +267,80 @@ async def test_an_action_response_is_said_in_the_customers_language(
     await chat.say("wo ist meine bestellung")
     [status, _] = await chat.texts("A1003")
     assert "A1003" in status and "Freitag" in status
+
+
+async def test_a_negated_or_asked_about_erase_never_starts_it(demo: DialogPolicy) -> None:
+    for text in ("please do not delete my data", "don't forget me",
+                 "I don't want you to delete my data", "why would you delete my data?",
+                 "how do I delete my data?", "forget all that",
+                 "bitte löscht meine daten nicht", "vergiss alles",
+                 "por favor no borren mis datos", "olvida todo"):
+        chat = Chat(demo)
+        await chat.say(text)
+        assert chat.dialog.get("flow") != "forget_me", text
+
+
+async def test_only_a_plain_yes_or_the_buttons_words_confirm_an_erase(
+        demo: DialogPolicy) -> None:
+    for shrug in ("ok", "okay", "sure", "yeah", "yep", "of course", "go ahead", "vale",
+                  "claro", "y"):
+        chat = Chat(demo)
+        await chat.say("forget me")
+        await chat.say(shrug)
+        assert chat.last is not None and not chat.last.erase_customer, shrug
+    for yes in ("Yes, forget me", "Ja, vergiss mich", "Sí, olvídame", "yes", "ja", "sí"):
+        chat = Chat(demo)
+        await chat.say("forget me")
+        await chat.say(yes)
+        assert chat.last is not None and chat.last.erase_customer, yes
+
+
+async def test_the_erase_request_again_asks_the_question_again(demo: DialogPolicy) -> None:
+    chat = Chat(demo)
+    [question] = await chat.say("forget me")
+    [again] = await chat.say("forget me")
+    assert again.text == question.text and chat.dialog["flow"] == "forget_me"
+
+
+async def test_small_talk_at_an_erase_question_is_answered_after_the_no(
+        demo: DialogPolicy) -> None:
+    chat = Chat(demo)
+    await chat.say("forget me")
+    keep, answer = await chat.texts("are you a bot?")
+    assert keep == "Alright, I'll keep everything as it is." and answer.startswith("I'm a bot")
+
+
+async def test_a_single_word_example_of_a_destructive_intent_starts_it(
+        demo: DialogPolicy) -> None:
+    chat = Chat(demo, locale="es")
+    await chat.say("olvídame")
+    assert chat.dialog["flow"] == "forget_me"
+
+
+async def test_a_correction_starting_with_sorry_is_a_correction(demo: DialogPolicy) -> None:
+    for text in ("sorry, I meant A1002", "sorry, A1002", "pardon, A1002"):
+        chat = Chat(demo)
+        await chat.say("where is my order A1001")
+        replies = await chat.texts(text)
+        assert replies[0] == "Got it: A1002 instead of A1001.", text
+        assert replies[1].startswith("Order A1002")
+
+
+async def test_no_thanks_to_anything_else_is_no_misunderstanding(demo: DialogPolicy) -> None:
+    chat = Chat(demo)
+    await chat.say("where is my order A1001")
+    for text in ("no thanks", "no", "ok"):
+        [reply] = await chat.texts(text)
+        assert not reply.startswith("Sorry, I didn't get that"), text
+    assert chat.last is not None and chat.last.handoff_reason is None
+
+
+async def test_one_word_does_not_change_a_known_language(demo: DialogPolicy) -> None:
+    chat = Chat(demo, locale="de")
+    await chat.say("hallo")
+    for word in ("jaja", "sorry?", "help"):
+        await chat.say(word)
+        assert chat.state.locale == "de", word
+    first = Chat(demo)  # nothing known yet: one clear word is enough
+    [greeting] = await first.say("hola")
+    assert first.state.locale == "es" and greeting.text.startswith("¡Hola")
