@@ -57,6 +57,14 @@ def check_action_module(actions: m.ActionsConfig) -> list[Problem]:
     ]
 
 
+# What the runtime fills in besides slots: the repair patterns' values.
+PATTERN_VALUES = frozenset({"value", "previous", "question"})
+
+
+def placeholders(text: str) -> set[str]:
+    return set(m.PLACEHOLDER.findall(text))
+
+
 class _Checker:
     def __init__(self, dialogs: m.Dialogs) -> None:
         self.d = dialogs
@@ -85,11 +93,23 @@ class _Checker:
         self.problems.append(Problem(where, message, warning=True))
 
     def _patterns(self) -> None:
-        patterns, where = self.d.patterns, self.d.fallback.where
-        for name in (patterns.cancel, patterns.repeat, patterns.cannot_answer):
-            if name is not None and name not in self.d.intents:
-                self._warn(where, f"the repair pattern for intent {name!r} is off: no intent "
-                                  f"{name!r} in {self.d.default_language}")
+        patterns, default = self.d.patterns, m.Patterns()
+        where = patterns.where or self.d.fallback.where
+        triggers = {i: f for f in self.d.flows.values() for i in f.triggers}
+        for key in ("cancel", "repeat", "cannot_answer"):
+            name = getattr(patterns, key)
+            if name is None:
+                continue
+            if name not in self.d.intents:
+                message = (f"the {key} pattern's intent {name!r} has no examples in "
+                           f"{self.d.default_language}")
+                if name == getattr(default, key):
+                    self._warn(where, message + ": the pattern is off")
+                else:
+                    self._bad(where, message)
+            elif name in triggers:
+                self._bad(where, f"the {key} pattern's intent {name!r} also starts flow "
+                                 f"{triggers[name].name!r}: give the pattern an intent of its own")
         for intent, response in patterns.chitchat.items():
             self._response(response, where)
             if intent not in self.d.intents and intent not in m.DEFAULT_CHITCHAT:
@@ -106,10 +126,39 @@ class _Checker:
             for name, intent in self.d.intents.items():
                 if name not in intents:
                     self._warn(intent.where, f"intent {name!r} has no examples in {locale}")
+                elif intent.title and not intents[name].title:
+                    self._warn(intents[name].where, f"intent {name!r} has a title in "
+                               f"{self.d.default_language} but none in {locale}")
             for name, response in self.d.responses.items():
-                if locale not in response.translations:
+                translated = response.translations.get(locale)
+                if translated is None:
                     self._warn(response.where, f"response {name!r} has no {locale} version "
                                                f"(the {self.d.default_language} one is said)")
+                else:
+                    self._same_shape(response, translated, locale)
+        for name, response in self.d.responses.items():
+            unknown = placeholders(response.default.text) - set(self.d.slots) - PATTERN_VALUES
+            if unknown:
+                listed = ", ".join("{" + u + "}" for u in sorted(unknown))
+                self._warn(response.where, f"response {name!r} has {listed}, which is no slot "
+                                           "(an action must pass it, or it is shown as typed)")
+
+    def _same_shape(self, response: m.Response, translated: m.Response, locale: str) -> None:
+        """A translation says the same with other words: the same placeholders
+        and, on each channel, the same button payloads."""
+        name = response.name
+        for channel in (None, *response.channels):
+            ours = response.for_channel(channel or "", None)
+            theirs = translated.for_channel(channel or "", None)
+            on = f" on {channel}" if channel else ""
+            if placeholders(theirs.text) != placeholders(ours.text):
+                self._bad(translated.where, f"response {name!r} in {locale}{on} has placeholders "
+                          f"{sorted(placeholders(theirs.text))}, not "
+                          f"{sorted(placeholders(ours.text))}")
+            if [b.payload for b in theirs.buttons] != [b.payload for b in ours.buttons]:
+                self._bad(translated.where, f"response {name!r} in {locale}{on}: button payloads "
+                          f"{[b.payload for b in theirs.buttons]} differ from "
+                          f"{[b.payload for b in ours.buttons]}")
 
     def _response(self, name: str | None, where: Where) -> None:
         if name is not None and name not in self.d.responses:

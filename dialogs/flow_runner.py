@@ -9,6 +9,7 @@ one ends. What a message means for the flow is decided by `DialogPolicy`
 from __future__ import annotations
 
 import logging
+import unicodedata
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -86,6 +87,8 @@ class FlowRunner:
         raw = nlu.entity(slot.entity) if slot.entity is not None else text.strip()
         if raw is None:
             return None
+        # "Ａ１００１" typed on a phone's full-width keyboard is A1001.
+        raw = unicodedata.normalize("NFKC", raw)
         value = raw.upper() if slot.normalize == "upper" else raw
         value = value.lower() if slot.normalize == "lower" else value
         if slot.validate is not None and not slot.validate.fullmatch(value):

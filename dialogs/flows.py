@@ -51,7 +51,8 @@ def load_dialogs(dialogs_dir: str | Path) -> tuple[m.Dialogs | None, list[Proble
         return None, [Problem(Where(str(directory)), "no dialog files (*.yml) found")]
     parser = _Parser()
     for path in sorted(BUILTIN_PATTERNS.rglob("*.yml")):
-        data, problems = read_yaml(path, f"(built-in) {path.relative_to(BUILTIN_PATTERNS)}")
+        shown = path.relative_to(BUILTIN_PATTERNS.parent.parent)  # dialogs/patterns/…
+        data, problems = read_yaml(path, str(shown))
         parser.problems.extend(problems)
         if data is not None:
             parser.add_file(data, builtin=True)
@@ -141,7 +142,9 @@ class _Parser:
         languages = self.languages or (BUILTIN_LANGUAGE,)
         default = languages[0]
         for locale, at in self.locale_files.items():
-            if locale not in languages:
+            # A broken `languages` was reported; its files are not wrong too.
+            broken = self.languages_where is not None and self.languages is None
+            if locale not in languages and not broken:
                 self.problem(at, f"locale {locale!r} is not in languages ({', '.join(languages)})")
         intents = {loc: self._merged(self.builtin_intents, self.intents, loc, default)
                    for loc in languages}

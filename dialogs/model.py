@@ -10,6 +10,8 @@ from bot.core.model import Button, Image, Link
 from dialogs.source import Where
 
 SlotType = Literal["text", "bool"]
+# A `{slot}` in a response's text.
+PLACEHOLDER = re.compile(r"\{(\w+)\}")
 Normalize = Literal["upper", "lower", "none"]
 
 
@@ -206,6 +208,7 @@ class Patterns:
     interruption: bool = True
     # A destructive flow starts only at this confidence or above.
     destructive_confidence: float = 0.75
+    where: Where | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,9 +8,7 @@ from typing import Any
 
 from bot.core.model import Image, Outbound
 from dialogs.actions import ActionMessage
-from dialogs.model import Response
-
-_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+from dialogs.model import PLACEHOLDER, Response
 
 
 def fill(text: str, slots: Mapping[str, Any]) -> str:
@@ -21,7 +19,7 @@ def fill(text: str, slots: Mapping[str, Any]) -> str:
         found = slots.get(match.group(1))
         return match.group(0) if found is None else str(found)
 
-    return _PLACEHOLDER.sub(value, text) if "{" in text else text
+    return PLACEHOLDER.sub(value, text) if "{" in text else text
 
 
 class Responses:

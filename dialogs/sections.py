@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from dialogs import model as m
+from dialogs.language import known_language
 from dialogs.source import Located, Where
 
 Report = Callable[[Where, str], None]
@@ -29,8 +30,9 @@ def parse_languages(body: Any, where: Where, problem: Report) -> tuple[str, ...]
         return None
     codes: list[str] = []
     for code in body:
-        if not is_language_code(code):
-            problem(where, f"language {code!r} is not a two-letter ISO 639-1 code such as de")
+        if not is_language_code(code) or not known_language(code):
+            problem(where, f"language {code!r} is not a two-letter ISO 639-1 code such as de "
+                           "(of a language the language identification knows)")
         elif code in codes:
             problem(where, f"language {code!r} is listed twice")
         else:
@@ -66,6 +68,7 @@ def parse_patterns(body: Any, where: Where, problem: Report) -> m.Patterns:
         correction=_switch(body, "correction", problem),
         interruption=_switch(body, "interruption", problem),
         destructive_confidence=confidence,
+        where=where,
     )
 
 

@@ -25,7 +25,7 @@ CONFIRM_FORGET = ("This erases your messages and everything we know about you, o
                   "channel. Are you sure?")
 NOT_FORGOTTEN = "Alright, I'll keep everything as it is."
 FORGOTTEN = "Done. Everything we knew about you has been erased. Goodbye!"
-OPENING_HOURS = "Our support team is there Monday to Friday from 9:00 to 18:00"
+OPENING_HOURS = "Our support team is there Monday to Friday from 9:00 to 17:00"
 BOT_CHALLENGE = ("I'm a bot, the shop's virtual assistant. If you'd rather talk to a person, "
                  "just say so.")
 HANDED_OFF = "Sure, a person from our team will take over this conversation shortly."

@@ -140,3 +140,52 @@ def test_the_shipped_demo_speaks_three_languages_completely() -> None:
     assert dialogs.languages == ("en", "de", "es")
     for name, response in dialogs.responses.items():
         assert set(response.translations) == {"de", "es"}, name
+
+
+def test_a_translation_keeps_the_placeholders_and_the_button_payloads(tmp_path: Path) -> None:
+    write(tmp_path, "bot.yml", DEFAULT.replace('utter_bye: {text: "Bye!"}',
+                                               'utter_bye: {text: "Bye {name}!"}'))
+    write(tmp_path, "de/bot.yml", GERMAN.replace("payload: hello", "payload: goodbye")
+          + '  utter_bye: {text: "Tschüss {nmae}!"}\n')
+    errors, warnings = messages(tmp_path)
+    assert any("response 'utter_bye' in de has placeholders ['nmae'], not ['name']" in e
+               for e in errors), errors
+    assert any("response 'utter_hi' in de: button payloads ['goodbye'] differ from ['hello']"
+               in e for e in errors), errors
+    assert any("response 'utter_bye' has {name}, which is no slot" in w for w in warnings)
+
+
+def test_a_title_missing_in_a_language_is_reported(tmp_path: Path) -> None:
+    write(tmp_path, "bot.yml", DEFAULT)
+    write(tmp_path, "de/bot.yml", GERMAN.replace("{title: Hallo, examples:", "{examples:")
+          + '  utter_bye: {text: "Tschüss!"}\n')
+    _, warnings = messages(tmp_path)
+    assert any("intent 'hello' has a title in en but none in de" in w for w in warnings)
+
+
+def test_pattern_problems_point_at_the_patterns_section(tmp_path: Path) -> None:
+    write(tmp_path, "bot.yml", DEFAULT)
+    path = write(tmp_path, "repair.yml", "# repair\npatterns:\n  cancel: {intent: stopp}\n")
+    errors, _ = messages(tmp_path)
+    assert f"{path}:2: the cancel pattern's intent 'stopp' has no examples in en" in errors
+
+
+def test_a_pattern_intent_may_not_start_a_flow(tmp_path: Path) -> None:
+    write(tmp_path, "bot.yml", DEFAULT + "patterns:\n  cancel: {intent: hello}\n")
+    errors, _ = messages(tmp_path)
+    assert any("the cancel pattern's intent 'hello' also starts flow 'hello'" in e
+               for e in errors), errors
+
+
+def test_a_broken_languages_list_is_reported_once(tmp_path: Path) -> None:
+    write(tmp_path, "bot.yml", DEFAULT.replace("[en, de]", "[en, de, de]"))
+    write(tmp_path, "de/bot.yml", GERMAN)
+    errors, _ = messages(tmp_path)
+    assert any("listed twice" in e for e in errors)
+    assert not any("is not in languages" in e for e in errors), errors
+
+
+def test_a_language_the_identification_does_not_know_is_an_error(tmp_path: Path) -> None:
+    write(tmp_path, "bot.yml", DEFAULT.replace("[en, de]", "[en, xx]"))
+    errors, _ = messages(tmp_path)
+    assert any("language 'xx' is not a two-letter ISO 639-1 code" in e for e in errors), errors
