@@ -13,9 +13,10 @@ import unicodedata
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from bot.core import catalog
 from bot.core.errors import DialogError
 from bot.core.model import Outbound
-from bot.core.policy import HANDOFF_ASKED, TurnContext
+from bot.core.policy import TurnContext
 from dialogs import model as m
 from dialogs.actions import (
     ActionFailed,
@@ -229,7 +230,7 @@ class FlowRunner:
         if fallback.handoff_after and state.fallbacks >= fallback.handoff_after:
             state.fallbacks = 0
             if fallback.handoff_response is None:
-                run.replies.append(Outbound(text=HANDOFF_ASKED))
+                run.replies.append(Outbound(text=catalog.text("handoff_asked", run.locale)))
             reason = "the bot did not understand twice in a row"
             self._handoff(run, reason, fallback.handoff_response)
         elif fallback.response is not None:
