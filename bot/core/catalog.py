@@ -11,6 +11,7 @@ whichever side asks it.
 
 from __future__ import annotations
 
+import unicodedata
 from string import Formatter
 
 ENGLISH = "en"
@@ -20,6 +21,10 @@ LANGUAGES = (ENGLISH, "de", "es")
 # answer in the one they use, whatever the conversation's language says.
 YES_WORDS = frozenset({"yes", "y", "ja", "j", "sí", "si"})
 NO_WORDS = frozenset({"no", "n", "nein"})
+# The only typed yes that confirms what cannot be undone (erasing a customer),
+# as read by `plain_answer`: a plain yes in any language, nothing looser.
+# "ok", "sure", "vale" or "claro" are as often a shrug, and "y" or "j" a slip.
+EXPLICIT_YES_WORDS = frozenset({"yes", "yes please", "ja", "ja bitte", "si", "si por favor"})
 
 SENTENCES: dict[str, dict[str, str]] = {
     # A turn that failed; a question asked again.
@@ -304,3 +309,11 @@ def versions(key: str) -> set[str]:
 def placeholders(sentence: str) -> set[str]:
     """The `{names}` a sentence is filled with."""
     return {name for _, name, _, _ in Formatter().parse(sentence) if name is not None}
+
+
+def plain_answer(typed: str) -> str:
+    """A typed answer as its bare words: case, accents and punctuation gone,
+    so "Sí, por favor!" reads "si por favor" and "Yes, forget me" "yes forget me"."""
+    decomposed = unicodedata.normalize("NFKD", typed.casefold())
+    letters = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join("".join(c if c.isalnum() else " " for c in letters).split())

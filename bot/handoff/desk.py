@@ -30,7 +30,7 @@ from bot.core.outbox import Outbox, OutboxOptions
 from bot.core.policy import TurnContext
 from bot.core.ports import ConversationReader
 from bot.core.rate_limits import HANDOFFS_PER_ADDRESS, HANDOFFS_PER_CUSTOMER, RateLimiter
-from bot.core.resume import last_prompt, where_we_left_off
+from bot.core.resume import asked_again
 from bot.handoff import listing, routing
 from bot.handoff.accounts import AgentError
 from bot.handoff.ports import (
@@ -301,25 +301,17 @@ class HandoffDesk:
             since = float(state.handoff.since)
             state.handoff = None
             if close:
-                state.dialog = {}
+                state.dialog, state.question = {}, None
                 notices = [Outbound(text=closed_by(agent.display_name, state.locale))]
             else:
                 notices = [Outbound(text=back_with_the_bot(state.locale)),
-                           *await self._where_we_were(customer_id, state, since)]
+                           *await asked_again(self.store, customer_id, state, before=since)]
             return [await self._prepare(customer_id, state, n, out) for n in notices]
 
         state = await self._act(customer_id, change)
         await self.publish({"type": "closed" if close else "released",
                             "customer": customer_id, "by": agent.username})
         return {"customer": customer_id, "handoff": as_json(state.handoff)}
-
-    async def _where_we_were(self, customer_id: str, state: ConversationState,
-                             since: float) -> list[Outbound]:
-        """The flow's open question, asked again, if it was waiting for an answer."""
-        if not state.dialog.get("waiting"):
-            return []
-        prompt = await last_prompt(self.store, customer_id, bot_only=True, before=since)
-        return where_we_left_off(prompt, state.locale)
 
     # Routing.
 

@@ -18,10 +18,10 @@ import logging
 import re
 from dataclasses import replace
 
-from bot.core.catalog import NO_WORDS, YES_WORDS, text
+from bot.core.catalog import EXPLICIT_YES_WORDS, plain_answer, text, versions
 from bot.core.conversation import HandoffState, PendingMerge
 from bot.core.engine import Turn, record
-from bot.core.model import Button, Outbound
+from bot.core.model import Button, Inbound, Outbound
 from bot.core.policy import Policy, TurnContext
 from bot.handoff.desk import HandoffDesk
 from bot.handoff.state import is_active
@@ -90,19 +90,12 @@ ERASE_YES, ERASE_NO = "erase_yes", "erase_no"
 
 
 def _erase_request(context: TurnContext, handoff: HandoffState) -> list[Outbound]:
-    """`forget me` during a handoff: ask, then erase on yes. Anything else
-    (empty list) goes to the agents as usual."""
+    """`forget me` during a handoff: ask, then erase on an explicit yes only.
+    Any other message drops the question, so a "yes" typed later for the
+    agent erases nothing: the customer is told nothing was erased, and the
+    message goes to the agents as every message does (the turn's entries are
+    announced whatever it answers). An empty list: nothing asked, nothing to say."""
     inbound, locale = context.inbound, context.state.locale
-    answer = inbound.payload if inbound.payload in (ERASE_YES, ERASE_NO) else None
-    if answer is None and handoff.confirm_erase:
-        word = inbound.text.strip().lower().strip(".!¡")
-        answer = ERASE_YES if word in YES_WORDS else ERASE_NO if word in NO_WORDS else None
-    if answer == ERASE_YES and handoff.confirm_erase:
-        context.erase_customer = True
-        return [Outbound(text=text("erase_done", locale))]
-    if answer == ERASE_NO and handoff.confirm_erase:
-        context.state.handoff = replace(handoff, confirm_erase=False)
-        return [Outbound(text=text("erase_kept", locale))]
     if FORGET_COMMAND.match(inbound.text.strip()) or inbound.payload == "forget_me":
         context.state.handoff = replace(handoff, confirm_erase=True)
         return [Outbound(
@@ -110,4 +103,23 @@ def _erase_request(context: TurnContext, handoff: HandoffState) -> list[Outbound
             buttons=(Button(text("erase_yes_button", locale), ERASE_YES),
                      Button(text("erase_no_button", locale), ERASE_NO)),
         )]
-    return []
+    if not handoff.confirm_erase:
+        return []
+    if _explicit_yes(inbound):
+        context.erase_customer = True
+        return [Outbound(text=text("erase_done", locale))]
+    context.state.handoff = replace(handoff, confirm_erase=False)
+    return [Outbound(text=text("erase_kept", locale))]
+
+
+# The yes button's title counts when typed back, in any language.
+_TYPED_YES = EXPLICIT_YES_WORDS | {plain_answer(title) for title in versions("erase_yes_button")}
+
+
+def _explicit_yes(inbound: Inbound) -> bool:
+    """The yes button, or a plain yes typed (not "ok", "sure" or "yes?");
+    another button's payload is no yes, whatever its title says."""
+    if inbound.payload is not None:
+        return inbound.payload == ERASE_YES
+    typed = inbound.text.strip()
+    return not typed.endswith("?") and plain_answer(typed) in _TYPED_YES

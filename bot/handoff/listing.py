@@ -58,6 +58,8 @@ async def conversation(store: ConversationReader, customer_id: str, state: Conve
         "customer": customer_id,
         "handoff": as_json(state.handoff),
         "last_channel": state.last_address.channel if state.last_address else None,
+        # The language to answer in ("de"); None until the customer's is known.
+        "locale": state.locale,
         "channels": [{"channel": i.channel, "user_id": i.user_id} for i in identities],
         "addresses": {ch: a.to_json() for ch, a in sorted(addresses.items())},
         "flow": dialog.get("flow"),

@@ -246,14 +246,15 @@ class LinkService:
         if target is None:
             return [Outbound(text=text("link_target_gone", locale))]
         # This chat goes on in the conversation it joins, and in its language.
-        locale = ConversationState.from_json(target).locale or locale
+        joined = ConversationState.from_json(target)
+        locale = joined.locale or locale
         metrics.LINK_CODES_REDEEMED.labels(offer.ask).inc()
         # Merged after this turn is saved (see after_save), so this turn's
         # messages travel with the rest of the history.
         context.state.pending_link = PendingMerge(merge_into=offer.customer_id,
                                                   origin_channel=offer.channel)
         linked = text("link_done", locale, channel=channel_name(offer.channel, locale))
-        return [Outbound(text=linked), *where_we_left_off(offer.resume, locale)]
+        return [Outbound(text=linked), *where_we_left_off(_resume(joined, offer), locale)]
 
     async def merge_into(self, source: str, target: str, joined: ChannelIdentity,
                          display_name: str | None,
@@ -353,3 +354,11 @@ class LinkService:
                                    channel=channel_name(channel, locale)))]
 
 
+def _resume(joined: ConversationState, offer: LinkOffer) -> HistoryEntry | None:
+    """What to pick the joined conversation up from: the question it waits
+    for now (it may have moved on since the code was issued), unless it is
+    handed to a person, who answers instead of the bot; else what was last
+    said there when the code was made."""
+    if joined.question is not None and joined.handoff is None:
+        return joined.question
+    return offer.resume

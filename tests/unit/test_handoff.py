@@ -219,9 +219,11 @@ async def test_forget_me_works_while_a_person_holds_the_chat() -> None:
     [entry] = await agents.queued()
     asked = await engine.process(message("forget me", 2))
     assert [b.payload for b in asked.replies[0].buttons] == ["erase_yes", "erase_no"]
-    assert await texts(engine, "hm, let me think", 3) == []  # still goes to the agents
-    assert await texts(engine, "No", 4, payload="erase_no") == [
+    # Anything but a yes drops the question (and still goes to the agents),
+    # so a later yes erases nothing.
+    assert await texts(engine, "hm, let me think", 3) == [
         "OK, nothing was erased. Our team is still with you."]
+    assert await texts(engine, "yes", 4) == []
     assert await engine.store.history(entry.customer, 50)  # nothing was erased
     await texts(engine, "forget me", 5)
     done = await texts(engine, "Yes, forget me", 6, payload="erase_yes")

@@ -4,6 +4,7 @@
   "use strict";
 
   var CHANNELS = { web: "web chat", telegram: "Telegram", slack: "Slack" };
+  var LANGUAGES = { en: "English", de: "German", es: "Spanish" };
   var me = null;
   var current = null;      // customer id on screen
   var view = null;         // its last loaded view
@@ -236,6 +237,11 @@
       li.appendChild(document.createTextNode(" " + c.user_id));
       channels.appendChild(li);
     });
+    // The customer's language, so a reply is written in it.
+    var language = languageName(data.locale);
+    $("language").textContent = !data.locale ? "not known yet"
+      : language ? language + " (" + data.locale + ")" : String(data.locale);
+    $("reply-text").placeholder = language ? "Write a reply in " + language + "…" : "Write a reply…";
     $("flow").textContent = data.flow || "none";
     var slots = $("slots");
     clear(slots);
@@ -243,6 +249,12 @@
       slots.appendChild(el("dt", "", name));
       slots.appendChild(el("dd", "", JSON.stringify(data.slots[name])));
     });
+  }
+
+  function languageName(locale) {
+    if (!locale) return null;
+    var primary = String(locale).split(/[-_]/)[0].toLowerCase();
+    return LANGUAGES[primary] || null;
   }
 
   function badge(channel) {
