@@ -186,7 +186,6 @@ class IntentClassifier:
         for index, feats in enumerate(features):
             for feature, weight in self._vector(feats).items():
                 self._postings[feature].append((index, weight))
-        self.classify = self._classify
 
     def _related(self, word: str) -> bool:
         """Whether a known word is this one's stem or its last part."""
@@ -214,10 +213,6 @@ class IntentClassifier:
         }
         norm = math.sqrt(sum(v * v for v in vector.values())) or 1.0
         return {f: v / norm for f, v in vector.items()}
-
-    def _classify(self, text: str) -> tuple[str | None, float]:
-        ranking = self.rank(text)
-        return (ranking[0][0], min(1.0, ranking[0][1])) if ranking else (None, 0.0)
 
     @lru_cache(maxsize=8192)  # noqa: B019 - one classifier per bot, kept for its life
     def is_specific(self, text: str, intent: str) -> bool:
@@ -318,11 +313,6 @@ class BuiltinNlu:
             for locale, group in by_locale.items()
         }
         self.extractor = EntityExtractor(entities)
-
-    @property
-    def classifier(self) -> IntentClassifier:
-        """The first language's classifier (the only one of a one-language bot)."""
-        return next(iter(self.classifiers.values()))
 
     def parse_now(self, text: str, locale: str | None = None, *,
                   certain: bool = False) -> NluResult:

@@ -5,17 +5,13 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
+from bot.core.catalog import EXPLICIT_YES_WORDS
 from bot.core.policy import TurnContext
 from dialogs import model as m
 from dialogs.language import CONFIDENT, LanguageIdentifier, hinted_language, is_confident
 from dialogs.nlu import Nlu, NluResult, normalise
 
 AFFIRM, DENY = "affirm", "deny"
-PLAIN_YES = frozenset({
-    "yes", "yes please", "yes i am sure", "yes im sure", "yes do it",
-    "ja", "ja bitte", "ja ich bin sicher", "ja mach das",
-    "si", "si por favor", "si estoy seguro", "si estoy segura", "si hazlo",
-})
 # Words that make a new value a correction of the last one rather than a new
 # request ("no, I meant A1003"; "nein, ich meinte A1003"; "perdón, era A1003").
 _CORRECTION_CUES = re.compile(
@@ -53,9 +49,10 @@ class Understanding:
         self.threshold = threshold
         self.languages = LanguageIdentifier(dialogs.languages)
         # What counts as an unmistakable yes to a destructive question: a
-        # plain yes, or the words of a yes button, in any language. Not "ok",
-        # "sure" or "vale": they are as often a shrug.
-        self.explicit_yes = set(PLAIN_YES) | {
+        # plain yes (the one list the handoff's erase question uses too), or
+        # the words of a yes button, in any language. Not "ok", "sure" or
+        # "vale": they are as often a shrug.
+        self.explicit_yes = set(EXPLICIT_YES_WORDS) | {
             " ".join(normalise(button.title))
             for response in dialogs.responses.values()
             for variant in _variants(response)

@@ -24,7 +24,11 @@ NO_WORDS = frozenset({"no", "n", "nein"})
 # The only typed yes that confirms what cannot be undone (erasing a customer),
 # as read by `plain_answer`: a plain yes in any language, nothing looser.
 # "ok", "sure", "vale" or "claro" are as often a shrug, and "y" or "j" a slip.
-EXPLICIT_YES_WORDS = frozenset({"yes", "yes please", "ja", "ja bitte", "si", "si por favor"})
+EXPLICIT_YES_WORDS = frozenset({
+    "yes", "yes please", "yes i am sure", "yes im sure", "yes do it",
+    "ja", "ja bitte", "ja ich bin sicher", "ja mach das",
+    "si", "si por favor", "si estoy seguro", "si estoy segura", "si hazlo",
+})
 
 SENTENCES: dict[str, dict[str, str]] = {
     # A turn that failed; a question asked again.

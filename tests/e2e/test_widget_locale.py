@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from aiohttp import web
 from playwright.async_api import Browser, expect
 
 from bot.core.model import Outbound
 from bot.core.policy import Policy, TurnContext
 from tests.support.app_server import RunningApp
+from tests.support.browser import host_site as serve_host_site
 from tests.support.browser import send
 
 
@@ -33,21 +33,8 @@ async def host_site(app: RunningApp) -> AsyncIterator[str]:
     page = ("<!doctype html><html><head><title>A shop</title></head><body>"
             f'<script src="{app.base_url}/webchat/widget.js" data-open="true" '
             'data-locale="es-MX"></script></body></html>')
-
-    async def index(request: web.Request) -> web.Response:
-        return web.Response(text=page, content_type="text/html")
-
-    host = web.Application()
-    host.router.add_get("/", index)
-    runner = web.AppRunner(host)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    address, port = runner.addresses[0][:2]
-    try:
-        yield f"http://{address}:{port}"
-    finally:
-        await runner.cleanup()
+    async with serve_host_site(page) as url:
+        yield url
 
 
 async def test_the_widget_sends_the_browsers_language(

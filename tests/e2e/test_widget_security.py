@@ -10,10 +10,10 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from playwright.async_api import Browser, WebSocket, expect
 
 from tests.support.app_server import RunningApp
+from tests.support.browser import host_site as serve_host_site
 from tests.support.browser import send
 from tests.support.webchat_client import WebChatClient
 
@@ -27,21 +27,8 @@ async def host_site(app: RunningApp) -> AsyncIterator[str]:
             "<h1>A shop that embeds the chat</h1>"
             f'<script src="{app.base_url}/webchat/widget.js" data-open="true"></script>'
             "</body></html>")
-
-    async def index(request: web.Request) -> web.Response:
-        return web.Response(text=page, content_type="text/html")
-
-    host = web.Application()
-    host.router.add_get("/", index)
-    runner = web.AppRunner(host)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    address, port = runner.addresses[0][:2]
-    try:
-        yield f"http://{address}:{port}"
-    finally:
-        await runner.cleanup()
+    async with serve_host_site(page) as url:
+        yield url
 
 
 async def fresh_link(client: WebChatClient) -> str:

@@ -7,6 +7,10 @@ test machines run as root), so browser tests never skip.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from aiohttp import web
 from playwright.async_api import Page
 
 from tests.support.system_packages import ensure_binary
@@ -32,3 +36,24 @@ async def sign_in(page: Page, username: str, password: str) -> None:
     await page.locator("#login-username").fill(username)
     await page.locator("#login-password").fill(password)
     await page.locator("#login-submit").click()
+
+
+@asynccontextmanager
+async def host_site(page: str) -> AsyncIterator[str]:
+    """Another site, on its own loopback port, serving `page` at `/`: a shop
+    that embeds the widget. Yields its base URL."""
+
+    async def index(request: web.Request) -> web.Response:
+        return web.Response(text=page, content_type="text/html")
+
+    host = web.Application()
+    host.router.add_get("/", index)
+    runner = web.AppRunner(host)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    address, port = runner.addresses[0][:2]
+    try:
+        yield f"http://{address}:{port}"
+    finally:
+        await runner.cleanup()
