@@ -130,6 +130,7 @@ class AgentApi:
         r.add_get(base, _json_errors(self.conversation))
         r.add_post(f"{base}/claim", _json_errors(self.claim))
         r.add_post(f"{base}/messages", _json_errors(self.message))
+        r.add_post(f"{base}/typing", _json_errors(self.typing))
         r.add_post(f"{base}/transfer", _json_errors(self.transfer))
         r.add_post(f"{base}/release", _json_errors(self.release))
         r.add_post(f"{base}/close", _json_errors(self.close))
@@ -231,6 +232,12 @@ class AgentApi:
         result = await self.desk.reply(agent, customer, body.get("text"))
         log.info("agent %s answered customer %s", agent.username, customer)
         return web.json_response(result)
+
+    async def typing(self, request: web.Request) -> web.Response:
+        agent = await self._agent(request)
+        body = await _body(request)
+        return web.json_response(
+            await self.desk.typing(agent, request.match_info["customer"], body.get("on")))
 
     async def transfer(self, request: web.Request) -> web.Response:
         agent = await self._agent(request)

@@ -188,6 +188,13 @@ class TelegramConnector:
     async def send(self, address: Address, outbound: Outbound) -> None:
         await self.sender.send(chat_id_of(address.target), outbound)
 
+    async def typing(self, address: Address, on: bool, agent_name: str) -> None:
+        # Telegram shows "typing" for about 5 s and has no way to stop it;
+        # the console repeats `on` while the agent types.
+        if on:
+            await self.bot.send_chat_action(chat_id_of(address.target), "typing",
+                                            request_timeout=5)
+
     # Transports.
 
     async def webhook(self, request: web.Request) -> web.Response:

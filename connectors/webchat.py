@@ -32,7 +32,7 @@ from bot.core.errors import (
     StoreUnavailable,
 )
 from bot.core.identities import new_customer_id
-from bot.core.model import Address, ChannelIdentity, Inbound, Outbound
+from bot.core.model import Address, ChannelIdentity, HistoryEntry, Inbound, Outbound
 from bot.core.ports import ConversationReader, TurnStore
 from bot.core.rate_limits import (
     MESSAGES_PER_ADDRESS,
@@ -49,6 +49,7 @@ from connectors.texts import NOT_ACCEPTED
 from connectors.webchat_frames import (
     CHANNEL,
     WebClient,
+    agent_typing_frame,
     history_item,
     locale_of,
     parse_frame,
@@ -150,6 +151,11 @@ class WebChatConnector:
         # here; an agent's message may also be awaited in tabs on other workers.
         await self.sockets.send(address.target, render(outbound),
                                 everywhere=outbound.sender == "agent")
+
+    async def typing(self, address: Address, on: bool, agent_name: str) -> None:
+        # Every tab of the session, on whichever worker holds it.
+        await self.sockets.send(address.target, agent_typing_frame(on, agent_name),
+                                everywhere=True)
 
     # Inbound half.
 
@@ -317,9 +323,7 @@ class WebChatConnector:
         # A fresh signature on every hello: an active session never expires.
         token = self._signer.sign({"s": session, "u": user})
         await client.ws.send_json({"type": "session", "session": token, "customer": customer_id})
-        await client.ws.send_json(
-            {"type": "history", "messages": [history_item(e) for e in history]}
-        )
+        await self._send_history(client, history)
 
     async def _open_deep_link(self, client: WebClient, token: str) -> None:
         """A deep link opened on this page: a turn of its own, in which the
@@ -388,8 +392,18 @@ class WebChatConnector:
         client.joined = False
         assert client.customer_id is not None
         history = await self.store.history(client.customer_id, self.options.history_replay)
-        await client.ws.send_json(
-            {"type": "history", "messages": [history_item(e) for e in history]})
+        await self._send_history(client, history)
+
+    async def _send_history(self, client: WebClient, history: list[HistoryEntry]) -> None:
+        """The `history` frame, with the channels the conversation is joined
+        with: the widget shows where else it goes on."""
+        assert client.customer_id is not None
+        identities = await self.store.identities(client.customer_id)
+        await client.ws.send_json({
+            "type": "history",
+            "messages": [history_item(e) for e in history],
+            "channels": sorted({i.channel for i in identities} | {CHANNEL}),
+        })
 
     def _take_message_allowance(self, client: WebClient) -> None:
         """One message's worth of the session's and the address's buckets,

@@ -103,11 +103,20 @@ def render(outbound: Outbound) -> str:
         frame["reply_to"] = outbound.reply_to
     if outbound.agent_name:
         frame["agent_name"] = outbound.agent_name
+    if outbound.event:
+        frame["event"] = outbound.event
+    if outbound.channels:
+        frame["channels"] = list(outbound.channels)
     return orjson.dumps(frame).decode()
 
 
 def history_item(entry: HistoryEntry) -> dict[str, Any]:
     return entry.to_json()
+
+
+def agent_typing_frame(on: bool, agent_name: str) -> str:
+    return orjson.dumps({"type": "typing", "on": on, "sender": "agent",
+                         "agent_name": agent_name}).decode()
 
 
 async def send_typing(ws: web.WebSocketResponse, on: bool) -> None:

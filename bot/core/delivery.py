@@ -30,6 +30,13 @@ class ReachableSender(Protocol):
     async def reachable(self, address: Address) -> bool: ...
 
 
+@runtime_checkable
+class TypingSender(Protocol):
+    """A connector that can show the customer that a person is typing."""
+
+    async def typing(self, address: Address, on: bool, agent_name: str) -> None: ...
+
+
 class Senders:
     """The connectors that deliver, by channel. Built empty before the
     connectors (which need the engine that needs this) and filled as each
@@ -52,6 +59,19 @@ class Senders:
             return False
         if isinstance(sender, ReachableSender):
             return await sender.reachable(address)
+        return True
+
+    async def typing(self, address: Address, on: bool, agent_name: str) -> bool:
+        """Show (or stop showing) that `agent_name` is typing, where the
+        channel can; whether it was shown. Best effort: never raises."""
+        sender = self._by_channel.get(address.channel)
+        if not isinstance(sender, TypingSender):
+            return False
+        try:
+            await sender.typing(address, on, agent_name)
+        except Exception as exc:
+            log.info("typing indicator on %s not shown: %s", address.channel, exc)
+            return False
         return True
 
     async def send(self, address: Address, outbound: Outbound) -> bool:
@@ -121,6 +141,10 @@ def encode(reply: Reply) -> str:
         data["reply_to"] = out.reply_to
     if out.agent_name is not None:
         data["agent_name"] = out.agent_name
+    if out.event is not None:
+        data["event"] = out.event
+    if out.channels:
+        data["channels"] = list(out.channels)
     if reply.turn_id is not None:
         data["turn"] = reply.turn_id
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
@@ -136,5 +160,7 @@ def decode(payload: str) -> Reply:
         links=tuple(Link(u, t) for u, t in data.get("links", ())),
         reply_to=data.get("reply_to"),
         agent_name=data.get("agent_name"),
+        event=data.get("event"),
+        channels=tuple(data.get("channels", ())),
     )
     return Reply(Address.from_json(data["address"]), outbound, data.get("turn"))

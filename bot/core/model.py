@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Sender = Literal["customer", "bot", "agent"]
+# A change to the conversation itself, told to the customer as a notice.
+ConversationEvent = Literal["agent_joined", "agent_left", "channel_joined", "channel_left"]
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -95,6 +97,10 @@ class Outbound:
     """One reply to a customer, rendered by the connector of `Address.channel`.
 
     Connectors that cannot show a rich part fall back to plain text.
+    `event` marks a notice about the conversation rather than an answer (a
+    person joined or left it, a channel joined or left it), which a channel
+    may show as a line in its timeline; `channels` are the channels the
+    conversation is joined with after such a change.
     """
 
     text: str
@@ -104,6 +110,8 @@ class Outbound:
     links: tuple[Link, ...] = ()
     reply_to: str | None = None
     agent_name: str | None = None
+    event: ConversationEvent | None = None
+    channels: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +124,7 @@ class HistoryEntry:
     ts: float
     buttons: tuple[Button, ...] = ()
     agent_name: str | None = None
+    event: ConversationEvent | None = None
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -128,6 +137,8 @@ class HistoryEntry:
             data["buttons"] = [{"title": b.title, "payload": b.payload} for b in self.buttons]
         if self.agent_name:
             data["agent_name"] = self.agent_name
+        if self.event:
+            data["event"] = self.event
         return data
 
     @classmethod
@@ -139,6 +150,7 @@ class HistoryEntry:
             ts=data["ts"],
             buttons=tuple(Button(b["title"], b["payload"]) for b in data.get("buttons", ())),
             agent_name=data.get("agent_name"),
+            event=data.get("event"),
         )
 
     @classmethod
@@ -154,4 +166,5 @@ class HistoryEntry:
             ts=ts,
             buttons=outbound.buttons,
             agent_name=outbound.agent_name,
+            event=outbound.event,
         )

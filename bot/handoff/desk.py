@@ -220,7 +220,7 @@ class HandoffDesk:
             waited[:] = [base]
             state.handoff = claimed_by(base, agent)
             notice = Outbound(text=joined(agent.display_name, state.locale), sender="agent",
-                              agent_name=agent.display_name)
+                              agent_name=agent.display_name, event="agent_joined")
             return [await self._prepare(customer_id, state, notice, out)]
 
         state = await self._act(customer_id, change)
@@ -259,6 +259,18 @@ class HandoffDesk:
         return {"delivered": delivered[0] is not None, "channel": delivered[0],
                 "entry": entries[0].to_json()}
 
+    async def typing(self, agent: AgentAccount, customer_id: str, on: object) -> dict[str, Any]:
+        """Show the customer that `agent` is typing, on their current channel
+        (the web chat and Telegram can; Slack cannot); nothing is stored."""
+        if not isinstance(on, bool):
+            raise DeskError("bad_fields", "'on' must be true or false")
+        state = await self._existing(customer_id)
+        _may_act(agent, state.handoff)
+        address = await self.route(customer_id, state)
+        shown = address is not None and await self.senders.typing(address, on,
+                                                                  agent.display_name)
+        return {"shown": shown, "channel": address.channel if address and shown else None}
+
     async def transfer(self, agent: AgentAccount, customer_id: str, to: object) -> dict[str, Any]:
         target = await self.agents.get_agent(to) if isinstance(to, str) else None
         if target is None:
@@ -274,7 +286,7 @@ class HandoffDesk:
             previous.append(base.agent)
             state.handoff = claimed_by(base, target)
             notice = Outbound(text=taking_over(target.display_name, state.locale), sender="agent",
-                              agent_name=target.display_name)
+                              agent_name=target.display_name, event="agent_joined")
             return [await self._prepare(customer_id, state, notice, out)]
 
         state = await self._act(customer_id, change)
@@ -302,9 +314,10 @@ class HandoffDesk:
             state.handoff = None
             if close:
                 state.dialog, state.question = {}, None
-                notices = [Outbound(text=closed_by(agent.display_name, state.locale))]
+                notices = [Outbound(text=closed_by(agent.display_name, state.locale),
+                                    event="agent_left")]
             else:
-                notices = [Outbound(text=back_with_the_bot(state.locale)),
+                notices = [Outbound(text=back_with_the_bot(state.locale), event="agent_left"),
                            *await asked_again(self.store, customer_id, state, before=since)]
             return [await self._prepare(customer_id, state, n, out) for n in notices]
 

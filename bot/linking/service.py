@@ -254,7 +254,8 @@ class LinkService:
         context.state.pending_link = PendingMerge(merge_into=offer.customer_id,
                                                   origin_channel=offer.channel)
         linked = text("link_done", locale, channel=channel_name(offer.channel, locale))
-        return [Outbound(text=linked), *where_we_left_off(_resume(joined, offer), locale)]
+        return [Outbound(text=linked, event="channel_joined"),
+                *where_we_left_off(_resume(joined, offer), locale)]
 
     async def merge_into(self, source: str, target: str, joined: ChannelIdentity,
                          display_name: str | None,
@@ -282,7 +283,9 @@ class LinkService:
             who = f" ({display_name})" if display_name else ""
             notice = Outbound(text=text("link_chat_joined", state.locale, who=who,
                                         chat=a_chat_on(joined.channel, state.locale),
-                                        channel=joined.channel))
+                                        channel=joined.channel),
+                              event="channel_joined",
+                              channels=await self.channels_of(target))
             await self.store.append(target, [HistoryEntry.of_outbound(
                 notice, address.channel, time.time())])
             await self.senders.send(address, notice)
@@ -351,7 +354,13 @@ class LinkService:
             await self.store.unlink(context.customer_id, identity)
             self.customers.forget(identity)
         return [Outbound(text=text("link_unlinked", locale,
-                                   channel=channel_name(channel, locale)))]
+                                   channel=channel_name(channel, locale)),
+                         event="channel_left",
+                         channels=await self.channels_of(context.customer_id))]
+
+    async def channels_of(self, customer_id: str) -> tuple[str, ...]:
+        """The channels a conversation is joined with, by name."""
+        return tuple(sorted({i.channel for i in await self.store.identities(customer_id)}))
 
 
 def _resume(joined: ConversationState, offer: LinkOffer) -> HistoryEntry | None:

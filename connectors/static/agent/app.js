@@ -298,8 +298,33 @@
     ev.preventDefault();
     var text = $("reply-text").value;
     if (!text.trim()) return;
+    typing(false);
     act("messages", { text: text }).then(function () { $("reply-text").value = ""; });
   });
+
+  // The customer sees "… is typing": repeated while keys are pressed (a
+  // Telegram indicator lasts about 5 s), stopped after a pause or on send.
+  var typingFor = null, typingSentAt = 0, typingPause = null;
+  function typing(on) {
+    clearTimeout(typingPause);
+    var customer = on ? current : typingFor;
+    if (!customer || (!on && !typingSentAt)) return;
+    if (on && customer === typingFor && Date.now() - typingSentAt < 3000) {
+      typingPause = setTimeout(function () { typing(false); }, 5000);
+      return;
+    }
+    if (on && typingFor && typingFor !== customer) typing(false);
+    typingFor = on ? customer : null;
+    typingSentAt = on ? Date.now() : 0;
+    api("POST", "conversations/" + encodeURIComponent(customer) + "/typing", { on: on })
+      .catch(function () { /* only a hint */ });
+    if (on) typingPause = setTimeout(function () { typing(false); }, 5000);
+  }
+  $("reply-text").addEventListener("input", function () {
+    var may = !$("reply-send").disabled && $("reply-text").value.trim();
+    typing(!!may);
+  });
+  $("reply-text").addEventListener("blur", function () { typing(false); });
   $("reply-text").addEventListener("keydown", function (ev) {
     if (ev.key === "Enter" && !ev.shiftKey) {
       ev.preventDefault();
