@@ -66,7 +66,7 @@ async def test_login_claim_reply_reaches_the_web_chat(
 
     await console.locator("#claim").click()
     await expect(console.locator("#conv-status")).to_contain_text("held by ann")
-    await expect(chat.locator(".sg-agent").last).to_contain_text(
+    await expect(chat.locator(".sg-event").last).to_contain_text(
         "ann from our team has joined the conversation.")
 
     await console.locator("#reply-text").fill("Hello, I'm looking at your order now.")
@@ -86,7 +86,7 @@ async def test_login_claim_reply_reaches_the_web_chat(
     await expect(chat.locator(".sg-bot")).to_have_count(bot_said + 1)
 
     await console.locator("#release").click()
-    await expect(chat.locator(".sg-bot").last).to_contain_text("back with our assistant")
+    await expect(chat.locator(".sg-event").last).to_contain_text("back with our assistant")
     assert alerts == []
     await console.close()
     await customer.close()

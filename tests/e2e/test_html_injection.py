@@ -88,8 +88,9 @@ async def test_agent_and_customer_html_is_shown_as_text_in_console_and_widget(
     await console.page.locator("#claim").click()
     await expect(console.page.locator("#conv-status")).to_contain_text(f"held by {EVE_NAME}")
     joined = f"{EVE_NAME} from our team has joined the conversation."
-    await expect(chat.locator(".sg-agent").last).to_have_text(f"{EVE_NAME}{joined}")
-    await expect(chat.locator(".sg-agent .sg-meta").last).to_have_text(EVE_NAME)
+    # The agent joining is a line in the timeline, with the agent's initials.
+    await expect(chat.locator(".sg-event .sg-text").last).to_have_text(joined)
+    await expect(chat.locator(".sg-event .sg-avatar").last).to_have_text("<S")
 
     # The agent replies with HTML from the console...
     await console.page.locator("#reply-text").fill(AGENT_HTML)
@@ -114,8 +115,10 @@ async def test_agent_and_customer_html_is_shown_as_text_in_console_and_widget(
     # The same, from the history, after a reload of either page.
     await customer.page.reload()
     chat = customer.page.get_by_role("log")
-    await expect(chat.locator(".sg-agent")).to_have_text([
-        f"{EVE_NAME}{joined}", f"{EVE_NAME}{AGENT_HTML}", f"{EVE_NAME}{AGENT_SCRIPT}"])
+    await expect(chat.locator(".sg-event .sg-text")).to_have_text([joined])
+    await expect(chat.locator(".sg-agent")).to_have_text(
+        [f"{EVE_NAME}{AGENT_HTML}", f"{EVE_NAME}{AGENT_SCRIPT}"])
+    await expect(chat.locator(".sg-agent .sg-name")).to_have_text([EVE_NAME] * 2)
     await expect(chat.locator(".sg-customer")).to_have_text(
         [CUSTOMER_HTML, CUSTOMER_SCRIPT, CUSTOMER_HTML])
     await console.page.reload()

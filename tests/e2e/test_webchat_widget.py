@@ -13,8 +13,9 @@ async def test_chat_buttons_and_history_after_a_reload(app: RunningApp, browser:
     await page.goto(f"{app.base_url}/webchat/")
     log = page.get_by_role("log")
     await send(page, "hello")
-    await expect(log.locator(".sg-bot")).to_have_text(
-        ["Hi! What would you like to do?Order statusTalk to a person"])
+    await expect(log.locator(".sg-bot .sg-text")).to_have_text(["Hi! What would you like to do?"])
+    await expect(log.locator(".sg-bot .sg-buttons button")).to_have_text(
+        ["Order status", "Talk to a person"])
     # The customer's bubble is acknowledged (no longer pending).
     await expect(log.locator(".sg-customer.sg-pending")).to_have_count(0)
     await log.get_by_role("button", name="Order status").click()
@@ -34,7 +35,7 @@ async def test_customer_text_is_shown_as_text_never_as_html(
     attack = '<img src=x onerror="alert(1)"><b>bold</b>'
     await send(page, attack)
     log = page.get_by_role("log")
-    await expect(log.locator(".sg-bot").last).to_have_text(f"You said: {attack}")
+    await expect(log.locator(".sg-bot .sg-text").last).to_have_text(f"You said: {attack}")
     await expect(log.locator(".sg-customer")).to_have_text([attack])
     assert await log.locator("img, b").count() == 0
     assert dialogs == []

@@ -43,8 +43,9 @@ async def test_the_widget_sends_the_browsers_language(
     context = await browser.new_context(locale="de-DE")
     page = await context.new_page()
     await page.goto(f"{app.base_url}/webchat/")
-    await send(page, "hallo")
-    await expect(page.get_by_role("log").locator(".sg-bot")).to_have_text(["locale: de-DE"])
+    await send(page, "hallo", field="Nachricht", button="Senden")
+    await expect(page.get_by_role("log").locator(".sg-bot .sg-text")).to_have_text(
+        ["locale: de-DE"])
     await context.close()
 
 
@@ -54,6 +55,7 @@ async def test_the_script_tags_data_locale_overrides_the_browsers(
     context = await browser.new_context(locale="de-DE")
     page = await context.new_page()
     await page.goto(host_site)
-    await send(page, "hola")
-    await expect(page.get_by_role("log").locator(".sg-bot")).to_have_text(["locale: es-MX"])
+    await send(page, "hola", field="Mensaje", button="Enviar")
+    await expect(page.get_by_role("log").locator(".sg-bot .sg-text")).to_have_text(
+        ["locale: es-MX"])
     await context.close()

@@ -47,8 +47,7 @@ async def test_a_host_page_address_with_resume_is_not_sent_but_segues_own_page_a
     log = page.get_by_role("log")
     # A message answered: the widget's hello, and anything it led to, is done.
     await send(page, "hello")
-    await expect(log.locator(".sg-bot")).to_have_text(
-        ["Hi! What would you like to do?Order statusTalk to a person"])
+    await expect(log.locator(".sg-bot .sg-text")).to_have_text(["Hi! What would you like to do?"])
     await expect(log.get_by_role("button", name="Yes, link it")).to_have_count(0)
     await expect(log).not_to_contain_text(QUESTION)
     # The link is still unused.
@@ -98,7 +97,7 @@ async def test_messages_refused_for_coming_too_fast_are_sent_again_and_answered(
     await expect(log.locator(".sg-customer")).to_have_count(26)
     await expect(log.locator(".sg-customer.sg-pending")).to_have_count(0, timeout=90_000)
     await expect(log.locator(".sg-bot")).to_have_count(26, timeout=30_000)
-    replies = await log.locator(".sg-bot").all_text_contents()
+    replies = await log.locator(".sg-bot .sg-text").all_text_contents()
     assert sorted(replies[1:]) == sorted(f"You said: {t}" for t in texts)
     refused = [f for f in received if f.get("type") == "error"]
     assert refused and all(f["code"] == "rate_limited" for f in refused), refused

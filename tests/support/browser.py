@@ -25,10 +25,11 @@ def chromium_path() -> str:
     return ensure_binary("chromium", "chromium")
 
 
-async def send(page: Page, text: str) -> None:
-    """Type `text` into the web chat widget on `page` and press Send."""
-    await page.get_by_label("Message").fill(text)
-    await page.get_by_role("button", name="Send").click()
+async def send(page: Page, text: str, *, field: str = "Message", button: str = "Send") -> None:
+    """Type `text` into the web chat widget on `page` and press Send; `field`
+    and `button` are their names in the widget's language."""
+    await page.get_by_label(field).fill(text)
+    await page.get_by_role("button", name=button).click()
 
 
 async def sign_in(page: Page, username: str, password: str) -> None:
