@@ -262,15 +262,27 @@
   });
   panel.addEventListener("pointerdown", unlockAudio);
 
-  // On a phone the panel covers the visual viewport, which shrinks when the
-  // on-screen keyboard opens.
+  // On a phone the panel covers the visual viewport: what the visitor sees,
+  // which shrinks when the on-screen keyboard opens. On a page wider than the
+  // screen the layout viewport, which fixed positions go by, is wider than
+  // what is seen: the launcher is then placed in the visible part too.
   var narrow = window.matchMedia("(max-width: 599px)");
   var viewport = window.visualViewport;
-  function fit() {
-    var on = isOpen && narrow.matches && viewport;
-    panel.style.height = on ? viewport.height + "px" : "";
-    panel.style.top = on ? viewport.offsetTop + "px" : "";
+  function place(node, box) {
+    ["left", "top", "width", "height"].forEach(function (key, i) {
+      node.style[key] = box && box[i] !== undefined ? box[i] + "px" : "";
+    });
+    node.style.right = node.style.bottom = box ? "auto" : "";
   }
+  function fit() {
+    var v = viewport;
+    place(panel, isOpen && v && narrow.matches ? [v.offsetLeft, v.offsetTop, v.width, v.height] : null);
+    var wide = v && !isOpen && window.innerWidth > v.width + 1;
+    place(launcher, wide ? [v.offsetLeft + (root.className.indexOf("sg-left") >= 0 ? 20
+      : v.width - launcher.offsetWidth - 20), v.offsetTop + v.height - launcher.offsetHeight - 20] : null);
+  }
+  window.addEventListener("resize", fit);
+  window.addEventListener("load", fit);
   if (viewport) { viewport.addEventListener("resize", fit); viewport.addEventListener("scroll", fit); }
   if (narrow.addEventListener) narrow.addEventListener("change", fit);
 
@@ -644,7 +656,7 @@
       };
     }
   };
-  if (attr("open") === "true") setOpen(true, false);
+  if (attr("open") === "true") setOpen(true, false); else fit();
   connect();
   document.dispatchEvent(new Event("segue:ready"));
   }
