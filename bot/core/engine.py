@@ -268,4 +268,6 @@ def _with_reply_to(reply: Outbound, message_id: str) -> Outbound:
         links=reply.links,
         reply_to=message_id,
         agent_name=reply.agent_name,
+        event=reply.event,
+        channels=reply.channels,
     )
