@@ -35,17 +35,17 @@
 
   var STRINGS = {
     en: { launcher: "Chat with us", title: "Support", placeholder: "Type a message\u2026",
-      message: "Message", send: "Send", close: "Close chat", open: "Open chat",
+      message: "Message", send: "Send", close: "Close chat",
       typing: "typing\u2026", agentTyping: "{name} is typing\u2026",
       reconnecting: "Reconnecting\u2026", newMessage: "New message", alsoOn: "Also on {list}",
       agent: "Agent", bot: "Bot", unread: "{n} unread" },
     de: { launcher: "Schreiben Sie uns", title: "Kundenservice", placeholder: "Nachricht schreiben\u2026",
-      message: "Nachricht", send: "Senden", close: "Chat schlie\u00dfen", open: "Chat \u00f6ffnen",
+      message: "Nachricht", send: "Senden", close: "Chat schlie\u00dfen",
       typing: "schreibt\u2026", agentTyping: "{name} schreibt\u2026",
       reconnecting: "Verbindung wird wiederhergestellt\u2026", newMessage: "Neue Nachricht",
       alsoOn: "Auch auf {list}", agent: "Mitarbeiter", bot: "Bot", unread: "{n} ungelesen" },
     es: { launcher: "Escr\u00edbenos", title: "Atenci\u00f3n al cliente", placeholder: "Escribe un mensaje\u2026",
-      message: "Mensaje", send: "Enviar", close: "Cerrar chat", open: "Abrir chat",
+      message: "Mensaje", send: "Enviar", close: "Cerrar chat",
       typing: "escribiendo\u2026", agentTyping: "{name} est\u00e1 escribiendo\u2026",
       reconnecting: "Reconectando\u2026", newMessage: "Nuevo mensaje", alsoOn: "Tambi\u00e9n en {list}",
       agent: "Agente", bot: "Bot", unread: "{n} sin leer" }
