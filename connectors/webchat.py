@@ -45,6 +45,7 @@ from bot.core.tokens import TokenSigner, verify_host_identity
 from bot.linking.codes import OPENED_LINK_TEXT, RESUME_PAYLOAD
 from bot.linking.service import LinkService
 from connectors.client_address import client_address
+from connectors.compressed_file import CompressedFile
 from connectors.texts import NOT_ACCEPTED
 from connectors.webchat_frames import (
     CHANNEL,
@@ -120,6 +121,7 @@ class WebChatConnector:
         # Reach sockets held by other workers: frames for a session with no
         # socket here go over `bus`; `presence` tells where sessions are open.
         self.sockets = WebSockets(bus=bus, presence=presence)
+        self._widget = CompressedFile(STATIC_DIR / "widget.js", "text/javascript; charset=utf-8")
 
     def mount(self, app: web.Application) -> None:
         app.router.add_get("/webchat/ws", self.websocket)
@@ -171,10 +173,8 @@ class WebChatConnector:
     async def redirect_to_page(self, request: web.Request) -> web.Response:
         raise web.HTTPPermanentRedirect("/webchat/")
 
-    async def widget_script(self, request: web.Request) -> web.FileResponse:
-        return web.FileResponse(
-            STATIC_DIR / "widget.js", headers={"Content-Type": "text/javascript; charset=utf-8"}
-        )
+    async def widget_script(self, request: web.Request) -> web.Response:
+        return self._widget.response(request)
 
     async def websocket(self, request: web.Request) -> web.WebSocketResponse:
         if not self._origin_allowed(request):
@@ -263,7 +263,7 @@ class WebChatConnector:
         if resume_token is not None:
             await self._check_resume(resume_token)
         if identity_token is not None:
-            verified = "u:" + self._verify_identity(identity_token)
+            verified = "u:" + self._verify_identity(identity_token, user)
             anonymous_resumed = user == session and frame.get("session") is not None
             if anonymous_resumed and self.links is not None:
                 # The same person, now signed in on the host site (the host vouches).
@@ -287,10 +287,22 @@ class WebChatConnector:
         if resume_token is not None:
             await self._open_deep_link(client, resume_token)
 
-    def _verify_identity(self, token: str) -> str:
-        if self.options.identity_secret is None:
+    def _verify_identity(self, token: str, session_user: str) -> str:
+        """The token's user id. A token that has expired still continues a
+        session that user signed in with: a page left open longer than the
+        token lives must not lose its conversation on a reconnect."""
+        secret = self.options.identity_secret
+        if secret is None:
             raise BadInput("identity_invalid", "signed-in visitors are not enabled here")
-        return verify_host_identity(token, self.options.identity_secret)
+        try:
+            return verify_host_identity(token, secret)
+        except BadInput as exc:
+            if exc.code != "identity_expired":
+                raise
+            user_id = verify_host_identity(token, secret, allow_expired=True)
+            if "u:" + user_id != session_user:
+                raise
+            return user_id
 
     async def _count_new_session(self, client: WebClient) -> None:
         limiter = self.limiter

@@ -310,12 +310,19 @@ class LinkService:
     async def open_deep_link(self, context: TurnContext, token: str) -> list[Outbound]:
         """A deep link opened (Telegram's `/start <token>`, the web page's
         resume): used up at once, so it works once whatever the answer, and
-        then the person whose chat this is decides whether to join."""
+        then the person whose chat this is decides whether to join. Opened by
+        the conversation that made it, it is not used up."""
         locale = context.state.locale
         try:
             nonce = self._resume.nonce_of(token)
         except BadInput:
             return [Outbound(text=text("link_invalid", locale))]
+        # Opened by the very conversation that made it (its own "continue on
+        # the web" button, say): nothing to join, and the link and its code
+        # stay usable for the other channel.
+        waiting = await self.store.peek_token(f"resume:{nonce}")
+        if waiting is not None and json.loads(waiting).get("customer") == context.customer_id:
+            return [Outbound(text=text("link_already_joined", locale))]
         origin = await self._redeem(nonce)
         if origin is None:
             return [Outbound(text=text("link_used", locale))]
