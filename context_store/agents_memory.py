@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from bot.core.backoff import Backoff
-from bot.handoff.ports import AgentAccount, AgentSession, QueueEntry
+from bot.handoff.ports import AgentAccount, AgentSession, CannedReply, QueueEntry
 
 # How often the memory store drops login counters whose window has passed.
 PURGE_SECONDS = 60.0
@@ -28,6 +28,7 @@ class MemoryAgentStore:
         self._claims: dict[str, str] = {}
         self._online: dict[tuple[str, str], float] = {}
         self._web: dict[str, dict[str, float]] = {}
+        self._canned: dict[str, str] = {}
 
     async def put_agent(self, account: AgentAccount) -> None:
         self._agents[account.username] = account
@@ -142,3 +143,19 @@ class MemoryAgentStore:
     async def web_workers(self, session: str) -> set[str]:
         now = time.monotonic()
         return {w for w, expires in self._web.get(session, {}).items() if expires > now}
+
+    async def put_canned(self, reply: CannedReply, limit: int) -> bool:
+        if reply.shortcut not in self._canned and len(self._canned) >= limit:
+            return False
+        self._canned[reply.shortcut] = reply.text
+        return True
+
+    async def get_canned(self, shortcut: str) -> CannedReply | None:
+        text = self._canned.get(shortcut)
+        return None if text is None else CannedReply(shortcut, text)
+
+    async def canned_replies(self) -> list[CannedReply]:
+        return [CannedReply(name, self._canned[name]) for name in sorted(self._canned)]
+
+    async def drop_canned(self, shortcut: str) -> bool:
+        return self._canned.pop(shortcut, None) is not None

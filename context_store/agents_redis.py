@@ -10,6 +10,7 @@ Keys (prefix `segue` by default):
 - `segue:{handoff}:queue`     sorted set customer -> queued since
 - `segue:{handoff}:claims`    hash customer -> agent username
 - `segue:{w:<session>}:sockets` sorted set worker -> expiry, with a TTL
+- `segue:canned`              hash shortcut -> canned reply text
 
 Queue and claims share a hash tag so that moving a conversation between them
 is one MULTI, also on Redis Cluster.
@@ -22,7 +23,7 @@ import time
 from collections.abc import Sequence
 
 from bot.core.backoff import Backoff
-from bot.handoff.ports import AgentAccount, AgentSession, QueueEntry
+from bot.handoff.ports import AgentAccount, AgentSession, CannedReply, QueueEntry
 from context_store.redis_client import RedisClient, run_redis
 
 # KEYS: counter. ARGV: window seconds. INCR and set the TTL only when new.
@@ -58,6 +59,17 @@ if now < wait_until then return delay end
 return 0
 """
 
+# KEYS: canned hash. ARGV: shortcut, text, limit. The count and the write in
+# one step, so admins saving at once cannot pass the limit together.
+_PUT_CANNED = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1
+   or redis.call('HLEN', KEYS[1]) < tonumber(ARGV[3]) then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+
 
 class RedisAgentStore:
     """Accounts, sessions, the handoff index and presence in Redis."""
@@ -68,6 +80,7 @@ class RedisAgentStore:
         self._add_failure = client.register_script(_ADD_FAILURE)
         self._forgive_failure = client.register_script(_FORGIVE_FAILURE)
         self._add_attempt = client.register_script(_ADD_ATTEMPT)
+        self._put_canned = client.register_script(_PUT_CANNED)
 
     def _key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
@@ -87,6 +100,10 @@ class RedisAgentStore:
     @property
     def _claims(self) -> str:
         return self._key("{handoff}", "claims")
+
+    @property
+    def _canned(self) -> str:
+        return self._key("canned")
 
     def _web(self, session: str) -> str:
         return self._key(f"{{w:{session}}}", "sockets")
@@ -210,3 +227,19 @@ class RedisAgentStore:
         key = self._web(session)
         workers = await run_redis(self.client.zrangebyscore(key, time.time(), "+inf"))
         return set(workers)
+
+    async def put_canned(self, reply: CannedReply, limit: int) -> bool:
+        stored = await run_redis(self._put_canned(
+            keys=[self._canned], args=[reply.shortcut, reply.text, limit]))
+        return bool(int(stored))
+
+    async def get_canned(self, shortcut: str) -> CannedReply | None:
+        text = await run_redis(self.client.hget(self._canned, shortcut))
+        return None if text is None else CannedReply(shortcut, text)
+
+    async def canned_replies(self) -> list[CannedReply]:
+        raw = await run_redis(self.client.hgetall(self._canned))
+        return [CannedReply(name, raw[name]) for name in sorted(raw)]
+
+    async def drop_canned(self, shortcut: str) -> bool:
+        return bool(await run_redis(self.client.hdel(self._canned, shortcut)))

@@ -4,10 +4,11 @@ like `bot.core.ports`: each caller names the few methods it uses;
 
 Agent accounts and their sessions; login-attempt counters and delays; the index of
 handed-off conversations (the queue, oldest first, and who holds each claimed
-one); and presence: which agents have the console open and which worker holds
-a web chat session's sockets. The conversation's own handoff status lives in
-its `ConversationState` and is changed under the customer's lock; the index
-here only lists it, so it can be rebuilt from the states.
+one); presence: which agents have the console open and which worker holds
+a web chat session's sockets; and the canned replies agents insert. The
+conversation's own handoff status lives in its `ConversationState` and is
+changed under the customer's lock; the index here only lists it, so it can be
+rebuilt from the states.
 """
 
 from __future__ import annotations
@@ -70,6 +71,14 @@ class QueueEntry:
 
     customer: str
     since: float
+
+
+@dataclass(frozen=True, slots=True)
+class CannedReply:
+    """A reply an admin keeps under a shortcut (`bot.handoff.canned` has its rules)."""
+
+    shortcut: str
+    text: str
 
 
 @runtime_checkable
@@ -160,8 +169,25 @@ class AgentPresenceStore(Protocol):
 
 
 @runtime_checkable
+class CannedReplyStore(Protocol):
+    """Canned replies, by shortcut, shared by every console."""
+
+    async def put_canned(self, reply: CannedReply, limit: int) -> bool:
+        """Create or replace, atomically: a new shortcut only while fewer than
+        `limit` are kept; False, with nothing stored, when it would be one too many."""
+
+    async def get_canned(self, shortcut: str) -> CannedReply | None: ...
+
+    async def canned_replies(self) -> list[CannedReply]:
+        """Every canned reply, by shortcut."""
+
+    async def drop_canned(self, shortcut: str) -> bool:
+        """Remove it; whether there was one."""
+
+
+@runtime_checkable
 class AgentStore(AccountStore, AgentSessionStore, LoginAttemptStore, HandoffQueueStore,
-                 AgentPresenceStore, WebPresenceStore, Protocol):
+                 AgentPresenceStore, WebPresenceStore, CannedReplyStore, Protocol):
     """Every slice: what one agent store implementation offers (accounts,
-    sessions, login attempts, the handoff index and presence, shared by the
-    workers). Callers ask for the slices they use."""
+    sessions, login attempts, the handoff index, presence and canned replies,
+    shared by the workers). Callers ask for the slices they use."""
