@@ -20,8 +20,9 @@ from aiohttp import web
 from bot.core.errors import LockLost, LockTimeout, StoreUnavailable
 from bot.core.privacy import export_customer, exportable
 from bot.handoff.accounts import AgentAuth, AgentError, NotAuthenticated, TooManyLogins
+from bot.handoff.canned import CannedReplies, canned_store
 from bot.handoff.desk import HandoffDesk
-from bot.handoff.ports import AgentAccount
+from bot.handoff.ports import AgentAccount, CannedReply, CannedReplyStore
 from connectors.agent_hub import AgentHub
 from connectors.client_address import client_address, is_https
 from connectors.http_errors import json_error
@@ -43,7 +44,7 @@ STATUS = {
 QUEUE_LISTING_MAX = 500
 TOTAL_HEADER = "X-Total-Count"
 _FILES = {"": ("index.html", "text/html"), "app.js": ("app.js", "text/javascript"),
-          "app.css": ("app.css", "text/css")}
+          "canned.js": ("canned.js", "text/javascript"), "app.css": ("app.css", "text/css")}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -102,13 +103,18 @@ class AgentApi:
 
     `trusted_proxy_header` names where a reverse proxy writes the client's
     address (and lets `X-Forwarded-Proto` tell HTTPS); `cookie_secure` marks
-    the session cookie `Secure` whatever the request looks like."""
+    the session cookie `Secure` whatever the request looks like. Canned
+    replies are kept in `canned`, or else beside the desk's queue index."""
 
     def __init__(self, *, auth: AgentAuth, desk: HandoffDesk, hub: AgentHub,
-                 trusted_proxy_header: str | None = None, cookie_secure: bool = False) -> None:
+                 trusted_proxy_header: str | None = None, cookie_secure: bool = False,
+                 canned: CannedReplyStore | None = None) -> None:
         self.auth = auth
         self.desk = desk
         self.hub = hub
+        # Replies are checked against the longest text an agent may send.
+        self.canned = CannedReplies(canned if canned is not None else canned_store(desk.agents),
+                                    max_text_length=desk.options.max_text_length)
         # A customer's whole record, for an admin answering a subject access request.
         self.exports = exportable(desk.store)
         self.trusted_proxy_header = trusted_proxy_header
@@ -135,6 +141,10 @@ class AgentApi:
         r.add_post(f"{base}/release", _json_errors(self.release))
         r.add_post(f"{base}/close", _json_errors(self.close))
         r.add_get("/agent/api/customers/{customer}/export", _json_errors(self.export))
+        r.add_get("/agent/api/canned", _json_errors(self.canned_list))
+        r.add_post("/agent/api/canned", _json_errors(self.canned_put))
+        r.add_delete("/agent/api/canned", _json_errors(self.canned_delete))
+        r.add_delete("/agent/api/canned/{shortcut}", _json_errors(self.canned_delete))
         r.add_route("*", "/agent/api/{tail:.*}", self.not_found)
 
     async def not_found(self, request: web.Request) -> web.Response:
@@ -265,15 +275,41 @@ class AgentApi:
         """Everything kept about a customer (`bot.core.privacy`), as
         `segue customers export` prints it. Admins only: it is the whole
         record, identities and addresses included."""
-        agent = await self._agent(request)
-        if agent.role != "admin":
-            raise AgentError("admins_only", "only an admin may export a customer's data")
+        agent = await self._admin(request, "export a customer's data")
         document = await export_customer(self.exports, request.match_info["customer"],
                                          history_max=self.desk.options.history_max)
         if document is None:
             raise AgentError("unknown_customer", "no such customer")
         log.info("admin %s exported customer %s", agent.username, request.match_info["customer"])
         return web.json_response(document)
+
+    async def _admin(self, request: web.Request, doing: str) -> AgentAccount:
+        agent = await self._agent(request)
+        if agent.role != "admin":
+            raise AgentError("admins_only", f"only an admin may {doing}")
+        return agent
+
+    async def canned_list(self, request: web.Request) -> web.Response:
+        await self._agent(request)
+        replies = await self.canned.listing()
+        return web.json_response({"canned": [_canned_json(r) for r in replies]})
+
+    async def canned_put(self, request: web.Request) -> web.Response:
+        admin = await self._admin(request, "change canned replies")
+        body = await _body(request)
+        reply = await self.canned.put(body.get("shortcut"), body.get("text"))
+        log.info("admin %s saved canned reply %s", admin.username, reply.shortcut)
+        return web.json_response(_canned_json(reply))
+
+    async def canned_delete(self, request: web.Request) -> web.Response:
+        admin = await self._admin(request, "change canned replies")
+        if "shortcut" in request.match_info:
+            shortcut: object = request.match_info["shortcut"]
+        else:
+            shortcut = (await _body(request)).get("shortcut")
+        deleted = await self.canned.delete(shortcut)
+        log.info("admin %s deleted canned reply %s", admin.username, deleted)
+        return web.json_response({"deleted": deleted})
 
     async def websocket(self, request: web.Request) -> web.StreamResponse:
         token, _ = _token_of(request)
@@ -291,3 +327,7 @@ class AgentApi:
 
 def _agent_json(agent: AgentAccount) -> dict[str, str]:
     return {"username": agent.username, "name": agent.display_name, "role": agent.role}
+
+
+def _canned_json(reply: CannedReply) -> dict[str, str]:
+    return {"shortcut": reply.shortcut, "text": reply.text}

@@ -63,6 +63,7 @@
     $("login").hidden = true;
     $("desk").hidden = false;
     $("me").textContent = agent.name + " (" + agent.role + ")";
+    canned.start(agent);
     connect();
     loadQueue();
     loadAgents();
@@ -294,6 +295,13 @@
     var to = $("transfer-to").value;
     if (to) act("transfer", { agent: to });
   });
+  // Canned replies (canned.js) take the reply box's keys first while their list is open.
+  var canned = window.segueCanned({
+    api: api,
+    me: function () { return me; },
+    view: function () { return view; }
+  });
+
   $("reply-form").addEventListener("submit", function (ev) {
     ev.preventDefault();
     var text = $("reply-text").value;
@@ -326,6 +334,7 @@
   });
   $("reply-text").addEventListener("blur", function () { typing(false); });
   $("reply-text").addEventListener("keydown", function (ev) {
+    if (ev.defaultPrevented) return;  // the canned replies' list used it
     if (ev.key === "Enter" && !ev.shiftKey) {
       ev.preventDefault();
       $("reply-form").requestSubmit();
