@@ -19,6 +19,7 @@ from bot.handoff.ports import (
     AccountStore,
     AgentPresenceStore,
     AgentSessionStore,
+    CannedReplyStore,
     HandoffQueueStore,
     LoginAttemptStore,
 )
@@ -31,7 +32,7 @@ CONTEXT_SLICES: tuple[type, ...] = (
 # What `AgentStore` is made of.
 AGENT_SLICES: tuple[type, ...] = (
     AccountStore, AgentSessionStore, LoginAttemptStore, HandoffQueueStore, AgentPresenceStore,
-    WebPresenceStore,
+    WebPresenceStore, CannedReplyStore,
 )
 
 

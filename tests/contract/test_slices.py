@@ -24,7 +24,12 @@ from bot.handoff.ports import AgentStore
 from context_store import RedisContextStore
 from context_store.agents_memory import MemoryAgentStore
 from context_store.keys import KeyBuilder
-from tests.contract import test_agent_store, test_context_store, test_outbox
+from tests.contract import (
+    test_agent_store,
+    test_canned_replies,
+    test_context_store,
+    test_outbox,
+)
 from tests.contract.slices import AGENT_SLICES, methods, narrowed
 from tests.contract.slices import CONTEXT_SLICES as LISTED_SLICES
 from tests.support.policies import EchoMenuPolicy
@@ -53,7 +58,7 @@ def test_the_slices_share_no_method_and_make_up_the_whole(
 def test_every_slice_has_its_contract_class() -> None:
     covered = {
         klass.covers
-        for module in (test_context_store, test_agent_store, test_outbox)
+        for module in (test_context_store, test_agent_store, test_outbox, test_canned_replies)
         for klass in vars(module).values()
         if inspect.isclass(klass) and klass.__name__.startswith("Test")
     }
