@@ -322,16 +322,19 @@ class SlackConnector:
             await self.answers.answer_once(inbound.identity, inbound.message_id,
                                            inbound.address, reply)
             return
-        turn = await self.engine.process(await self._with_locale(inbound))
+        turn = await self.engine.process(await self._with_user(inbound))
         await self.engine.deliver(turn)
 
-    async def _with_locale(self, inbound: Inbound) -> Inbound:
-        """`inbound` with its sender's locale: looked up when the turn runs,
-        not before Slack's 3-second acknowledgement."""
+    async def _with_user(self, inbound: Inbound) -> Inbound:
+        """`inbound` with its sender's locale and profile from users.info:
+        looked up when the turn runs, not before Slack's 3-second
+        acknowledgement."""
         parts = identity_parts(inbound.identity.user_id)
-        if inbound.locale is not None or parts is None:
+        if parts is None or (inbound.locale is not None and inbound.profile is not None):
             return inbound
-        return replace(inbound, locale=await self.locales.locale(*parts))
+        user = await self.locales.about(*parts)
+        return replace(inbound, locale=inbound.locale or user.locale,
+                       profile=inbound.profile or user.profile)
 
     async def _user_info(self, user: str) -> Mapping[str, Any]:
         response = await self.client.users_info(user=user, include_locale=True)

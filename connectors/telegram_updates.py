@@ -30,6 +30,7 @@ from bot.core import metrics
 from bot.core.direct_answers import DirectAnswers
 from bot.core.engine import Engine, Turn
 from bot.core.model import Address, ChannelIdentity, Inbound
+from bot.core.profile import Profile, profile_of
 from connectors.telegram_render import TOKEN_FILTER, describe
 from connectors.texts import UNSUPPORTED_REPLY, too_long_reply
 
@@ -120,6 +121,7 @@ class UpdateHandlers:
             text=text,
             display_name=user.full_name,
             locale=user.language_code or None,
+            profile=profile_of_user(user),
         )
         turn = await self._process(inbound, message.chat.id)
         await self.engine.deliver(turn)
@@ -152,6 +154,7 @@ class UpdateHandlers:
             payload=query.data,
             display_name=query.from_user.full_name,
             locale=query.from_user.language_code or None,
+            profile=profile_of_user(query.from_user),
         )
         turn = await self._process(inbound, message.chat.id)
         # Once saved, so a press that is delivered again is not lost; this
@@ -191,6 +194,15 @@ class UpdateHandlers:
 def ignored(reason: str) -> None:
     """An update left unanswered on purpose, counted by why."""
     metrics.IGNORED.labels(CHANNEL, reason).inc()
+
+
+def profile_of_user(user: User) -> Profile | None:
+    """What Telegram says about a person: the names they gave (a first name
+    always, a last name and a username if they set them) and their app's
+    language."""
+    return profile_of(name=user.full_name, first_name=user.first_name,
+                      last_name=user.last_name, username=user.username,
+                      language=user.language_code)
 
 
 def command_as_typed(text: str) -> str:

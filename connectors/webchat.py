@@ -34,6 +34,7 @@ from bot.core.errors import (
 from bot.core.identities import new_customer_id
 from bot.core.model import Address, ChannelIdentity, HistoryEntry, Inbound, Outbound
 from bot.core.ports import ConversationReader, TurnStore
+from bot.core.profile import profile_of
 from bot.core.rate_limits import (
     MESSAGES_PER_ADDRESS,
     MESSAGES_PER_SESSION,
@@ -41,7 +42,7 @@ from bot.core.rate_limits import (
     LocalBuckets,
     RateLimiter,
 )
-from bot.core.tokens import TokenSigner, verify_host_identity
+from bot.core.tokens import HostIdentity, TokenSigner, read_host_identity
 from bot.linking.codes import OPENED_LINK_TEXT, RESUME_PAYLOAD
 from bot.linking.service import LinkService
 from connectors.client_address import client_address
@@ -253,6 +254,8 @@ class WebChatConnector:
             raise BadInput("already_hello", "this socket has a session already")
         # Ignored when odd rather than refused: an old browser still connects.
         client.locale = locale_of(frame.get("locale"))
+        # Only a host-signed identity says who the visitor is.
+        client.profile = None
         signed, user = self._session_of(frame.get("session"))
         session = signed
         identity_token = frame.get("identity")
@@ -263,7 +266,9 @@ class WebChatConnector:
         if resume_token is not None:
             await self._check_resume(resume_token)
         if identity_token is not None:
-            verified = "u:" + self._verify_identity(identity_token, user)
+            host = self._verify_identity(identity_token, user)
+            verified = "u:" + host.user_id
+            client.profile = profile_of(name=host.name, email=host.email)
             anonymous_resumed = user == session and frame.get("session") is not None
             if anonymous_resumed and self.links is not None:
                 # The same person, now signed in on the host site (the host vouches).
@@ -287,22 +292,22 @@ class WebChatConnector:
         if resume_token is not None:
             await self._open_deep_link(client, resume_token)
 
-    def _verify_identity(self, token: str, session_user: str) -> str:
-        """The token's user id. A token that has expired still continues a
+    def _verify_identity(self, token: str, session_user: str) -> HostIdentity:
+        """The token's user id and claims. A token that has expired still continues a
         session that user signed in with: a page left open longer than the
         token lives must not lose its conversation on a reconnect."""
         secret = self.options.identity_secret
         if secret is None:
             raise BadInput("identity_invalid", "signed-in visitors are not enabled here")
         try:
-            return verify_host_identity(token, secret)
+            return read_host_identity(token, secret)
         except BadInput as exc:
             if exc.code != "identity_expired":
                 raise
-            user_id = verify_host_identity(token, secret, allow_expired=True)
-            if "u:" + user_id != session_user:
+            host = read_host_identity(token, secret, allow_expired=True)
+            if "u:" + host.user_id != session_user:
                 raise
-            return user_id
+            return host
 
     async def _count_new_session(self, client: WebClient) -> None:
         limiter = self.limiter
@@ -350,6 +355,7 @@ class WebChatConnector:
             payload=f"{RESUME_PAYLOAD}{token}",
             client_address=client.address,
             locale=client.locale,
+            profile=client.profile,
         )
         turn = await self.engine.process(inbound)
         await self.engine.deliver(turn)

@@ -4,6 +4,7 @@ server frames. No I/O beyond writing to a socket."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +39,9 @@ class WebClient:
     joined: bool = False
     # The browser's language from the hello, put into every message's Inbound.
     locale: str | None = None
+    # What the host site's identity token says of the visitor (`name`,
+    # `email`), put into every message's Inbound; None when anonymous.
+    profile: Mapping[str, str] | None = None
 
 
 def locale_of(value: object) -> str | None:
@@ -74,6 +78,7 @@ def parse_message(client: WebClient, frame: dict[str, Any], max_text_length: int
         payload=payload,
         client_address=client.address,
         locale=client.locale,
+        profile=client.profile,
     )
 
 

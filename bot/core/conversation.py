@@ -7,12 +7,14 @@ active, what a link offer asks) is theirs, in `bot.handoff` and `bot.linking`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
 
 from bot.core.model import Address, HistoryEntry
+from bot.core.profile import Profile, profile_of, profiles_from_json
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +160,20 @@ class ConversationState:
     # The question the bot waits for an answer to, as last asked, kept by the
     # dialog policy: asked again when a person hands the conversation back.
     question: HistoryEntry | None = None
+    # What each channel last said about the customer (`bot.core.profile`),
+    # by channel: kept with the state, so an erase takes it and an export
+    # shows it. A join keeps the target's; the joined channel's comes back
+    # with its next message.
+    profile: dict[str, Profile] = field(default_factory=dict)
+
+    def note_profile(self, channel: str, values: Mapping[str, str] | None) -> bool:
+        """Keep `values` as `channel`'s profile; whether it changed. A
+        channel that says nothing this time leaves what it said before."""
+        profile = profile_of(**values) if values else None
+        if profile is None or self.profile.get(channel) == profile:
+            return False
+        self.profile[channel] = profile
+        return True
 
     def to_json(self) -> str:
         data: dict[str, Any] = {"turns": self.turns, "dialog": self.dialog}
@@ -172,6 +188,8 @@ class ConversationState:
             data["locale_from"] = self.locale_from
         if self.question is not None:
             data["question"] = self.question.to_json()
+        if self.profile:
+            data["profile"] = self.profile
         return orjson.dumps(data).decode()
 
     @classmethod
@@ -190,4 +208,5 @@ class ConversationState:
             locale=data.get("locale"),
             locale_from=data.get("locale_from"),
             question=HistoryEntry.from_json(data["question"]) if data.get("question") else None,
+            profile=profiles_from_json(data.get("profile")),
         )

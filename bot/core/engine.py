@@ -213,6 +213,8 @@ class Engine:
     async def _decide(self, context: TurnContext) -> list[Outbound]:
         context.state.last_address = context.inbound.address
         context.state.turns += 1
+        # Only what this channel says now replaces what it said before.
+        context.state.note_profile(context.inbound.channel, context.inbound.profile)
         try:
             async with asyncio.timeout(self.options.turn_timeout_seconds):
                 replies = await self._intercepted(context)

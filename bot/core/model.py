@@ -7,6 +7,7 @@ else crosses the boundary between a channel and the engine.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -75,6 +76,9 @@ class Inbound:
     channel says the sender uses (Telegram's `language_code`, the browser's
     language in the web chat, the Slack user's locale), as a BCP 47 tag such
     as "de" or "es-MX"; a hint, which the customer's own words may overrule.
+    `profile` is what the channel says about the sender, under the keys of
+    `bot.core.profile` (`name`, `username`, `email`, `time_zone`, …), or
+    None when it says nothing; the engine keeps the latest per channel.
     """
 
     identity: ChannelIdentity
@@ -86,6 +90,8 @@ class Inbound:
     ts: float = field(default_factory=time.time)
     client_address: str | None = None
     locale: str | None = None
+    # Not hashed: a mapping is not hashable, and who wrote is in `identity`.
+    profile: Mapping[str, str] | None = field(default=None, hash=False)
 
     @property
     def channel(self) -> str:

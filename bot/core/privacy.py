@@ -108,6 +108,8 @@ async def export_customer(store: ExportStore, customer_id: str,
             "locale": state.locale,
             "locale_from": state.locale_from,
             "question": state.question.to_json() if state.question is not None else None,
+            # What each channel said about the customer, by channel.
+            "profile": state.profile,
         },
         "handoff": state.handoff.to_json() if state.handoff is not None else None,
         "history": [entry.to_json() for entry in history],

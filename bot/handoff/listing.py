@@ -6,6 +6,7 @@ from typing import Any
 
 from bot.core.conversation import ConversationState
 from bot.core.ports import ConversationReader
+from bot.core.profile import merged_profile, name_of
 from bot.handoff.ports import AgentAccount, HandoffQueueStore
 from bot.handoff.state import as_json, is_active
 
@@ -28,9 +29,18 @@ async def waiting(store: ConversationReader, agents: HandoffQueueStore,
         if not is_active(state.handoff):
             continue
         last = state.last_address.channel if state.last_address else None
-        listed.append({"customer": entry.customer, "since": entry.since,
-                       "reason": state.handoff.reason, "channel": last})
+        item: dict[str, Any] = {"customer": entry.customer, "since": entry.since,
+                                "reason": state.handoff.reason, "channel": last}
+        _with_name(item, state)
+        listed.append(item)
     return listed
+
+
+def _with_name(item: dict[str, Any], state: ConversationState) -> None:
+    # Only when a channel said it: an item without one is as it always was.
+    name = name_of(state.profile)
+    if name is not None:
+        item["name"] = name
 
 
 async def held(store: ConversationReader, agents: HandoffQueueStore,
@@ -64,5 +74,7 @@ async def conversation(store: ConversationReader, customer_id: str, state: Conve
         "addresses": {ch: a.to_json() for ch, a in sorted(addresses.items())},
         "flow": dialog.get("flow"),
         "slots": dialog.get("slots") or {},
+        # What the channels say about the customer, merged, and each one's own.
+        "profile": merged_profile(state.profile),
         "history": [e.to_json() for e in history],
     }
