@@ -44,16 +44,19 @@ def _with_name(item: dict[str, Any], state: ConversationState) -> None:
 
 
 async def held(store: ConversationReader, agents: HandoffQueueStore,
-               agent: AgentAccount) -> list[dict[str, str]]:
+               agent: AgentAccount) -> list[dict[str, Any]]:
     """Conversations held by `agent` (by anyone, for an admin)."""
     listed = []
     for customer_id, holder in sorted((await agents.claimed()).items()):
         if agent.role != "admin" and holder != agent.username:
             continue
-        if await store.load_state(customer_id) is None:
+        raw = await store.load_state(customer_id)
+        if raw is None:
             await agents.index_closed(customer_id)  # gone, as in `waiting`
             continue
-        listed.append({"customer": customer_id, "agent": holder})
+        item: dict[str, Any] = {"customer": customer_id, "agent": holder}
+        _with_name(item, ConversationState.from_json(raw))
+        listed.append(item)
     return listed
 
 

@@ -120,7 +120,7 @@ async def test_the_handoff_follows_when_the_held_side_joins_another(channels: Ch
     view = await ann.conversation(telegram_customer)
     assert (view["handoff"]["status"], view["handoff"]["agent"]) == ("claimed", "ann")
     assert (await ann.call("GET", "claimed"))[1] == [
-        {"customer": telegram_customer, "agent": "ann"}]
+        {"customer": telegram_customer, "agent": "ann", "name": "Dana Reyes"}]
     await channels.telegram_silent("still there?")
     assert (await ann.event("message", text="still there?"))["customer"] == telegram_customer
     await ann.close()
