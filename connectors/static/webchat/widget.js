@@ -25,7 +25,8 @@
   var storageKey = "segue.session." + base.host;
   var identity = attr("identity");
   // A hint for the bot's language; the server ignores a value it cannot read.
-  var locale = attr("locale") || navigator.language || null;
+  // "de_DE" is read as "de-DE", as the server reads language tags.
+  var locale = (attr("locale") || navigator.language || "").replace(/_/g, "-") || null;
   // A "continue on the web" link, only on Segue's own chat page: a host page's
   // address is not ours to read links from. Sent with this page's own hello,
   // once; the server then asks the visitor before joining anything.
@@ -37,20 +38,31 @@
     en: { launcher: "Chat with us", title: "Support", placeholder: "Type a message\u2026",
       message: "Message", send: "Send", close: "Close chat",
       typing: "typing\u2026", agentTyping: "{name} is typing\u2026",
-      reconnecting: "Reconnecting\u2026", newMessage: "New message", alsoOn: "Also on {list}",
-      agent: "Agent", bot: "Bot", unread: "{n} unread" },
+      reconnecting: "Reconnecting\u2026", newMessage: "New message", newMessages: "New messages",
+      alsoOn: "Also on {list}", agent: "Agent", bot: "Bot", unread: "{n} unread", you: "You:",
+      log: "Conversation", sending: "Sending", notSent: "Not sent",
+      retrying: "Not sent yet \u2014 trying again\u2026",
+      slowDown: "Many messages at once \u2014 sending them in a moment\u2026" },
     de: { launcher: "Schreiben Sie uns", title: "Kundenservice", placeholder: "Nachricht schreiben\u2026",
       message: "Nachricht", send: "Senden", close: "Chat schlie\u00dfen",
       typing: "schreibt\u2026", agentTyping: "{name} schreibt\u2026",
       reconnecting: "Verbindung wird wiederhergestellt\u2026", newMessage: "Neue Nachricht",
-      alsoOn: "Auch auf {list}", agent: "Mitarbeiter", bot: "Bot", unread: "{n} ungelesen" },
+      newMessages: "Neue Nachrichten", alsoOn: "Auch auf {list}", agent: "Mitarbeiter", bot: "Bot",
+      unread: "{n} ungelesen", you: "Sie:", log: "Gespr\u00e4ch", sending: "Wird gesendet",
+      notSent: "Nicht gesendet", retrying: "Noch nicht gesendet \u2013 neuer Versuch\u2026",
+      slowDown: "Viele Nachrichten auf einmal \u2013 sie werden gleich gesendet\u2026" },
     es: { launcher: "Escr\u00edbenos", title: "Atenci\u00f3n al cliente", placeholder: "Escribe un mensaje\u2026",
       message: "Mensaje", send: "Enviar", close: "Cerrar chat",
       typing: "escribiendo\u2026", agentTyping: "{name} est\u00e1 escribiendo\u2026",
-      reconnecting: "Reconectando\u2026", newMessage: "Nuevo mensaje", alsoOn: "Tambi\u00e9n en {list}",
-      agent: "Agente", bot: "Bot", unread: "{n} sin leer" }
+      reconnecting: "Reconectando\u2026", newMessage: "Nuevo mensaje", newMessages: "Nuevos mensajes",
+      alsoOn: "Tambi\u00e9n en {list}", agent: "Agente", bot: "Bot", unread: "{n} sin leer",
+      you: "T\u00fa:", log: "Conversaci\u00f3n", sending: "Enviando", notSent: "No enviado",
+      retrying: "A\u00fan no enviado: reintentando\u2026",
+      slowDown: "Muchos mensajes a la vez: se enviar\u00e1n en un momento\u2026" }
   };
-  var S = STRINGS[String(locale || "").split("-")[0].toLowerCase()] || STRINGS.en;
+  var lang = String(locale || "").split("-")[0].toLowerCase();
+  if (!STRINGS.hasOwnProperty(lang)) lang = "en";
+  var S = STRINGS[lang];
   function fmt(text, values) {
     return text.replace(/\{(\w+)\}/g, function (_, key) { return values[key]; });
   }
@@ -75,8 +87,17 @@
 
   var P = "#segue-chat ";
   var css = [
-    "#segue-chat{font:15px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#1d2330}",
-    P + "*{box-sizing:border-box;margin:0;font-family:inherit;letter-spacing:normal;text-transform:none}",
+    "#segue-chat{font:15px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#1d2330;",
+    "text-align:start;white-space:normal;letter-spacing:normal;word-spacing:normal;text-indent:0;text-transform:none}",
+    // A host page's own rules (span{padding:20px}, button{width:200px}) must
+    // not reach in: every box starts from nothing here, and the rules below
+    // (more specific) set what each part needs.
+    P + "*{box-sizing:border-box;margin:0;padding:0;border:0 solid;width:auto;height:auto;min-width:auto;",
+    "min-height:auto;max-width:none;max-height:none;float:none;background:none;box-shadow:none;",
+    "color:inherit;font:inherit;letter-spacing:inherit;word-spacing:inherit;text-align:inherit;",
+    "text-indent:0;text-transform:inherit;text-decoration:none;text-shadow:none;white-space:inherit;",
+    "vertical-align:baseline;opacity:1}",
+    P + "span," + P + "a{display:inline}",
     P + "[hidden]{display:none!important}",
     P + "button{font:inherit;cursor:pointer;-webkit-tap-highlight-color:transparent}",
     P + ".sg-launcher{position:fixed;z-index:2147483000;bottom:calc(20px + env(safe-area-inset-bottom,0px));",
@@ -109,7 +130,7 @@
     P + ".sg-log{flex:1;min-height:0;overflow-y:auto;overscroll-behavior:contain;display:flex;",
     "flex-direction:column;gap:6px;padding:16px 14px 8px;background:#f7f8fa}",
     P + ".sg-row{display:flex;align-items:flex-start;gap:8px;max-width:88%}",
-    P + ".sg-row-customer{align-self:flex-end}",
+    P + ".sg-row-customer{align-self:flex-end;flex-direction:column;align-items:flex-end;gap:2px}",
     P + ".sg-cont{margin-top:-3px}" + P + ".sg-cont .sg-avatar{visibility:hidden}" + P + ".sg-cont .sg-by{display:none}",
     P + ".sg-avatar{flex:none;width:28px;height:28px;border-radius:50%;display:grid;place-items:center;",
     "font-size:11px;font-weight:700;background:var(--sg-accent);color:var(--sg-on)}",
@@ -123,15 +144,17 @@
     P + ".sg-by{display:flex;flex-wrap:wrap;align-items:center;gap:6px;margin-bottom:2px;",
     "font-size:12px;font-weight:600;color:#4b5563}",
     P + ".sg-agent .sg-name{color:#7a3306}" + P + ".sg-customer .sg-by{color:inherit}",
-    P + ".sg-channel{padding:0 6px;border:1px solid currentColor;border-radius:8px;font-size:11px;font-weight:500}",
-    P + ".sg-msg a{color:inherit;text-decoration:underline}",
+    P + ".sg-channel{flex:none;padding:0 6px;border:1px solid currentColor;border-radius:8px;font-size:11px;font-weight:500}",
+    P + "a{text-decoration:underline}",
+    P + ".sg-customer.sg-failed{background:#fff;color:#1d2330;border:1.5px dashed #b3261e}",
+    P + ".sg-state{font-size:12px;font-weight:600;color:#b3261e}",
     P + ".sg-pending .sg-text::after{content:'';display:inline-block;width:7px;height:7px;margin-left:8px;",
     "border:2px solid currentColor;border-right-color:transparent;border-radius:50%;animation:sg-spin 1s linear infinite}",
     "@keyframes sg-spin{to{transform:rotate(360deg)}}",
     P + ".sg-buttons," + P + ".sg-links{display:flex;flex-wrap:wrap;gap:6px;margin-top:8px}",
     P + ".sg-buttons button," + P + "a.sg-link-button{display:inline-block;min-height:36px;padding:6px 14px;",
     "border:1.5px solid var(--sg-ink);border-radius:18px;background:#fff;color:var(--sg-ink);",
-    "font-size:14px;font-weight:600;line-height:1.4;text-decoration:none}",
+    "font-size:14px;font-weight:600;line-height:1.4;text-align:center;text-decoration:none}",
     P + ".sg-buttons button:hover," + P + "a.sg-link-button:hover{background:var(--sg-accent);",
     "border-color:var(--sg-accent);color:var(--sg-on)}",
     P + ".sg-msg img{display:block;max-width:100%;height:auto;margin-top:8px;border-radius:8px}",
@@ -195,8 +218,8 @@
   function str(value) { return value === undefined || value === null ? "" : String(value); }
 
   var style = el("style"); style.textContent = css; document.head.appendChild(style);
-  var root = el("div", attr("position") === "left" ? "sg-left" : "");
-  root.id = "segue-chat";
+  var root = el("div", str(attr("position")).trim().toLowerCase() === "left" ? "sg-left" : "");
+  root.id = "segue-chat"; root.lang = lang;
   root.style.setProperty("--sg-accent", accent);
   root.style.setProperty("--sg-on", onAccent);
   root.style.setProperty("--sg-ink", ink);
@@ -215,7 +238,7 @@
   var head = add(el("div", "sg-head"), add(el("div", "sg-heading"), el("span", "sg-title", title), channelsLine), closer);
   var log = el("div", "sg-log");
   log.setAttribute("role", "log"); log.setAttribute("aria-live", "polite");
-  log.setAttribute("aria-label", title); log.tabIndex = 0;
+  log.setAttribute("aria-label", S.log); log.tabIndex = 0;
   var status = el("div", "sg-status");
   status.setAttribute("role", "status"); status.setAttribute("aria-live", "polite");
   var input = el("input", "sg-input");
@@ -259,6 +282,17 @@
   closer.addEventListener("click", function () { setOpen(false); });
   panel.addEventListener("keydown", function (event) {
     if (event.key === "Escape" || event.key === "Esc") { event.stopPropagation(); setOpen(false); }
+    // Covering the page, the panel keeps the focus: Tab goes round inside it.
+    if (event.key === "Tab" && modal()) {
+      var from = event.shiftKey ? closer : sendButton;
+      if (document.activeElement === from || !panel.contains(document.activeElement)) {
+        event.preventDefault();
+        (event.shiftKey ? sendButton : closer).focus();
+      }
+    }
+  });
+  document.addEventListener("focusin", function (event) {
+    if (modal() && !root.contains(event.target)) input.focus();
   });
   panel.addEventListener("pointerdown", unlockAudio);
 
@@ -274,7 +308,10 @@
     });
     node.style.right = node.style.bottom = box ? "auto" : "";
   }
+  // On a phone the open panel hides the page: a modal dialog then.
+  function modal() { return isOpen && narrow.matches; }
   function fit() {
+    if (modal()) panel.setAttribute("aria-modal", "true"); else panel.removeAttribute("aria-modal");
     var v = viewport;
     place(panel, isOpen && v && narrow.matches ? [v.offsetLeft, v.offsetTop, v.width, v.height] : null);
     var wide = v && !isOpen && window.innerWidth > v.width + 1;
@@ -287,21 +324,29 @@
   if (narrow.addEventListener) narrow.addEventListener("change", fit);
 
   // While the tab is hidden, new messages flash the title and may beep.
-  var pageTitle = null, flashTimer = null, unseen = 0, audio = null;
+  var pageTitle = null, flashTitle = null, flashTimer = null, unseen = 0, audio = null;
+  // A title the page set meanwhile (neither ours nor the one we keep) is the
+  // one to give back.
+  function hostTitle() {
+    if (document.title !== flashTitle && document.title !== pageTitle) pageTitle = document.title;
+  }
   function flash() {
     unseen++;
     if (flashTimer) return;
     pageTitle = document.title;
     var shown = false;
     var tick = function () {
+      hostTitle();
       shown = !shown;
-      document.title = shown ? "(" + unseen + ") " + S.newMessage : pageTitle;
+      document.title = shown ? "(" + unseen + ") " + (unseen > 1 ? S.newMessages : S.newMessage) : pageTitle;
+      flashTitle = document.title;  // as the browser keeps it (whitespace collapsed)
     };
     tick();
     flashTimer = setInterval(tick, 1000);
   }
   document.addEventListener("visibilitychange", function () {
     if (document.hidden || !flashTimer) return;
+    hostTitle();
     clearInterval(flashTimer); flashTimer = null; unseen = 0;
     document.title = pageTitle;
   });
@@ -385,6 +430,7 @@
       last = pattern.lastIndex = match.index + url.length;
     }
     box.appendChild(document.createTextNode(text.slice(last)));
+    box.dir = "auto";  // a right-to-left message reads right to left
     return box;
   }
   function initials(name) {
@@ -434,16 +480,17 @@
   function addMessage(m) {
     var sender = m.sender === "customer" || m.sender === "agent" ? m.sender : "bot";
     var stick = sender === "customer" || nearBottom();
+    var channel = m.channel && m.channel !== "web" ? channelLabel(m.channel) : "";
     var node;
     if (m.event) {
       node = el("div", "sg-event");
       if (m.event === "agent_joined" && m.agent_name) node.appendChild(avatar("agent", str(m.agent_name)));
+      if (channel) node.appendChild(el("span", "sg-channel", channel));
       node.appendChild(richText(str(m.text)));
       extras(node, m);
       log.appendChild(node);
     } else {
       var name = sender === "agent" ? str(m.agent_name) || S.agent : sender === "bot" ? S.bot : "";
-      var channel = m.channel && m.channel !== "web" ? channelLabel(m.channel) : "";
       var row = el("div", "sg-row sg-row-" + sender);
       var prev = log.lastElementChild;
       // A run of messages from one sender shows its name and avatar once.
@@ -458,7 +505,8 @@
       }
       node.appendChild(richText(str(m.text)));
       extras(node, m);
-      if (sender !== "customer") row.appendChild(avatar(sender, name));
+      // Who said it, for a screen reader: the bot's and people's names are shown.
+      row.appendChild(sender === "customer" ? el("span", "sg-sr", S.you) : avatar(sender, name));
       log.appendChild(add(row, node));
     }
     if (stick) scrollDown();
@@ -467,26 +515,46 @@
 
   // Sending, acks and the connection.
   var ws = null, ready = false, retryDelay = 500, retryTimer = null, resendTimer = null;
-  var limited = false;  // a "too fast" notice shown until all is acknowledged
+  var storeDelay = 2000;  // the pause before sending again what the store refused
+  var retrying = false;  // our "not sent yet" notice, shown until all is acknowledged
   var unacked = {};   // client id -> frame, re-sent after a reconnect
   var order = [];
+  var failed = [];   // texts the server refused for good, still shown after a reconnect
+  // The server's "send it again later" refusals: each shows our own words.
+  var RETRY = { rate_limited: "slowDown", store_unavailable: "retrying", busy: "retrying",
+    store_error: "retrying" };
+  // Refusals of the message itself: sending it again would not help.
+  var REFUSED = { empty_text: 1, text_too_long: 1, bad_frame: 1 };
+  // Blank as the server's Python str.strip() sees it, which is not JS's trim().
+  var BLANK = /^[\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$/;
 
-  function pending(text) {
+  // A customer bubble's state: "pending", "failed" or none; said to screen
+  // readers as well as shown.
+  function setState(bubble, state) {
+    var row = bubble.parentNode, old = row.querySelector(".sg-state");
+    if (old) row.removeChild(old);
+    bubble.classList.toggle("sg-pending", state === "pending");
+    bubble.classList.toggle("sg-failed", state === "failed");
+    if (state === "pending") row.appendChild(el("span", "sg-sr sg-state", S.sending));
+    if (state === "failed") row.appendChild(el("span", "sg-state", S.notSent));
+  }
+  function customerBubble(text, state) {
     var bubble = addMessage({ sender: "customer", text: text });
-    bubble.classList.add("sg-pending");
+    setState(bubble, state);
     return bubble;
   }
   function sendMessage(text, payload) {
+    if (BLANK.test(text) && !payload) return;  // the server would refuse it
     var frame = { type: "message", text: text, id: newId() };
     if (payload) frame.payload = str(payload);
-    unacked[frame.id] = { frame: frame, bubble: pending(text) };
+    unacked[frame.id] = { frame: frame, bubble: customerBubble(text, "pending") };
     order.push(frame.id);
     if (ready) ws.send(JSON.stringify(frame));
   }
   form.addEventListener("submit", function (event) {
     event.preventDefault();
     var text = input.value;
-    if (!text.trim()) return;
+    if (BLANK.test(text)) return;
     input.value = "";
     sendMessage(text);
   });
@@ -497,6 +565,7 @@
   function forgetSession() {
     try { localStorage.removeItem(storageKey); } catch (e) { /* private mode */ }
   }
+  function setNotice(text, untilAcked) { notice = text; retrying = untilAcked; showStatus(); }
 
   function onFrame(frame) {
     switch (frame.type) {
@@ -510,24 +579,24 @@
         }
         break;
       case "history":
-        // Replace what is shown by the server's record, then re-add what is unacknowledged.
+        // Replace what is shown by the server's record, then re-add what it
+        // refused and what is unacknowledged.
         log.textContent = "";
         list(frame.messages).forEach(addMessage);
         if (frame.channels) showChannels(frame.channels);
         ready = true;
-        order.forEach(function (id) { if (unacked[id]) unacked[id].bubble = pending(unacked[id].frame.text); });
+        failed.forEach(function (text) { customerBubble(text, "failed"); });
+        order.forEach(function (id) { unacked[id].bubble = customerBubble(unacked[id].frame.text, "pending"); });
         resendUnacked();
-        notice = ""; offline = false; showStatus();
+        offline = false; setNotice("", false);
         scrollDown();
         break;
-      case "channels":
-        showChannels(frame.channels);
-        break;
       case "ack":
-        if (unacked[frame.id]) unacked[frame.id].bubble.classList.remove("sg-pending");
+        if (unacked[frame.id]) setState(unacked[frame.id].bubble, "");
         delete unacked[frame.id];
         order = order.filter(function (id) { return id !== frame.id; });
-        if (limited && !order.length) { limited = false; notice = ""; showStatus(); }
+        storeDelay = 2000;
+        if (retrying && !order.length) setNotice("", false);
         break;
       case "message":
         if (frame.channels) showChannels(frame.channels);
@@ -560,38 +629,46 @@
 
   function onError(frame) {
     var code = str(frame.code);
-    if (code === "rate_limited") {
-      notice = str(frame.message); showStatus();
-      limited = true;
-      var pause = Math.max(1, frame.retry_after || 5) * 1000;
+    if (RETRY.hasOwnProperty(code)) {
+      var limited = code === "rate_limited";
+      var pause = limited ? Math.max(1, frame.retry_after || 5) * 1000 : storeDelay;
+      if (order.length) setNotice(S[RETRY[code]], true);
       if (ready) {
-        // Whatever is not acknowledged is sent again after the pause
-        // (an id the server already has is acknowledged, not redone).
-        if (!resendTimer) {
+        // Whatever is not acknowledged is sent again after the pause (an id
+        // the server already has is acknowledged, not redone); the store's
+        // pause doubles for each round it keeps refusing.
+        if (!resendTimer && order.length) {
+          if (!limited) storeDelay = Math.min(storeDelay * 2, 15000);
           resendTimer = setTimeout(function () { resendTimer = null; resendUnacked(); }, pause);
         }
       } else {
+        if (!limited) storeDelay = Math.min(storeDelay * 2, 15000);
         retryDelay = Math.max(retryDelay, pause);
         ws.close();
       }
+    } else if (REFUSED.hasOwnProperty(code) && ready && order.length) {
+      // Frames are answered in order: the refused one is the oldest waiting.
+      var id = order.shift(), refused = unacked[id];
+      delete unacked[id];
+      failed.push(refused.frame.text);
+      setState(refused.bubble, "failed");
+      setNotice(str(frame.message), true);
     } else if (code === "session_invalid" || code === "session_expired") {
       forgetSession();
       ws.send(JSON.stringify(hello(null)));
     } else if (/^(resume|identity)_/.test(code) && !ready) {
       // An unusable link or sign-in token: carry on as this browser's own chat.
-      notice = str(frame.message); showStatus();
+      setNotice(str(frame.message), false);
       if (code.indexOf("resume_") === 0) resume = null; else identity = null;
       ws.send(JSON.stringify(hello(storedSession())));
     } else {
-      notice = str(frame.message); showStatus();
+      setNotice(str(frame.message), false);
     }
   }
 
   function resendUnacked() {
     if (!ready) return;  // the next history frame sends them
-    order.forEach(function (id) {
-      if (unacked[id]) ws.send(JSON.stringify(unacked[id].frame));
-    });
+    order.forEach(function (id) { ws.send(JSON.stringify(unacked[id].frame)); });
   }
 
   function hello(session) {
@@ -638,7 +715,8 @@
     // The visitor signed out: a new anonymous chat, nothing of the old one shown.
     reset: function () {
       forgetSession();
-      identity = null; resume = null; unacked = {}; order = []; limited = false;
+      identity = null; resume = null; unacked = {}; order = []; failed = []; retrying = false;
+      storeDelay = 2000;
       clearTimeout(resendTimer); resendTimer = null;
       log.textContent = ""; unread = 0; showUnread(); showChannels([]);
       notice = ""; botTyping = ""; stopAgentTyping(); showStatus();
