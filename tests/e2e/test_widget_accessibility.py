@@ -43,8 +43,15 @@ async def test_the_chat_works_with_the_keyboard_alone(app: RunningApp, browser: 
         await expect(field).to_be_focused()
         await page.keyboard.type("hello")
         await page.keyboard.press("Enter")
-        log = page.get_by_role("log")
+        # The log has a name of its own, and says who said what.
+        log = page.get_by_role("log", name="Conversation")
         await expect(log.locator(".sg-bot .sg-buttons button")).to_have_count(2)
+        await expect(log.locator(".sg-pending")).to_have_count(0)
+        await expect(log).to_match_aria_snapshot(
+            '- log "Conversation":\n'
+            "  - text: /^You:\\shello Bot Hi!/\n"
+            '  - button "Order status"\n'
+            '  - button "Talk to a person"')
         await expect(field).to_be_focused()
         await expect(field).to_have_value("")
         # Tab reaches the Send button, and back through the quick replies.

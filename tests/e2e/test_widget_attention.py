@@ -85,11 +85,44 @@ async def test_the_title_flashes_while_the_tab_is_hidden_and_is_restored(
         await send(page, "unseen too")
         await expect(page.locator(".sg-bot")).to_have_count(3)
         await page.clock.run_for(2000)
-        assert await page.title() == "(2) New message"
+        assert await page.title() == "(2) New messages"
         # Back on the tab: the page's title, and no more flashing.
         await set_hidden(page, False)
         assert await page.title() == HOST_TITLE
         for _ in range(2):
             await page.clock.run_for(1000)
             assert await page.title() == HOST_TITLE
+    await context.close()
+
+
+async def test_a_title_the_page_sets_while_flashing_is_the_one_given_back(
+    app: RunningApp, browser: Browser
+) -> None:
+    context = await browser.new_context(locale="de-DE", **DESKTOP)
+    page = await context.new_page()
+    await page.clock.install()
+    async with host_site(embed_page(app, open="true")) as shop:
+        await page.goto(shop)
+        await page.clock.pause_at(await page.evaluate("() => Date.now() + 1000"))
+        await set_hidden(page, True)
+        await send(page, "eins", field="Nachricht", button="Senden")
+        # In the visitor's language, one and then more than one.
+        await expect(page).to_have_title("(1) Neue Nachricht")
+        await send(page, "zwei", field="Nachricht", button="Senden")
+        await expect(page.locator(".sg-bot")).to_have_count(2)
+        await page.clock.run_for(2000)
+        assert await page.title() == "(2) Neue Nachrichten"
+        # The shop changes its own title meanwhile (its cart, say).
+        await page.evaluate("() => { document.title = 'Warenkorb (1) - A shop'; }")
+        await page.clock.run_for(1000)
+        assert await page.title() == "Warenkorb (1) - A shop"
+        await page.clock.run_for(1000)
+        assert await page.title() == "(2) Neue Nachrichten"
+        # Changed once more, just before the visitor comes back: that one stays.
+        await page.clock.run_for(1000)
+        await page.evaluate("() => { document.title = 'Warenkorb (2) - A shop'; }")
+        await set_hidden(page, False)
+        assert await page.title() == "Warenkorb (2) - A shop"
+        await page.clock.run_for(2000)
+        assert await page.title() == "Warenkorb (2) - A shop"
     await context.close()

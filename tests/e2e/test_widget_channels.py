@@ -1,7 +1,7 @@
 """Other channels in the web chat widget, in a real headless Chromium: a
 web chat linked with Telegram names Telegram in its header and shows the
-messages written there with a "Telegram" tag; Telegram joining and leaving
-are lines in the timeline; "link" offers a button that continues on Telegram.
+messages and timeline lines written there with a "Telegram" tag; Telegram
+joining and leaving are lines in the timeline; "link" offers a button that continues on Telegram.
 
 Real app on loopback with the demo bot on a real Redis; Telegram through
 the real connector in webhook mode against the local Bot API fake, linked by
@@ -21,6 +21,7 @@ from tests.support.channels_rig import ChannelsRig, link_code
 from tests.support.handoff_rig import running
 
 TELEGRAM_JOINED = "Telegram chat"
+LINKED = "This chat now continues your web chat conversation"
 UNLINKED = "Telegram is no longer linked to this conversation"
 FROM_TELEGRAM = "where is my order"
 BOT_USERNAME = "segue_test_bot"
@@ -93,6 +94,12 @@ async def test_telegram_messages_are_tagged_and_the_header_names_telegram(
     on_web = await tagged(log, "bot", None)
     assert len(on_web) == 2, on_web
     assert on_web[0].startswith(GREETING) and on_web[1].startswith(CODE_GIVEN), on_web
+    # A line said on Telegram carries the tag too; the web's own line none.
+    await expect(log.locator(".sg-event", has_text=LINKED).locator(".sg-channel")).to_have_text(
+        "Telegram")
+    await expect(log.locator(".sg-event", has_text=TELEGRAM_JOINED)).to_have_count(1)
+    await expect(log.locator(".sg-event", has_text=TELEGRAM_JOINED).locator(".sg-channel")
+                 ).to_have_count(0)
     await expect(header).to_contain_text("Telegram")
 
     await send(page, "unlink telegram")

@@ -114,7 +114,8 @@ async def test_the_accent_colour_keeps_every_text_readable(
 async def test_the_launcher_and_panel_sit_in_the_chosen_corner(
     app: RunningApp, browser: Browser
 ) -> None:
-    for position, on_left in (("left", True), ("right", False), ("middle", False)):
+    for position, on_left in (("left", True), ("LEFT", True), ("Left", True), ("right", False),
+                              ("middle", False)):
         async with shop(browser, app, position=position) as page:
             launcher = await page.locator(".sg-launcher").bounding_box()
             assert launcher is not None and (launcher["x"] < 100) == on_left, position
@@ -124,11 +125,13 @@ async def test_the_launcher_and_panel_sit_in_the_chosen_corner(
             assert panel["x"] + panel["width"] <= 1280
 
 
-GERMAN = {"launcher": "Schreiben Sie uns", "title": "Kundenservice", "field": "Nachricht",
-          "placeholder": "Nachricht schreiben…", "send": "Senden", "close": "Chat schließen"}
-SPANISH = {"launcher": "Escríbenos", "title": "Atención al cliente", "field": "Mensaje",
-           "placeholder": "Escribe un mensaje…", "send": "Enviar", "close": "Cerrar chat"}
-ENGLISH = {"launcher": "Chat with us", "title": "Support", "field": "Message",
+GERMAN = {"lang": "de", "launcher": "Schreiben Sie uns", "title": "Kundenservice",
+          "field": "Nachricht", "placeholder": "Nachricht schreiben…", "send": "Senden",
+          "close": "Chat schließen"}
+SPANISH = {"lang": "es", "launcher": "Escríbenos", "title": "Atención al cliente",
+           "field": "Mensaje", "placeholder": "Escribe un mensaje…", "send": "Enviar",
+           "close": "Cerrar chat"}
+ENGLISH = {"lang": "en", "launcher": "Chat with us", "title": "Support", "field": "Message",
            "placeholder": "Type a message…", "send": "Send", "close": "Close chat"}
 
 
@@ -137,12 +140,16 @@ ENGLISH = {"launcher": "Chat with us", "title": "Support", "field": "Message",
     ({}, "es-MX", SPANISH),
     ({"locale": "es"}, "de-DE", SPANISH),
     ({"locale": "fr-FR"}, "de-DE", ENGLISH),
+    ({"locale": "de_DE"}, "es-ES", GERMAN),
+    ({"locale": "ES_mx"}, "en-US", SPANISH),
 ])
 async def test_the_widgets_words_are_in_the_visitors_language(
     app: RunningApp, browser: Browser, attributes: dict[str, str], browser_locale: str,
     words: dict[str, str],
 ) -> None:
     async with shop(browser, app, browser_locale=browser_locale, **attributes) as page:
+        # The widget says which language it speaks, whatever the page's is.
+        await expect(page.locator("#segue-chat")).to_have_attribute("lang", words["lang"])
         await page.get_by_role("button", name=words["launcher"]).click()
         await expect(page.get_by_role("dialog", name=words["title"])).to_be_visible()
         field = page.get_by_label(words["field"])

@@ -1,7 +1,8 @@
 """What a message may hold, shown in a real headless Chromium: http(s)
 addresses in text become links that open safely in a new tab, other schemes
-stay text, line breaks are kept, HTML is text; link buttons and images only
-for http(s) addresses (relative ones resolved against Segue's server)."""
+stay text, line breaks are kept, HTML is text, right-to-left text reads right
+to left; link buttons and images only for http(s) addresses (relative ones
+resolved against Segue's server)."""
 
 from __future__ import annotations
 
@@ -98,6 +99,25 @@ async def test_line_breaks_are_kept(app: RunningApp, browser: Browser) -> None:
     await expect(reply).to_have_text(LINES)
     # As a person sees it: one line each, the empty one too.
     assert await reply.inner_text() == LINES
+    await page.close()
+
+
+async def test_each_message_takes_the_direction_of_its_own_text(
+    app: RunningApp, browser: Browser
+) -> None:
+    page = await browser.new_page()
+    log = await open_chat(app, page)
+    hebrew = "\u05e9\u05dc\u05d5\u05dd, \u05de\u05d4 \u05e9\u05dc\u05d5\u05de\u05da?"
+    await send(page, hebrew)
+    await expect(log.locator(".sg-bot .sg-text")).to_have_text([f"You said: {hebrew}"])
+    directions = await log.locator(".sg-text").evaluate_all(
+        "texts => texts.map(t => [t.dir, getComputedStyle(t).direction])")
+    # The Hebrew message right to left; the reply, which starts in English, left to right.
+    assert directions == [["auto", "rtl"], ["auto", "ltr"]], directions
+    # The widget itself stays left to right, as its words are.
+    assert await page.evaluate(
+        "() => getComputedStyle(document.querySelector('#segue-chat .sg-log')).direction"
+    ) == "ltr"
     await page.close()
 
 

@@ -1,5 +1,6 @@
 """The widget tells the server the visitor's language, in a real headless
-Chromium: the browser's, or the one its script tag names."""
+Chromium: the browser's, or the one its script tag names (also written with
+an underscore, as "de_DE")."""
 
 from __future__ import annotations
 
@@ -28,11 +29,16 @@ def app_policy() -> Policy:
 
 
 @pytest.fixture
-async def host_site(app: RunningApp) -> AsyncIterator[str]:
-    """Another site that embeds the widget with `data-locale="es-MX"`."""
+def script_locale() -> str:
+    return "es-MX"
+
+
+@pytest.fixture
+async def host_site(app: RunningApp, script_locale: str) -> AsyncIterator[str]:
+    """Another site that embeds the widget with `data-locale` `script_locale`."""
     page = ("<!doctype html><html><head><title>A shop</title></head><body>"
             f'<script src="{app.base_url}/webchat/widget.js" data-open="true" '
-            'data-locale="es-MX"></script></body></html>')
+            f'data-locale="{script_locale}"></script></body></html>')
     async with serve_host_site(page) as url:
         yield url
 
@@ -58,4 +64,17 @@ async def test_the_script_tags_data_locale_overrides_the_browsers(
     await send(page, "hola", field="Mensaje", button="Enviar")
     await expect(page.get_by_role("log").locator(".sg-bot .sg-text")).to_have_text(
         ["locale: es-MX"])
+    await context.close()
+
+
+@pytest.mark.parametrize("script_locale", ["de_DE"])
+async def test_a_locale_written_with_an_underscore_is_read_as_a_language_tag(
+    host_site: str, browser: Browser
+) -> None:
+    context = await browser.new_context(locale="es-ES")
+    page = await context.new_page()
+    await page.goto(host_site)
+    await send(page, "hallo", field="Nachricht", button="Senden")
+    await expect(page.get_by_role("log").locator(".sg-bot .sg-text")).to_have_text(
+        ["locale: de-DE"])
     await context.close()

@@ -133,3 +133,54 @@ async def test_on_a_page_wider_than_the_phone_launcher_and_panel_stay_in_sight(
         await page.get_by_role("button", name="Close chat").tap()
         assert inside(await box(page, ".sg-launcher"), WIDTH, HEIGHT)
     await context.close()
+
+
+async def test_on_a_phone_the_open_panel_is_modal_and_keeps_the_focus(
+    app: RunningApp, browser: Browser
+) -> None:
+    # A shop's page with things of its own to focus, before and after the widget.
+    page_html = embed_page(app, open="true").replace(
+        "<main>", '<main><a href="#cart">Cart</a><button>Search</button>').replace(
+        "</body>", "<button>Newsletter</button></body>")
+    context = await browser.new_context(**PHONE)
+    page = await context.new_page()
+    async with host_site(page_html) as shop:
+        await page.goto(shop)
+        dialog = page.get_by_role("dialog", name="Support")
+        await expect(dialog).to_have_attribute("aria-modal", "true")
+        focused_in_widget = (
+            "() => document.querySelector('#segue-chat').contains(document.activeElement)")
+        # Opened by the page, with the focus still on the page: the first Tab
+        # lands in the panel, not on the page it hides.
+        await page.keyboard.press("Tab")
+        assert await page.evaluate(focused_in_widget)
+        field, send_button = page.get_by_label("Message"), page.get_by_role("button", name="Send")
+        close = page.get_by_role("button", name="Close chat")
+        await expect(field).to_be_focused()
+        await send(page, "hello")
+        await expect(page.locator(".sg-bot .sg-buttons button")).to_have_count(2)
+        # Tab goes round: from Send to Close, and back with Shift+Tab.
+        await send_button.focus()
+        await page.keyboard.press("Tab")
+        await expect(close).to_be_focused()
+        await page.keyboard.press("Shift+Tab")
+        await expect(send_button).to_be_focused()
+        # All the way round, the focus never leaves the panel.
+        for key in ["Tab"] * 8 + ["Shift+Tab"] * 8:
+            await page.keyboard.press(key)
+            assert await page.evaluate(focused_in_widget), key
+        # Closed, the page is the page again.
+        await close.focus()
+        await page.keyboard.press("Enter")
+        await expect(page.get_by_role("button", name="Chat with us")).to_be_focused()
+        await page.keyboard.press("Tab")
+        await expect(page.get_by_role("button", name="Newsletter")).to_be_focused()
+        # Wider than a phone, the open panel leaves the page usable: not modal.
+        await page.get_by_role("button", name="Chat with us").click()
+        await expect(dialog).to_have_attribute("aria-modal", "true")
+        await page.set_viewport_size({"width": 1024, "height": 768})
+        await expect(dialog).not_to_have_attribute("aria-modal", "true")
+        await send_button.focus()
+        await page.keyboard.press("Tab")
+        assert not await page.evaluate(focused_in_widget)
+    await context.close()

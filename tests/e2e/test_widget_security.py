@@ -85,6 +85,13 @@ async def test_messages_refused_for_coming_too_fast_are_sent_again_and_answered(
     await send(page, "hello")
     await expect(log.locator(".sg-bot")).to_have_count(1)
     texts = [f"quick {n}" for n in range(1, 26)]
+    # Every notice the status line shows from here on.
+    await page.evaluate("""() => {
+        window.__notices = [];
+        const status = document.querySelector('#segue-chat .sg-status');
+        new MutationObserver(() => window.__notices.push(status.textContent))
+            .observe(status, {childList: true, characterData: true, subtree: true});
+    }""")
     # Typed and sent far faster than a person could: all in one go.
     await page.evaluate(
         """texts => {
@@ -108,4 +115,8 @@ async def test_messages_refused_for_coming_too_fast_are_sent_again_and_answered(
     assert any(count > 1 for count in sends.values()), sends
     # Once all is acknowledged, the "too fast" notice goes away.
     await expect(page.locator("#segue-chat .sg-status")).to_have_text("")
+    # It was the widget's own, which does not ask the visitor to send again:
+    # the widget does that itself.
+    notices = set(await page.evaluate("() => window.__notices")) - {"", "typing\u2026"}
+    assert notices == {"Many messages at once \u2014 sending them in a moment\u2026"}, notices
     await page.close()

@@ -1,15 +1,17 @@
 """Helpers for the web chat widget's browser tests (no tests here): a host
 page that embeds the widget with chosen script attributes, a phone's
-browser context, a conversation with the demo bot and then a person, and
-the page shown as hidden or visible again."""
+browser context, a conversation with the demo bot and then a person, the
+page shown as hidden or visible again, and what its sockets send and get."""
 
 from __future__ import annotations
 
+import asyncio
 import html
+import json
 from typing import Any
 
 import aiohttp
-from playwright.async_api import Page, expect
+from playwright.async_api import Page, WebSocket, expect
 
 from bot.handoff.ports import AgentAccount
 from tests.support.app_server import RunningApp
@@ -72,3 +74,51 @@ async def set_hidden(page: Page, hidden: bool) -> None:
             get: () => hidden ? 'hidden' : 'visible'});
         document.dispatchEvent(new Event('visibilitychange'));
     }""", hidden)
+
+
+# Before any script of the page runs: every frame the page's sockets send is
+# kept in `window.__sent` (read at once, also while the page's clock is
+# paused), and the sockets in `window.__sockets`.
+SOCKET_SPY = """
+window.__sent = [];
+window.__sockets = [];
+window.WebSocket = class extends window.WebSocket {
+    constructor(...args) { super(...args); window.__sockets.push(this); }
+    send(data) { window.__sent.push(JSON.parse(data)); return super.send(data); }
+};
+"""
+
+
+async def sends_of(page: Page, text: str) -> int:
+    """How many times the page (with `SOCKET_SPY`) has sent a message `text`."""
+    count: int = await page.evaluate(
+        "text => window.__sent.filter(f => f.type === 'message' && f.text === text).length", text)
+    return count
+
+
+class Received:
+    """The frames the page's sockets receive, as they come; awaited from the
+    test's side, so a page whose clock is paused can be waited on too."""
+
+    def __init__(self, page: Page) -> None:
+        self.frames: list[dict[str, Any]] = []
+        self._arrived = asyncio.Event()
+        page.on("websocket", self._watch)
+
+    def _watch(self, ws: WebSocket) -> None:
+        ws.on("framereceived", self._got)
+
+    def _got(self, payload: str | bytes) -> None:
+        self.frames.append(json.loads(payload))
+        self._arrived.set()
+
+    def errors(self) -> list[str]:
+        return [str(f.get("code")) for f in self.frames if f.get("type") == "error"]
+
+    async def error_count(self, count: int) -> list[str]:
+        """The error codes received, once there are `count` of them."""
+        async with asyncio.timeout(15):
+            while len(self.errors()) < count:
+                self._arrived.clear()
+                await self._arrived.wait()
+        return self.errors()
