@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from typing import ClassVar
 
-import pytest
 import redis.asyncio as aioredis
 
 from bot.core.backoff import Backoff
@@ -23,20 +21,7 @@ from bot.handoff.ports import (
     HandoffQueueStore,
     LoginAttemptStore,
 )
-from context_store.agents_memory import MemoryAgentStore
 from context_store.agents_redis import RedisAgentStore
-from context_store.redis_client import connect
-
-
-@pytest.fixture(params=["memory", "redis", "cluster"])
-async def agents(request: pytest.FixtureRequest) -> AsyncIterator[AgentStore]:
-    if request.param == "memory":
-        yield MemoryAgentStore()
-        return
-    url = request.getfixturevalue("cluster_url" if request.param == "cluster" else "redis_url")
-    client = connect(url)
-    yield RedisAgentStore(client)
-    await client.aclose()
 
 
 def account(name: str, role: str = "agent") -> AgentAccount:

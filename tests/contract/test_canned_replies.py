@@ -4,29 +4,21 @@ store: in memory, on one Redis, and on a Redis Cluster of three masters."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import ClassVar
 
 import pytest
 import redis.asyncio as aioredis
 
-from bot.handoff.ports import CannedReply, CannedReplyStore
-from context_store.agents_memory import MemoryAgentStore
+from bot.handoff.ports import AgentStore, CannedReply, CannedReplyStore
 from context_store.agents_redis import RedisAgentStore
-from context_store.redis_client import connect
 
 GREET = CannedReply("greet", "Hi {customer_name}, I'm {agent_name}.")
 
 
-@pytest.fixture(params=["memory", "redis", "cluster"])
-async def canned(request: pytest.FixtureRequest) -> AsyncIterator[CannedReplyStore]:
-    if request.param == "memory":
-        yield MemoryAgentStore()
-        return
-    url = request.getfixturevalue("cluster_url" if request.param == "cluster" else "redis_url")
-    client = connect(url)
-    yield RedisAgentStore(client)
-    await client.aclose()
+@pytest.fixture
+def canned(agents: AgentStore) -> CannedReplyStore:
+    """The agent store (`agents`, tests/contract/conftest.py), as its canned-reply slice."""
+    return agents
 
 
 class TestCannedReplyStore:
