@@ -32,7 +32,7 @@ from bot.core.errors import (
     StoreUnavailable,
 )
 from bot.core.identities import new_customer_id
-from bot.core.model import Address, ChannelIdentity, HistoryEntry, Inbound, Outbound
+from bot.core.model import Address, ChannelIdentity, HistoryEntry, Inbound, Outbound, is_public
 from bot.core.ports import ConversationReader, TurnStore
 from bot.core.profile import profile_of
 from bot.core.rate_limits import (
@@ -419,7 +419,8 @@ class WebChatConnector:
         identities = await self.store.identities(client.customer_id)
         await client.ws.send_json({
             "type": "history",
-            "messages": [history_item(e) for e in history],
+            # The team's notes and internal steps are never the visitor's to see.
+            "messages": [history_item(e) for e in history if is_public(e)],
             "channels": sorted({i.channel for i in identities} | {CHANNEL}),
         })
 

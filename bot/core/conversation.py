@@ -36,6 +36,8 @@ class HandoffState:
     started_turn: int | None = None
     claimed_at: float | None = None
     confirm_erase: bool = False
+    # When a person first answered the customer in this handoff.
+    first_response_at: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"status": self.status, "since": self.since,
@@ -47,6 +49,8 @@ class HandoffState:
             data["claimed_at"] = self.claimed_at
         if self.confirm_erase:
             data["confirm_erase"] = True
+        if self.first_response_at is not None:
+            data["first_response_at"] = self.first_response_at
         return data
 
     @classmethod
@@ -60,6 +64,55 @@ class HandoffState:
             started_turn=data.get("started_turn"),
             claimed_at=data.get("claimed_at"),
             confirm_erase=bool(data.get("confirm_erase")),
+            first_response_at=data.get("first_response_at"),
+        )
+
+
+RatingStage = Literal["asked", "comment", "done", "dropped"]
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedHandoff:
+    """The last handoff a person closed: its times, and the customer's
+    rating of it. `rating` says where the rating stands: `asked` (the 1-5
+    question is open), `comment` (scored; an optional comment may follow),
+    `done`, or `dropped` (the customer wrote something else instead).
+    `record` names its anonymous copy in the report's records."""
+
+    record: str
+    agent: str | None
+    agent_name: str | None
+    queued_at: float
+    claimed_at: float | None
+    first_response_at: float | None
+    closed_at: float
+    rating: RatingStage = "asked"
+    score: int | None = None
+    comment: str | None = None
+    rated_at: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"record": self.record, "agent": self.agent, "agent_name": self.agent_name,
+                "queued_at": self.queued_at, "claimed_at": self.claimed_at,
+                "first_response_at": self.first_response_at, "closed_at": self.closed_at,
+                "rating": self.rating, "score": self.score, "comment": self.comment,
+                "rated_at": self.rated_at}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ClosedHandoff:
+        rating = data.get("rating")
+        return cls(
+            record=str(data.get("record", "")),
+            agent=data.get("agent"),
+            agent_name=data.get("agent_name"),
+            queued_at=float(data.get("queued_at", 0)),
+            claimed_at=data.get("claimed_at"),
+            first_response_at=data.get("first_response_at"),
+            closed_at=float(data.get("closed_at", 0)),
+            rating=rating if rating in ("asked", "comment", "done", "dropped") else "dropped",
+            score=data.get("score"),
+            comment=data.get("comment"),
+            rated_at=data.get("rated_at"),
         )
 
 
@@ -165,6 +218,8 @@ class ConversationState:
     # shows it. A join keeps the target's; the joined channel's comes back
     # with its next message.
     profile: dict[str, Profile] = field(default_factory=dict)
+    # Owned by the handoff step: the last handoff a person closed, and its rating.
+    closed_handoff: ClosedHandoff | None = None
 
     def note_profile(self, channel: str, values: Mapping[str, str] | None) -> bool:
         """Keep `values` as `channel`'s profile; whether it changed. A
@@ -190,6 +245,8 @@ class ConversationState:
             data["question"] = self.question.to_json()
         if self.profile:
             data["profile"] = self.profile
+        if self.closed_handoff is not None:
+            data["closed_handoff"] = self.closed_handoff.to_json()
         return orjson.dumps(data).decode()
 
     @classmethod
@@ -199,6 +256,7 @@ class ConversationState:
         data = orjson.loads(raw)
         address = data.get("last_address")
         handoff = data.get("handoff")
+        closed = data.get("closed_handoff")
         return cls(
             last_address=Address.from_json(address) if address else None,
             dialog=data.get("dialog", {}),
@@ -209,4 +267,5 @@ class ConversationState:
             locale_from=data.get("locale_from"),
             question=HistoryEntry.from_json(data["question"]) if data.get("question") else None,
             profile=profiles_from_json(data.get("profile")),
+            closed_handoff=ClosedHandoff.from_json(closed) if closed else None,
         )

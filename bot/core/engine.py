@@ -168,7 +168,7 @@ class Engine:
                     customer_id,
                     token=token,
                     state=state.to_json(),
-                    entries=record(inbound, replies),
+                    entries=[*record(inbound, replies), *context.internal],
                     message_key=message_key,
                     identity=inbound.identity,
                     address=inbound.address,

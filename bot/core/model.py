@@ -11,9 +11,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Sender = Literal["customer", "bot", "agent"]
-# A change to the conversation itself, told to the customer as a notice.
-ConversationEvent = Literal["agent_joined", "agent_left", "channel_joined", "channel_left"]
+# `note` and `internal` are the team's own lines in a conversation's
+# timeline (a private note, a handoff's steps): kept in its history beside
+# the customer's messages, never sent or shown to the customer.
+Sender = Literal["customer", "bot", "agent", "note", "internal"]
+PRIVATE_SENDERS = frozenset({"note", "internal"})
+# A change to the conversation itself: the first four are told to the
+# customer as a notice; the others mark the team's internal lines.
+ConversationEvent = Literal["agent_joined", "agent_left", "channel_joined", "channel_left",
+                            "queued", "claimed", "assigned", "transferred", "released",
+                            "closed", "rated"]
+# Where the team's internal lines are said: no channel of the customer's.
+CONSOLE = "console"
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -131,6 +140,8 @@ class HistoryEntry:
     buttons: tuple[Button, ...] = ()
     agent_name: str | None = None
     event: ConversationEvent | None = None
+    # The agent's username, on a note (who may be asked about it).
+    agent: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -145,6 +156,8 @@ class HistoryEntry:
             data["agent_name"] = self.agent_name
         if self.event:
             data["event"] = self.event
+        if self.agent:
+            data["agent"] = self.agent
         return data
 
     @classmethod
@@ -157,11 +170,19 @@ class HistoryEntry:
             buttons=tuple(Button(b["title"], b["payload"]) for b in data.get("buttons", ())),
             agent_name=data.get("agent_name"),
             event=data.get("event"),
+            agent=data.get("agent"),
         )
 
     @classmethod
     def of_inbound(cls, inbound: Inbound) -> HistoryEntry:
         return cls(sender="customer", channel=inbound.channel, text=inbound.text, ts=inbound.ts)
+
+    @classmethod
+    def internal(cls, event: ConversationEvent, text: str, ts: float, *,
+                 agent_name: str | None = None) -> HistoryEntry:
+        """A step of the team's in the timeline (queued, claimed, closed, ...)."""
+        return cls(sender="internal", channel=CONSOLE, text=text, ts=ts,
+                   agent_name=agent_name, event=event)
 
     @classmethod
     def of_outbound(cls, outbound: Outbound, channel: str, ts: float) -> HistoryEntry:
@@ -174,3 +195,13 @@ class HistoryEntry:
             agent_name=outbound.agent_name,
             event=outbound.event,
         )
+
+
+def is_public(entry: HistoryEntry) -> bool:
+    """Whether the customer may see this line: not a note or a step of the team's."""
+    return entry.sender not in PRIVATE_SENDERS
+
+
+def public_entries(entries: list[HistoryEntry]) -> list[HistoryEntry]:
+    """What a customer is shown of their history."""
+    return [entry for entry in entries if is_public(entry)]

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from bot.core.catalog import text
 from bot.core.conversation import ConversationState
-from bot.core.model import Inbound, Outbound
+from bot.core.model import HistoryEntry, Inbound, Outbound
 
 # What a customer reads when a person is asked for, whoever asked: a flow, an
 # action, or the customer's own `/agent`. In English: the catalog's
@@ -33,6 +33,9 @@ class TurnContext:
     handoff_reason: str | None = None
     # Set by the linking step once this customer was joined into another.
     joined_into: str | None = None
+    # The team's lines this turn adds to the timeline after its replies
+    # (a handoff queued): kept in the history, never sent.
+    internal: list[HistoryEntry] = field(default_factory=list)
 
 
 class Policy(Protocol):

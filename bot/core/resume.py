@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from bot.core.catalog import text, versions
 from bot.core.conversation import ConversationState
-from bot.core.model import HistoryEntry, Outbound
+from bot.core.model import HistoryEntry, Outbound, is_public
 from bot.core.ports import ConversationReader
 
 # How far back in the history to look for it.
@@ -25,7 +25,8 @@ async def last_prompt(store: ConversationReader, customer_id: str, *,
     """The latest recent entry not written by the customer (only the bot's
     with `bot_only`; only ones older than `before` if given)."""
     for entry in reversed(await store.history(customer_id, RECENT_ENTRIES)):
-        if entry.sender == "customer" or (bot_only and entry.sender != "bot"):
+        if entry.sender == "customer" or not is_public(entry) or (
+                bot_only and entry.sender != "bot"):
             continue
         if before is None or entry.ts < before:
             return entry
