@@ -31,9 +31,15 @@ class _Console:
     token: str
 
 
+# What is said or typed in a conversation: for its holder (everyone's while
+# it waits) and the admins.
+HOLDERS_EVENTS = frozenset({"message", "typing"})
+
+
 def visible(event: dict[str, Any], agent: AgentAccount) -> bool:
-    """Messages of a conversation held by someone else are not this agent's business."""
-    if agent.role == "admin" or event.get("type") != "message":
+    """What is said or typed in a conversation held by someone else is not
+    this agent's business."""
+    if agent.role == "admin" or event.get("type") not in HOLDERS_EVENTS:
         return True
     holder = event.get("agent")
     return holder is None or holder == agent.username

@@ -3,6 +3,7 @@
 Protocol (docs/protocol.md): the client says `hello` (optionally with its session
 token), gets `session` and `history`, then sends `message` frames; each
 accepted message is acknowledged with `ack` once it is saved, then answered.
+`typing` frames go to the agents' consoles (connectors.webchat_typing).
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ from connectors.webchat_frames import (
 )
 from connectors.webchat_presence import WebPresence
 from connectors.webchat_sockets import WebSockets
+from connectors.webchat_typing import CustomerTyping
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +124,7 @@ class WebChatConnector:
         # Reach sockets held by other workers: frames for a session with no
         # socket here go over `bus`; `presence` tells where sessions are open.
         self.sockets = WebSockets(bus=bus, presence=presence)
+        self.customer_typing = CustomerTyping(store=store, bus=bus)
         self._widget = CompressedFile(STATIC_DIR / "widget.js", "text/javascript; charset=utf-8")
 
     def mount(self, app: web.Application) -> None:
@@ -213,6 +216,7 @@ class WebChatConnector:
                     break
         finally:
             await self.sockets.unregister(client)
+            await self.customer_typing.closed(client)
         return ws
 
     def _origin_allowed(self, request: web.Request) -> bool:
@@ -233,6 +237,8 @@ class WebChatConnector:
                 await self._on_hello(client, frame)
             elif kind == "message":
                 await self._on_message(client, frame)
+            elif kind == "typing":
+                await self.customer_typing.on_frame(client, frame)
             else:
                 raise BadInput("unknown_type", f"unknown frame type {kind!r}")
         except BadInput as exc:
