@@ -556,8 +556,22 @@
     var text = input.value;
     if (BLANK.test(text)) return;
     input.value = "";
+    setTyping(false);
     sendMessage(text);
   });
+
+  // The visitor's typing, for a person from the team: "on" at most every 3 s
+  // while they type; "off" once they stop for 5 s, send, or empty the field.
+  var typing = false, typingAt = 0, idleTimer = null;
+  function setTyping(on) {
+    clearTimeout(idleTimer);
+    if (on) idleTimer = setTimeout(setTyping, 5000, false);
+    if (on ? !ready || Date.now() - typingAt < 3000 : !typing) return;
+    if (on) typingAt = Date.now();
+    typing = on;
+    if (ready) ws.send(JSON.stringify({ type: "typing", on: on }));
+  }
+  input.addEventListener("input", function () { setTyping(!BLANK.test(input.value)); });
 
   function storedSession() {
     try { return localStorage.getItem(storageKey); } catch (e) { return null; }  // private mode
@@ -661,7 +675,7 @@
       setNotice(str(frame.message), false);
       if (code.indexOf("resume_") === 0) resume = null; else identity = null;
       ws.send(JSON.stringify(hello(storedSession())));
-    } else {
+    } else if (code !== "unknown_type") {  // a server older than typing frames
       setNotice(str(frame.message), false);
     }
   }
