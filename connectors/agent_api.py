@@ -9,7 +9,9 @@ their HTTP status is chosen here and nowhere else.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,6 +25,7 @@ from bot.handoff.accounts import AgentAuth, AgentError, NotAuthenticated, TooMan
 from bot.handoff.canned import CannedReplies, canned_store
 from bot.handoff.desk import HandoffDesk
 from bot.handoff.ports import AgentAccount, CannedReply, CannedReplyStore
+from bot.handoff.report import handoff_report, report_period
 from connectors.agent_hub import AgentHub
 from connectors.client_address import client_address, is_https
 from connectors.http_errors import json_error
@@ -43,8 +46,11 @@ STATUS = {
 # stays a few store round trips and a bounded answer.
 QUEUE_LISTING_MAX = 500
 TOTAL_HEADER = "X-Total-Count"
-_FILES = {"": ("index.html", "text/html"), "app.js": ("app.js", "text/javascript"),
-          "canned.js": ("canned.js", "text/javascript"), "app.css": ("app.css", "text/css")}
+# The report reads at most this many closed handoffs, oldest first.
+REPORT_RECORDS_MAX = 50_000
+_FILES = {"": ("index.html", "text/html"), "app.css": ("app.css", "text/css"),
+          **{name: (name, "text/javascript")
+             for name in ("app.js", "canned.js", "timeline.js", "report.js", "workspace.js")}}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -137,10 +143,12 @@ class AgentApi:
         r.add_post(f"{base}/claim", _json_errors(self.claim))
         r.add_post(f"{base}/messages", _json_errors(self.message))
         r.add_post(f"{base}/typing", _json_errors(self.typing))
+        r.add_post(f"{base}/notes", _json_errors(self.note))
         r.add_post(f"{base}/transfer", _json_errors(self.transfer))
         r.add_post(f"{base}/release", _json_errors(self.release))
         r.add_post(f"{base}/close", _json_errors(self.close))
         r.add_get("/agent/api/customers/{customer}/export", _json_errors(self.export))
+        r.add_get("/agent/api/report", _json_errors(self.report))
         r.add_get("/agent/api/canned", _json_errors(self.canned_list))
         r.add_post("/agent/api/canned", _json_errors(self.canned_put))
         r.add_delete("/agent/api/canned", _json_errors(self.canned_delete))
@@ -211,8 +219,11 @@ class AgentApi:
         await self._agent(request)
         online = await self.desk.agents.agents_online()
         accounts = await self.desk.agents.agents()
+        held = Counter((await self.desk.agents.claimed()).values())
         return web.json_response({"agents": [
-            {**_agent_json(a), "online": a.username in online} for a in accounts]})
+            {**_agent_json(a), "online": a.username in online,
+             "capacity": self.desk.capacity_of(a), "open": held[a.username]}
+            for a in accounts]})
 
     async def queue(self, request: web.Request) -> web.Response:
         await self._agent(request)
@@ -248,6 +259,14 @@ class AgentApi:
         body = await _body(request)
         return web.json_response(
             await self.desk.typing(agent, request.match_info["customer"], body.get("on")))
+
+    async def note(self, request: web.Request) -> web.Response:
+        agent = await self._agent(request)
+        body = await _body(request)
+        customer = request.match_info["customer"]
+        result = await self.desk.note(agent, customer, body.get("text"))
+        log.info("agent %s noted on customer %s", agent.username, customer)
+        return web.json_response(result)
 
     async def transfer(self, request: web.Request) -> web.Response:
         agent = await self._agent(request)
@@ -288,6 +307,19 @@ class AgentApi:
         if agent.role != "admin":
             raise AgentError("admins_only", f"only an admin may {doing}")
         return agent
+
+    async def report(self, request: web.Request) -> web.Response:
+        """Handled conversations, response and resolution times and ratings,
+        overall and per agent, for whole UTC days (`bot.handoff.report`)."""
+        await self._admin(request, "read the report")
+        today = datetime.fromtimestamp(self.desk.clock(), UTC).date()
+        first, last, start, end = report_period(request.query, today)
+        records = await self.desk.agents.records_between(start, end, REPORT_RECORDS_MAX)
+        names = {a.username: a.display_name for a in await self.desk.agents.agents()}
+        report = handoff_report(records, names, first, last)
+        if len(records) == REPORT_RECORDS_MAX:
+            report["truncated"] = True  # a shorter period counts them all
+        return web.json_response(report)
 
     async def canned_list(self, request: web.Request) -> web.Response:
         await self._agent(request)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from bot.core.backoff import Backoff
-from bot.handoff.ports import AgentAccount, AgentSession, CannedReply, QueueEntry
+from bot.handoff.ports import AgentAccount, AgentSession, CannedReply, HandoffRecord, QueueEntry
 
 # How often the memory store drops login counters whose window has passed.
 PURGE_SECONDS = 60.0
@@ -29,6 +30,10 @@ class MemoryAgentStore:
         self._online: dict[tuple[str, str], float] = {}
         self._web: dict[str, dict[str, float]] = {}
         self._canned: dict[str, str] = {}
+        self._records: dict[str, HandoffRecord] = {}
+        # (holder, until in self.clock()), and the last agent assigned.
+        self._lease: tuple[str, float] | None = None
+        self._last_assigned: str | None = None
 
     async def put_agent(self, account: AgentAccount) -> None:
         self._agents[account.username] = account
@@ -159,3 +164,38 @@ class MemoryAgentStore:
 
     async def drop_canned(self, shortcut: str) -> bool:
         return self._canned.pop(shortcut, None) is not None
+
+    async def put_record(self, record: HandoffRecord, keep_seconds: float) -> None:
+        self._records[record.id] = record
+        cutoff = record.closed_at - keep_seconds
+        for old in [r.id for r in self._records.values() if r.closed_at < cutoff]:
+            del self._records[old]
+
+    async def rate_record(self, record_id: str, score: int) -> bool:
+        record = self._records.get(record_id)
+        if record is None or record.csat is not None:
+            return False
+        self._records[record_id] = replace(record, csat=score)
+        return True
+
+    async def records_between(self, start: float, end: float,
+                              limit: int) -> list[HandoffRecord]:
+        inside = [r for r in self._records.values() if start <= r.closed_at < end]
+        return sorted(inside, key=lambda r: (r.closed_at, r.id))[:limit]
+
+    async def take_assignment_lease(self, holder: str, ttl_seconds: float) -> bool:
+        now = self.clock()
+        if self._lease is not None and self._lease[0] != holder and self._lease[1] > now:
+            return False
+        self._lease = (holder, now + ttl_seconds)
+        return True
+
+    async def drop_assignment_lease(self, holder: str) -> None:
+        if self._lease is not None and self._lease[0] == holder:
+            self._lease = None
+
+    async def last_assigned(self) -> str | None:
+        return self._last_assigned
+
+    async def set_last_assigned(self, username: str) -> None:
+        self._last_assigned = username

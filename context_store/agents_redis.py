@@ -11,6 +11,7 @@ Keys (prefix `segue` by default):
 - `segue:{handoff}:claims`    hash customer -> agent username
 - `segue:{w:<session>}:sockets` sorted set worker -> expiry, with a TTL
 - `segue:canned`              hash shortcut -> canned reply text
+- the report's records and the assignment lease: `context_store.agents_redis_records`
 
 Queue and claims share a hash tag so that moving a conversation between them
 is one MULTI, also on Redis Cluster.
@@ -23,7 +24,14 @@ import time
 from collections.abc import Sequence
 
 from bot.core.backoff import Backoff
-from bot.handoff.ports import AgentAccount, AgentSession, CannedReply, QueueEntry
+from bot.handoff.ports import (
+    AgentAccount,
+    AgentSession,
+    CannedReply,
+    HandoffRecord,
+    QueueEntry,
+)
+from context_store.agents_redis_records import RedisRecords
 from context_store.redis_client import RedisClient, run_redis
 
 # KEYS: counter. ARGV: window seconds. INCR and set the TTL only when new.
@@ -81,6 +89,7 @@ class RedisAgentStore:
         self._forgive_failure = client.register_script(_FORGIVE_FAILURE)
         self._add_attempt = client.register_script(_ADD_ATTEMPT)
         self._put_canned = client.register_script(_PUT_CANNED)
+        self._records = RedisRecords(client, self._key)
 
     def _key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
@@ -243,3 +252,27 @@ class RedisAgentStore:
 
     async def drop_canned(self, shortcut: str) -> bool:
         return bool(await run_redis(self.client.hdel(self._canned, shortcut)))
+
+    # The report's records and the assignment lease (`agents_redis_records`).
+
+    async def put_record(self, record: HandoffRecord, keep_seconds: float) -> None:
+        await self._records.put_record(record, keep_seconds)
+
+    async def rate_record(self, record_id: str, score: int) -> bool:
+        return await self._records.rate_record(record_id, score)
+
+    async def records_between(self, start: float, end: float,
+                              limit: int) -> list[HandoffRecord]:
+        return await self._records.records_between(start, end, limit)
+
+    async def take_assignment_lease(self, holder: str, ttl_seconds: float) -> bool:
+        return await self._records.take_assignment_lease(holder, ttl_seconds)
+
+    async def drop_assignment_lease(self, holder: str) -> None:
+        await self._records.drop_assignment_lease(holder)
+
+    async def last_assigned(self) -> str | None:
+        return await self._records.last_assigned()
+
+    async def set_last_assigned(self, username: str) -> None:
+        await self._records.set_last_assigned(username)

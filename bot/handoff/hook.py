@@ -3,7 +3,9 @@
 `HandoffHook` is the engine-level step: while a conversation waits for or is
 held by a person, it takes every turn over with no reply at all (so no flow
 can answer by mistake) and, once the turn is saved, sends the message live to
-the agents' consoles. `/agent` asks for a person on any channel.
+the agents' consoles. `/agent` asks for a person on any channel. After a
+person closed the conversation, it takes the customer's rating of it
+(`bot.handoff.rating`).
 
 `HandoffPolicy` wraps the dialog policy: when a flow, the fallback counter or
 an action asks for a person (`TurnContext.handoff_reason`), it marks the
@@ -24,6 +26,7 @@ from bot.core.engine import Turn, record
 from bot.core.model import Button, Inbound, Outbound
 from bot.core.policy import Policy, TurnContext
 from bot.handoff.desk import HandoffDesk
+from bot.handoff.rating import answer_rating, is_rating_payload
 from bot.handoff.state import is_active
 
 log = logging.getLogger(__name__)
@@ -56,6 +59,14 @@ class HandoffHook:
         if is_active(handoff):
             # Erasing one's data stays possible while a person holds the chat.
             return _erase_request(context, handoff) or []
+        closed = context.state.closed_handoff
+        if closed is not None and (closed.rating in ("asked", "comment")
+                                   or is_rating_payload(context.inbound.payload)):
+            # The answer to "how did we do?" (or an old rating button pressed
+            # again); anything else goes on as usual.
+            rated = await answer_rating(context, self.desk.agents, self.desk.clock())
+            if rated is not None:
+                return rated
         if AGENT_COMMAND.match(context.inbound.text.strip()):
             context.handoff_reason = "customer sent /agent"
             notice = await self.desk.begin(context, context.handoff_reason)
@@ -77,6 +88,11 @@ class HandoffHook:
         if is_active(state.handoff):
             entries = record(context.inbound, list(turn.replies))
             await self.desk.announce(context.customer_id, state, entries)
+        await self.desk.announce_internal(context.customer_id, state, context.internal)
+        if any(entry.event == "rated" for entry in context.internal):
+            closed = state.closed_handoff
+            await self.desk.publish({"type": "rated", "customer": context.customer_id,
+                                     "score": closed.score if closed is not None else None})
         elif context.handoff_reason:
             # The policy asked for a person but is not wrapped in HandoffPolicy.
             await self.desk.queue_later(context.customer_id, context.handoff_reason)

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.core.conversation import ConversationState
+from bot.core.conversation import ClosedHandoff, ConversationState
 from bot.core.ports import ConversationReader
 from bot.core.profile import merged_profile, name_of
 from bot.handoff.ports import AgentAccount, HandoffQueueStore
 from bot.handoff.state import as_json, is_active
 
 
-async def waiting(store: ConversationReader, agents: HandoffQueueStore,
-                  limit: int) -> list[dict[str, Any]]:
+async def waiting(store: ConversationReader, agents: HandoffQueueStore, limit: int, *,
+                  now: float, alert_seconds: float) -> list[dict[str, Any]]:
     """The oldest `limit` conversations waiting for a person, oldest first:
-    three store round trips at most, however long the queue."""
+    three store round trips at most, however long the queue. Each says how
+    long it has waited, and whether longer than `alert_seconds`."""
     entries = await agents.queued(limit)
     states = await store.load_states([entry.customer for entry in entries])
     # Erased, merged away or expired: ids are never reused, so the entries
@@ -29,8 +30,11 @@ async def waiting(store: ConversationReader, agents: HandoffQueueStore,
         if not is_active(state.handoff):
             continue
         last = state.last_address.channel if state.last_address else None
+        waited = max(0.0, now - entry.since)
         item: dict[str, Any] = {"customer": entry.customer, "since": entry.since,
-                                "reason": state.handoff.reason, "channel": last}
+                                "reason": state.handoff.reason, "channel": last,
+                                "waited_seconds": round(waited, 1),
+                                "waiting_too_long": waited > alert_seconds}
         _with_name(item, state)
         listed.append(item)
     return listed
@@ -79,5 +83,25 @@ async def conversation(store: ConversationReader, customer_id: str, state: Conve
         "slots": dialog.get("slots") or {},
         # What the channels say about the customer, merged, and each one's own.
         "profile": merged_profile(state.profile),
+        **_closed_handoff(state.closed_handoff),
         "history": [e.to_json() for e in history],
     }
+
+
+def _closed_handoff(closed: ClosedHandoff | None) -> dict[str, Any]:
+    """The last closed handoff's times, and its rating once given."""
+    if closed is None:
+        return {}
+    first = closed.first_response_at
+    shown: dict[str, Any] = {"handoff_times": {
+        "agent": closed.agent, "agent_name": closed.agent_name,
+        "queued_at": closed.queued_at, "claimed_at": closed.claimed_at,
+        "first_response_at": first, "closed_at": closed.closed_at,
+        "first_response_seconds": round(first - closed.queued_at, 1) if first is not None else None,
+        "resolution_seconds": round(closed.closed_at - closed.queued_at, 1),
+    }}
+    if closed.score is not None:
+        shown["csat"] = {"score": closed.score, "comment": closed.comment,
+                         "agent": closed.agent, "agent_name": closed.agent_name,
+                         "rated_at": closed.rated_at}
+    return shown

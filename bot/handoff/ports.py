@@ -5,10 +5,12 @@ like `bot.core.ports`: each caller names the few methods it uses;
 Agent accounts and their sessions; login-attempt counters and delays; the index of
 handed-off conversations (the queue, oldest first, and who holds each claimed
 one); presence: which agents have the console open and which worker holds
-a web chat session's sockets; and the canned replies agents insert. The
-conversation's own handoff status lives in its `ConversationState` and is
-changed under the customer's lock; the index here only lists it, so it can be
-rebuilt from the states.
+a web chat session's sockets; the canned replies agents insert; the
+anonymous records of closed handoffs the report counts; and the lease that
+lets one worker at a time assign waiting conversations. The conversation's
+own handoff status lives in its `ConversationState` and is changed under the
+customer's lock; the index here only lists it, so it can be rebuilt from the
+states.
 """
 
 from __future__ import annotations
@@ -33,16 +35,24 @@ class AgentAccount:
     display_name: str
     role: Role
     password_hash: str
+    # Open conversations automatic assignment may give this agent; None:
+    # the deployment's default (`SEGUE_AGENT_CAPACITY`).
+    capacity: int | None = None
 
     def to_json(self) -> str:
-        return json.dumps({"username": self.username, "display_name": self.display_name,
-                           "role": self.role, "password_hash": self.password_hash})
+        data: dict[str, Any] = {"username": self.username, "display_name": self.display_name,
+                                "role": self.role, "password_hash": self.password_hash}
+        if self.capacity is not None:
+            data["capacity"] = self.capacity
+        return json.dumps(data)
 
     @classmethod
     def from_json(cls, raw: str) -> AgentAccount:
         data: dict[str, Any] = json.loads(raw)
+        capacity = data.get("capacity")
         return cls(username=data["username"], display_name=data["display_name"],
-                   role=data["role"], password_hash=data["password_hash"])
+                   role=data["role"], password_hash=data["password_hash"],
+                   capacity=int(capacity) if capacity is not None else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +89,36 @@ class CannedReply:
 
     shortcut: str
     text: str
+
+
+@dataclass(frozen=True, slots=True)
+class HandoffRecord:
+    """One handoff a person closed, as the report counts it: times, the
+    agent who held it and the customer's score; no customer id and no text,
+    so it may outlive the customer's erase. Times are time.time()."""
+
+    id: str
+    agent: str
+    agent_name: str
+    queued_at: float
+    claimed_at: float | None
+    first_response_at: float | None
+    closed_at: float
+    csat: int | None = None
+
+    def to_json(self) -> str:
+        return json.dumps({"id": self.id, "agent": self.agent, "agent_name": self.agent_name,
+                           "queued_at": self.queued_at, "claimed_at": self.claimed_at,
+                           "first_response_at": self.first_response_at,
+                           "closed_at": self.closed_at, "csat": self.csat})
+
+    @classmethod
+    def from_json(cls, raw: str) -> HandoffRecord:
+        data: dict[str, Any] = json.loads(raw)
+        return cls(id=data["id"], agent=data["agent"], agent_name=data["agent_name"],
+                   queued_at=float(data["queued_at"]), claimed_at=data.get("claimed_at"),
+                   first_response_at=data.get("first_response_at"),
+                   closed_at=float(data["closed_at"]), csat=data.get("csat"))
 
 
 @runtime_checkable
@@ -186,8 +226,42 @@ class CannedReplyStore(Protocol):
 
 
 @runtime_checkable
+class HandoffRecordStore(Protocol):
+    """The records of closed handoffs, by when they were closed: the report's figures."""
+
+    async def put_record(self, record: HandoffRecord, keep_seconds: float) -> None:
+        """Keep `record`; records closed more than `keep_seconds` before it may go."""
+
+    async def rate_record(self, record_id: str, score: int) -> bool:
+        """Set the record's score, once: False for an unknown id or one rated already."""
+
+    async def records_between(self, start: float, end: float,
+                              limit: int) -> list[HandoffRecord]:
+        """Records closed at `start` <= closed_at < `end`, oldest first, at most `limit`."""
+
+
+@runtime_checkable
+class AssignmentStore(Protocol):
+    """What lets the workers assign waiting conversations one at a time, in turn."""
+
+    async def take_assignment_lease(self, holder: str, ttl_seconds: float) -> bool:
+        """Atomically: True if nobody else holds the lease (it is now
+        `holder`'s, or kept for `holder` for `ttl_seconds` more)."""
+
+    async def drop_assignment_lease(self, holder: str) -> None:
+        """Give it up, if `holder` holds it."""
+
+    async def last_assigned(self) -> str | None:
+        """The username that automatic assignment chose last."""
+
+    async def set_last_assigned(self, username: str) -> None: ...
+
+
+@runtime_checkable
 class AgentStore(AccountStore, AgentSessionStore, LoginAttemptStore, HandoffQueueStore,
-                 AgentPresenceStore, WebPresenceStore, CannedReplyStore, Protocol):
+                 AgentPresenceStore, WebPresenceStore, CannedReplyStore, HandoffRecordStore,
+                 AssignmentStore, Protocol):
     """Every slice: what one agent store implementation offers (accounts,
-    sessions, login attempts, the handoff index, presence and canned replies,
-    shared by the workers). Callers ask for the slices they use."""
+    sessions, login attempts, the handoff index, presence, canned replies,
+    handoff records and the assignment lease, shared by the workers).
+    Callers ask for the slices they use."""

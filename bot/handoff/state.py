@@ -64,10 +64,12 @@ def waiting_notice(ahead: int, online: bool, business_hours: str,
     return text("many_ahead", locale, ahead=ahead)
 
 
-def claimed_by(base: HandoffState, agent: AgentAccount) -> HandoffState:
-    """A handoff held by `agent`, keeping why and since when it waited."""
+def claimed_by(base: HandoffState, agent: AgentAccount,
+               now: float | None = None) -> HandoffState:
+    """A handoff held by `agent`, keeping why and since when it waited, and
+    when a person first answered (a transfer does not start the clock again)."""
     return replace(base, status=CLAIMED, agent=agent.username, agent_name=agent.display_name,
-                   claimed_at=time.time(), started_turn=None)
+                   claimed_at=time.time() if now is None else now, started_turn=None)
 
 
 def carried_over(handoff: HandoffState) -> HandoffState:
@@ -83,8 +85,34 @@ def observe_wait(claimed: list[HandoffState]) -> None:
             metrics.HANDOFF_WAIT_SECONDS.observe(max(0.0, time.time() - handoff.since))
 
 
-def new_handoff(reason: str, *, started_turn: int | None = None) -> HandoffState:
-    """A handoff waiting for a person from now on (queued in turn
-    `started_turn`, if by a turn)."""
-    return HandoffState(status=QUEUED, since=time.time(), reason=reason,
-                        started_turn=started_turn)
+def new_handoff(reason: str, now: float | None = None, *,
+                started_turn: int | None = None) -> HandoffState:
+    """A handoff waiting for a person from `now` (by default, now) on
+    (queued in turn `started_turn`, if by a turn)."""
+    return HandoffState(status=QUEUED, since=time.time() if now is None else now,
+                        reason=reason, started_turn=started_turn)
+
+
+# The team's own lines in the timeline (`HistoryEntry.internal`), in English:
+# the console's language, not the customer's.
+def queued_line(reason: str | None) -> str:
+    return f"Waiting for a person: {reason}" if reason else "Waiting for a person"
+
+
+def claimed_line(agent_name: str, *, assigned: bool) -> str:
+    return (f"Assigned to {agent_name} automatically" if assigned
+            else f"{agent_name} took the conversation")
+
+
+def transferred_line(by_name: str, from_name: str | None, to_name: str) -> str:
+    if from_name is None or from_name == by_name:
+        return f"{by_name} handed the conversation to {to_name}"
+    return f"{by_name} moved the conversation from {from_name} to {to_name}"
+
+
+def released_line(agent_name: str) -> str:
+    return f"{agent_name} gave the conversation back to the bot"
+
+
+def closed_line(agent_name: str) -> str:
+    return f"{agent_name} closed the conversation"

@@ -19,8 +19,10 @@ from bot.handoff.ports import (
     AccountStore,
     AgentPresenceStore,
     AgentSessionStore,
+    AssignmentStore,
     CannedReplyStore,
     HandoffQueueStore,
+    HandoffRecordStore,
     LoginAttemptStore,
 )
 
@@ -32,7 +34,7 @@ CONTEXT_SLICES: tuple[type, ...] = (
 # What `AgentStore` is made of.
 AGENT_SLICES: tuple[type, ...] = (
     AccountStore, AgentSessionStore, LoginAttemptStore, HandoffQueueStore, AgentPresenceStore,
-    WebPresenceStore, CannedReplyStore,
+    WebPresenceStore, CannedReplyStore, HandoffRecordStore, AssignmentStore,
 )
 
 

@@ -28,6 +28,7 @@ from tests.contract import (
     test_agent_store,
     test_canned_replies,
     test_context_store,
+    test_handoff_records,
     test_outbox,
 )
 from tests.contract.slices import AGENT_SLICES, methods, narrowed
@@ -58,7 +59,8 @@ def test_the_slices_share_no_method_and_make_up_the_whole(
 def test_every_slice_has_its_contract_class() -> None:
     covered = {
         klass.covers
-        for module in (test_context_store, test_agent_store, test_outbox, test_canned_replies)
+        for module in (test_context_store, test_agent_store, test_outbox, test_canned_replies,
+                       test_handoff_records)
         for klass in vars(module).values()
         if inspect.isclass(klass) and klass.__name__.startswith("Test")
     }

@@ -94,7 +94,11 @@ async def test_an_action_asking_for_a_person_queues_and_the_bot_falls_silent() -
     assert await texts(engine, "hello?", 2) == []
     assert await texts(engine, "anyone?", 3) == []
     assert policy.seen == ["escalate"]  # the policy never saw the messages after
-    assert [e["entry"]["text"] for e in events[1:]] == ["hello?", "anyone?"]  # type: ignore[index]
+    said = [e["entry"] for e in events[1:] if e["type"] == "message"]
+    # The team's line that it waits, then the customer's messages, live to the consoles.
+    assert [(e["sender"], e["text"]) for e in said] == [  # type: ignore[index]
+        ("internal", "Waiting for a person: action action_escalate asked for a person"),
+        ("customer", "hello?"), ("customer", "anyone?")]
     state = await engine.store.load_state(entry.customer)
     assert state is not None and '"status":"queued"' in state
 

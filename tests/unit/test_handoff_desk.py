@@ -127,8 +127,11 @@ async def test_replying_to_a_waiting_conversation_takes_it_and_tells_the_console
     assert {k: v for k, v in answer.items() if k != "entry"} == {"delivered": True,
                                                                 "channel": "web"}
     assert without_ts({"entry": answer["entry"]}) == {"entry": sent}
+    took = {"sender": "internal", "channel": "console", "text": "Ann took the conversation",
+            "agent_name": "Ann", "event": "claimed"}
     assert [without_ts(e) for e in rig.events] == [
         {"type": "claimed", "customer": "c1", "agent": "ann"},
+        {"type": "message", "customer": "c1", "agent": "ann", "entry": took},
         {"type": "message", "customer": "c1", "agent": "ann", "entry": sent},
     ]
     handoff = await rig.handoff("c1")
@@ -149,7 +152,11 @@ async def test_claim_answers_and_tells_the_consoles(store: ContextStore) -> None
     await rig.waiting("c2")
     answer = await rig.desk.claim(ANN, "c2")
     assert answer["customer"] == "c2" and answer["handoff"]["agent"] == "ann"
-    assert rig.events == [{"type": "claimed", "customer": "c2", "agent": "ann"}]
+    took = {"sender": "internal", "channel": "console", "text": "Ann took the conversation",
+            "agent_name": "Ann", "event": "claimed"}
+    assert [without_ts(e) for e in rig.events] == [
+        {"type": "claimed", "customer": "c2", "agent": "ann"},
+        {"type": "message", "customer": "c2", "agent": "ann", "entry": took}]
 
 
 async def test_a_customer_message_in_a_held_conversation_names_the_holder(
@@ -178,7 +185,11 @@ async def test_an_admin_takes_over_a_conversation_nobody_asked_for(store: Contex
         assert handoff is not None and handoff["status"] == "claimed", customer
         assert handoff["agent"] == holder
         assert "admin" in handoff["reason"]
-    assert [e["type"] for e in rig.events] == ["claimed", "message", "claimed", "transferred"]
+    actions = [e["type"] for e in rig.events if e.get("entry", {}).get("sender") != "internal"]
+    assert actions == ["claimed", "message", "claimed", "transferred"]
+    assert [(e["customer"], e["entry"]["event"]) for e in rig.events
+            if e.get("entry", {}).get("sender") == "internal"] == [
+        ("by-reply", "claimed"), ("by-claim", "claimed"), ("by-transfer", "transferred")]
 
 
 async def test_queueing_later_keeps_a_held_conversation_and_lists_a_new_one(
@@ -237,11 +248,12 @@ async def test_the_queue_skips_gone_and_answered_entries_and_keeps_its_limit(
     await rig.agents.index_queued("c-waiting", 3.0)
     await rig.waiting("d-waiting")
     await rig.agents.index_queued("d-waiting", 4.0)
+    rig.desk.clock = lambda: 303.5
     assert await rig.desk.queue(limit=500) == [
         {"customer": "c-waiting", "since": 3.0, "reason": "customer sent /agent",
-         "channel": "slack"},
+         "channel": "slack", "waited_seconds": 300.5, "waiting_too_long": True},
         {"customer": "d-waiting", "since": 4.0, "reason": "customer sent /agent",
-         "channel": "web"},
+         "channel": "web", "waited_seconds": 299.5, "waiting_too_long": False},
     ]
     assert [w["customer"] for w in await rig.desk.queue(limit=1)] == []  # b is skipped
     assert [w["customer"] for w in await rig.desk.queue(limit=2)] == ["c-waiting"]
@@ -340,6 +352,7 @@ async def test_with_no_customer_message_on_another_channel_its_only_address_is_u
         ("An admin here", "Root"),
         ("Root closed this conversation. Write here any time if you need anything else.",
          None),
+        ("How did we do? Please rate this conversation from 1 (poor) to 5 (great).", None),
     ]
 
 
@@ -378,8 +391,15 @@ async def test_release_and_close_tell_the_consoles_which_and_by_whom(store: Cont
     closed = await rig.desk.close(ANN, "c2")
     assert released == {"customer": "c1", "handoff": None}
     assert closed == {"customer": "c2", "handoff": None}
-    assert rig.events == [{"type": "released", "customer": "c1", "by": "ann"},
-                          {"type": "closed", "customer": "c2", "by": "ann"}]
+    assert [without_ts(e) for e in rig.events] == [
+        {"type": "released", "customer": "c1", "by": "ann"},
+        {"type": "message", "customer": "c1", "agent": None, "entry": {
+            "sender": "internal", "channel": "console", "event": "released",
+            "text": "Ann gave the conversation back to the bot", "agent_name": "Ann"}},
+        {"type": "closed", "customer": "c2", "by": "ann"},
+        {"type": "message", "customer": "c2", "agent": None, "entry": {
+            "sender": "internal", "channel": "console", "event": "closed",
+            "text": "Ann closed the conversation", "agent_name": "Ann"}}]
 
 
 async def test_transfer_answers_and_tells_the_consoles(store: ContextStore) -> None:
@@ -388,8 +408,11 @@ async def test_transfer_answers_and_tells_the_consoles(store: ContextStore) -> N
     await rig.waiting("c1", handoff=claimed_by(new_handoff("r"), ANN))
     answer = await rig.desk.transfer(ANN, "c1", "bob")
     assert answer["customer"] == "c1" and answer["handoff"]["agent"] == "bob"
-    assert rig.events == [{"type": "transferred", "customer": "c1", "agent": "bob",
-                           "from": "ann", "by": "ann"}]
+    assert [without_ts(e) for e in rig.events] == [
+        {"type": "transferred", "customer": "c1", "agent": "bob", "from": "ann", "by": "ann"},
+        {"type": "message", "customer": "c1", "agent": "bob", "entry": {
+            "sender": "internal", "channel": "console", "event": "transferred",
+            "text": "Ann handed the conversation to Bob", "agent_name": "Bob"}}]
     for odd in (["bob"], {"name": "bob"}, 7, None):
         with pytest.raises(DeskError) as refused:
             await rig.desk.transfer(BOB, "c1", odd)

@@ -17,6 +17,7 @@ from bot.core.ports import ContextStore
 from bot.core.resume import where_we_left_off
 from bot.handoff.desk import HandoffDesk
 from bot.handoff.ports import AgentAccount
+from bot.handoff.rating import rating_question
 from bot.handoff.state import claimed_by, new_handoff
 from context_store.agents_memory import MemoryAgentStore
 from tests.support.engines import handoff_engine
@@ -113,7 +114,8 @@ async def test_a_close_drops_the_question(store: ContextStore) -> None:
     await desk.close(ANN, "c1")
     state = await state_of(store)
     assert (state.dialog, state.question, state.handoff) == ({}, None, None)
-    assert [o.text for o in sender.sent] == [text("agent_closed", "de", agent="Ann")]
+    assert [o.text for o in sender.sent] == [text("agent_closed", "de", agent="Ann"),
+                                             rating_question("de").text]
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
