@@ -56,6 +56,7 @@ class AgentHub:
         self.presence_ttl_seconds = presence_ttl_seconds
         self._consoles: set[_Console] = set()
         self._heartbeat: asyncio.Task[None] | None = None
+        self.bus = bus
         bus.subscribe(AGENTS_TOPIC, self.on_event)
 
     async def start(self) -> None:
@@ -101,6 +102,8 @@ class AgentHub:
             await self.agents.touch_agent(agent.username, self.worker, self.presence_ttl_seconds)
             await ws.send_json({"type": "hello", "agent": {
                 "username": agent.username, "name": agent.display_name, "role": agent.role}})
+            # An agent now online may be given waiting conversations.
+            await self.bus.publish(AGENTS_TOPIC, {"type": "online", "agent": agent.username})
             async for _ in ws:
                 pass  # the console only listens; its actions go through the HTTP API
         finally:

@@ -1,5 +1,7 @@
-"""`segue agents add NAME [--role agent|admin] [--name DISPLAY]`: creates or
-replaces a console account; the password comes from stdin.
+"""`segue agents add NAME [--role agent|admin] [--name DISPLAY] [--capacity N]`:
+creates or replaces a console account; the password comes from stdin.
+`--capacity` is how many open conversations automatic assignment gives the
+agent (over `SEGUE_AGENT_CAPACITY`); without it an account keeps its own.
 
 Accounts are kept in the configured Redis. With no Redis configured the
 command refuses (exit 2): an account written to this command's own memory
@@ -31,8 +33,21 @@ def add_agent_commands(subparsers: Any) -> None:
     add.add_argument("username", help="login name: a-z, 0-9, _ . - (at most 64)")
     add.add_argument("--role", choices=ROLES, default="agent")
     add.add_argument("--name", dest="display_name", help="name shown to customers")
+    add.add_argument("--capacity", type=_capacity, default=None,
+                     help="open conversations automatic assignment gives this agent "
+                          "(0: none; default: SEGUE_AGENT_CAPACITY)")
     add.add_argument("--config", type=Path, help="YAML configuration (default config/segue.yml)")
     add.set_defaults(func=_add)
+
+
+def _capacity(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 0 <= value <= 1000:
+        raise argparse.ArgumentTypeError("a capacity is 0 to 1000")
+    return value
 
 
 def read_password(stdin: TextIO) -> str:
@@ -64,22 +79,25 @@ def _add(args: argparse.Namespace) -> int:
         return 2
     url = settings.redis_url.get_secret_value()
     try:
-        asyncio.run(_store_account(url, args.username, password, args.role, args.display_name))
+        asyncio.run(_store_account(url, args.username, password, args.role, args.display_name,
+                                   args.capacity))
     except AgentError as exc:
         print(f"segue: {exc.message}", file=sys.stderr)
         return 2
     except StoreUnavailable as exc:
         print(f"segue: {exc}", file=sys.stderr)
         return 3
-    print(f"agent {args.username!r} ({args.role}) saved")
+    capacity = "" if args.capacity is None else f", capacity {args.capacity}"
+    print(f"agent {args.username!r} ({args.role}{capacity}) saved")
     return 0
 
 
 async def _store_account(url: str, username: str, password: str, role: Any,
-                         display_name: str | None) -> None:
+                         display_name: str | None, capacity: int | None) -> None:
     store = RedisContextStore.from_url(url)
     try:
         auth = AgentAuth(store.agent_store())
-        await auth.add(username, password, role=role, display_name=display_name)
+        await auth.add(username, password, role=role, display_name=display_name,
+                       capacity=capacity)
     finally:
         await store.close()

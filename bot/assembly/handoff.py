@@ -16,6 +16,7 @@ from bot.core.ports import ConversationReader
 from bot.core.rate_limits import RateLimiter
 from bot.core.settings import Settings
 from bot.handoff.accounts import AgentAuth, AuthOptions, parse_agent_list
+from bot.handoff.assignment import Assigner
 from bot.handoff.desk import DeskOptions, HandoffDesk
 from bot.handoff.ports import AgentStore
 from connectors.agent_api import AgentApi
@@ -44,6 +45,7 @@ class Handoff:
     desk: HandoffDesk
     hub: AgentHub
     api: AgentApi
+    assigner: Assigner
 
     def mount(self, app: web.Application) -> None:
         self.api.mount(app)
@@ -51,8 +53,10 @@ class Handoff:
     async def start(self) -> None:
         await self.bus.start()
         await self.hub.start()
+        await self.assigner.start()
 
     async def stop(self) -> None:
+        await self.assigner.stop()
         await self.hub.stop()
         await self.bus.stop()
 
@@ -76,6 +80,8 @@ def build_desk(settings: Settings, *, store: ConversationReader, locks: Customer
                            business_hours=settings.business_hours,
                            max_text_length=settings.max_text_length,
                            history_max=settings.history_max,
+                           queue_alert_seconds=settings.queue_alert_seconds,
+                           agent_capacity=settings.agent_capacity,
                        ))
 
 
@@ -91,4 +97,5 @@ async def build_handoff(settings: Settings, *, worker: str, agents: AgentStore, 
     return Handoff(worker=worker, agents=agents, bus=bus, auth=auth, desk=desk, hub=hub,
                    api=AgentApi(auth=auth, desk=desk, hub=hub,
                                 trusted_proxy_header=settings.trusted_proxy_header,
-                                cookie_secure=settings.cookie_secure))
+                                cookie_secure=settings.cookie_secure),
+                   assigner=Assigner(desk, agents, bus, worker))

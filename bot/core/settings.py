@@ -218,6 +218,14 @@ class Settings(BaseSettings):
     business_hours: str = Field(
         default="Monday to Friday, 9:00-17:00",
         description="Told to customers who ask for a person while no agent is online.")
+    agent_capacity: int = Field(
+        default=0, ge=0, le=1000,
+        description="Open conversations automatic assignment gives each agent with the "
+                    "console open, round-robin (an account's own `--capacity` overrides it); "
+                    "0: none, agents claim by hand.")
+    queue_alert_seconds: float = Field(
+        default=300.0, gt=0,
+        description="A conversation waiting longer for a person is flagged in the queue.")
 
     @field_validator("*")
     @classmethod
@@ -325,7 +333,8 @@ SETTING_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
                  "nlu_url", "nlu_threshold")),
     ("Handoff to people", ("agents", "agent_session_hours", "agent_login_max_failures",
                            "agent_login_max_failures_per_address",
-                           "agent_login_window_seconds", "business_hours")),
+                           "agent_login_window_seconds", "business_hours", "agent_capacity",
+                           "queue_alert_seconds")),
 )
 
 

@@ -129,10 +129,11 @@ class AgentAuth:
                                 window_seconds=self.options.window_seconds)
 
     async def add(self, username: str, password: str, *, role: Role = "agent",
-                  display_name: str | None = None) -> AgentAccount:
+                  display_name: str | None = None,
+                  capacity: int | None = None) -> AgentAccount:
         """Create or replace an account. A new password ends the account's
         sessions; the same password again (accounts given at every start)
-        keeps them."""
+        keeps them. Without a `capacity`, an existing account keeps its own."""
         check_username(username)
         if role not in ROLES:
             raise AgentError("bad_role", f"role must be one of {', '.join(ROLES)}")
@@ -145,8 +146,12 @@ class AgentAuth:
         else:
             async with self._hashing:
                 hashed = await asyncio.to_thread(self.hasher.hash, password)
+        if capacity is None and existing is not None:
+            capacity = existing.capacity
+        if capacity is not None and capacity < 0:
+            raise AgentError("bad_capacity", "a capacity is 0 or more")
         account = AgentAccount(username=username, display_name=display_name or username,
-                               role=role, password_hash=hashed)
+                               role=role, password_hash=hashed, capacity=capacity)
         await self.store.put_agent(account)
         return account
 

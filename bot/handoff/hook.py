@@ -88,14 +88,14 @@ class HandoffHook:
         if is_active(state.handoff):
             entries = record(context.inbound, list(turn.replies))
             await self.desk.announce(context.customer_id, state, entries)
+        elif context.handoff_reason:
+            # The policy asked for a person but is not wrapped in HandoffPolicy.
+            await self.desk.queue_later(context.customer_id, context.handoff_reason)
         await self.desk.announce_internal(context.customer_id, state, context.internal)
         if any(entry.event == "rated" for entry in context.internal):
             closed = state.closed_handoff
             await self.desk.publish({"type": "rated", "customer": context.customer_id,
                                      "score": closed.score if closed is not None else None})
-        elif context.handoff_reason:
-            # The policy asked for a person but is not wrapped in HandoffPolicy.
-            await self.desk.queue_later(context.customer_id, context.handoff_reason)
 
 
 # In each of the catalog's languages: a customer is told the words in theirs.

@@ -163,7 +163,8 @@ async def test_the_queue_listing_is_a_few_round_trips_whatever_its_length(
             total = resp.headers.get("X-Total-Count")
         round_trips = await reads_processed(redis_client) - before
     assert [entry["customer"] for entry in listing] == customers
-    assert all(set(entry) == {"customer", "since", "reason", "channel"} for entry in listing)
+    assert all(set(entry) == {"customer", "since", "reason", "channel", "waited_seconds",
+                              "waiting_too_long"} for entry in listing)
     assert [entry["since"] for entry in listing] == sorted(entry["since"] for entry in listing)
     # The session, the index, the states, the count (and this INFO): far below 60.
     assert round_trips <= 12, round_trips

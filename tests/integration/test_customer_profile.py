@@ -177,7 +177,8 @@ async def test_a_signed_in_visitor_is_named_in_the_view_and_the_queue(
     queue: Any = body  # a list, though the client types every answer as an object
     assert status == 200 and queue == [
         {"customer": customer, "since": queue[0]["since"], "reason": queue[0]["reason"],
-         "channel": "web", "name": "Dana Reyes"}]
+         "channel": "web", "waited_seconds": queue[0]["waited_seconds"],
+         "waiting_too_long": False, "name": "Dana Reyes"}]
     view = await ann.conversation(customer)
     assert view["profile"] == {"name": "Dana Reyes", "username": None,
                                "email": "dana@example.com", "language": None,
@@ -195,7 +196,7 @@ async def test_an_anonymous_visitor_has_no_profile_and_no_name(
     ann = await agent(http, desk_app, "ann")
     status, queue = await ann.call("GET", "queue")
     assert status == 200 and [set(q) for q in queue] == [
-        {"customer", "since", "reason", "channel"}]
+        {"customer", "since", "reason", "channel", "waited_seconds", "waiting_too_long"}]
     view = await ann.conversation(customer)
     assert view["profile"] == {"name": None, "username": None, "email": None,
                                "language": None, "time_zone": None, "by_channel": {}}

@@ -115,6 +115,7 @@ async def test_the_agent_socket_closes_on_a_huge_frame_with_1009(
     web = await WebChatClient.connect(http, desk_app.ws_url)
     await web.turn("talk to a human", expect=2)
     assert (await ann.event("queued"))["customer"] == web.customer
+    assert (await ann.event("message"))["entry"]["event"] == "queued"  # the team's line
     await ann.ws.send_str("x" * MIB)
     assert await closed_with(ann.ws) == aiohttp.WSCloseCode.MESSAGE_TOO_BIG
     await web.close()

@@ -91,3 +91,39 @@ def test_an_unknown_role_is_a_usage_error() -> None:
     with pytest.raises(SystemExit) as exited:
         main(["agents", "add", "ann", "--role", "root"])
     assert exited.value.code == 2
+
+
+def stored_capacity(redis_url: str, name: str) -> int | None:
+    with redis.Redis.from_url(redis_url, decode_responses=True) as client:
+        return AgentAccount.from_json(client.hget("segue:{agents}:accounts", name)).capacity
+
+
+def test_capacity_is_kept_and_stays_when_added_again_without_it(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SEGUE_REDIS_URL", redis_url)
+    monkeypatch.setattr("sys.stdin", io.StringIO("correct horse\n"))
+    assert main(["agents", "add", "ann", "--capacity", "3"]) == 0
+    assert "'ann' (agent, capacity 3) saved" in capsys.readouterr().out
+    assert stored_capacity(redis_url, "ann") == 3
+    monkeypatch.setattr("sys.stdin", io.StringIO("correct horse\n"))
+    assert main(["agents", "add", "ann", "--name", "Ann Lee"]) == 0
+    assert stored_capacity(redis_url, "ann") == 3
+    monkeypatch.setattr("sys.stdin", io.StringIO("correct horse\n"))
+    assert main(["agents", "add", "ann", "--capacity", "0"]) == 0
+    assert stored_capacity(redis_url, "ann") == 0
+
+
+@pytest.mark.parametrize("capacity", ["-1", "two", "1.5", "1001"])
+def test_a_bad_capacity_is_refused_and_nothing_is_stored(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    capacity: str,
+) -> None:
+    monkeypatch.setenv("SEGUE_REDIS_URL", redis_url)
+    monkeypatch.setattr("sys.stdin", io.StringIO("correct horse\n"))
+    with pytest.raises(SystemExit) as exited:
+        main(["agents", "add", "zed", "--capacity", capacity])
+    assert exited.value.code == 2
+    assert "--capacity" in capsys.readouterr().err
+    with redis.Redis.from_url(redis_url, decode_responses=True) as client:
+        assert client.hget("segue:{agents}:accounts", "zed") is None
