@@ -110,6 +110,10 @@ async def export_customer(store: ExportStore, customer_id: str,
             "question": state.question.to_json() if state.question is not None else None,
             # What each channel said about the customer, by channel.
             "profile": state.profile,
+            # The last handoff a person closed: its times, and the rating
+            # and comment the customer gave.
+            "closed_handoff": (state.closed_handoff.to_json()
+                               if state.closed_handoff is not None else None),
         },
         "handoff": state.handoff.to_json() if state.handoff is not None else None,
         "history": [entry.to_json() for entry in history],

@@ -151,6 +151,12 @@ async def test_answering_records_the_first_response_and_closing_the_times(
         "closed_at": queued_at + 600, "first_response_seconds": 95.0,
         "resolution_seconds": 600.0}
     assert ("internal", "closed", "ann closed the conversation") in timeline(view)
+    # The export has it too (the rating, once given, with the customer's comment).
+    root = await agent(http, desk_app, "root")
+    status, exported = await root.call("GET", f"customers/{customer}/export")
+    closed = exported["conversation"]["closed_handoff"]
+    assert (closed["agent"], closed["closed_at"], closed["rating"]) == (
+        "ann", queued_at + 600, "asked")
 
 
 async def test_the_queue_says_how_long_each_waits_and_flags_the_long_waits(
