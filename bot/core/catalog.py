@@ -108,6 +108,33 @@ SENTENCES: dict[str, dict[str, str]] = {
         "es": "Vuelves a estar con nuestro asistente. Puedes pedir hablar con una persona de "
               "nuevo cuando quieras.",
     },
+    # The customer's rating of a conversation a person closed (`bot.handoff.rating`).
+    "rating_question": {
+        "en": "How did we do? Please rate this conversation from 1 (poor) to 5 (great).",
+        "de": "Wie war's? Bitte bewerte dieses Gespräch von 1 (schlecht) bis 5 (super).",
+        "es": "¿Qué tal lo hicimos? Valora esta conversación del 1 (mal) al 5 (genial), por "
+              "favor.",
+    },
+    "rating_ask_comment": {
+        "en": "Thank you for your rating! Anything you'd like to add? Write it here, or press "
+              "No, thanks.",
+        "de": "Danke für deine Bewertung! Möchtest du noch etwas ergänzen? Schreib es hier "
+              "oder tippe auf Nein, danke.",
+        "es": "¡Gracias por tu valoración! ¿Quieres añadir algo? Escríbelo aquí o pulsa No, "
+              "gracias.",
+    },
+    "rating_skip_button": {"en": "No, thanks", "de": "Nein, danke", "es": "No, gracias"},
+    "rating_thanks": {"en": "Thank you!", "de": "Danke!", "es": "¡Gracias!"},
+    "rating_comment_thanks": {
+        "en": "Thank you, we've passed it on.",
+        "de": "Danke, wir haben es weitergegeben.",
+        "es": "Gracias, se lo hemos hecho llegar al equipo.",
+    },
+    "rating_already_given": {
+        "en": "You've already rated this conversation, thank you.",
+        "de": "Du hast dieses Gespräch schon bewertet, danke.",
+        "es": "Ya has valorado esta conversación, gracias.",
+    },
     # Erasing one's data while a person holds the conversation.
     "erase_confirm": {
         "en": "This erases your messages and everything we know about you, on every channel, "
