@@ -3,31 +3,20 @@
 (function () {
   "use strict";
 
-  var CHANNELS = { web: "web chat", telegram: "Telegram", slack: "Slack" };
-  var LANGUAGES = { en: "English", de: "German", es: "Spanish" };
+  var timeline = window.segueTimeline;
+  var el = timeline.el, clear = timeline.clear;
+  var QUEUE_REFRESH_MS = 30000;  // the waits shown, and their flags, stay current
   var me = null;
   var current = null;      // customer id on screen
   var view = null;         // its last loaded view
   var loads = 0;           // conversation loads started; only the latest is shown
-  var arrivedWhileLoading = [];  // live messages of `current` since that load began
+  var arrivedWhileLoading = [];  // live entries of `current` since that load began
+  var unread = {};         // customers with a message not seen yet
   var socket = null;
   var retry = 500;
+  var refresh = null;
 
   function $(id) { return document.getElementById(id); }
-
-  function el(tag, cls, text) {
-    var node = document.createElement(tag);
-    if (cls) node.className = cls;
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
-  }
-
-  function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
-
-  function when(ts) {
-    var d = new Date(ts * 1000);
-    return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-  }
 
   function api(method, path, body) {
     var init = { method: method, credentials: "same-origin", headers: {} };
@@ -52,6 +41,7 @@
 
   function showLogin(message) {
     me = null;
+    clearInterval(refresh);
     if (socket) { socket.onclose = null; socket.close(); socket = null; }
     $("desk").hidden = true;
     $("login").hidden = false;
@@ -63,10 +53,14 @@
     $("login").hidden = true;
     $("desk").hidden = false;
     $("me").textContent = agent.name + " (" + agent.role + ")";
+    workspace.reset();
+    report.start(agent);
     canned.start(agent);
     connect();
     loadQueue();
     loadAgents();
+    clearInterval(refresh);
+    refresh = setInterval(loadQueue, QUEUE_REFRESH_MS);
   }
 
   $("login-form").addEventListener("submit", function (ev) {
@@ -107,18 +101,24 @@
   }
 
   function onEvent(ev) {
-    if (ev.type === "hello") return;
-    if (ev.type === "message") {
-      if (ev.customer === current) arrivedWhileLoading.push(ev.entry);
-      if (ev.customer === current && view && !shown(ev.entry)) {
-        view.history.push(ev.entry);
-        $("history").appendChild(messageItem(ev.entry));
-        scrollDown();
-      }
-      markUnread(ev.customer);
-      return;
+    switch (ev.type) {
+      case "hello": return;
+      case "message":
+      case "note":
+        arrived(ev.customer, ev.entry);
+        return;
+      case "typing":
+        if (ev.customer === current) timeline.typing.set(ev.on === true);
+        return;
+      case "assigned":
+        if (me && ev.agent === me.username) assignedToMe(ev.customer);
+        return;  // its "claimed" event refreshes the rest
+      case "rated":
+        if (ev.customer === current) openConversation(current);
+        return;
     }
     loadQueue();
+    if (ev.type !== "queued") loadAgents();
     if (ev.type === "moved" && (ev.customer === current || ev.to === current)) {
       openConversation(ev.to);
     } else if (ev.customer === current) {
@@ -126,9 +126,33 @@
     }
   }
 
+  // A timeline entry of `customer`, live or just added here.
+  function arrived(customer, entry) {
+    if (customer === current) {
+      arrivedWhileLoading.push(entry);
+      if (entry.sender === "customer") timeline.typing.hide();
+      if (view && !shown(entry)) {
+        view.history.push(entry);
+        $("history").appendChild(timeline.item(entry));
+        scrollDown();
+      }
+    }
+    if ((entry.sender === "customer" || entry.sender === "agent") && customer !== current) {
+      unread[customer] = true;
+      markUnread();
+    }
+  }
+
   function shown(entry, history) {
     return (history || view.history).some(function (e) {
       return e.ts === entry.ts && e.sender === entry.sender && e.text === entry.text;
+    });
+  }
+
+  function assignedToMe(customer) {
+    loadQueue().then(function (lists) {
+      var held = lists && lists.claimed.filter(function (c) { return c.customer === customer; })[0];
+      workspace.notify("Assigned to you: " + ((held && held.name) || customer), customer);
     });
   }
 
@@ -139,15 +163,21 @@
       var queue = lists[0], claimed = lists[1];
       $("queue-count").textContent = queue.length;
       fillList($("queue"), queue.map(function (q) {
-        var meta = "waiting since " + when(q.since);
-        if (q.channel) meta += " · " + (CHANNELS[q.channel] || q.channel);
-        if (q.reason) meta += " · " + q.reason;
-        return { customer: q.customer, meta: meta };
+        var meta = [];
+        if (q.channel) meta.push(timeline.channelName(q.channel));
+        if (q.reason) meta.push(q.reason);
+        var waited = typeof q.waited_seconds === "number"
+          ? "Waiting " + timeline.duration(q.waited_seconds, true)
+          : "waiting since " + timeline.when(q.since);
+        return { customer: q.customer, name: q.name, meta: meta.join(" · "), waited: waited,
+                 late: q.waiting_too_long === true };
       }));
       fillList($("mine"), claimed.map(function (c) {
-        return { customer: c.customer, meta: c.agent === me.username ? "yours" : "held by " + c.agent };
+        return { customer: c.customer, name: c.name,
+                 meta: c.agent === me.username ? "yours" : "held by " + c.agent };
       }));
-    }).catch(function () {});
+      return { queue: queue, claimed: claimed };
+    }).catch(function () { return null; });
   }
 
   function fillList(list, items) {
@@ -155,36 +185,48 @@
     items.forEach(function (item) {
       var li = el("li", item.customer === current ? "current" : "");
       li.dataset.customer = item.customer;
-      li.appendChild(el("span", "who", item.customer));
-      li.appendChild(el("span", "meta", item.meta));
+      li.classList.toggle("waiting-too-long", !!item.late);
+      li.appendChild(el("span", item.name ? "who named" : "who", item.name || item.customer));
+      if (item.name) li.appendChild(el("span", "id", item.customer));
+      if (item.waited) li.appendChild(el("span", item.late ? "waited alert" : "waited", item.waited));
+      if (item.meta) li.appendChild(el("span", "meta", item.meta));
       li.addEventListener("click", function () { openConversation(item.customer); });
       list.appendChild(li);
     });
+    markUnread();
   }
 
-  function markUnread(customer) {
+  function markUnread() {
     document.querySelectorAll("li[data-customer]").forEach(function (li) {
-      if (li.dataset.customer === customer && customer !== current) li.style.fontWeight = "700";
+      li.classList.toggle("unread", !!unread[li.dataset.customer]);
     });
   }
 
   function loadAgents() {
     api("GET", "agents").then(function (data) {
       var select = $("transfer-to");
+      var chosen = select.value;
       clear(select);
       data.agents.forEach(function (a) {
         if (a.username === me.username) return;
-        var option = el("option", "", a.name + (a.online ? " (online)" : ""));
+        var about = [a.online ? "online" : "offline"];
+        if (typeof a.open === "number") {
+          about.push(a.open + (a.capacity ? " of " + a.capacity : "") + " open");
+        }
+        var option = el("option", "", a.name + " (" + about.join(", ") + ")");
         option.value = a.username;
         select.appendChild(option);
       });
+      if (chosen) select.value = chosen;
     }).catch(function () {});
   }
 
   // One conversation.
 
   function openConversation(customer) {
+    if (customer !== current) timeline.typing.hide();
     current = customer;
+    delete unread[customer];
     $("action-error").textContent = "";
     // A live message can arrive while the conversation loads, and the answer
     // may have been read before it was saved: keep it rather than lose it.
@@ -201,6 +243,7 @@
       document.querySelectorAll("li[data-customer]").forEach(function (li) {
         li.classList.toggle("current", li.dataset.customer === customer);
       });
+      markUnread();
     }).catch(function (err) {
       $("action-error").textContent = err.message;
     });
@@ -209,12 +252,11 @@
   function render(data) {
     $("empty").hidden = true;
     $("conversation").hidden = false;
-    $("conv-title").textContent = "Customer " + data.customer;
     var h = data.handoff;
     var status = "with the bot";
     if (h && h.status === "queued") status = "waiting for a person" + (h.reason ? " (" + h.reason + ")" : "");
     if (h && h.status === "claimed") status = "held by " + (h.agent_name || h.agent);
-    if (data.last_channel) status += " · last wrote on " + (CHANNELS[data.last_channel] || data.last_channel);
+    if (data.last_channel) status += " · last wrote on " + timeline.channelName(data.last_channel);
     $("conv-status").textContent = status;
 
     var mine = h && h.status === "claimed" && h.agent === me.username;
@@ -227,51 +269,9 @@
 
     var history = $("history");
     clear(history);
-    data.history.forEach(function (entry) { history.appendChild(messageItem(entry)); });
+    data.history.forEach(function (entry) { history.appendChild(timeline.item(entry)); });
     scrollDown();
-
-    var channels = $("channels");
-    clear(channels);
-    data.channels.forEach(function (c) {
-      var li = el("li");
-      li.appendChild(badge(c.channel));
-      li.appendChild(document.createTextNode(" " + c.user_id));
-      channels.appendChild(li);
-    });
-    // The customer's language, so a reply is written in it.
-    var language = languageName(data.locale);
-    $("language").textContent = !data.locale ? "not known yet"
-      : language ? language + " (" + data.locale + ")" : String(data.locale);
-    $("reply-text").placeholder = language ? "Write a reply in " + language + "…" : "Write a reply…";
-    $("flow").textContent = data.flow || "none";
-    var slots = $("slots");
-    clear(slots);
-    Object.keys(data.slots).forEach(function (name) {
-      slots.appendChild(el("dt", "", name));
-      slots.appendChild(el("dd", "", JSON.stringify(data.slots[name])));
-    });
-  }
-
-  function languageName(locale) {
-    if (!locale) return null;
-    var primary = String(locale).split(/[-_]/)[0].toLowerCase();
-    return LANGUAGES[primary] || null;
-  }
-
-  function badge(channel) {
-    return el("span", "badge " + channel, CHANNELS[channel] || channel);
-  }
-
-  function messageItem(entry) {
-    var li = el("li", "msg " + entry.sender);
-    var head = el("div", "head");
-    head.appendChild(badge(entry.channel));
-    var who = entry.sender === "agent" ? (entry.agent_name || "agent") : entry.sender;
-    head.appendChild(el("span", "sender", who));
-    head.appendChild(el("span", "time", when(entry.ts)));
-    li.appendChild(head);
-    li.appendChild(el("div", "text", entry.text));
-    return li;
+    workspace.show(data);
   }
 
   function scrollDown() {
@@ -301,6 +301,14 @@
     me: function () { return me; },
     view: function () { return view; }
   });
+  var workspace = window.segueWorkspace({
+    api: api,
+    current: function () { return current; },
+    noted: arrived,
+    open: openConversation,
+    failed: function (message) { $("action-error").textContent = message; }
+  });
+  var report = window.segueReport({ api: api });
 
   $("reply-form").addEventListener("submit", function (ev) {
     ev.preventDefault();
