@@ -48,9 +48,13 @@ def signed_identity(user: str, **claims: str) -> str:
 
 
 async def console(opener: Browser | BrowserContext, app: RunningApp, name: str,
-                  password: str | None = None) -> Page:
-    """A new page of `opener` with the console open, `name` signed in and live."""
+                  password: str | None = None, *, fake_clock: bool = False) -> Page:
+    """A new page of `opener` with the console open, `name` signed in and
+    live; with `fake_clock`, the page's timers move when the test says
+    (`page.clock`), its time otherwise flowing as usual."""
     page = await opener.new_page()
+    if fake_clock:
+        await page.clock.install()
     await page.goto(f"{app.base_url}/agent/")
     await sign_in(page, name, password or PASSWORDS[name])
     await expect(page.locator("#live")).to_have_text("live")
