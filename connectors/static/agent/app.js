@@ -42,6 +42,7 @@
   function showLogin(message) {
     me = null;
     clearInterval(refresh);
+    if ($("report").open) $("report").close();
     if (socket) { socket.onclose = null; socket.close(); socket = null; }
     $("desk").hidden = true;
     $("login").hidden = false;
@@ -137,7 +138,8 @@
         scrollDown();
       }
     }
-    if ((entry.sender === "customer" || entry.sender === "agent") && customer !== current) {
+    var said = (entry.sender === "customer" || entry.sender === "agent") && !entry.event;
+    if (said && customer !== current) {
       unread[customer] = true;
       markUnread();
     }

@@ -43,13 +43,13 @@
         var value = $("report-" + name).value;
         if (value) query.push(name + "=" + encodeURIComponent(value));
       });
-      var load = ++loads;
+      var ticket = ++loads;
       $("report-error").textContent = "";
       $("report-result").setAttribute("aria-busy", "true");
       return deps.api("GET", "report" + (query.length ? "?" + query.join("&") : ""))
-        .then(function (report) { if (load === loads) render(report); })
+        .then(function (report) { if (ticket === loads) render(report); })
         .catch(function (err) {
-          if (load !== loads) return;
+          if (ticket !== loads) return;
           $("report-error").textContent = err.message;
           $("report-result").hidden = true;
         })
