@@ -24,6 +24,10 @@ from bot.handoff.ports import AgentAccount, AgentPresenceStore
 log = logging.getLogger(__name__)
 
 
+# Events for the workers (automatic assignment), not the consoles.
+WORKERS_ONLY = frozenset({"online"})
+
+
 @dataclass(slots=True, eq=False)
 class _Console:
     ws: web.WebSocketResponse
@@ -82,6 +86,8 @@ class AgentHub:
             log.info("closed %d agent consoles (1012)", len(consoles))
 
     async def on_event(self, event: dict[str, Any]) -> None:
+        if event.get("type") in WORKERS_ONLY:
+            return
         for console in list(self._consoles):
             if not console.ws.closed and visible(event, console.agent):
                 try:
