@@ -63,6 +63,7 @@ async def test_a_note_is_kept_in_the_timeline_and_never_reaches_the_customer(
     assert ("note", None, NOTE) in kept and ("note", None, "Seen, thanks") in kept
     assert kept.index(("note", None, NOTE)) < kept.index(
         ("agent", None, "Your refund is on its way."))
+    await bob.close()
 
 
 @pytest.mark.parametrize("body", [{}, {"text": ""}, {"text": "  \n"}, {"text": 5},
@@ -119,6 +120,7 @@ async def test_every_step_of_the_team_is_a_line_of_the_timeline(
     again = await web_customer(http, desk_app, session=client.session)
     said = " ".join(m["text"] for m in again.history)
     assert "took the conversation" not in said and "Waiting for a person" not in said
+    await watcher.close()
 
 
 async def test_answering_records_the_first_response_and_closing_the_times(

@@ -89,6 +89,8 @@ async def test_two_agents_of_capacity_one_get_one_each_and_the_third_waits_for_a
         freed = await root.event("assigned")
         assert (freed["customer"], freed["agent"]) == (third.customer, one["agent"])
         assert Counter((await held(app)).values()) == {"ann": 1, "bob": 1}
+        for console in (root, ann, bob):
+            await console.close()  # so the server stops at once
 
 
 async def test_an_agent_without_the_console_open_gets_nothing(
@@ -107,6 +109,7 @@ async def test_an_agent_without_the_console_open_gets_nothing(
         await ann.close()
         status, queue = await root.call("GET", "queue")
         assert [item["customer"] for item in queue] == [second.customer]
+        await root.close()
 
 
 async def test_with_capacity_zero_nobody_is_assigned_and_claiming_by_hand_works(
@@ -119,6 +122,8 @@ async def test_with_capacity_zero_nobody_is_assigned_and_claiming_by_hand_works(
         assert await held(app) == {}
         await ann.act(client.customer or "", "claim")
         assert await held(app) == {client.customer: "ann"}
+        await ann.close()
+        await client.close()
 
 
 async def test_the_setting_gives_every_online_agent_the_same_capacity(
@@ -139,6 +144,7 @@ async def test_the_setting_gives_every_online_agent_the_same_capacity(
                    for a in agents["agents"]}
         assert by_name == {"ann": (2, 0, False), "bob": (0, 0, True), "root": (2, 2, True)}
         await bob.close()
+        await root.close()
 
 
 async def test_two_assigners_at_once_never_pass_a_capacity(
