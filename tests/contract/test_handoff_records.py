@@ -10,6 +10,9 @@ from typing import ClassVar
 import pytest
 
 from bot.handoff.ports import AgentStore, AssignmentStore, HandoffRecord, HandoffRecordStore
+from context_store.agents_memory import MemoryAgentStore
+from context_store.agents_redis import RedisAgentStore
+from context_store.redis_client import connect
 
 DAY = 86400.0
 T0 = 1_800_000_000.123456
@@ -102,3 +105,42 @@ class TestAssignmentStore:
         await lease.set_last_assigned("bob")
         await lease.set_last_assigned("ann")
         assert await lease.last_assigned() == "ann"
+
+
+# Not the slice: how long each store keeps the lease. A lease runs out by
+# itself, so a worker that stops without dropping it holds up nobody for long.
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_the_memory_lease_runs_out_unless_its_holder_keeps_it() -> None:
+    clock = Clock()
+    lease = MemoryAgentStore(clock=clock)
+    assert await lease.take_assignment_lease("w1", 30)
+    clock.now += 20
+    assert await lease.take_assignment_lease("w1", 30)  # now until 1050
+    clock.now += 29.9
+    assert not await lease.take_assignment_lease("w2", 30)
+    clock.now += 0.1
+    assert await lease.take_assignment_lease("w2", 30)
+
+
+async def test_the_redis_lease_expires_and_only_its_holder_extends_it(
+    redis_or_cluster_url: str
+) -> None:
+    client = connect(redis_or_cluster_url)
+    try:
+        lease = RedisAgentStore(client)
+        assert await lease.take_assignment_lease("w1", 30)
+        assert 0 < await client.pttl("segue:assign-lease") <= 30_000
+        assert await lease.take_assignment_lease("w1", 90)
+        assert 30_000 < await client.pttl("segue:assign-lease") <= 90_000
+        assert not await lease.take_assignment_lease("w2", 10)
+        assert 30_000 < await client.pttl("segue:assign-lease") <= 90_000
+        assert await client.get("segue:assign-lease") == "w1"
+    finally:
+        await client.aclose()
