@@ -40,7 +40,7 @@ STATUS = {
     "not_yours": 403, "not_in_queue": 403, "bad_origin": 403, "admins_only": 403,
     "unknown_customer": 404, "not_found": 404,
     "already_claimed": 409, "not_handed_off": 409,
-    "too_many_logins": 429,
+    "too_many_logins": 429, "too_many_notes": 429,
 }
 # A longer queue is listed only in part (its oldest entries), so one call
 # stays a few store round trips and a bounded answer.

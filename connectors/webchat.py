@@ -33,7 +33,15 @@ from bot.core.errors import (
     StoreUnavailable,
 )
 from bot.core.identities import new_customer_id
-from bot.core.model import Address, ChannelIdentity, HistoryEntry, Inbound, Outbound, is_public
+from bot.core.model import (
+    Address,
+    ChannelIdentity,
+    HistoryEntry,
+    Inbound,
+    Outbound,
+    is_public,
+    public_entries,
+)
 from bot.core.ports import ConversationReader, TurnStore
 from bot.core.profile import profile_of
 from bot.core.rate_limits import (
@@ -73,6 +81,9 @@ PROVISIONAL_SECONDS = 86400
 # More sockets than this on one session is a script, not a person with tabs.
 MAX_SOCKETS_PER_SESSION = 10
 TYPING_AFTER_SECONDS = 0.3
+# The longest history the store keeps by default: how far a replay reads
+# back past the team's notes.
+REPLAY_READ_MAX = 1000
 
 
 @dataclass(slots=True)
@@ -154,9 +165,12 @@ class WebChatConnector:
 
     async def send(self, address: Address, outbound: Outbound) -> None:
         # A turn's replies go to the socket that sent the message, which is
-        # here; an agent's message may also be awaited in tabs on other workers.
+        # here; an agent's message, and any notice said outside a turn (a
+        # release, a close and its rating question), may also be awaited in
+        # tabs on other workers.
         await self.sockets.send(address.target, render(outbound),
-                                everywhere=outbound.sender == "agent")
+                                everywhere=outbound.sender == "agent"
+                                or outbound.reply_to is None)
 
     async def typing(self, address: Address, on: bool, agent_name: str) -> None:
         # Every tab of the session, on whichever worker holds it.
@@ -335,7 +349,7 @@ class WebChatConnector:
         customer_id = await self.store.resolve_customer(
             identity, new_customer_id(), provisional_ttl=PROVISIONAL_SECONDS)
         turn_log.identify(customer_id)
-        history = await self.store.history(customer_id, self.options.history_replay)
+        history = await self._replay(customer_id)
         client.session, client.user, client.customer_id = session, user, customer_id
         try:
             await self.sockets.register(client)
@@ -415,8 +429,19 @@ class WebChatConnector:
     async def _show_joined_history(self, client: WebClient) -> None:
         client.joined = False
         assert client.customer_id is not None
-        history = await self.store.history(client.customer_id, self.options.history_replay)
+        history = await self._replay(client.customer_id)
         await self._send_history(client, history)
+
+    async def _replay(self, customer_id: str) -> list[HistoryEntry]:
+        """The last `history_replay` entries the visitor may see: the team's
+        notes and steps neither show nor take a place (a second, longer read
+        only when they filled some of the first)."""
+        wanted = self.options.history_replay
+        history = await self.store.history(customer_id, wanted)
+        shown = public_entries(history)
+        if len(shown) < len(history) == wanted:
+            shown = public_entries(await self.store.history(customer_id, REPLAY_READ_MAX))
+        return shown[-wanted:]
 
     async def _send_history(self, client: WebClient, history: list[HistoryEntry]) -> None:
         """The `history` frame, with the channels the conversation is joined

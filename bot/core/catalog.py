@@ -130,6 +130,11 @@ SENTENCES: dict[str, dict[str, str]] = {
         "de": "Danke, wir haben es weitergegeben.",
         "es": "Gracias, se lo hemos hecho llegar al equipo.",
     },
+    "rating_closed": {
+        "en": "That rating has closed, thank you.",
+        "de": "Diese Bewertung ist abgeschlossen, danke.",
+        "es": "Esa valoración ya está cerrada, gracias.",
+    },
     "rating_already_given": {
         "en": "You've already rated this conversation, thank you.",
         "de": "Du hast dieses Gespräch schon bewertet, danke.",

@@ -56,6 +56,10 @@ LINK_CODES_PER_CUSTOMER = Limit("codes-cust", 5, 3600)
 LINK_CODES_PER_ADDRESS = Limit("codes-addr", 60, 3600)
 HANDOFFS_PER_CUSTOMER = Limit("handoffs-cust", 5, 3600)
 HANDOFFS_PER_ADDRESS = Limit("handoffs-addr", 60, 3600)
+# Notes share the history's cap with what the customer said: a flood of them
+# would push the customer's own messages out.
+NOTES_PER_AGENT = Limit("notes-agent", 120, 3600)
+NOTES_PER_CUSTOMER = Limit("notes-cust", 60, 3600)
 MESSAGES_PER_SESSION = Rate(burst=20, per_second=0.5, name="messages-session")
 MESSAGES_PER_ADDRESS = Rate(burst=400, per_second=20, name="messages-addr")
 

@@ -15,10 +15,15 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from bot.core.conversation import ConversationState, HandoffState
+from bot.core.conversation import ClosedHandoff, ConversationState, HandoffState
 from bot.core.model import CONSOLE, HistoryEntry, Outbound
 from bot.core.policy import TurnContext
-from bot.core.rate_limits import HANDOFFS_PER_ADDRESS, HANDOFFS_PER_CUSTOMER
+from bot.core.rate_limits import (
+    HANDOFFS_PER_ADDRESS,
+    HANDOFFS_PER_CUSTOMER,
+    NOTES_PER_AGENT,
+    NOTES_PER_CUSTOMER,
+)
 from bot.core.resume import asked_again
 from bot.handoff import listing
 from bot.handoff.desk_core import (
@@ -228,6 +233,12 @@ class HandoffDesk(DeskCore):
         never sent to the customer. Any agent may note any conversation,
         whoever holds it and whether or not a person does."""
         text = self._checked_text(text)
+        await self._existing(customer_id)
+        if not await self.limiter.allow_all([(NOTES_PER_AGENT, agent.username),
+                                             (NOTES_PER_CUSTOMER, customer_id)]):
+            raise DeskError("too_many_notes",
+                            "too many notes: at most 60 an hour on one conversation and 120 "
+                            "an hour from one agent")
         entry = HistoryEntry(sender="note", channel=CONSOLE, text=text, ts=self.clock(),
                              agent_name=agent.display_name, agent=agent.username)
 
@@ -292,6 +303,8 @@ class HandoffDesk(DeskCore):
 
     async def _end(self, agent: AgentAccount, customer_id: str, *,
                    close: bool) -> dict[str, Any]:
+        rated: list[ClosedHandoff] = []
+
         async def change(state: ConversationState, out: Outgoing) -> list[HistoryEntry]:
             may_act(agent, state.handoff)
             handoff = state.handoff
@@ -301,12 +314,17 @@ class HandoffDesk(DeskCore):
             state.handoff = None
             if close:
                 state.dialog, state.question = {}, None
-                state.closed_handoff = closed_handoff(handoff, agent, now)
                 line = HistoryEntry.internal("closed", closed_line(agent.display_name), now,
                                              agent_name=agent.display_name)
-                # Then the customer is asked how it went (`bot.handoff.rating`).
                 notices = [Outbound(text=closed_by(agent.display_name, state.locale),
-                                    event="agent_left"), rating_question(state.locale)]
+                                    event="agent_left")]
+                if is_claimed(handoff):
+                    # A person held it: its figures count, and the customer is
+                    # asked how it went (`bot.handoff.rating`). One closed
+                    # while it waited (spam, a duplicate) is neither.
+                    rated[:] = [closed_handoff(handoff, agent, now)]
+                    state.closed_handoff = rated[0]
+                    notices.append(rating_question(state.locale, rated[0].record))
             else:
                 line = HistoryEntry.internal("released", released_line(agent.display_name), now,
                                              agent_name=agent.display_name)
@@ -316,8 +334,8 @@ class HandoffDesk(DeskCore):
             return [line, *[await self._prepare(customer_id, state, n, out) for n in notices]]
 
         state, _, entries = await self._act_and_deliver(customer_id, change)
-        if close and state.closed_handoff is not None:
-            await self._keep_record(state.closed_handoff)
+        for closed in rated:
+            await self._keep_record(closed)
         await self.publish({"type": "closed" if close else "released",
                             "customer": customer_id, "by": agent.username})
         await self.announce_internal(customer_id, state, entries)

@@ -141,8 +141,12 @@ class DeskCore:
                                     "agent": holder_of(state), "entry": entry.to_json()})
 
     def capacity_of(self, agent: AgentAccount) -> int:
-        """How many open conversations automatic assignment may give `agent`."""
-        return agent.capacity if agent.capacity is not None else self.options.agent_capacity
+        """How many open conversations automatic assignment may give `agent`:
+        their account's own capacity, else the default for agents; an admin
+        only with one of their own (admins oversee more than they answer)."""
+        if agent.capacity is not None:
+            return agent.capacity
+        return self.options.agent_capacity if agent.role == "agent" else 0
 
     # Routing.
 

@@ -35,10 +35,12 @@ COMMENT_MAX_LENGTH = 1000
 TYPED_SCORE = re.compile(r"^([1-5])(?:\s*/\s*5)?$")
 
 
-def rating_question(locale: str | None) -> Outbound:
-    """What closing asks the customer, in their language."""
+def rating_question(locale: str | None, record: str | None = None) -> Outbound:
+    """What closing asks the customer, in their language. The buttons name
+    the closed handoff's `record`, so one of an earlier close rates nothing."""
+    suffix = f":{record}" if record else ""
     return Outbound(text=text("rating_question", locale),
-                    buttons=tuple(Button(str(score), f"{SCORE_PAYLOAD}{score}")
+                    buttons=tuple(Button(str(score), f"{SCORE_PAYLOAD}{score}{suffix}")
                                   for score in SCORES))
 
 
@@ -55,7 +57,10 @@ async def answer_rating(context: TurnContext, records: HandoffRecordStore,
         return None
     locale = context.state.locale
     payload = context.inbound.payload
-    pressed = _pressed_score(payload)
+    pressed, record = _pressed_score(payload)
+    if pressed is not None and record is not None and record != closed.record:
+        # A button of an earlier close: that rating is over.
+        return [Outbound(text=text("rating_closed", locale))]
     if pressed is not None and closed.score is not None:
         # An old button pressed again: a conversation is rated once.
         return [Outbound(text=text("rating_already_given", locale))]
@@ -112,11 +117,15 @@ def is_rating_payload(payload: str | None) -> bool:
     return payload is not None and payload.startswith(SCORE_PAYLOAD)
 
 
-def _pressed_score(payload: str | None) -> int | None:
+def _pressed_score(payload: str | None) -> tuple[int | None, str | None]:
+    """The score a rating button gives, and the record it names (`csat:4:<record>`;
+    `csat:4` names none)."""
     if payload is None or not payload.startswith(SCORE_PAYLOAD):
-        return None
-    digits = payload.removeprefix(SCORE_PAYLOAD)
-    return int(digits) if digits in {str(score) for score in SCORES} else None
+        return None, None
+    digits, _, record = payload.removeprefix(SCORE_PAYLOAD).partition(":")
+    if digits not in {str(score) for score in SCORES}:
+        return None, None
+    return int(digits), record or None
 
 
 def _typed_score(typed: str) -> int | None:

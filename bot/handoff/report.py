@@ -23,14 +23,19 @@ def report_period(query: Mapping[str, str], today: date) -> tuple[date, date, fl
     """The first and last day asked for (`from`, `to`: YYYY-MM-DD, UTC,
     both counted; by default the last 7 days up to `today`), and the
     [start, end) they span in unix seconds."""
-    last = _day(query, "to") or today
-    first = _day(query, "from") or last - timedelta(days=DEFAULT_DAYS - 1)
+    try:
+        last = _day(query, "to") or today
+        first = _day(query, "from") or last - timedelta(days=DEFAULT_DAYS - 1)
+        end_day = last + timedelta(days=1)
+    except OverflowError:
+        raise AgentError("bad_fields", "the period must lie within the years 1 to 9999") \
+            from None
     if first > last:
         raise AgentError("bad_fields", "'from' must not be after 'to'")
     if (last - first).days + 1 > MAX_DAYS:
         raise AgentError("bad_fields", f"a report covers at most {MAX_DAYS} days")
     start = datetime.combine(first, datetime.min.time(), UTC).timestamp()
-    end = datetime.combine(last + timedelta(days=1), datetime.min.time(), UTC).timestamp()
+    end = datetime.combine(end_day, datetime.min.time(), UTC).timestamp()
     return first, last, start, end
 
 

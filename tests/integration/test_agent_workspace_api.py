@@ -250,7 +250,9 @@ async def test_the_report_counts_a_scripted_day_per_agent_and_overall(
 
 
 @pytest.mark.parametrize("query", ["from=yesterday", "from=2026-11-21&to=2026-11-20",
-                                   "to=2026-13-01", "from=2020-01-01&to=2026-01-01"])
+                                   "to=2026-13-01", "from=2020-01-01&to=2026-01-01",
+                                   "from=9999-12-31&to=9999-12-31", "to=0001-01-02",
+                                   "from=2026-02-30"])
 async def test_a_bad_period_is_refused(
     http: aiohttp.ClientSession, desk_app: RunningApp, query: str
 ) -> None:

@@ -126,25 +126,29 @@ async def test_with_capacity_zero_nobody_is_assigned_and_claiming_by_hand_works(
         await client.close()
 
 
-async def test_the_setting_gives_every_online_agent_the_same_capacity(
+async def test_the_setting_gives_every_online_agent_the_same_capacity_but_no_admin(
     http: aiohttp.ClientSession, redis_url: str
 ) -> None:
     async with running(redis_url, agent_capacity=2) as app:
         await with_capacity(app, bob=0)  # an account's own capacity wins
         root = await (await agent(http, app, "root")).listen()
+        ann = await (await agent(http, app, "ann")).listen()
         bob = await (await agent(http, app, "bob")).listen()
         clients = [await waiting_customer(http, app) for _ in range(3)]
         assigned = [await root.event("assigned") for _ in range(2)]
-        assert {e["agent"] for e in assigned} == {"root"}
+        assert {e["agent"] for e in assigned} == {"ann"}
         assert await assigner_of(app).assign_waiting() == []
         assert sorted((await held(app)).items()) == sorted(
-            (c.customer, "root") for c in clients[:2])
+            (c.customer, "ann") for c in clients[:2])
         status, agents = await root.call("GET", "agents")
         by_name = {a["username"]: (a["capacity"], a["open"], a["online"])
                    for a in agents["agents"]}
-        assert by_name == {"ann": (2, 0, False), "bob": (0, 0, True), "root": (2, 2, True)}
-        await bob.close()
-        await root.close()
+        assert by_name == {"ann": (2, 2, True), "bob": (0, 0, True), "root": (0, 0, True)}
+        # An admin with a capacity of their own is given conversations too.
+        await with_capacity(app, root=1)
+        assert await assigner_of(app).assign_waiting() == [(clients[2].customer, "root")]
+        for console in (root, ann, bob):
+            await console.close()
 
 
 async def test_two_assigners_at_once_never_pass_a_capacity(
