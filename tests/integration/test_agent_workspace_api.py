@@ -14,7 +14,14 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.support.app_server import RunningApp
-from tests.support.handoff_rig import agent, agent_frame, claimed_chat, hand_off, web_customer
+from tests.support.handoff_rig import (
+    agent,
+    agent_frame,
+    claimed_chat,
+    hand_off,
+    running,
+    web_customer,
+)
 from tests.support.webchat_client import WebChatClient
 
 NOTE = "Customer sounds upset: VIP, refund approved by Carla"
@@ -269,3 +276,66 @@ async def test_only_admins_read_the_report(
     assert (status, answer["error"]) == (403, "admins_only")
     status, answer = await ann.call("GET", "report", token="not-a-session")
     assert (status, answer["error"]) == (401, "unauthenticated")
+
+
+async def test_notes_never_take_the_place_of_what_the_visitor_sees_again(
+    http: aiohttp.ClientSession, redis_url: str
+) -> None:
+    async with running(redis_url, history_replay=4) as app:
+        client, customer, ann = await claimed_chat(http, app)
+        shown = [m["text"] for m in
+                 (await web_customer(http, app, session=client.session)).history]
+        for n in range(8):
+            await ann.act(customer, "notes", {"text": f"note {n}"})
+        again = await web_customer(http, app, session=client.session)
+        assert [m["text"] for m in again.history] == shown[-4:]
+        await client.close()
+        await again.close()
+
+
+async def test_notes_are_limited_per_conversation_and_nothing_more_is_kept(
+    http: aiohttp.ClientSession, desk_app: RunningApp
+) -> None:
+    _, customer, ann = await claimed_chat(http, desk_app)
+    for n in range(60):
+        await ann.act(customer, "notes", {"text": f"note {n}"})
+    status, answer = await ann.call("POST", f"conversations/{customer}/notes", {"text": "one more"})
+    assert (status, answer["error"]) == (429, "too_many_notes")
+    kept = [text for sender, _, text in timeline(await ann.conversation(customer))
+            if sender == "note"]
+    assert kept == [f"note {n}" for n in range(60)]
+
+
+async def test_a_conversation_closed_while_it_waited_asks_no_rating_and_counts_nowhere(
+    http: aiohttp.ClientSession, desk_app: RunningApp
+) -> None:
+    client = await web_customer(http, desk_app)
+    await hand_off(client)
+    root = await agent(http, desk_app, "root")
+    await root.act(client.customer or "", "close")
+    frame = await client.next_message()
+    assert frame["text"].startswith("root closed this conversation")
+    view = await root.conversation(client.customer or "")
+    assert "handoff_times" not in view
+    assert not any("How did we do?" in e["text"] for e in view["history"])
+    status, report = await root.call("GET", "report")
+    assert report["overall"]["handled"] == 0
+    await client.close()
+
+
+async def test_a_rating_button_of_an_earlier_close_rates_nothing(
+    http: aiohttp.ClientSession, desk_app: RunningApp
+) -> None:
+    client, customer, ann = await claimed_chat(http, desk_app)
+    await ann.act(customer, "close")
+    first = (await ann.conversation(customer))["handoff_times"]
+    old = [e for e in (await ann.conversation(customer))["history"]
+           if e["text"].startswith("How did we do?")][-1]["buttons"][4]["payload"]
+    await hand_off(client)
+    await ann.act(customer, "claim")
+    await ann.act(customer, "close")
+    assert (await ann.conversation(customer))["handoff_times"] != first
+    [answer] = await client.turn("5", payload=old)
+    assert answer["text"] == "That rating has closed, thank you."
+    assert "csat" not in await ann.conversation(customer)
+    await client.close()
