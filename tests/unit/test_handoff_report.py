@@ -130,6 +130,9 @@ TODAY = date(2026, 11, 27)
     ({"from": "2024-01-01", "to": "2024-12-31"}, date(2024, 1, 1), date(2024, 12, 31)),
     # Days to come are asked for as any others: nothing closed then yet.
     ({"from": "2027-01-01", "to": "2027-01-02"}, date(2027, 1, 1), date(2027, 1, 2)),
+    # The first and last days a date can hold a whole day's end for.
+    ({"from": "0001-01-01", "to": "0001-01-07"}, date(1, 1, 1), date(1, 1, 7)),
+    ({"to": "9999-12-30"}, date(9999, 12, 24), date(9999, 12, 30)),
 ])
 def test_the_period_counts_both_days_whole_in_utc(
     query: dict[str, str], first: date, last: date
@@ -157,6 +160,9 @@ def test_one_day_spans_exactly_its_24_hours() -> None:
     ({"from": "2026-11-28"}, "'from' must not be after 'to'"),
     ({"from": "2023-12-31", "to": "2024-12-31"}, "a report covers at most 366 days"),
     ({"from": "2020-01-01"}, "a report covers at most 366 days"),
+    # Days whose end, or whose default start, no date can hold.
+    ({"to": "9999-12-31"}, "the period must lie within the years 1 to 9999"),
+    ({"to": "0001-01-02"}, "the period must lie within the years 1 to 9999"),
 ])
 def test_a_bad_period_is_refused_with_a_reason(query: dict[str, str], message: str) -> None:
     with pytest.raises(AgentError) as refused:
