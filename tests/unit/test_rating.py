@@ -263,3 +263,31 @@ async def test_no_closed_handoff_no_answer(records: MemoryAgentStore) -> None:
     context.state.closed_handoff = None
     assert await answer_rating(context, records, NOW) is None
     assert context.state.closed_handoff is None
+
+
+# Buttons naming their close.
+
+
+def test_the_buttons_name_the_close_they_rate() -> None:
+    assert [b.payload for b in rating_question("es", "r1").buttons] == [
+        f"csat:{n}:r1" for n in range(1, 6)]
+
+
+async def test_a_button_naming_this_close_rates_it(records: MemoryAgentStore) -> None:
+    context = turn("4", "csat:4:r1")
+    assert await answer_rating(context, records, NOW) == [Outbound(text=ASK_COMMENT,
+                                                                   buttons=SKIP)]
+    assert await kept_score(records) == 4
+
+
+@pytest.mark.parametrize("handoff", [closed("asked"), closed("comment", score=2),
+                                     closed("dropped")])
+async def test_a_button_of_an_earlier_close_rates_nothing(
+    records: MemoryAgentStore, handoff: ClosedHandoff,
+) -> None:
+    context = turn("5", "csat:5:r0", handoff=handoff)
+    assert await answer_rating(context, records, NOW) == [
+        Outbound(text="That rating has closed, thank you.")]
+    assert context.state.closed_handoff == handoff
+    assert await kept_score(records) is None
+    assert context.internal == []
