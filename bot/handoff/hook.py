@@ -60,8 +60,13 @@ class HandoffHook:
             # Erasing one's data stays possible while a person holds the chat.
             return _erase_request(context, handoff) or []
         closed = context.state.closed_handoff
-        if closed is not None and (closed.rating in ("asked", "comment")
-                                   or is_rating_payload(context.inbound.payload)):
+        if closed is not None and closed.rating in ("asked", "comment") \
+                and FORGET_COMMAND.match(context.inbound.text.strip()):
+            # Asking to be forgotten is never a comment: the rating ends there.
+            context.state.closed_handoff = replace(
+                closed, rating="done" if closed.score is not None else "dropped")
+        elif closed is not None and (closed.rating in ("asked", "comment")
+                                     or is_rating_payload(context.inbound.payload)):
             # The answer to "how did we do?" (or an old rating button pressed
             # again); anything else goes on as usual.
             rated = await answer_rating(context, self.desk.agents, self.desk.clock())

@@ -231,3 +231,17 @@ async def slack_press(channels: ChannelsRig, payload: dict[str, Any]) -> int:
     """A button press posted as Slack posts interactions: form-encoded."""
     body = urlencode({"payload": json.dumps(payload)}).encode()
     return await channels.slack_post(body, "application/x-www-form-urlencoded")
+
+
+async def test_asking_to_be_forgotten_is_never_taken_as_a_comment(
+    http: aiohttp.ClientSession, desk_app: RunningApp,
+) -> None:
+    client, customer, ann, buttons = await closed_web_chat(http, desk_app)
+    [comment_question] = await client.turn("4", payload=buttons["4"])
+    assert comment_question["text"] == ASK_COMMENT
+    [asked] = await client.turn("forget me")
+    assert asked["text"] != PASSED_ON
+    assert [b["payload"] for b in asked["buttons"]][:1] != ["csat:skip"]
+    view = await ann.conversation(customer)
+    assert (view["csat"]["score"], view["csat"]["comment"]) == (4, None)
+    await client.close()
