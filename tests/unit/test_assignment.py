@@ -3,12 +3,17 @@ stores: who is next, who has room, and what is skipped."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import replace
 
+import pytest
+
 from bot.core.bus import LocalBus
+from bot.core.errors import LockTimeout, StoreUnavailable
 from bot.handoff.assignment import Assigner, next_agent
-from bot.handoff.desk import DeskError, HandoffDesk
-from bot.handoff.ports import AgentAccount
+from bot.handoff.desk import AGENTS_TOPIC, DeskError, HandoffDesk
+from bot.handoff.ports import AgentAccount, QueueEntry
 from context_store.agents_memory import MemoryAgentStore
 
 
@@ -26,20 +31,25 @@ def test_round_robin_starts_after_the_last_one_and_wraps() -> None:
 class ClaimingDesk:
     """The desk's claim and capacity, recorded: the assigner's choices alone."""
 
-    def __init__(self, store: MemoryAgentStore, refuse: set[str] | None = None) -> None:
+    def __init__(self, store: MemoryAgentStore, refuse: set[str] | None = None,
+                 errors: dict[str, Exception] | None = None) -> None:
         self.store = store
-        self.refuse = refuse or set()
+        self.errors = errors or {}
+        for customer in refuse or ():
+            self.errors[customer] = DeskError("already_claimed", "taken by hand meanwhile")
         self.claims: list[tuple[str, str]] = []
+        self.claimed = asyncio.Event()
 
     def capacity_of(self, agent: AgentAccount) -> int:
         return agent.capacity if agent.capacity is not None else 0
 
     async def claim(self, agent: AgentAccount, customer: str, *, assigned: bool) -> None:
         assert assigned
-        if customer in self.refuse:
-            raise DeskError("already_claimed", "taken by hand meanwhile")
+        if customer in self.errors:
+            raise self.errors[customer]
         self.claims.append((customer, agent.username))
         await self.store.index_claimed(customer, agent.username)
+        self.claimed.set()
 
 
 async def store_with(**capacities: int | None) -> MemoryAgentStore:
@@ -77,9 +87,127 @@ async def test_what_was_claimed_meanwhile_is_skipped_without_using_a_place() -> 
     assert await assigner(desk, store).assign_waiting() == [("free", "ann")]
 
 
+@pytest.mark.parametrize("refusal", [
+    DeskError("already_claimed", "taken by hand meanwhile"),
+    DeskError("not_in_queue", "back with the bot meanwhile"),
+    LockTimeout("in a long turn"),
+], ids=str)
+async def test_a_conversation_refused_or_busy_stays_for_the_next_pass(
+    refusal: Exception
+) -> None:
+    store = await store_with(ann=1)
+    await store.index_queued("refused", 1.0)
+    await store.index_queued("free", 2.0)
+    desk = ClaimingDesk(store, errors={"refused": refusal})
+    assert await assigner(desk, store).assign_waiting() == [("free", "ann")]
+    assert [e.customer for e in await store.queued()] == ["refused"]
+
+
+async def test_a_conversation_gone_meanwhile_leaves_the_queue() -> None:
+    store = await store_with(ann=1)
+    await store.index_queued("merged", 1.0)
+    await store.index_queued("free", 2.0)
+    desk = ClaimingDesk(store, errors={
+        "merged": DeskError("unknown_customer", "joined into another")})
+    assert await assigner(desk, store).assign_waiting() == [("free", "ann")]
+    assert await store.queued() == []
+
+
+class CountingStore(MemoryAgentStore):
+    """The memory store, with the names of the reads a pass makes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    async def agents_online(self) -> set[str]:
+        self.calls.append("agents_online")
+        return await super().agents_online()
+
+    async def agents(self) -> list[AgentAccount]:
+        self.calls.append("agents")
+        return await super().agents()
+
+    async def take_assignment_lease(self, holder: str, ttl_seconds: float) -> bool:
+        self.calls.append("take_assignment_lease")
+        return await super().take_assignment_lease(holder, ttl_seconds)
+
+    async def queued(self, limit: int | None = None) -> list[QueueEntry]:
+        self.calls.append("queued")
+        return await super().queued(limit)
+
+
+async def test_with_no_capacity_a_pass_reads_only_who_is_online_and_the_accounts() -> None:
+    store = CountingStore()
+    await store.index_queued("c1", 1.0)
+    desk = ClaimingDesk(store)
+    assert await assigner(desk, store).assign_waiting() == []
+    assert store.calls == ["agents_online"]  # nobody online: not even the accounts
+    for name, capacity in (("ann", None), ("bob", 0)):
+        await store.put_agent(AgentAccount(name, name.title(), "agent", "hash", capacity))
+        await store.touch_agent(name, "w", 60)
+    store.calls.clear()
+    assert await assigner(desk, store).assign_waiting() == []
+    assert store.calls == ["agents_online", "agents"]
+    assert desk.claims == []
+
+
+@pytest.mark.parametrize("kind", ["queued", "released", "closed", "transferred", "online",
+                                  "moved"])
+async def test_an_event_that_brings_work_or_frees_a_place_wakes_the_loop(kind: str) -> None:
+    store = await store_with(ann=1)
+    await store.index_queued("c1", 1.0)
+    desk, bus = ClaimingDesk(store), LocalBus()
+    running = Assigner(desk, store, bus, "w1", every_seconds=3600)  # type: ignore[arg-type]
+    await running.start()
+    try:
+        await bus.publish(AGENTS_TOPIC, {"type": kind, "customer": "c1"})
+        await asyncio.wait_for(desk.claimed.wait(), 10)
+    finally:
+        await running.stop()
+    assert desk.claims == [("c1", "ann")]
+
+
+class FailingOnce(MemoryAgentStore):
+    """The memory store whose first queue read fails, as Redis away would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed = False
+
+    async def queued(self, limit: int | None = None) -> list[QueueEntry]:
+        if not self.failed:
+            self.failed = True
+            raise StoreUnavailable("redis away")
+        return await super().queued(limit)
+
+
+async def test_without_events_the_loop_still_runs_and_outlives_a_store_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = FailingOnce()
+    await store.put_agent(AgentAccount("ann", "Ann", "agent", "hash", 1))
+    await store.touch_agent("ann", "w", 60)
+    await store.index_queued("c1", 1.0)
+    desk = ClaimingDesk(store)
+    running = Assigner(desk, store, LocalBus(), "w1",  # type: ignore[arg-type]
+                       every_seconds=0.01)
+    caplog.set_level(logging.WARNING, "bot.handoff.assignment")
+    await running.start()
+    try:
+        await asyncio.wait_for(desk.claimed.wait(), 10)
+    finally:
+        await running.stop()
+    assert desk.claims == [("c1", "ann")]
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("WARNING", "automatic assignment skipped a pass: redis away")]
+    # The failed pass gave the lease back.
+    assert await store.take_assignment_lease("another-worker", 30)
+
+
 async def test_offline_agents_and_a_held_lease_assign_nothing() -> None:
     store = await store_with(ann=3)
-    await store.put_agent(AgentAccount("bob", "Bob", "agent", "hash", 3))  # not online
+    await store.put_agent(AgentAccount("abe", "Abe", "agent", "hash", 3))  # not online
     await store.index_queued("c1", 1.0)
     desk = ClaimingDesk(store)
     assert await store.take_assignment_lease("another-worker", 30)
