@@ -127,8 +127,14 @@ class Assigner:
         waiting = await self.store.queued(sum(free.values()) + 20)
         last = await self.store.last_assigned()
         assigned: list[tuple[str, str]] = []
-        for entry in waiting:
+        for tried, entry in enumerate(waiting):
             if not free:
+                break
+            # A claim may wait long for the customer's lock: the lease is
+            # renewed before each further one, and a pass that outlived it
+            # ends, as another worker may be counting the free places now.
+            if tried and not await self.store.take_assignment_lease(self.worker,
+                                                                       LEASE_SECONDS):
                 break
             name = next_agent(sorted(free), last)
             try:

@@ -205,6 +205,34 @@ async def test_without_events_the_loop_still_runs_and_outlives_a_store_error(
     assert await store.take_assignment_lease("another-worker", 30)
 
 
+class SlowClaimingDesk(ClaimingDesk):
+    """Its first claim outlasts the lease, and meanwhile another worker takes it."""
+
+    def __init__(self, store: MemoryAgentStore, now: list[float]) -> None:
+        super().__init__(store)
+        self.now = now
+
+    async def claim(self, agent: AgentAccount, customer: str, *, assigned: bool) -> None:
+        await super().claim(agent, customer, assigned=assigned)
+        if len(self.claims) == 1:
+            self.now[0] += 60
+            assert await self.store.take_assignment_lease("another-worker", 30)
+
+
+async def test_a_pass_that_outlived_its_lease_ends_there() -> None:
+    now = [1000.0]
+    store = MemoryAgentStore(clock=lambda: now[0])
+    await store.put_agent(AgentAccount("ann", "Ann", "agent", "hash", 5))
+    await store.touch_agent("ann", "w", 3600)
+    for i, customer in enumerate(["c1", "c2", "c3"]):
+        await store.index_queued(customer, float(i))
+    desk = SlowClaimingDesk(store, now)
+    assert await assigner(desk, store).assign_waiting() == [("c1", "ann")]
+    assert [e.customer for e in await store.queued()] == ["c2", "c3"]
+    # The other worker's lease stays its own.
+    assert not await store.take_assignment_lease("w1", 30)
+
+
 async def test_offline_agents_and_a_held_lease_assign_nothing() -> None:
     store = await store_with(ann=3)
     await store.put_agent(AgentAccount("abe", "Abe", "agent", "hash", 3))  # not online
