@@ -39,7 +39,6 @@ from bot.core.model import (
     HistoryEntry,
     Inbound,
     Outbound,
-    is_public,
     public_entries,
 )
 from bot.core.ports import ConversationReader, TurnStore
@@ -444,14 +443,14 @@ class WebChatConnector:
         return shown[-wanted:]
 
     async def _send_history(self, client: WebClient, history: list[HistoryEntry]) -> None:
-        """The `history` frame, with the channels the conversation is joined
+        """The `history` frame of entries from `_replay` (the visitor's own,
+        never the team's), with the channels the conversation is joined
         with: the widget shows where else it goes on."""
         assert client.customer_id is not None
         identities = await self.store.identities(client.customer_id)
         await client.ws.send_json({
             "type": "history",
-            # The team's notes and internal steps are never the visitor's to see.
-            "messages": [history_item(e) for e in history if is_public(e)],
+            "messages": [history_item(e) for e in history],
             "channels": sorted({i.channel for i in identities} | {CHANNEL}),
         })
 

@@ -133,8 +133,8 @@ class Assigner:
             # A claim may wait long for the customer's lock: the lease is
             # renewed before each further one, and a pass that outlived it
             # ends, as another worker may be counting the free places now.
-            if tried and not await self.store.take_assignment_lease(self.worker,
-                                                                       LEASE_SECONDS):
+            if tried and not await self.store.take_assignment_lease(
+                    self.worker, LEASE_SECONDS):
                 break
             name = next_agent(sorted(free), last)
             try:

@@ -322,7 +322,7 @@ class HandoffDesk(DeskCore):
                     # A person held it: its figures count, and the customer is
                     # asked how it went (`bot.handoff.rating`). One closed
                     # while it waited (spam, a duplicate) is neither.
-                    rated[:] = [closed_handoff(handoff, agent, now)]
+                    rated[:] = [closed_handoff(handoff, now)]
                     state.closed_handoff = rated[0]
                     notices.append(rating_question(state.locale, rated[0].record))
             else:

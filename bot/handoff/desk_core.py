@@ -233,14 +233,13 @@ def holder_of(state: ConversationState) -> str | None:
     return state.handoff.agent if is_claimed(state.handoff) else None
 
 
-def closed_handoff(handoff: HandoffState, agent: AgentAccount, now: float) -> ClosedHandoff:
-    """What a conversation keeps of the handoff `agent` closes: the holder's
-    (or, for one nobody held, the closer's) figures, and a rating to ask for."""
-    holder = handoff.agent if is_claimed(handoff) else None
+def closed_handoff(handoff: HandoffState, now: float) -> ClosedHandoff:
+    """What a conversation keeps of a held handoff closed at `now`: the
+    holder's figures, and a rating to ask for."""
     return ClosedHandoff(
         record=secrets.token_hex(8),
-        agent=holder or agent.username,
-        agent_name=handoff.agent_name if holder else agent.display_name,
+        agent=handoff.agent,
+        agent_name=handoff.agent_name,
         queued_at=float(handoff.since),
         claimed_at=handoff.claimed_at,
         first_response_at=handoff.first_response_at,
