@@ -95,18 +95,21 @@ class Supervised:
         return len(self.matches(pattern, after=after))
 
     def matches(self, pattern: str, *, after: int = 0) -> list[str]:
-        """The first group of `pattern` (or the whole match) in each line
-        logged from position `after` on that matches it."""
+        """The first group of `pattern` (or the whole match) of each match in
+        the lines logged from position `after` on (lines of two processes can
+        run together, so one line may hold two)."""
         regex = re.compile(pattern)
-        found = (regex.search(line) for line in self.lines[after:])
-        return [match[1] if regex.groups else match[0] for match in found if match]
+        found = (match for line in self.lines[after:] for match in regex.finditer(line))
+        return [match[1] if regex.groups else match[0] for match in found]
 
     @property
     def pids(self) -> dict[int, int]:
-        """Each worker's pid, as its latest "is serving" line says."""
+        """Each worker's pid, as its latest "is serving" line says. Workers
+        write to one shared stderr, so two such lines can arrive run together
+        on one line: every match of each line counts."""
         found: dict[int, int] = {}
         for line in self.lines:
-            if match := SERVING_LINE.search(line):
+            for match in SERVING_LINE.finditer(line):
                 found[int(match[1])] = int(match[2])
         return found
 
