@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from bot.core import metrics
+from bot.core import metrics, routing
 from bot.core.bus import Bus
 from bot.core.conversation import ClosedHandoff, ConversationState, HandoffState
 from bot.core.delivery import Reply, Senders
@@ -25,7 +25,6 @@ from bot.core.model import Address, HistoryEntry, Outbound
 from bot.core.outbox import Outbox, OutboxOptions
 from bot.core.ports import ConversationReader
 from bot.core.rate_limits import RateLimiter
-from bot.handoff import routing
 from bot.handoff.accounts import AgentError
 from bot.handoff.ports import (
     AccountStore,

@@ -1,4 +1,5 @@
-"""Where a message from the team to a customer goes, outside their turn."""
+"""Where a message to a customer goes outside their turn: from the team or
+from the business (the public API)."""
 
 from __future__ import annotations
 
