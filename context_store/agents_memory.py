@@ -8,12 +8,13 @@ from dataclasses import replace
 
 from bot.core.backoff import Backoff
 from bot.handoff.ports import AgentAccount, AgentSession, CannedReply, HandoffRecord, QueueEntry
+from context_store.apikeys_memory import MemoryApiKeysMixin
 
 # How often the memory store drops login counters whose window has passed.
 PURGE_SECONDS = 60.0
 
 
-class MemoryAgentStore:
+class MemoryAgentStore(MemoryApiKeysMixin):
     """`AgentStore` in process memory, for the embedded store: one worker only."""
 
     def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:

@@ -12,6 +12,7 @@ Keys (prefix `segue` by default):
 - `segue:{w:<session>}:sockets` sorted set worker -> expiry, with a TTL
 - `segue:canned`              hash shortcut -> canned reply text
 - the report's records and the assignment lease: `context_store.agents_redis_records`
+- the public API's keys: `context_store.apikeys_redis`
 
 Queue and claims share a hash tag so that moving a conversation between them
 is one MULTI, also on Redis Cluster.
@@ -31,7 +32,9 @@ from bot.handoff.ports import (
     HandoffRecord,
     QueueEntry,
 )
+from bot.outreach.ports import ApiKey
 from context_store.agents_redis_records import RedisRecords
+from context_store.apikeys_redis import RedisApiKeys
 from context_store.redis_client import RedisClient, run_redis
 
 # KEYS: counter. ARGV: window seconds. INCR and set the TTL only when new.
@@ -90,6 +93,7 @@ class RedisAgentStore:
         self._add_attempt = client.register_script(_ADD_ATTEMPT)
         self._put_canned = client.register_script(_PUT_CANNED)
         self._records = RedisRecords(client, self._key)
+        self._api_keys = RedisApiKeys(client, self._key)
 
     def _key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
@@ -276,3 +280,15 @@ class RedisAgentStore:
 
     async def set_last_assigned(self, username: str) -> None:
         await self._records.set_last_assigned(username)
+
+    async def put_api_key(self, key: ApiKey) -> bool:
+        return await self._api_keys.put_api_key(key)
+
+    async def api_key_by_digest(self, digest: str) -> ApiKey | None:
+        return await self._api_keys.api_key_by_digest(digest)
+
+    async def api_keys(self) -> list[ApiKey]:
+        return await self._api_keys.api_keys()
+
+    async def drop_api_key(self, name: str) -> bool:
+        return await self._api_keys.drop_api_key(name)

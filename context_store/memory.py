@@ -7,6 +7,7 @@ shared between processes and forgets everything on restart.
 
 from __future__ import annotations
 
+import math
 import secrets
 import time
 from collections import deque
@@ -96,6 +97,12 @@ class MemoryContextStore(MemoryInboxMixin, MemoryOutboxMixin, MemoryEraseMixin):
             return new_customer_id
         if provisional_ttl == 0 or self.limits.retention_seconds > 0:
             self._provisional.pop(identity, None)
+        return customer_id
+
+    async def find_customer(self, identity: ChannelIdentity) -> str | None:
+        customer_id = self._identities.get(identity)
+        if customer_id is not None and self._provisional.get(identity, math.inf) <= self._clock():
+            return None
         return customer_id
 
     async def lock_and_load(

@@ -103,6 +103,11 @@ class RedisContextStore(RedisInboxMixin, RedisOutboxMixin, RedisMergeMixin, Redi
         args = [new_customer_id, self.limits.retention_seconds, provisional_ttl]
         return str(await self._call(self._resolve, [self.keys.identity(identity)], args))
 
+    async def find_customer(self, identity: ChannelIdentity) -> str | None:
+        found = await run_redis(self.client.get(self.keys.identity(identity)))
+        return None if found is None else (found.decode() if isinstance(found, bytes)
+                                           else str(found))
+
     async def lock_and_load(
         self,
         customer_id: str,

@@ -11,7 +11,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from bot.core import metrics
 from bot.core.errors import ConnectorError
-from bot.core.model import Address, Button, Image, Link, Outbound
+from bot.core.model import Address, Button, ChannelIdentity, Image, Link, Outbound
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,15 @@ class ReachableSender(Protocol):
     now (a web chat with no socket open would only be kept in history)."""
 
     async def reachable(self, address: Address) -> bool: ...
+
+
+@runtime_checkable
+class DirectSender(Protocol):
+    """A connector that can address a user who has not written in the
+    conversation's current chat (the business writes first): Telegram's
+    private chat with the user, a Slack DM it opens."""
+
+    async def direct_address(self, identity: ChannelIdentity) -> Address | None: ...
 
 
 @runtime_checkable
@@ -60,6 +69,19 @@ class Senders:
         if isinstance(sender, ReachableSender):
             return await sender.reachable(address)
         return True
+
+    async def direct_address(self, identity: ChannelIdentity) -> Address | None:
+        """Where a message the business starts reaches `identity`'s user on
+        their channel, or None when the channel cannot say (or cannot write
+        first). Best effort: never raises."""
+        sender = self._by_channel.get(identity.channel)
+        if not isinstance(sender, DirectSender):
+            return None
+        try:
+            return await sender.direct_address(identity)
+        except Exception as exc:
+            log.info("no direct address on %s: %s", identity.channel, exc)
+            return None
 
     async def typing(self, address: Address, on: bool, agent_name: str) -> bool:
         """Show (or stop showing) that `agent_name` is typing, where the

@@ -204,6 +204,9 @@ class ConversationReader(Protocol):
     async def history(self, customer_id: str, limit: int) -> list[HistoryEntry]:
         """The last `limit` entries, oldest first."""
 
+    async def find_customer(self, identity: ChannelIdentity) -> str | None:
+        """The customer `identity` belongs to, or None: never creates one."""
+
     async def identities(self, customer_id: str) -> list[ChannelIdentity]:
         """Every channel identity that has written as this customer."""
 
