@@ -10,14 +10,17 @@ lives in `ConversationState.dialog` (see `dialogs.state`).
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any
 
 from bot.core.model import Button, HistoryEntry, Outbound
 from bot.core.policy import TurnContext
 from dialogs import model as m
 from dialogs.actions import ActionRunner
 from dialogs.flow_runner import FlowRunner, Turn
-from dialogs.nlu import Nlu
+from dialogs.nlu import Nlu, NluResult
+from dialogs.proactive import checked_slots, startable_flow
 from dialogs.state import DialogState, Frame
 from dialogs.understanding import (
     AFFIRM,
@@ -58,6 +61,30 @@ class DialogPolicy(FlowRunner):
             await self._route(run)
         if run.replies and not run.repeated:
             state.remember(run.replies)
+        context.state.dialog = state.dump()
+        question = self.open_question(run)
+        context.state.question = None if question is None else HistoryEntry.of_outbound(
+            question, run.channel, time.time())
+        return run.replies
+
+    async def start_flow(self, context: TurnContext, flow: str,
+                         slots: Mapping[str, Any]) -> list[Outbound]:
+        """Start `flow` without a message from the customer (the business
+        writes first), `slots` filled in as if the customer had said them. A
+        flow waiting for an answer is put aside and asked again afterwards,
+        as after a side question."""
+        chosen = startable_flow(self.dialogs, flow)
+        values = checked_slots(self.dialogs, slots)
+        state = DialogState.load(context.state.dialog, self.dialogs)
+        locale = context.state.locale or self.dialogs.default_language
+        run = Turn(context, state, NluResult(intent=None, confidence=0.0), locale)
+        if state.flow == chosen.name or not (self.patterns.interruption and state.put_aside()):
+            state.end()
+        state.start(chosen.name)
+        state.slots.update(values)
+        state.fallbacks = 0
+        await self._run_steps(run)
+        state.remember(run.replies)
         context.state.dialog = state.dump()
         question = self.open_question(run)
         context.state.question = None if question is None else HistoryEntry.of_outbound(

@@ -15,12 +15,14 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from bot.assembly.gauges import GaugeRefresher
 from bot.assembly.handoff import Handoff, HandoffBackend, build_desk, build_handoff
+from bot.assembly.outreach import build_public_api
 from bot.core import metrics
 from bot.core.bus import new_worker_id
 from bot.core.delivery import Senders
 from bot.core.direct_answers import DirectAnswers
 from bot.core.engine import Engine, EngineOptions
 from bot.core.errors import StoreUnavailable
+from bot.core.events import NO_EVENTS
 from bot.core.identities import Customers
 from bot.core.locked_state import CustomerLocks, LockOptions
 from bot.core.outbox import OutboxSweeper
@@ -29,9 +31,12 @@ from bot.core.ports import ContextStore, StoreLimits
 from bot.core.rate_limits import RateLimiter
 from bot.core.settings import Settings
 from bot.handoff.hook import HandoffHook, HandoffPolicy
+from bot.handoff.ports import AgentStore
 from bot.linking.hook import LinkHook
 from bot.linking.service import LinkOptions, LinkService
+from bot.outreach.ports import ApiKeyStore
 from connectors.base import Connector
+from connectors.public_api import PublicApi
 from connectors.slack import build_slack_connector
 from connectors.telegram import build_telegram_connector
 from connectors.webchat import WebChatConnector, WebChatOptions
@@ -43,8 +48,14 @@ from dialogs.build import build_dialog_policy
 log = logging.getLogger(__name__)
 
 
+class SegueAgentStore(AgentStore, ApiKeyStore, Protocol):
+    """The agents' side of a store, and the public API's keys beside it."""
+
+
 class SegueStore(ContextStore, HandoffBackend, Protocol):
     """A store Segue runs on: conversations, and the agents' side beside them."""
+
+    def agent_store(self) -> SegueAgentStore: ...
 
 
 @dataclass(slots=True)
@@ -56,6 +67,7 @@ class Segue:
     engine: Engine
     connectors: dict[str, Connector] = field(default_factory=dict)
     handoff: Handoff | None = None
+    public_api: PublicApi | None = None
 
 
 SEGUE_KEY: web.AppKey[Segue] = web.AppKey("segue")
@@ -159,10 +171,10 @@ async def create_segue(
     links = LinkService(store=store, customers=customers, senders=senders, limiter=limiter,
                         options=link_options(settings, web_secret),
                         on_merge=[desk.follow_merge])
+    dialog_policy = policy if policy is not None else build_dialog_policy(settings)
     engine = Engine(
         store=store,
-        policy=HandoffPolicy(policy if policy is not None else build_dialog_policy(settings),
-                             desk),
+        policy=HandoffPolicy(dialog_policy, desk),
         # Linking first: link commands keep working while a person holds the chat.
         hooks=[LinkHook(links), HandoffHook(desk)],
         senders=senders,
@@ -190,6 +202,9 @@ async def create_segue(
         segue.connectors[connector.channel] = connector
     segue.handoff = await build_handoff(settings, worker=worker, agents=agents, bus=bus,
                                         desk=desk)
+    segue.public_api = build_public_api(
+        settings, store=store, keys=agents, locks=locks, senders=senders, outbox=desk.outbox,
+        limiter=limiter, events=NO_EVENTS, policy=dialog_policy, desk=desk)
     return segue
 
 
@@ -208,6 +223,8 @@ def build_app(segue: Segue) -> web.Application:
     if segue.handoff is not None:
         segue.handoff.mount(app)
         app.on_startup.append(_start_handoff)
+    if segue.public_api is not None:
+        segue.public_api.mount(app)
     app.on_startup.append(_start_connectors)
     app.on_startup.append(_start_sweeper)
     app[GAUGES_KEY] = GaugeRefresher(

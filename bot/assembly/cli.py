@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from bot.assembly.agents_cli import add_agent_commands
+from bot.assembly.apikeys_cli import add_apikey_commands
 from bot.assembly.customers_cli import add_customer_commands
 from bot.assembly.doctor import add_doctor_command
 
@@ -47,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_agent_commands(sub)
     add_customer_commands(sub)
+    add_apikey_commands(sub)
     add_doctor_command(sub)
     return parser
 

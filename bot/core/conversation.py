@@ -220,6 +220,10 @@ class ConversationState:
     profile: dict[str, Profile] = field(default_factory=dict)
     # Owned by the handoff step: the last handoff a person closed, and its rating.
     closed_handoff: ClosedHandoff | None = None
+    # Owned by the public API: what each message sent with an idempotency key
+    # answered, by the key's digest, for a day; saved with the message itself,
+    # so a repeated key can never send twice.
+    api_sends: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def note_profile(self, channel: str, values: Mapping[str, str] | None) -> bool:
         """Keep `values` as `channel`'s profile; whether it changed. A
@@ -247,6 +251,8 @@ class ConversationState:
             data["profile"] = self.profile
         if self.closed_handoff is not None:
             data["closed_handoff"] = self.closed_handoff.to_json()
+        if self.api_sends:
+            data["api_sends"] = self.api_sends
         return orjson.dumps(data).decode()
 
     @classmethod
@@ -268,4 +274,5 @@ class ConversationState:
             question=HistoryEntry.from_json(data["question"]) if data.get("question") else None,
             profile=profiles_from_json(data.get("profile")),
             closed_handoff=ClosedHandoff.from_json(closed) if closed else None,
+            api_sends=data.get("api_sends", {}),
         )

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from bot.core.catalog import text
 from bot.core.conversation import ConversationState
@@ -42,3 +43,16 @@ class Policy(Protocol):
     """Chooses the bot's replies to one inbound message."""
 
     async def decide(self, context: TurnContext) -> list[Outbound]: ...
+
+
+@runtime_checkable
+class FlowStarter(Protocol):
+    """A policy that can start one of its flows without a message from the
+    customer (the business asks first, through the public API)."""
+
+    async def start_flow(self, context: TurnContext, flow: str,
+                         slots: Mapping[str, Any]) -> list[Outbound]:
+        """The flow's first replies, `slots` filled in first; raises
+        `BadInput` (`unknown_flow`, `bad_slots`) and changes nothing when
+        the flow or a slot is not one it may start so."""
+        ...

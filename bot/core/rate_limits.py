@@ -60,6 +60,10 @@ HANDOFFS_PER_ADDRESS = Limit("handoffs-addr", 60, 3600)
 # would push the customer's own messages out.
 NOTES_PER_AGENT = Limit("notes-agent", 120, 3600)
 NOTES_PER_CUSTOMER = Limit("notes-cust", 60, 3600)
+# The public API: every call of a key, and what reaches one customer from the
+# business (a loop in a caller's code must not flood a person).
+API_CALLS_PER_KEY = Limit("api-key", 600, 60)
+API_SENDS_PER_CUSTOMER = Limit("api-sends-cust", 30, 3600)
 MESSAGES_PER_SESSION = Rate(burst=20, per_second=0.5, name="messages-session")
 MESSAGES_PER_ADDRESS = Rate(burst=400, per_second=20, name="messages-addr")
 

@@ -13,12 +13,23 @@ from bot.outreach.ports import SCOPES, ApiKey, ApiKeyStore
 
 KEY_PREFIX = "sgk_"
 KEY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-# A bearer token that could be one of ours: anything else is refused unread.
-KEY_SHAPE = re.compile(r"^sgk_[A-Za-z0-9_-]{43}$")
+# A bearer token that could be a key (ours are `sgk_` and 43 more; keys in
+# the configuration may be any long random string): anything else is refused unread.
+KEY_SHAPE = re.compile(r"^[A-Za-z0-9_-]{32,128}$")
 
 
 def digest_of(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_secret() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def check_name(name: str) -> None:
+    if not KEY_NAME.match(name):
+        raise BadInput("bad_name", "a key's name is 1 to 64 letters, digits, '.', '_' or "
+                                   "'-', starting with a letter or digit")
 
 
 class ApiKeys:
@@ -30,12 +41,10 @@ class ApiKeys:
     async def add(self, name: str, scope: str = "notify") -> tuple[ApiKey, str]:
         """A new key named `name`: what is kept, and the key itself (shown
         once). Raises BadInput for a bad name or scope, or a name in use."""
-        if not KEY_NAME.match(name):
-            raise BadInput("bad_name", "a key's name is 1 to 64 letters, digits, '.', '_' or "
-                                       "'-', starting with a letter or digit")
+        check_name(name)
         if scope not in SCOPES:
             raise BadInput("bad_scope", f"the scope is one of {', '.join(SCOPES)}")
-        secret = KEY_PREFIX + secrets.token_urlsafe(32)
+        secret = new_secret()
         key = ApiKey(name=name, scope=scope, digest=digest_of(secret), hint=secret[:8],
                      created_at=time.time())
         if not await self.store.put_api_key(key):

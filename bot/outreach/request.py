@@ -1,0 +1,73 @@
+"""What a call of the public API asks for, checked: bad input is refused
+with a clear error before anything is stored."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from bot.core.errors import BadInput
+from bot.core.model import Button
+from bot.outreach.reach import CHANNELS
+
+CUSTOMER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+MAX_BUTTONS = 10
+MAX_TITLE = 64
+MAX_PAYLOAD = 256
+MAX_IDEMPOTENCY_KEY = 200
+
+
+def customer_id_of(value: str) -> str:
+    if not CUSTOMER_ID.match(value):
+        raise BadInput("unknown_customer", "no such customer")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class SendRequest:
+    text: str
+    buttons: tuple[Button, ...]
+    channel: str
+    idempotency_key: str
+
+    @classmethod
+    def parse(cls, body: object, max_text_length: int) -> SendRequest:
+        if not isinstance(body, Mapping):
+            raise BadInput("bad_request", "the body must be a JSON object")
+        text = body.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise BadInput("bad_text", "'text' must be a non-empty string")
+        if len(text) > max_text_length:
+            raise BadInput("bad_text", f"'text' is longer than {max_text_length} characters")
+        key = body.get("idempotency_key")
+        if not isinstance(key, str) or not key.strip() or len(key) > MAX_IDEMPOTENCY_KEY:
+            raise BadInput("bad_idempotency_key",
+                           f"'idempotency_key' must be a non-empty string of at most "
+                           f"{MAX_IDEMPOTENCY_KEY} characters")
+        channel = body.get("channel", "auto")
+        if channel not in ("auto", *CHANNELS):
+            raise BadInput("bad_channel", "'channel' is one of auto, web, telegram, slack")
+        unknown = set(body) - {"text", "buttons", "channel", "idempotency_key"}
+        if unknown:
+            raise BadInput("bad_request", f"unknown fields: {', '.join(sorted(unknown))}")
+        return cls(text, buttons_of(body.get("buttons")), str(channel), key)
+
+
+def buttons_of(raw: object) -> tuple[Button, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or len(raw) > MAX_BUTTONS:
+        raise BadInput("bad_buttons", f"'buttons' must be a list of at most {MAX_BUTTONS}")
+    buttons = []
+    for item in raw:
+        title = item.get("title") if isinstance(item, Mapping) else None
+        payload = item.get("payload", title) if isinstance(item, Mapping) else None
+        if not isinstance(title, str) or not title.strip() or len(title) > MAX_TITLE \
+                or not isinstance(payload, str) or not payload.strip() \
+                or len(payload) > MAX_PAYLOAD:
+            raise BadInput("bad_buttons",
+                           f"each button is {{\"title\", \"payload\"}}: non-empty strings of at "
+                           f"most {MAX_TITLE} and {MAX_PAYLOAD} characters")
+        buttons.append(Button(title, payload))
+    return tuple(buttons)
