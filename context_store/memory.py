@@ -20,6 +20,7 @@ from bot.core.errors import CustomerGone, LockTimeout
 from bot.core.model import Address, ChannelIdentity, HistoryEntry
 from bot.core.ports import LoadResult, Saved, StoreLimits, merge_histories
 from context_store.agents_memory import MemoryAgentStore
+from context_store.events_memory import MemoryEventQueueMixin
 from context_store.memory_erase import MemoryEraseMixin
 from context_store.memory_inbox import MemoryInboxMixin
 from context_store.memory_outbox import CustomerOutbox, MemoryOutboxMixin
@@ -36,7 +37,8 @@ class _Customer:
     outbox: CustomerOutbox = field(default_factory=CustomerOutbox)
 
 
-class MemoryContextStore(MemoryInboxMixin, MemoryOutboxMixin, MemoryEraseMixin):
+class MemoryContextStore(MemoryInboxMixin, MemoryOutboxMixin, MemoryEventQueueMixin,
+                         MemoryEraseMixin):
     """Dicts guarded by the event loop: every method runs without awaiting
     in between, so each is atomic like its Redis script."""
 
@@ -51,6 +53,7 @@ class MemoryContextStore(MemoryInboxMixin, MemoryOutboxMixin, MemoryEraseMixin):
         # What every lifetime (locks, marks, tokens, counters) is measured on.
         self._clock = clock
         self._init_outbox()
+        self._init_events()
         self._identities: dict[ChannelIdentity, str] = {}
         # Identities mapped provisionally (a hello, no message yet) -> expires at.
         self._provisional: dict[ChannelIdentity, float] = {}

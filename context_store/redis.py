@@ -23,6 +23,7 @@ from bot.core.ports import LoadResult, Saved, StoreLimits
 from context_store import redis_scripts as lua
 from context_store.agents_redis import RedisAgentStore
 from context_store.bus_redis import RedisBus
+from context_store.events_redis import RedisEventQueueMixin
 from context_store.keys import KeyBuilder, identity_member, parse_identity_member
 from context_store.redis_client import (
     RedisClient,
@@ -41,7 +42,8 @@ from context_store.redis_replicas import Replicated, Replication, replication_of
 __all__ = ["PARKED_KEEP_SECONDS", "PARKED_MAX", "RedisContextStore"]
 
 
-class RedisContextStore(RedisInboxMixin, RedisOutboxMixin, RedisMergeMixin, RedisEraseMixin):
+class RedisContextStore(RedisInboxMixin, RedisOutboxMixin, RedisEventQueueMixin, RedisMergeMixin,
+                        RedisEraseMixin):
     """Conversation state as one JSON string, history as a capped list; on one
     Redis (directly or through Sentinel) or a Redis Cluster."""
 
@@ -60,6 +62,7 @@ class RedisContextStore(RedisInboxMixin, RedisOutboxMixin, RedisMergeMixin, Redi
         self.keys = keys or KeyBuilder()
         self._init_inbox(inbox_stale_ms)
         self._init_outbox()
+        self._init_events()
         self._init_merge()
         self._init_erase()
         self._resolve = client.register_script(lua.RESOLVE)

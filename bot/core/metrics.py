@@ -156,3 +156,44 @@ def declare_series(channels: Iterable[str]) -> None:
         LINK_CODES_REFUSED.labels(reason)
     for limit in RATE_LIMIT_NAMES:
         rate_limited(limit)
+
+
+# Events out (`SEGUE_EVENTS_URL`).
+EVENTS_SENT = Counter(
+    "segue_events_sent_total", "Events the events URL accepted (answered 2xx)"
+)
+EVENTS_FAILED = Counter(
+    "segue_events_failed_total",
+    "Attempts to send an event that failed and will be retried, by reason (status: an "
+    "answer other than 2xx; timeout; error: the connection failed)",
+    ["reason"],
+)
+EVENTS_DROPPED = Counter(
+    "segue_events_dropped_total",
+    "Events given up, by reason (overflow: over 10,000 waiting for one customer, the oldest; "
+    "expired: not sent within 3 days; store_error: the store refused it when emitted; "
+    "unreadable: not an event)",
+    ["reason"],
+)
+EVENTS_FAILED_REASONS = ("status", "timeout", "error")
+EVENTS_DROPPED_REASONS = ("overflow", "expired", "store_error", "unreadable")
+
+
+@functools.cache
+def events_failed(reason: str) -> Counter:
+    """The failed-sends counter of one reason (looked up once, as `turns`)."""
+    return EVENTS_FAILED.labels(reason)
+
+
+@functools.cache
+def events_dropped(reason: str) -> Counter:
+    """The dropped-events counter of one reason (looked up once, as `turns`)."""
+    return EVENTS_DROPPED.labels(reason)
+
+
+def declare_events_series() -> None:
+    """The events-out series at 0, as `declare_series` does for channels."""
+    for reason in EVENTS_FAILED_REASONS:
+        events_failed(reason)
+    for reason in EVENTS_DROPPED_REASONS:
+        events_dropped(reason)

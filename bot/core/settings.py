@@ -227,6 +227,17 @@ class Settings(BaseSettings):
         default=300.0, gt=0,
         description="A conversation waiting longer for a person is flagged in the queue.")
 
+    events_url: str | None = Field(
+        default=None,
+        description="An `http://` or `https://` URL of yours that Segue POSTs each event "
+                    "about a conversation to (a message, a handoff, a link, an erase), signed, "
+                    "in order per customer, retried until it answers 2xx; unset: no events.")
+    # Only HMAC signatures leave Segue, never the key itself.
+    events_secret: SecretStr | None = Field(
+        default=None,
+        description="Signs every event POSTed to `events_url` (`X-Segue-Signature`, "
+                    "HMAC-SHA256); required with it. At least 16 characters.")
+
     @field_validator("*")
     @classmethod
     def _secret_not_empty(cls, value: Any) -> Any:
@@ -236,7 +247,7 @@ class Settings(BaseSettings):
             raise ValueError("is empty: unset it or give it a value")
         return value
 
-    @field_validator("webchat_secret", "webchat_identity_secret")
+    @field_validator("webchat_secret", "webchat_identity_secret", "events_secret")
     @classmethod
     def _signing_key_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
         # A short key can be found by trying: every session or identity
@@ -266,6 +277,13 @@ class Settings(BaseSettings):
             parse_log_levels(value)
         return value
 
+    @field_validator("events_url")
+    @classmethod
+    def _events_url_http(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"https?://[^/?#\s]+\S*", value.strip()):
+            raise ValueError("must be an http:// or https:// URL with a host")
+        return value.strip() if value is not None else None
+
     @field_validator("telegram_webhook_secret")
     @classmethod
     def _webhook_secret_chars(cls, value: SecretStr | None) -> SecretStr | None:
@@ -294,6 +312,14 @@ class Settings(BaseSettings):
                 "slack_bot_token is set, so slack_signing_secret (for HTTP events) or "
                 "slack_app_token (for Socket Mode) is needed too",
                 {"settings": ("slack_bot_token", "slack_signing_secret", "slack_app_token")},
+            )
+        if self.events_url and not self.events_secret:
+            # Unsigned events could not be told from anyone else's POSTs.
+            raise PydanticCustomError(
+                CROSS_SETTING_ERROR,
+                "events_url is set but events_secret is not (SEGUE_EVENTS_SECRET): events are "
+                "only sent signed",
+                {"settings": ("events_url", "events_secret")},
             )
         return self
 
@@ -335,6 +361,7 @@ SETTING_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
                            "agent_login_max_failures_per_address",
                            "agent_login_window_seconds", "business_hours", "agent_capacity",
                            "queue_alert_seconds")),
+    ("Events to your systems", ("events_url", "events_secret")),
 )
 
 

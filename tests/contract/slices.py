@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from bot.core.events_queue import EventQueueStore
 from bot.core.ports import (
     ConversationReader,
     CounterStore,
@@ -31,6 +32,8 @@ CONTEXT_SLICES: tuple[type, ...] = (
     StoreHealth, TurnStore, ConversationReader, IdentityStore, TokenStore, CounterStore,
     ParkingStore, InboxStore,
 )
+# Offered by every context store beside `ContextStore`, not in it.
+BESIDE_SLICES: tuple[type, ...] = (EventQueueStore,)
 # What `AgentStore` is made of.
 AGENT_SLICES: tuple[type, ...] = (
     AccountStore, AgentSessionStore, LoginAttemptStore, HandoffQueueStore, AgentPresenceStore,

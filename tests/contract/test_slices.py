@@ -28,10 +28,11 @@ from tests.contract import (
     test_agent_store,
     test_canned_replies,
     test_context_store,
+    test_event_queue,
     test_handoff_records,
     test_outbox,
 )
-from tests.contract.slices import AGENT_SLICES, methods, narrowed
+from tests.contract.slices import AGENT_SLICES, BESIDE_SLICES, methods, narrowed
 from tests.contract.slices import CONTEXT_SLICES as LISTED_SLICES
 from tests.support.policies import EchoMenuPolicy
 
@@ -60,11 +61,11 @@ def test_every_slice_has_its_contract_class() -> None:
     covered = {
         klass.covers
         for module in (test_context_store, test_agent_store, test_outbox, test_canned_replies,
-                       test_handoff_records)
+                       test_handoff_records, test_event_queue)
         for klass in vars(module).values()
         if inspect.isclass(klass) and klass.__name__.startswith("Test")
     }
-    assert covered == set(CONTEXT_SLICES) | set(AGENT_SLICES)
+    assert covered == set(CONTEXT_SLICES) | set(AGENT_SLICES) | set(BESIDE_SLICES)
 
 
 def assert_offers(implementation: object, protocol: type) -> None:
@@ -81,7 +82,8 @@ def assert_offers(implementation: object, protocol: type) -> None:
             for p in inspect.signature(wanted).parameters.values()], name
 
 
-@pytest.mark.parametrize("protocol", [*CONTEXT_SLICES, ContextStore, InboxWorkerStore],
+@pytest.mark.parametrize("protocol", [*CONTEXT_SLICES, ContextStore, InboxWorkerStore,
+                                      *BESIDE_SLICES],
                          ids=slice_name)
 def test_each_store_offers_every_slice(store: ContextStore, protocol: type) -> None:
     assert_offers(store, protocol)
