@@ -29,7 +29,8 @@ def build_public_api(settings: Settings, *, store: ConversationReader, keys: Api
     parts = OutreachParts(store=store, locks=locks, senders=senders, outbox=outbox,
                           limiter=limiter, events=events,
                           flows=policy if isinstance(policy, FlowStarter) else None,
-                          queue_later=desk.queue_later)
+                          begin=desk.begin, announce=desk.announce,
+                          publish=desk.publish)
     outreach = Outreach(parts, max_text_length=settings.max_text_length)
     return PublicApi(keys=ApiKeys(keys), outreach=outreach, limiter=limiter)
 

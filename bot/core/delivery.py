@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -14,6 +15,8 @@ from bot.core.errors import ConnectorError
 from bot.core.model import Address, Button, ChannelIdentity, Image, Link, Outbound
 
 log = logging.getLogger(__name__)
+
+MAX_REFUSALS = 1000
 
 
 class OutboundSender(Protocol):
@@ -53,6 +56,9 @@ class Senders:
 
     def __init__(self, senders: Mapping[str, OutboundSender] | None = None) -> None:
         self._by_channel: dict[str, OutboundSender] = dict(senders or {})
+        # Why the last message to an address was refused, while it was; for
+        # the public API to say why a message did not go out. Bounded.
+        self._refusals: OrderedDict[Address, str] = OrderedDict()
 
     def register(self, channel: str, sender: OutboundSender) -> None:
         self._by_channel[channel] = sender
@@ -110,12 +116,23 @@ class Senders:
             metrics.DELIVERY_FAILURES.labels(address.channel).inc()
             metrics.REPLIES_FAILED.labels(address.channel, "refused").inc()
             log.warning("delivery to %s failed: %s", address.channel, exc)
+            self._refusals[address] = str(exc)
+            self._refusals.move_to_end(address)
+            if len(self._refusals) > MAX_REFUSALS:
+                self._refusals.popitem(last=False)
             return False
         except Exception:
             metrics.REPLIES_FAILED.labels(address.channel, "error").inc()
             raise
         metrics.replies_sent(address.channel).inc()
+        if self._refusals:
+            self._refusals.pop(address, None)
         return True
+
+    def refusal(self, address: Address) -> str | None:
+        """Why the channel refused the last message to `address` on this
+        worker, unless one went through since."""
+        return self._refusals.get(address)
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,10 +53,15 @@ class OutreachParts:
     outbox: Outbox
     limiter: RateLimiter
     events: EventSink
-    # The dialog policy, when it can start flows; a flow that asks for a
-    # person is queued with `queue_later` (the handoff desk's).
+    # The dialog policy, when it can start flows. A flow that asks for a
+    # person is queued as a turn's would be: the handoff desk's `begin`
+    # inside the change, its `announce` once saved.
     flows: FlowStarter | None
-    queue_later: Callable[[str, str], Awaitable[None]]
+    begin: Callable[[TurnContext, str], Awaitable[list[Outbound]]]
+    announce: Callable[[str, ConversationState, list[HistoryEntry]], Awaitable[None]]
+    # Tells the agents' consoles of a message sent while the conversation
+    # is handed off (the handoff desk's live events).
+    publish: Callable[[dict[str, Any]], Awaitable[None]]
 
 
 class Outreach:
@@ -121,7 +126,12 @@ class Outreach:
         if answer["duplicate"]:
             return answer
         if replies and not (await self.parts.outbox.deliver(changed.batch))[0]:
-            answer["status"] = "pending"
+            answer.update(self._not_sent(replies[0]))
+        handoff = changed.state.handoff
+        if is_active(handoff):
+            assert handoff is not None
+            await self.parts.publish({"type": "message", "customer": customer_id,
+                                      "agent": handoff.agent, "entry": answer["message"]})
         await self.parts.events.emit(customer_id, events.MESSAGE_CREATED,
                                      {**answer["message"], "source": "api", "key": key_name})
         return answer
@@ -145,7 +155,6 @@ class Outreach:
         said: list[Outbound] = []
         replies: list[Reply] = []
         where: list[Route] = []
-        asked: list[str] = []
 
         async def apply(state: ConversationState) -> list[HistoryEntry]:
             if is_active(state.handoff):
@@ -162,28 +171,39 @@ class Outreach:
             context = TurnContext(customer_id, inbound, state)
             said.extend(await starter.start_flow(context, flow, slots if slots else {}))
             if context.handoff_reason:
-                asked.append(context.handoff_reason)
+                said.extend(await self.parts.begin(context, context.handoff_reason))
             where.append(route)
             if route.address is not None:
                 replies.extend(Reply(route.address, out) for out in said)
             now = self.clock()
-            return [HistoryEntry.of_outbound(out, route.channel, now) for out in said]
+            return [*(HistoryEntry.of_outbound(out, route.channel, now) for out in said),
+                    *context.internal]
 
         changed = await self._change(customer_id, apply, replies)
         sent = await self.parts.outbox.deliver(changed.batch) if replies else []
         route = where[0]
-        status = route.how if all(sent) else "pending"
+        answer: dict[str, Any] = {"customer": customer_id, "flow": flow,
+                                  "channel": route.channel, "status": route.how}
+        if not all(sent):
+            answer.update(self._not_sent(replies[sent.index(False)]))
         messages = [HistoryEntry.of_outbound(out, route.channel, self.clock()).to_json()
                     for out in said]
         for message in messages:
             await self.parts.events.emit(customer_id, events.MESSAGE_CREATED,
                                          {**message, "source": "api", "flow": flow})
-        if asked:
-            await self.parts.queue_later(customer_id, asked[0])
-        return {"customer": customer_id, "flow": flow, "channel": route.channel,
-                "status": status, "messages": messages}
+        if is_active(changed.state.handoff):
+            await self.parts.announce(customer_id, changed.state, [])
+        return {**answer, "messages": messages}
 
     # Shared steps.
+
+    def _not_sent(self, reply: Reply) -> dict[str, str]:
+        """A message saved but not sent now: refused by its channel (not
+        tried again), or left in the outbox for a worker to send."""
+        refused = self.parts.senders.refusal(reply.address)
+        if refused is not None:
+            return {"status": "refused", "reason": refused}
+        return {"status": "pending"}
 
     async def _existing(self, customer_id: str) -> str:
         raw = await self.parts.store.load_state(customer_id)

@@ -12,7 +12,9 @@ import pytest
 from bot.outreach.keys import ApiKeys
 from tests.fakes.telegram_api import BLOCKED, CUSTOMER
 from tests.support.channels_rig import SLACK_USER, ChannelsRig, channels_rig
+from tests.support.handoff_rig import claimed_chat
 from tests.support.webchat_client import WebChatClient
+from tests.support.workspace_rig import signed_identity
 
 API = "/api/v1"
 ORDER_QUESTION = "What is your order number? It looks like A1001."
@@ -199,12 +201,81 @@ async def test_a_customer_last_on_slack_gets_a_dm(rig: ChannelsRig) -> None:
     assert posted[-1]["text"] == "Your invoice is ready."
 
 
-async def test_a_blocked_telegram_user_is_reported_as_pending(rig: ChannelsRig) -> None:
+async def test_a_telegram_user_who_blocked_the_bot_is_reported_as_refused(
+    rig: ChannelsRig,
+) -> None:
     customer = await telegram_customer(rig)
     rig.telegram.forbid(int(CUSTOMER["id"]), BLOCKED)
     secret = await key(rig)
     status, sent = await send(rig, secret, customer, "Anyone there?", "b-1")
-    assert status == 201 and (sent["channel"], sent["status"]) == ("telegram", "pending")
+    assert status == 201 and (sent["channel"], sent["status"]) == ("telegram", "refused")
+    assert "blocked" in sent["reason"]
+
+
+async def test_a_signed_in_visitor_is_found_by_the_host_sites_user_id(
+    rig: ChannelsRig,
+) -> None:
+    client = await WebChatClient.connect(rig.http, rig.app.ws_url,
+                                         identity=signed_identity("shop-user-77"))
+    try:
+        await client.turn("hello")
+        secret = await key(rig, "finder", "read")
+        status, found = await call(rig, "GET", "/customers", secret,
+                                   external_id="shop-user-77")
+        assert status == 200, found
+        assert (found["customer"], found["channels"]) == (client.customer, ["web"])
+        status, refused = await call(rig, "GET", "/customers", secret, external_id="other")
+        assert (status, refused["error"]) == (404, "unknown_customer")
+    finally:
+        await client.close()
+
+
+async def test_while_an_agent_holds_the_chat_the_message_reaches_their_console_and_the_answer_them(
+    rig: ChannelsRig,
+) -> None:
+    client, customer, holder = await claimed_chat(rig.http, rig.app)
+    try:
+        joined = await client.next_message()
+        assert joined["text"] == "ann from our team has joined the conversation."
+        await holder.listen()
+        secret = await key(rig)
+        status, sent = await send(rig, secret, customer, "Your refund was approved.", "r-1")
+        assert status == 201 and sent["status"] == "sent", sent
+        assert (await client.next_message())["text"] == "Your refund was approved."
+        live = await holder.event("message", text="Your refund was approved.")
+        assert live["customer"] == customer and live["entry"]["sender"] == "bot"
+        await client.say("Thanks, when will it arrive?")
+        answer = await holder.event("message", text="Thanks, when will it arrive?")
+        assert answer["entry"]["sender"] == "customer"
+        # A person has the conversation: no flow may be started under them.
+        status, refused = await call(rig, "POST", f"/customers/{customer}/flows/order_status",
+                                     secret, {})
+        assert (status, refused["error"]) == (409, "handed_off")
+    finally:
+        await holder.close()
+        await client.close()
+
+
+async def test_a_flow_that_asks_for_a_person_queues_the_conversation(rig: ChannelsRig) -> None:
+    customer = await telegram_customer(rig)
+    listener = await (await rig.agent("ann")).listen()
+    try:
+        secret = await key(rig)
+        status, started = await call(rig, "POST", f"/customers/{customer}/flows/human",
+                                     secret)
+        assert status == 201, started
+        queued = await listener.event("queued")
+        assert queued["customer"] == customer
+        status, queue = await listener.call("GET", "queue")
+        assert [item["customer"] for item in queue] == [customer]
+        # The customer hears what a customer asking for a person hears.
+        texts = [m["text"] for m in started["messages"]]
+        assert texts == ["Sure, a person from our team will take over this conversation "
+                         "shortly.", "You're next in line."]
+        await rig.telegram.wait_for("sendMessage", 3)
+        assert rig.telegram.texts_sent()[1:] == texts
+    finally:
+        await listener.close()
 
 
 async def test_keys_scopes_and_revocation(rig: ChannelsRig) -> None:
