@@ -37,12 +37,18 @@ from bot.core.delivery import Senders
 from bot.core.direct_answers import DirectAnswers
 from bot.core.engine import APOLOGY, Engine
 from bot.core.errors import ConfigError, ConnectorError, LockLost, LockTimeout, StoreUnavailable
-from bot.core.model import Address, Outbound
+from bot.core.model import Address, ChannelIdentity, Outbound
 from bot.core.ports import CounterStore, ParkingStore, StoreLimits, TokenStore
 from bot.core.settings import Settings
 from connectors.http_errors import refuse
 from connectors.telegram_polling import TelegramPoller
-from connectors.telegram_render import TOKEN_FILTER, TelegramSender, chat_id_of, describe
+from connectors.telegram_render import (
+    TOKEN_FILTER,
+    TelegramSender,
+    chat_id_of,
+    describe,
+    telegram_pacer,
+)
 from connectors.telegram_updates import (
     CHANNEL,
     UpdateHandlers,
@@ -94,6 +100,9 @@ class TelegramOptions:
     poll_timeout_seconds: int = 25
     retry_delay_seconds: float = 1.0
     retry_delay_max_seconds: float = 30.0
+    # Processes sending with this bot side by side (`--workers`): each paces
+    # its sends to its share of the bot's overall limit.
+    senders: int = 1
 
 
 class Outcome(enum.Enum):
@@ -135,7 +144,7 @@ class TelegramConnector:
                                     ttl_seconds=StoreLimits().dedup_ttl_seconds)
         self.answers = answers
         self.options = options
-        self.sender = TelegramSender(bot)
+        self.sender = TelegramSender(bot, pacer=telegram_pacer(options.senders))
         self.handlers = UpdateHandlers(
             bot=bot, engine=engine, answers=answers, options=lambda: self.options
         )
@@ -187,6 +196,15 @@ class TelegramConnector:
 
     async def send(self, address: Address, outbound: Outbound) -> None:
         await self.sender.send(chat_id_of(address.target), outbound)
+
+    async def direct_address(self, identity: ChannelIdentity) -> Address | None:
+        """Where a message to this person goes when the business writes
+        first: their private chat with the bot, whose id is their user id.
+        Telegram delivers there only if they started the bot and have not
+        blocked it; otherwise `send` raises a `ConnectorError` saying so."""
+        if identity.channel != CHANNEL or not _is_user_id(identity.user_id):
+            return None
+        return Address(CHANNEL, identity.user_id)
 
     async def typing(self, address: Address, on: bool, agent_name: str) -> None:
         # Telegram shows "typing" for about 5 s and has no way to stop it;
@@ -336,6 +354,12 @@ class TelegramConnector:
             )
 
 
+def _is_user_id(user_id: str) -> bool:
+    # Telegram's user ids are positive integers; a group's or a channel's
+    # chat id (negative, or `@name`) is no person's private chat.
+    return user_id.isascii() and user_id.isdigit() and int(user_id) > 0
+
+
 def build_telegram_connector(
     *,
     settings: Settings,
@@ -364,6 +388,7 @@ def build_telegram_connector(
         webhook_url=settings.telegram_webhook_url,
         webhook_max_connections=settings.telegram_webhook_max_connections,
         max_text_length=settings.max_text_length,
+        senders=settings.workers,
     )
     return TelegramConnector(
         bot=bot, engine=engine, store=store, answers=answers, options=options

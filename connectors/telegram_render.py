@@ -21,6 +21,7 @@ from aiogram.exceptions import (
     AiogramError,
     ClientDecodeError,
     TelegramBadRequest,
+    TelegramForbiddenError,
     TelegramNetworkError,
     TelegramRetryAfter,
 )
@@ -36,6 +37,7 @@ from aiohttp import (
 
 from bot.core.errors import ConnectorError
 from bot.core.model import Image, Outbound
+from connectors.pacing import Pace, Pacer
 from connectors.texts import names_itself
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,15 @@ CALLBACK_DATA_LIMIT = 64  # bytes
 BUTTON_PROMPT = "Please choose:"
 URL_BUTTON_SCHEMES = ("http://", "https://", "tg://")
 PHOTO_URL_SCHEMES = ("http://", "https://")
+
+# Telegram's send limits (core.telegram.org/bots/faq): about one message a
+# second in a chat, short bursts allowed (a turn often answers with two or
+# three), and about 30 a second from one bot overall: a burst of 5, then 25
+# a second, keeps any one second under 30.
+PER_CHAT_PACE = Pace(burst=3, per_second=1)
+OVERALL_PACE = Pace(burst=5, per_second=25)
+# What Telegram's 403 means for a message to a person.
+NOT_STARTED_OR_BLOCKED = "the user has not started the bot or has blocked it"
 
 T = TypeVar("T")
 
@@ -170,6 +181,24 @@ def redact(text: str, token: str) -> str:
     return text
 
 
+def telegram_pacer(senders: int = 1) -> Pacer:
+    """The pacer of one process of `senders` sending with the same bot: the
+    overall limit is the bot's, so each takes its share of it."""
+    return Pacer(per_key=PER_CHAT_PACE, overall=OVERALL_PACE.share(senders))
+
+
+def forbidden_reason(exc: TelegramForbiddenError) -> str:
+    """Why Telegram will not deliver to a chat, in words an operator acts on.
+    A bot may write only to people who started it, and until they block it
+    ("bot can't initiate conversation with a user", "bot was blocked by the
+    user"); other 403s (a deactivated user, a group the bot left) are told
+    as Telegram words them."""
+    words = exc.message.lower()
+    if "blocked" in words or "initiate" in words:
+        return f"{NOT_STARTED_OR_BLOCKED} ({exc.message})"
+    return exc.message
+
+
 def describe(exc: BaseException, token: str) -> str:
     """A short account of a failed Bot API request, safe to log. A network
     error is told by its type and a short reason only: aiohttp's own words
@@ -235,13 +264,17 @@ log.addFilter(TOKEN_FILTER)
 
 
 class TelegramSender:
-    """Sends rendered parts with the bot, honouring Telegram's flood control."""
+    """Sends rendered parts with the bot, paced to Telegram's limits (every
+    message waits its turn in its chat and overall) and honouring its flood
+    control."""
 
-    def __init__(self, bot: Bot, *, max_retries: int = 3, max_wait_seconds: float = 60.0) -> None:
+    def __init__(self, bot: Bot, *, max_retries: int = 3, max_wait_seconds: float = 60.0,
+                 pacer: Pacer | None = None) -> None:
         self.bot = bot
         TOKEN_FILTER.tokens.add(bot.token)
         self.max_retries = max_retries
         self.max_wait_seconds = max_wait_seconds
+        self.pacer = pacer if pacer is not None else telegram_pacer()
 
     async def send(self, chat_id: int | str, outbound: Outbound) -> None:
         for part in render(outbound):
@@ -253,7 +286,8 @@ class TelegramSender:
                 await self.call(
                     lambda: self.bot.send_message(
                         chat_id=chat_id, text=text, reply_markup=keyboard, parse_mode=None
-                    )
+                    ),
+                    chat_id=chat_id,
                 )
             case PhotoPart():
                 await self._send_photo(chat_id, part)
@@ -269,6 +303,7 @@ class TelegramSender:
                     parse_mode=None,
                 ),
                 refusal=TelegramBadRequest,
+                chat_id=chat_id,
             )
         except TelegramBadRequest as exc:
             # Telegram could not fetch or use the image: the link still helps.
@@ -280,10 +315,21 @@ class TelegramSender:
         request: Callable[[], Awaitable[T]],
         *,
         refusal: type[AiogramError] | None = None,
+        chat_id: int | str | None = None,
     ) -> T:
         """Run one Bot API request, waiting out `retry_after` a bounded number
         of times; any other refusal becomes a `ConnectorError` (or is re-raised
-        when it is the `refusal` the caller handles)."""
+        when it is the `refusal` the caller handles). A message to `chat_id`
+        first waits its turn in the pacer, and holds the chat's turn through
+        its retries, so the chat's next message cannot overtake it."""
+        if chat_id is None:
+            return await self._attempts(request, refusal)
+        async with self.pacer.turn(str(chat_id)):
+            return await self._attempts(request, refusal)
+
+    async def _attempts(
+        self, request: Callable[[], Awaitable[T]], refusal: type[AiogramError] | None
+    ) -> T:
         waits = 0
         while True:
             try:
@@ -300,6 +346,10 @@ class TelegramSender:
                 # Not chained: a traceback would print aiohttp's error, URL and all.
                 reason = describe(exc, self.bot.token)
                 raise ConnectorError(f"Telegram could not be reached: {reason}") from None
+            except TelegramForbiddenError as exc:
+                raise ConnectorError(
+                    f"Telegram refused the message: {forbidden_reason(exc)}"
+                ) from exc
             except AiogramError as exc:
                 if refusal is not None and isinstance(exc, refusal):
                     raise

@@ -5,8 +5,9 @@ parameters, `{"ok": ..., "result" | "error_code", "description",
 "parameters"}` answers), records every call, plays Telegram's side of a
 webhook (POSTing updates with the secret header given to `setWebhook`) and
 of long polling (`getUpdates` with offsets and a long-poll timeout), and can
-be told to refuse calls the way Telegram does (429 with `retry_after`, 403),
-or to answer a method with a redirect to itself (a misbehaving proxy).
+be told to refuse calls the way Telegram does (429 with `retry_after`; 403
+for a chat whose user blocked the bot or never started it), or to answer a
+method with a redirect to itself (a misbehaving proxy).
 It can hold calls of a method for a while (a slow Bot API) and drop those
 whose bot hung up meanwhile, so a test can kill a worker in mid-send.
 Updates are shaped like the examples of the Bot API documentation.
@@ -38,6 +39,10 @@ BOT_USER = {
     "can_read_all_group_messages": False,
     "supports_inline_queries": False,
 }
+# Telegram's words for a message to a person who blocked the bot, and to
+# one who never started it.
+BLOCKED = "Forbidden: bot was blocked by the user"
+NOT_STARTED = "Forbidden: bot can't initiate conversation with a user"
 CUSTOMER = {"id": 5551234, "is_bot": False, "first_name": "Dana", "last_name": "Reyes",
             "username": "dreyes", "language_code": "en"}
 
@@ -70,6 +75,8 @@ class FakeTelegram:
     calls: list[ApiCall] = field(default_factory=list)
     webhook: dict[str, Any] | None = None
     blocked_chats: set[int] = field(default_factory=set)
+    # Chats every message to which is refused with 403 and these words.
+    forbidden_chats: dict[int, str] = field(default_factory=dict)
     url: str = ""
     _failures: dict[str, list[_Failure]] = field(default_factory=dict)
     _redirecting: set[str] = field(default_factory=set)
@@ -130,6 +137,12 @@ class FakeTelegram:
         """Refuse the next `times` calls of `method`."""
         failure = _Failure(status, description, retry_after)
         self._failures.setdefault(method, []).extend([failure] * times)
+
+    def forbid(self, chat_id: int, description: str = NOT_STARTED) -> None:
+        """Refuse every message to `chat_id` with 403 and `description`
+        (`BLOCKED` or `NOT_STARTED`), as Telegram does for a user who
+        blocked the bot or never started it."""
+        self.forbidden_chats[chat_id] = description
 
     def fail_delivery(self, message: str, *, seconds_ago: float = 0.0) -> None:
         """Have getWebhookInfo report a failed delivery, as Telegram words it
@@ -337,8 +350,11 @@ class FakeTelegram:
         return await self._ok("answerCallbackQuery", params, True)
 
     def _refused(self, params: dict[str, str]) -> web.Response | None:
-        if int(params["chat_id"]) in self.blocked_chats:
-            return _error(403, "Forbidden: bot was blocked by the user")
+        chat_id = int(params["chat_id"])
+        if chat_id in self.forbidden_chats:
+            return _error(403, self.forbidden_chats[chat_id])
+        if chat_id in self.blocked_chats:
+            return _error(403, BLOCKED)
         if "text" in params and not params["text"].strip():
             return _error(400, "Bad Request: message text is empty")
         if len(params.get("text", "").encode("utf-16-le")) // 2 > 4096:
