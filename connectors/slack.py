@@ -41,10 +41,11 @@ from bot.core import inbox, metrics, turn_log
 from bot.core.direct_answers import DirectAnswers
 from bot.core.engine import Engine
 from bot.core.errors import BadInput, ConnectorError, StoreUnavailable
-from bot.core.model import Address, Inbound, Outbound
+from bot.core.model import Address, ChannelIdentity, Inbound, Outbound
 from bot.core.ports import InboxStore, ParkingStore
 from bot.core.settings import Settings
 from connectors.http_errors import refuse
+from connectors.pacing import Pacer
 from connectors.slack_locale import SlackLocales
 from connectors.slack_parse import (
     CHANNEL,
@@ -62,6 +63,7 @@ from connectors.slack_parse import (
     well_formed,
 )
 from connectors.slack_render import render, unsupported_answer, unsupported_notice
+from connectors.slack_send import DirectMessages, slack_pacer
 from connectors.texts import too_long_reply
 
 log = logging.getLogger(__name__)
@@ -102,9 +104,13 @@ class SlackConnector:
         max_text_length: int = 4096,
         inbox_options: inbox.InboxOptions | None = None,
         answers: DirectAnswers | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
         self.engine = engine
         self.answers = answers
+        # Every chat.postMessage waits its turn in its channel and overall.
+        self.pacer = pacer if pacer is not None else slack_pacer()
+        self.direct_messages = DirectMessages(client)
         self.store = store
         self.client = client
         self.max_text_length = max_text_length
@@ -345,13 +351,16 @@ class SlackConnector:
     async def send(self, address: Address, outbound: Outbound) -> None:
         message = render(outbound)
         try:
-            await self.client.chat_postMessage(
-                channel=address.target,
-                thread_ts=address.thread,
-                text=message.text,
-                blocks=list(message.blocks),
-                unfurl_links=False,
-            )
+            # The client's own retry waits out a 429 inside the turn, so the
+            # channel's next message cannot overtake this one.
+            async with self.pacer.turn(address.target):
+                await self.client.chat_postMessage(
+                    channel=address.target,
+                    thread_ts=address.thread,
+                    text=message.text,
+                    blocks=list(message.blocks),
+                    unfurl_links=False,
+                )
         except SlackApiError as exc:
             # The error code alone: the exception's text quotes Slack's whole answer.
             error = exc.response.get("error") if exc.response is not None else None
@@ -359,6 +368,12 @@ class SlackConnector:
             raise ConnectorError(f"Slack refused the message: {error or f'HTTP {status}'}") from exc
         except (ClientError, TimeoutError) as exc:
             raise ConnectorError(f"Slack could not be reached: {exc!r}") from exc
+
+    async def direct_address(self, identity: ChannelIdentity) -> Address | None:
+        """Where a message to this person goes when the business writes
+        first: their direct message channel with the app (None if Slack
+        will not open one)."""
+        return await self.direct_messages.address(identity)
 
 
 def _bolt_request(raw: bytes, request: web.Request) -> AsyncBoltRequest | None:
@@ -416,4 +431,5 @@ def build_slack_connector(
         app_token=app_token.get_secret_value() if app_token is not None else None,
         max_text_length=settings.max_text_length,
         answers=answers,
+        pacer=slack_pacer(settings.workers),
     )

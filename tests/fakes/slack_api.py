@@ -8,6 +8,8 @@ WebSocket on this server, where a test can push envelopes and await acks.
 A test can hold calls of a method for a while (a slow Web API); a call whose
 app hung up meanwhile is dropped, as if it never reached Slack. `users.info`
 knows every user id, each with the locale a test gives it (`set_locale`).
+`conversations.open` opens (and opens again) one direct message channel per
+user, unless a test made Slack refuse that user (`refuse_dm`).
 """
 
 from __future__ import annotations
@@ -95,6 +97,11 @@ class FakeSlackApi:
         self.clock_offset = 0.0
         # users.info: each user's locale, by user id.
         self.locales: dict[str, str] = {}
+        # conversations.open: each user's direct message channel, and the
+        # users Slack opens none with (by the error it answers).
+        self.dm_channels: dict[str, str] = {}
+        self.dm_refusals: dict[str, str] = {}
+        self._dm_ids = itertools.count(1)
 
     async def __aenter__(self) -> FakeSlackApi:
         app = web.Application()
@@ -138,6 +145,17 @@ class FakeSlackApi:
     def set_locale(self, user: str, locale: str) -> None:
         """The locale users.info gives `user` when asked with include_locale."""
         self.locales[user] = locale
+
+    def refuse_dm(self, user: str, error: str = "user_not_found") -> None:
+        """Have conversations.open refuse `user` with `error` (Slack's
+        `user_not_found`, `cannot_dm_bot`, `user_disabled`)."""
+        self.dm_refusals[user] = error
+
+    def dm_channel(self, user: str) -> str:
+        """The direct message channel conversations.open gives `user`."""
+        if user not in self.dm_channels:
+            self.dm_channels[user] = f"D{next(self._dm_ids):08d}"
+        return self.dm_channels[user]
 
     def hold(self, method: str = "chat.postMessage", *, seconds: float, times: int = 1) -> None:
         """Keep the next `times` calls of `method` waiting `seconds` before
@@ -252,6 +270,8 @@ class FakeSlackApi:
             return self._post_message(args)
         if method == "users.info":
             return self._user_info(args)
+        if method == "conversations.open":
+            return self._open_conversation(args)
         if method == "apps.connections.open":
             return 200, {"ok": True, "url": f"ws://{self.base.removeprefix('http://')}/socket"}, {}
         return 200, {"ok": False, "error": "unknown_method"}, {}
@@ -273,6 +293,19 @@ class FakeSlackApi:
         if args.get("thread_ts"):
             message["thread_ts"] = args["thread_ts"]
         return 200, {"ok": True, "channel": channel, "ts": ts, "message": message}, {}
+
+    def _open_conversation(
+        self, args: dict[str, Any]
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        users = str(args.get("users") or "")
+        if not users:
+            return 200, {"ok": False, "error": "users_list_not_supplied"}, {}
+        if "," in users:  # a group DM: not one Segue opens
+            return 200, {"ok": False, "error": "not_implemented_in_fake"}, {}
+        if users in self.dm_refusals:
+            return 200, {"ok": False, "error": self.dm_refusals[users]}, {}
+        # Slack answers with the channel's id alone unless asked for more.
+        return 200, {"ok": True, "channel": {"id": self.dm_channel(users)}}, {}
 
     def _user_info(self, args: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
         user_id = args.get("user")
