@@ -13,6 +13,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from bot.assembly.events_out import EventsOut, build_events_out
 from bot.assembly.gauges import GaugeRefresher
 from bot.assembly.handoff import Handoff, HandoffBackend, build_desk, build_handoff
 from bot.assembly.outreach import build_public_api
@@ -22,7 +23,7 @@ from bot.core.delivery import Senders
 from bot.core.direct_answers import DirectAnswers
 from bot.core.engine import Engine, EngineOptions
 from bot.core.errors import StoreUnavailable
-from bot.core.events import NO_EVENTS
+from bot.core.events import NO_EVENTS, EventSink
 from bot.core.identities import Customers
 from bot.core.locked_state import CustomerLocks, LockOptions
 from bot.core.outbox import OutboxSweeper
@@ -67,6 +68,9 @@ class Segue:
     engine: Engine
     connectors: dict[str, Connector] = field(default_factory=dict)
     handoff: Handoff | None = None
+    # Where every part reports what happened (`segue.events.emit(...)`).
+    events: EventSink = NO_EVENTS
+    events_out: EventsOut = field(default_factory=EventsOut)
     public_api: PublicApi | None = None
 
 
@@ -165,12 +169,14 @@ async def create_segue(
                                              wait_seconds=engine_options.lock_wait_seconds))
     worker = new_worker_id()
     agents, bus = store.agent_store(), store.bus()
+    events_out = build_events_out(settings, store)
+    events = events_out.sink
     desk = build_desk(settings, store=store, locks=locks, senders=senders, limiter=limiter,
-                      agents=agents, bus=bus)
+                      agents=agents, bus=bus, events=events)
     web_secret = webchat_secret(settings)
     links = LinkService(store=store, customers=customers, senders=senders, limiter=limiter,
                         options=link_options(settings, web_secret),
-                        on_merge=[desk.follow_merge])
+                        on_merge=[desk.follow_merge], events=events)
     dialog_policy = policy if policy is not None else build_dialog_policy(settings)
     engine = Engine(
         store=store,
@@ -183,6 +189,7 @@ async def create_segue(
         locks=locks,
         # One outbox per worker, the engine's and the desk's.
         outbox=desk.outbox,
+        events=events,
     )
     connectors: list[Connector] = [WebChatConnector(
         engine=engine, store=store, options=web_chat_options(settings, web_secret),
@@ -196,7 +203,8 @@ async def create_segue(
         connectors.append(build_slack_connector(settings=settings, engine=engine, store=store,
                                                 answers=answers))
     metrics.declare_series(c.channel for c in connectors)
-    segue = Segue(settings=settings, store=store, engine=engine)
+    segue = Segue(settings=settings, store=store, engine=engine, events=events,
+                  events_out=events_out)
     for connector in connectors:
         senders.register(connector.channel, connector)
         segue.connectors[connector.channel] = connector
@@ -204,7 +212,7 @@ async def create_segue(
                                         desk=desk)
     segue.public_api = build_public_api(
         settings, store=store, keys=agents, locks=locks, senders=senders, outbox=desk.outbox,
-        limiter=limiter, events=NO_EVENTS, policy=dialog_policy, desk=desk)
+        limiter=limiter, events=events, policy=dialog_policy, desk=desk)
     return segue
 
 
@@ -227,6 +235,7 @@ def build_app(segue: Segue) -> web.Application:
         segue.public_api.mount(app)
     app.on_startup.append(_start_connectors)
     app.on_startup.append(_start_sweeper)
+    app.on_startup.append(_start_events)
     app[GAUGES_KEY] = GaugeRefresher(
         store=segue.store, desk=segue.handoff.desk if segue.handoff is not None else None)
     app.on_startup.append(_start_gauges)
@@ -240,6 +249,8 @@ def build_app(segue: Segue) -> web.Application:
     app.on_cleanup.append(_stop_sweeper)
     app.on_cleanup.append(_stop_connectors)
     app.on_cleanup.append(_stop_handoff)
+    # Last before the store: what the last turns emitted may still go out.
+    app.on_cleanup.append(_stop_events)
     app.on_cleanup.append(_close_store)
     return app
 
@@ -269,6 +280,14 @@ async def _start_sweeper(app: web.Application) -> None:
 async def _stop_sweeper(app: web.Application) -> None:
     await app[SWEEPER_KEY].stop()
     log.info("outbox sweeper stopped")
+
+
+async def _start_events(app: web.Application) -> None:
+    await app[SEGUE_KEY].events_out.start()
+
+
+async def _stop_events(app: web.Application) -> None:
+    await app[SEGUE_KEY].events_out.stop()
 
 
 async def _start_gauges(app: web.Application) -> None:

@@ -71,7 +71,8 @@ async def _do_erase(settings: Settings, store: SegueStore, customer: str) -> boo
                                              wait_seconds=settings.lock_wait_seconds))
     desk = build_desk(settings, store=store, locks=locks, senders=Senders(),
                       limiter=RateLimiter(store), agents=store.agent_store(), bus=store.bus())
-    if not await erase_customer(erasable(store), customer, forget=desk.forget):
+    if not await erase_customer(erasable(store), customer, forget=desk.forget,
+                                events=desk.events):
         return False
     print(f"customer {customer} erased")
     return True

@@ -9,8 +9,10 @@ from typing import Protocol
 
 from aiohttp import web
 
+from bot.assembly.events_out import build_events_out
 from bot.core.bus import Bus
 from bot.core.delivery import Senders
+from bot.core.events import EventSink
 from bot.core.locked_state import CustomerLocks
 from bot.core.ports import ConversationReader
 from bot.core.rate_limits import RateLimiter
@@ -74,9 +76,13 @@ def auth_options(settings: Settings) -> AuthOptions:
 
 def build_desk(settings: Settings, *, store: ConversationReader, locks: CustomerLocks,
                senders: Senders, limiter: RateLimiter, agents: AgentStore,
-               bus: Bus) -> HandoffDesk:
+               bus: Bus, events: EventSink | None = None) -> HandoffDesk:
+    """The desk; without `events`, one that only queues them (if an events
+    URL is set) for a running Segue to send: a command's desk."""
+    if events is None:
+        events = build_events_out(settings, store, send=False).sink
     return HandoffDesk(store=store, locks=locks, senders=senders, limiter=limiter,
-                       agents=agents, bus=bus, options=DeskOptions(
+                       agents=agents, bus=bus, events=events, options=DeskOptions(
                            business_hours=settings.business_hours,
                            max_text_length=settings.max_text_length,
                            history_max=settings.history_max,

@@ -21,9 +21,16 @@ from bot.core.catalog import text
 from bot.core.conversation import ConversationState
 from bot.core.delivery import Batch, OutboundSender, Reply, Senders, encode
 from bot.core.errors import LockLost
+from bot.core.events import (
+    CONVERSATION_STARTED,
+    CUSTOMER_ERASED,
+    MESSAGE_CREATED,
+    NO_EVENTS,
+    EventSink,
+)
 from bot.core.identities import Customers
 from bot.core.locked_state import CustomerLocks, LockOptions, new_lock_token
-from bot.core.model import Address, ChannelIdentity, HistoryEntry, Inbound, Outbound
+from bot.core.model import Address, ChannelIdentity, HistoryEntry, Inbound, Outbound, is_public
 from bot.core.outbox import Outbox, OutboxOptions
 from bot.core.policy import Policy, TurnContext
 from bot.core.ports import DeliveringStore
@@ -95,8 +102,11 @@ class Engine:
         customers: Customers | None = None,
         locks: CustomerLocks | None = None,
         outbox: Outbox | None = None,
+        events: EventSink = NO_EVENTS,
     ) -> None:
         self.store = store
+        # What happened, for the business's systems: queued, never sent here.
+        self.events = events
         self.policy = policy
         # In order: the first hook to answer takes the turn over.
         self.hooks: tuple[TurnHook, ...] = tuple(hooks)
@@ -164,11 +174,12 @@ class Engine:
                 ids = turn_log.current()
                 turn_id = ids.turn_id if ids is not None else None
                 outgoing = [Reply(inbound.address, r, turn_id) for r in replies]
+                entries = [*record(inbound, replies), *context.internal]
                 saved = await self.store.save_and_unlock(
                     customer_id,
                     token=token,
                     state=state.to_json(),
-                    entries=[*record(inbound, replies), *context.internal],
+                    entries=entries,
                     message_key=message_key,
                     identity=inbound.identity,
                     address=inbound.address,
@@ -184,6 +195,9 @@ class Engine:
         log.debug("turn saved with %d replies", len(replies))
         batch = self.locks.batch(customer_id, token, outgoing, loaded, saved)
         turn = Turn(customer_id, False, inbound.address, tuple(replies), batch=batch)
+        if not context.erase_customer:
+            # The erase would take them along: they quote what it erases.
+            await self._emit_turn(context, entries)
         for hook in self.hooks:
             await hook.after_save(context, turn)
         if context.joined_into is not None:
@@ -193,7 +207,18 @@ class Engine:
             await self.store.erase(customer_id)
             self.customers.forget(inbound.identity)
             log.info("erased the data of customer %s at their request", customer_id)
+            await self.events.emit(customer_id, CUSTOMER_ERASED, {"by": "customer"})
         return turn
+
+    async def _emit_turn(self, context: TurnContext, entries: list[HistoryEntry]) -> None:
+        """A saved turn's events: the conversation's start on the customer's
+        first turn ever, then every line the customer can see, in order."""
+        customer_id, channel = context.customer_id, context.inbound.channel
+        if context.state.turns == 1:
+            await self.events.emit(customer_id, CONVERSATION_STARTED, {"channel": channel})
+        for entry in entries:
+            if is_public(entry):
+                await self.events.emit(customer_id, MESSAGE_CREATED, message_data(entry))
 
     async def deliver(self, turn: Turn) -> None:
         """Step 8: send each reply to the address the customer wrote from,
@@ -256,6 +281,17 @@ def record(inbound: Inbound, replies: list[Outbound]) -> list[HistoryEntry]:
     entries = [HistoryEntry.of_inbound(inbound)]
     entries.extend(HistoryEntry.of_outbound(r, inbound.channel, now) for r in replies)
     return entries
+
+
+def message_data(entry: HistoryEntry, *, agent: str | None = None) -> dict[str, object]:
+    """A `message.created` event's data: a line of the conversation; an
+    agent's names the agent (`agent`: their username, when known)."""
+    data: dict[str, object] = {"sender": entry.sender, "channel": entry.channel,
+                               "text": entry.text, "ts": entry.ts}
+    if entry.sender == "agent":
+        data["agent"] = agent or entry.agent
+        data["agent_name"] = entry.agent_name
+    return data
 
 
 def _with_reply_to(reply: Outbound, message_id: str) -> Outbound:

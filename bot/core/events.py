@@ -17,6 +17,7 @@ MESSAGE_CREATED = "message.created"
 HANDOFF_QUEUED = "handoff.queued"
 HANDOFF_CLAIMED = "handoff.claimed"
 HANDOFF_CLOSED = "handoff.closed"
+HANDOFF_RATED = "handoff.rated"
 CUSTOMER_LINKED = "customer.linked"
 CUSTOMER_ERASED = "customer.erased"
 

@@ -18,6 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 import orjson
 
 from bot.core.conversation import ConversationState
+from bot.core.events import CUSTOMER_ERASED, NO_EVENTS, EventSink
 from bot.core.model import ChannelIdentity
 from bot.core.ports import ConversationReader, CustomerRecordStore, TurnStore
 
@@ -121,11 +122,13 @@ async def export_customer(store: ExportStore, customer_id: str,
 
 
 async def erase_customer(store: EraseStore, customer_id: str, *,
-                         forget: Forget | None = None) -> bool:
+                         forget: Forget | None = None, events: EventSink = NO_EVENTS) -> bool:
     """Erase a customer outside their turns (an operator's request): the
     store's erase, then `forget` (the handoff desk: off the queue and the
-    claims, the consoles told) for them and every customer joined into them.
-    False, touching nothing, if nothing is kept under the id."""
+    claims, the consoles told) for them and every customer joined into them,
+    then the `customer.erased` event (after the erase, which takes the
+    customer's queued events along). False, touching nothing, if nothing is
+    kept under the id."""
     if not await known(store, customer_id):
         return False
     erased = [customer_id, *await store.merged_ids(customer_id)]
@@ -134,6 +137,7 @@ async def erase_customer(store: EraseStore, customer_id: str, *,
         for gone in erased:
             await forget(gone)
     log.info("erased the data of customer %s at an operator's request", customer_id)
+    await events.emit(customer_id, CUSTOMER_ERASED, {"by": "operator"})
     return True
 
 

@@ -16,6 +16,8 @@ from dataclasses import replace
 from typing import Any
 
 from bot.core.conversation import ClosedHandoff, ConversationState, HandoffState
+from bot.core.engine import message_data
+from bot.core.events import HANDOFF_CLAIMED, HANDOFF_CLOSED, HANDOFF_QUEUED, MESSAGE_CREATED
 from bot.core.model import CONSOLE, HistoryEntry, Outbound
 from bot.core.policy import TurnContext
 from bot.core.rate_limits import (
@@ -100,6 +102,7 @@ class HandoffDesk(DeskCore):
             await self.count_queue()
             await self.publish({"type": "queued", "customer": customer_id,
                                 "since": handoff.since, "reason": handoff.reason})
+            await self.events.emit(customer_id, HANDOFF_QUEUED, {"reason": handoff.reason})
             return
         for entry in entries:
             await self.publish({"type": "message", "customer": customer_id,
@@ -116,6 +119,7 @@ class HandoffDesk(DeskCore):
         state = (await self._change(customer_id, change)).state
         await self._index(customer_id, state.handoff)
         await self.publish({"type": "queued", "customer": customer_id, "reason": reason})
+        await self.events.emit(customer_id, HANDOFF_QUEUED, {"reason": reason})
 
     async def follow_merge(self, source: str, target: str, handoff: HandoffState | None) -> None:
         """`source` was joined into `target` (in a turn or not): its handoff
@@ -191,6 +195,8 @@ class HandoffDesk(DeskCore):
             await self.publish({"type": "assigned", "customer": customer_id,
                                 "agent": agent.username})
         await self.announce_internal(customer_id, state, entries)
+        await self.events.emit(customer_id, HANDOFF_CLAIMED,
+                               {"agent": agent.username, "assigned": assigned})
         return {"customer": customer_id, "handoff": as_json(state.handoff)}
     async def reply(self, agent: AgentAccount, customer_id: str, text: object) -> dict[str, Any]:
         text = self._checked_text(text)
@@ -220,7 +226,11 @@ class HandoffDesk(DeskCore):
         if claimed_now:
             await self.publish({"type": "claimed", "customer": customer_id,
                                 "agent": agent.username})
+            await self.events.emit(customer_id, HANDOFF_CLAIMED,
+                                   {"agent": agent.username, "assigned": False})
         await self.announce_internal(customer_id, state, entries)
+        await self.events.emit(customer_id, MESSAGE_CREATED,
+                               message_data(entries[-1], agent=agent.username))
         holder = state.handoff.agent if state.handoff is not None else None
         said = entries[-1].to_json()
         await self.publish({"type": "message", "customer": customer_id, "agent": holder,
@@ -291,6 +301,9 @@ class HandoffDesk(DeskCore):
                             "agent": target.username, "from": previous[0],
                             "by": agent.username})
         await self.announce_internal(customer_id, state, entries)
+        await self.events.emit(customer_id, HANDOFF_CLAIMED,
+                               {"agent": target.username, "assigned": False,
+                                "transferred_from": previous[0]})
         return {"customer": customer_id, "handoff": as_json(state.handoff)}
 
     async def release(self, agent: AgentAccount, customer_id: str) -> dict[str, Any]:
@@ -339,4 +352,8 @@ class HandoffDesk(DeskCore):
         await self.publish({"type": "closed" if close else "released",
                             "customer": customer_id, "by": agent.username})
         await self.announce_internal(customer_id, state, entries)
+        # The rating, if one is asked for, comes later as `handoff.rated`.
+        await self.events.emit(customer_id, HANDOFF_CLOSED, {
+            "agent": agent.username, "record": rated[0].record if rated else None,
+            "csat": None, "released": not close})
         return {"customer": customer_id, "handoff": as_json(state.handoff)}

@@ -20,6 +20,7 @@ from bot.core.bus import Bus
 from bot.core.conversation import ClosedHandoff, ConversationState, HandoffState
 from bot.core.delivery import Reply, Senders
 from bot.core.errors import CustomerGone, StoreError
+from bot.core.events import NO_EVENTS, EventSink
 from bot.core.locked_state import Changed, CustomerLocks
 from bot.core.model import Address, HistoryEntry, Outbound
 from bot.core.outbox import Outbox, OutboxOptions
@@ -98,8 +99,11 @@ class DeskCore:
     def __init__(self, *, store: ConversationReader, locks: CustomerLocks, senders: Senders,
                  limiter: RateLimiter, agents: DeskAgents, bus: Bus,
                  options: DeskOptions | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 events: EventSink = NO_EVENTS) -> None:
         self.store = store
+        # What happened, for the business's systems (queued, sent elsewhere).
+        self.events = events
         self.locks = locks
         self.senders = senders
         self.limiter = limiter

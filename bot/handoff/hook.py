@@ -23,6 +23,7 @@ from dataclasses import replace
 from bot.core.catalog import EXPLICIT_YES_WORDS, plain_answer, text, versions
 from bot.core.conversation import HandoffState, PendingMerge
 from bot.core.engine import Turn, record
+from bot.core.events import HANDOFF_RATED
 from bot.core.model import Button, Inbound, Outbound
 from bot.core.policy import Policy, TurnContext
 from bot.handoff.desk import HandoffDesk
@@ -101,6 +102,11 @@ class HandoffHook:
             closed = state.closed_handoff
             await self.desk.publish({"type": "rated", "customer": context.customer_id,
                                      "score": closed.score if closed is not None else None})
+            if closed is not None:
+                # Once with the score, and again if a comment follows.
+                await self.desk.events.emit(context.customer_id, HANDOFF_RATED, {
+                    "record": closed.record,
+                    "csat": {"score": closed.score, "comment": closed.comment}})
 
 
 # In each of the catalog's languages: a customer is told the words in theirs.

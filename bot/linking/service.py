@@ -22,6 +22,7 @@ from bot.core.catalog import text
 from bot.core.conversation import ConversationState, HandoffState, LinkOffer, PendingMerge
 from bot.core.delivery import Senders
 from bot.core.errors import BadInput, CustomerGone
+from bot.core.events import CUSTOMER_LINKED, NO_EVENTS, EventSink
 from bot.core.identities import Customers
 from bot.core.model import Address, Button, ChannelIdentity, HistoryEntry, Link, Outbound
 from bot.core.policy import TurnContext
@@ -78,8 +79,10 @@ class LinkService:
 
     def __init__(self, *, store: LinkingStore, customers: Customers, senders: Senders,
                  limiter: RateLimiter, options: LinkOptions,
-                 on_merge: Sequence[MergeListener] = ()) -> None:
+                 on_merge: Sequence[MergeListener] = (),
+                 events: EventSink = NO_EVENTS) -> None:
         self.store = store
+        self.events = events
         # Erase takes the tokens issued for a customer and the offers naming
         # them: linking tells the store which they are as it makes them.
         self.records = records_of(store)
@@ -276,6 +279,8 @@ class LinkService:
         log.info("customer %s joined customer %s", source, target)
         for listener in self.merge_listeners:
             await listener(source, target, source_handoff)
+        await self.events.emit(target, CUSTOMER_LINKED, {
+            "kept": target, "merged": source, "channels": list(await self.channels_of(target))})
         state = ConversationState.from_json(await self.store.load_state(target))
         address = state.last_address
         if address is not None and joined_address is not None and address != joined_address:
