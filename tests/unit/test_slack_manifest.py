@@ -16,7 +16,7 @@ from connectors.slack_parse import parse_action, parse_event
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = ROOT / "config" / "slack-manifest.yml"
-CONNECTOR_MODULES = ("slack.py", "slack_parse.py", "slack_render.py")
+CONNECTOR_MODULES = ("slack.py", "slack_parse.py", "slack_render.py", "slack_send.py")
 BOT = "U0BOTUSER"
 
 # The event subscriptions the connector answers. It exports no constant of
