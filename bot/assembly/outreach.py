@@ -57,5 +57,7 @@ async def keep_configured_keys(keys: ApiKeyStore, value: str) -> None:
     for name, secret, scope in parse_api_keys(value):
         key = ApiKey(name=name, scope=scope, digest=digest_of(secret), hint=secret[:8],
                      created_at=0.0)
-        if not await keys.put_api_key(key):
-            log.info("API key %r from the configuration is already kept", name)
+        if await keys.api_key_by_digest(key.digest) is None and not await keys.put_api_key(key):
+            log.warning("SEGUE_API_KEYS names %r, but another key of that name is kept "
+                        "already: the configured one is not accepted (revoke the other, or "
+                        "rename this one)", name)

@@ -35,6 +35,10 @@ MIN_SIGNING_KEY = 16
 MAX_WORKERS = 64
 
 
+# One entry of `api_keys`: a key's name, the key, and its scope.
+API_KEY_ENTRY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}:[A-Za-z0-9_-]{32,128}"
+                           r"(?::(?:read|notify|admin))?")
+
 class Settings(BaseSettings):
     """Every setting Segue reads. Environment variables are `SEGUE_<NAME>`."""
 
@@ -227,6 +231,12 @@ class Settings(BaseSettings):
         default=300.0, gt=0,
         description="A conversation waiting longer for a person is flagged in the queue.")
 
+    api_keys: SecretStr | None = Field(
+        default=None,
+        description="Public API keys accepted from start-up, besides those `segue apikeys add` "
+                    "keeps in Redis: `name:key[:read|notify|admin],...` (default scope "
+                    "notify; a key is 32 to 128 letters, digits, `_` or `-`; a secret). The "
+                    "way to give keys to the embedded store.")
     events_url: str | None = Field(
         default=None,
         description="An `http://` or `https://` URL of yours that Segue POSTs each event "
@@ -275,6 +285,19 @@ class Settings(BaseSettings):
     def _log_levels_pairs(cls, value: str | None) -> str | None:
         if value is not None:
             parse_log_levels(value)
+        return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _api_key_entries(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        entries = [e.strip() for e in value.get_secret_value().split(",") if e.strip()]
+        for number, entry in enumerate(entries, 1):
+            if not API_KEY_ENTRY.fullmatch(entry):
+                # Which entry, never what it holds: it is a key.
+                raise ValueError(f"entry {number} is not name:key[:read|notify|admin] with a "
+                                 "key of 32 to 128 letters, digits, '_' or '-'")
         return value
 
     @field_validator("events_url")
@@ -361,7 +384,7 @@ SETTING_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
                            "agent_login_max_failures_per_address",
                            "agent_login_window_seconds", "business_hours", "agent_capacity",
                            "queue_alert_seconds")),
-    ("Events to your systems", ("events_url", "events_secret")),
+    ("The public API and events to your systems", ("api_keys", "events_url", "events_secret")),
 )
 
 
