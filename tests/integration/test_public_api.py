@@ -138,6 +138,26 @@ async def test_an_open_web_chat_gets_it_at_once_and_an_answer_continues_the_flow
         await client.close()
 
 
+async def test_the_business_asks_for_a_delivery_slot_and_the_customer_picks_one(
+    rig: ChannelsRig,
+) -> None:
+    client = await WebChatClient.connect(rig.http, rig.app.ws_url)
+    try:
+        await client.turn("hello")
+        secret = await key(rig)
+        status, started = await call(rig, "POST", f"/customers/{client.customer}/flows/"
+                                     "delivery_slot", secret, {"slots": {"order_id": "a1002"}})
+        assert status == 201, started
+        asked = await client.next_message()
+        assert asked["text"] == ("Your order A1002 is ready to ship. When should we deliver "
+                                 "it tomorrow?")
+        assert [b["payload"] for b in asked["buttons"]] == ["morning", "afternoon", "evening"]
+        [booked] = await client.turn("Afternoon", payload="afternoon")
+        assert booked["text"] == "Done — order A1002 will arrive tomorrow (afternoon)."
+    finally:
+        await client.close()
+
+
 async def test_a_flow_started_with_its_slot_answers_at_once(rig: ChannelsRig) -> None:
     customer = await telegram_customer(rig)
     secret = await key(rig)
