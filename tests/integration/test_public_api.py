@@ -343,3 +343,29 @@ async def test_bad_requests_are_refused_and_store_nothing(rig: ChannelsRig) -> N
     assert (status, refused["error"]) == (404, "unknown_customer")
     assert await history_texts(rig, customer) == before
     assert len(rig.telegram.sent()) == 1
+
+
+async def test_one_customer_gets_at_most_30_messages_an_hour_and_one_key_600_calls_a_minute(
+    rig: ChannelsRig,
+) -> None:
+    client = await WebChatClient.connect(rig.http, rig.app.ws_url)
+    await client.turn("hello")
+    customer = client.customer
+    assert customer is not None
+    await client.close()
+    secret = await key(rig)
+    for number in range(30):
+        status, sent = await send(rig, secret, customer, f"Note {number}", f"n-{number}")
+        assert (status, sent["status"]) == (201, "on_next_open"), sent
+    status, refused = await send(rig, secret, customer, "One too many", "n-30")
+    assert (status, refused["error"]) == (429, "too_many_messages")
+    # A repeated key is answered from what was kept, limit or not.
+    assert (await send(rig, secret, customer, "Note 0", "n-0"))[0] == 200
+    assert "One too many" not in await history_texts(rig, customer)
+    reader = await key(rig, "reader", "read")
+    for _ in range(600):
+        assert (await call(rig, "GET", f"/customers/{customer}", reader))[0] == 200
+    status, limited = await call(rig, "GET", f"/customers/{customer}", reader)
+    assert (status, limited["error"]) == (429, "rate_limited")
+    # Another key is counted apart.
+    assert (await call(rig, "GET", f"/customers/{customer}", secret))[0] == 200
