@@ -93,6 +93,8 @@ class EventDispatcher:
         self.rand = rand
         self._wakeup = asyncio.Event()
         self._serving: dict[str, asyncio.Task[None]] = {}
+        # Customers taken from the index while their last look was ending.
+        self._again: dict[str, int] = {}
         self._task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
 
@@ -116,6 +118,9 @@ class EventDispatcher:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        for customer, mark in self._again.items():
+            await self._give_back(customer, mark, token="")
+        self._again.clear()
         self._task = None
         if self._session is not None:
             await self._session.close()
@@ -143,14 +148,23 @@ class EventDispatcher:
             return 0
         for customer, mark in due:
             if customer in self._serving:
-                continue
-            task = asyncio.create_task(self._serve(customer, mark), name="events-out-customer")
-            self._serving[customer] = task
-            task.add_done_callback(functools.partial(self._finished, customer))
+                # Its last look is ending (an event came as it finished): the
+                # entry just taken is served right after, not left held.
+                self._again[customer] = mark
+            else:
+                self._begin(customer, mark)
         return len(due)
+
+    def _begin(self, customer: str, mark: int) -> None:
+        task = asyncio.create_task(self._serve(customer, mark), name="events-out-customer")
+        self._serving[customer] = task
+        task.add_done_callback(functools.partial(self._finished, customer))
 
     def _finished(self, customer: str, task: asyncio.Task[None]) -> None:
         self._serving.pop(customer, None)
+        mark = self._again.pop(customer, None)
+        if mark is not None and not task.cancelled():
+            self._begin(customer, mark)
         self._wakeup.set()  # a place is free
 
     async def _serve(self, customer: str, mark: int) -> None:
@@ -196,6 +210,8 @@ class EventDispatcher:
                         "trying again in %.1f s", customer, detail, lease.failures + 1, delay)
             await self.store.events_retry(customer, mark, token=token, after_seconds=delay,
                                           failed=True)
+            # Looked at when due, not at the next regular look.
+            asyncio.get_running_loop().call_later(delay, self.wake)
             return
 
     async def _give_back(self, customer: str, mark: int, token: str) -> None:
