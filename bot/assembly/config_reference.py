@@ -56,6 +56,7 @@ _MARKDOWN_RULES = """\
 - `slack_bot_token` needs `slack_signing_secret` (HTTP events),
   `slack_app_token` (Socket Mode), or both.
 - `workers` above 1 needs `redis_url`: `segue run` exits 2 otherwise.
+- `events_url` needs `events_secret`: events are only sent signed.
 """
 
 _ENV_INTRO = f"""\
@@ -67,7 +68,7 @@ _ENV_INTRO = f"""\
 """
 # The keys Segue signs with: a long random value, made by this command.
 GENERATE_SECRET = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
-_SIGNING_KEYS = frozenset({"webchat_secret", "webchat_identity_secret"})
+_SIGNING_KEYS = frozenset({"webchat_secret", "webchat_identity_secret", "events_secret"})
 
 
 def env_name(name: str) -> str:

@@ -92,12 +92,6 @@ def problem_of(error: ErrorDetails, *, config_path: str, lines: Mapping[str, int
     return ConfigProblem("settings", None, error["msg"])
 
 
-# Named by Segue's published configuration for signed outbound events, which
-# this version does not send yet: accepted, so a deployment that sets them
-# ahead still starts.
-RESERVED = frozenset({"SEGUE_EVENTS_URL", "SEGUE_EVENTS_SECRET"})
-
-
 def unknown_environment(environ: Mapping[str, str],
                         settings: Collection[str]) -> list[ConfigProblem]:
     """A problem for each `SEGUE_*` variable that is none of `settings`: a
@@ -106,7 +100,7 @@ def unknown_environment(environ: Mapping[str, str],
     problems = []
     for variable in sorted(environ):
         name = variable.upper()  # the settings read the names in any case
-        if not name.startswith(ENV_PREFIX) or name in known or name in RESERVED:
+        if not name.startswith(ENV_PREFIX) or name in known:
             continue
         close = difflib.get_close_matches(name, known, n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
