@@ -14,11 +14,6 @@ from bot.assembly import config_reference
 from bot.core.settings import Settings, check_settings
 
 ROOT = Path(__file__).resolve().parents[2]
-# Named by the outside contract for a later feature (signed event
-# webhooks); not settings yet.
-NOT_YET_SETTINGS = frozenset({"SEGUE_EVENTS_URL", "SEGUE_EVENTS_SECRET"})
-
-
 @pytest.mark.parametrize(
     "path", [config_reference.MARKDOWN_PATH, config_reference.ENV_EXAMPLE_PATH], ids=str)
 def test_a_generated_file_is_what_the_settings_generate(path: Path) -> None:
@@ -114,7 +109,7 @@ def test_every_variable_in_the_readme_configuration_table_is_a_setting() -> None
     named = table_variables(readme, "\n## Configuration\n")
     settings = {config_reference.env_name(name) for name in Settings.model_fields}
     assert len(named) > 20  # the table was found
-    assert sorted(named - settings - NOT_YET_SETTINGS) == []
+    assert sorted(named - settings) == []
 
 
 def test_the_check_mode_reports_a_stale_file(tmp_path: Path) -> None:

@@ -91,13 +91,13 @@ def test_a_misspelt_variable_is_reported_with_the_likely_name(
         load_settings()
 
 
-def test_the_events_variables_of_the_published_configuration_do_not_stop_a_start(
-    monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_events_variables_are_read_as_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SEGUE_EVENTS_URL", "https://hooks.example.com/segue")
     monkeypatch.setenv("SEGUE_EVENTS_SECRET", "events-secret-0123456789")
     settings, problems = check_settings(None)
     assert settings is not None and problems == []
+    assert settings.events_url == "https://hooks.example.com/segue"
+    assert settings.events_secret is not None
 
 
 def test_an_unknown_variable_is_reported_beside_the_other_problems(
