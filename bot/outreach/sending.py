@@ -18,6 +18,7 @@ from typing import Any
 from bot.core import events
 from bot.core.conversation import ConversationState
 from bot.core.delivery import Reply, Senders
+from bot.core.engine import message_data
 from bot.core.errors import BadInput, CustomerGone
 from bot.core.events import EventSink
 from bot.core.locked_state import CustomerLocks
@@ -132,8 +133,9 @@ class Outreach:
             assert handoff is not None
             await self.parts.publish({"type": "message", "customer": customer_id,
                                       "agent": handoff.agent, "entry": answer["message"]})
+        entry = HistoryEntry.from_json(answer["message"])
         await self.parts.events.emit(customer_id, events.MESSAGE_CREATED,
-                                     {**answer["message"], "source": "api", "key": key_name})
+                                     {**message_data(entry), "source": "api", "key": key_name})
         return answer
 
     # Starting a flow.
@@ -186,11 +188,12 @@ class Outreach:
                                   "channel": route.channel, "status": route.how}
         if not all(sent):
             answer.update(self._not_sent(replies[sent.index(False)]))
-        messages = [HistoryEntry.of_outbound(out, route.channel, self.clock()).to_json()
-                    for out in said]
-        for message in messages:
+        now = self.clock()
+        entries = [HistoryEntry.of_outbound(out, route.channel, now) for out in said]
+        for entry in entries:
             await self.parts.events.emit(customer_id, events.MESSAGE_CREATED,
-                                         {**message, "source": "api", "flow": flow})
+                                         {**message_data(entry), "source": "api", "flow": flow})
+        messages = [entry.to_json() for entry in entries]
         if is_active(changed.state.handoff):
             await self.parts.announce(customer_id, changed.state, [])
         return {**answer, "messages": messages}
