@@ -7,6 +7,7 @@ machines run as root); tests never skip for want of Redis.
 
 from __future__ import annotations
 
+import random
 import shutil
 import socket
 import subprocess
@@ -24,10 +25,24 @@ def ensure_redis_server() -> str:
     return ensure_binary("redis-server", "redis-server")
 
 
+# Below the kernel's ephemeral range (32768-60999 on Linux): a port the
+# kernel hands out for port 0 is also what it gives the next outgoing
+# connection, so a server started on it a moment later could find it taken
+# by any client on this busy machine. Ports here are only ever taken by a bind.
+PORTS = range(20000, 32000)
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port nothing listens on now, outside the ephemeral range."""
+    for _ in range(200):
+        port = random.choice(PORTS)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port between 20000 and 32000")
 
 
 @contextmanager
