@@ -115,9 +115,9 @@ class PublicApi:
 
     async def start_flow(self, request: web.Request, key: ApiKey) -> web.Response:
         body = await _json(request, optional=True)
-        answer = await self.outreach.start_flow(request.match_info["customer"],
+        answer = await self.outreach.start_flow(key.name, request.match_info["customer"],
                                                 request.match_info["flow"], body)
-        return web.json_response(answer, status=201)
+        return web.json_response(answer, status=200 if answer.get("duplicate") else 201)
 
 
 def _identity(channel: str, user_id: str, team_id: str | None) -> ChannelIdentity:

@@ -40,18 +40,50 @@ class SendRequest:
             raise BadInput("bad_text", "'text' must be a non-empty string")
         if len(text) > max_text_length:
             raise BadInput("bad_text", f"'text' is longer than {max_text_length} characters")
+        _only(body, {"text", "buttons", "channel", "idempotency_key"})
+        key = idempotency_key_of(body.get("idempotency_key"))
+        return cls(text, buttons_of(body.get("buttons")), channel_of(body), key)
+
+
+@dataclass(frozen=True, slots=True)
+class FlowRequest:
+    slots: Mapping[str, object]
+    channel: str
+    idempotency_key: str | None
+
+    @classmethod
+    def parse(cls, body: object) -> FlowRequest:
+        if body is None:
+            body = {}
+        if not isinstance(body, Mapping):
+            raise BadInput("bad_request", "the body must be a JSON object")
+        _only(body, {"slots", "channel", "idempotency_key"})
+        slots = body.get("slots", {})
+        if not isinstance(slots, Mapping):
+            raise BadInput("bad_slots", "'slots' must be an object of slot names and values")
         key = body.get("idempotency_key")
-        if not isinstance(key, str) or not key.strip() or len(key) > MAX_IDEMPOTENCY_KEY:
-            raise BadInput("bad_idempotency_key",
-                           f"'idempotency_key' must be a non-empty string of at most "
-                           f"{MAX_IDEMPOTENCY_KEY} characters")
-        channel = body.get("channel", "auto")
-        if channel not in ("auto", *CHANNELS):
-            raise BadInput("bad_channel", "'channel' is one of auto, web, telegram, slack")
-        unknown = set(body) - {"text", "buttons", "channel", "idempotency_key"}
-        if unknown:
-            raise BadInput("bad_request", f"unknown fields: {', '.join(sorted(unknown))}")
-        return cls(text, buttons_of(body.get("buttons")), str(channel), key)
+        return cls(slots, channel_of(body), None if key is None else idempotency_key_of(key))
+
+
+def idempotency_key_of(key: object) -> str:
+    if not isinstance(key, str) or not key.strip() or len(key) > MAX_IDEMPOTENCY_KEY:
+        raise BadInput("bad_idempotency_key",
+                       f"'idempotency_key' must be a non-empty string of at most "
+                       f"{MAX_IDEMPOTENCY_KEY} characters")
+    return key
+
+
+def channel_of(body: Mapping[str, object]) -> str:
+    channel = body.get("channel", "auto")
+    if channel not in ("auto", *CHANNELS):
+        raise BadInput("bad_channel", "'channel' is one of auto, web, telegram, slack")
+    return str(channel)
+
+
+def _only(body: Mapping[str, object], fields: set[str]) -> None:
+    unknown = set(body) - fields
+    if unknown:
+        raise BadInput("bad_request", f"unknown fields: {', '.join(sorted(map(str, unknown)))}")
 
 
 def buttons_of(raw: object) -> tuple[Button, ...]:

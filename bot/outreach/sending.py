@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,8 +28,8 @@ from bot.core.policy import FlowStarter, TurnContext
 from bot.core.ports import ConversationReader
 from bot.core.rate_limits import API_SENDS_PER_CUSTOMER, RateLimiter
 from bot.handoff.state import is_active
-from bot.outreach.reach import CHANNELS, Reach, Route, Unreachable
-from bot.outreach.request import SendRequest, customer_id_of
+from bot.outreach.reach import Reach, Route, Unreachable
+from bot.outreach.request import FlowRequest, SendRequest, customer_id_of
 
 log = logging.getLogger(__name__)
 
@@ -109,11 +109,8 @@ class Outreach:
             if kept is not None:
                 answer.update(kept["answer"], duplicate=True)
                 return []
-            if not await self.parts.limiter.allow(API_SENDS_PER_CUSTOMER, customer_id):
-                raise OutreachError("too_many_messages",
-                                    "at most 30 messages an hour reach one customer "
-                                    "through the API")
             route = await self._route(customer_id, state, request.channel)
+            await self._count(customer_id)
             if route.address is not None:
                 replies.append(Reply(route.address, outbound))
             entry = HistoryEntry.of_outbound(outbound, route.channel, now)
@@ -140,65 +137,76 @@ class Outreach:
 
     # Starting a flow.
 
-    async def start_flow(self, customer_id: str, flow: str, body: object) -> dict[str, Any]:
+    async def start_flow(self, key_name: str, customer_id: str, flow: str,
+                         body: object) -> dict[str, Any]:
         starter = self.parts.flows
         if starter is None:
             raise OutreachError("unknown_flow", "this bot's policy cannot start flows")
-        if body is None:
-            body = {}
-        if not isinstance(body, Mapping):
-            raise OutreachError("bad_request", "the body must be a JSON object")
-        slots = body.get("slots")
-        wanted = body.get("channel", "auto")
-        if wanted not in ("auto", *CHANNELS):
-            raise OutreachError("bad_channel", "'channel' is one of auto, web, telegram, slack")
+        request = FlowRequest.parse(body)
         customer_id = customer_id_of(customer_id)
         await self._existing(customer_id)
+        digest = None if request.idempotency_key is None else hashlib.sha256(
+            f"{key_name}\0flow\0{request.idempotency_key}".encode()).hexdigest()
+        kept: dict[str, Any] = {}
         said: list[Outbound] = []
+        made: list[HistoryEntry] = []
         replies: list[Reply] = []
         where: list[Route] = []
 
         async def apply(state: ConversationState) -> list[HistoryEntry]:
+            _forget_old_sends(state, self.clock())
+            if digest is not None and digest in state.api_sends:
+                kept.update(state.api_sends[digest]["answer"], duplicate=True)
+                return []
             if is_active(state.handoff):
                 raise OutreachError("handed_off", "a person has this conversation now")
-            if not await self.parts.limiter.allow(API_SENDS_PER_CUSTOMER, customer_id):
-                raise OutreachError("too_many_messages",
-                                    "at most 30 messages an hour reach one customer "
-                                    "through the API")
-            route = await self._route(customer_id, state, wanted)
+            route = await self._route(customer_id, state, request.channel)
             target = route.address or state.last_address
             assert target is not None  # a known customer has written from somewhere
             inbound = Inbound(identity=ChannelIdentity(route.channel, "api"), address=target,
                               message_id=f"api-flow-{self.clock()}", text="")
             context = TurnContext(customer_id, inbound, state)
-            said.extend(await starter.start_flow(context, flow, slots if slots else {}))
+            # Refuses a flow or slot it may not start before anything is counted.
+            said.extend(await starter.start_flow(context, flow, request.slots))
+            await self._count(customer_id)
             if context.handoff_reason:
                 said.extend(await self.parts.begin(context, context.handoff_reason))
             where.append(route)
             if route.address is not None:
                 replies.extend(Reply(route.address, out) for out in said)
             now = self.clock()
-            return [*(HistoryEntry.of_outbound(out, route.channel, now) for out in said),
-                    *context.internal]
+            entries = [HistoryEntry.of_outbound(out, route.channel, now) for out in said]
+            made.extend(entries)
+            if digest is not None:
+                state.api_sends[digest] = {"at": now, "answer": {
+                    "customer": customer_id, "flow": flow, "channel": route.channel,
+                    "status": route.how, "messages": [e.to_json() for e in entries]}}
+            return [*entries, *context.internal]
 
         changed = await self._change(customer_id, apply, replies)
+        if kept:
+            return kept
         sent = await self.parts.outbox.deliver(changed.batch) if replies else []
         route = where[0]
         answer: dict[str, Any] = {"customer": customer_id, "flow": flow,
                                   "channel": route.channel, "status": route.how}
         if not all(sent):
             answer.update(self._not_sent(replies[sent.index(False)]))
-        now = self.clock()
-        entries = [HistoryEntry.of_outbound(out, route.channel, now) for out in said]
-        for entry in entries:
+        for entry in made:
             await self.parts.events.emit(customer_id, events.MESSAGE_CREATED,
                                          {**message_data(entry), "source": "api", "flow": flow})
-        messages = [entry.to_json() for entry in entries]
         if is_active(changed.state.handoff):
             await self.parts.announce(customer_id, changed.state, [])
-        return {**answer, "messages": messages}
+        return {**answer, "messages": [entry.to_json() for entry in made],
+                "duplicate": False}
 
     # Shared steps.
+
+    async def _count(self, customer_id: str) -> None:
+        """One more message to the customer through the API, if the limit allows."""
+        if not await self.parts.limiter.allow(API_SENDS_PER_CUSTOMER, customer_id):
+            raise OutreachError("too_many_messages", "at most 30 messages an hour reach one "
+                                                     "customer through the API")
 
     def _not_sent(self, reply: Reply) -> dict[str, str]:
         """A message saved but not sent now: refused by its channel (not

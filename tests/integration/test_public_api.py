@@ -158,16 +158,30 @@ async def test_the_business_asks_for_a_delivery_slot_and_the_customer_picks_one(
         await client.close()
 
 
-async def test_a_flow_started_with_its_slot_answers_at_once(rig: ChannelsRig) -> None:
+async def test_a_flow_started_with_its_slot_answers_at_once_and_once_per_key(
+    rig: ChannelsRig,
+) -> None:
     customer = await telegram_customer(rig)
     secret = await key(rig)
+    body = {"slots": {"order_id": "a1003"}, "idempotency_key": "look-1"}
     status, started = await call(rig, "POST", f"/customers/{customer}/flows/order_status",
-                                 secret, {"slots": {"order_id": "a1003"}})
-    assert status == 201, started
+                                 secret, body)
+    assert status == 201 and started["duplicate"] is False, started
     texts = [m["text"] for m in started["messages"]]
     assert texts[0].startswith("Order A1003 is delivered.")
     await rig.telegram.wait_for("sendMessage", 1 + len(texts))
-    assert rig.telegram.texts_sent()[1:] == texts
+    status, again = await call(rig, "POST", f"/customers/{customer}/flows/order_status",
+                               secret, body)
+    assert status == 200 and again["duplicate"] is True
+    assert again["messages"] == started["messages"]
+    # Without the key the flow starts again: the probe's answer comes right after.
+    status, _ = await call(rig, "POST", f"/customers/{customer}/flows/order_status",
+                           secret, {"slots": {"order_id": "A1001"}})
+    assert status == 201
+    await rig.telegram.wait_for("sendMessage", 1 + 2 * len(texts))
+    sent = rig.telegram.texts_sent()[1:]
+    assert sent[:len(texts)] == texts and sent[len(texts)].startswith("Order A1001 is shipped.")
+    assert len(sent) == 2 * len(texts)
 
 
 async def test_bad_flows_and_slots_are_refused_and_nothing_is_kept(rig: ChannelsRig) -> None:
@@ -180,6 +194,12 @@ async def test_bad_flows_and_slots_are_refused_and_nothing_is_kept(rig: Channels
         ("order_status", {"slots": {"order_id": "not-an-order"}}, 400, "bad_slots"),
         ("order_status", {"slots": {"colour": "red"}}, 400, "bad_slots"),
         ("order_status", {"slots": ["order_id"]}, 400, "bad_slots"),
+        ("order_status", {"slots": []}, 400, "bad_slots"),
+        ("order_status", {"slots": {"order_id": 1001}}, 400, "bad_slots"),
+        ("order_status", {"slot": {}}, 400, "bad_request"),
+        ("order_status", {"channel": "fax"}, 400, "bad_channel"),
+        ("order_status", {"idempotency_key": ""}, 400, "bad_idempotency_key"),
+        ("order_status", [], 400, "bad_request"),
     ]:
         status, answer = await call(rig, "POST", f"/customers/{customer}/flows/{flow}",
                                     secret, body)
