@@ -136,7 +136,8 @@ def rate_limited(limit: str) -> Counter:
 # Every limit `segue_rate_limited_total` counts (README "Metrics").
 RATE_LIMIT_NAMES = ("connections-addr", "sessions-addr", "codes-cust", "codes-addr",
                     "handoffs-cust", "handoffs-addr", "messages-session", "messages-addr",
-                    "link-codes-wrong", "logins-addr", "logins-user")
+                    "link-codes-wrong", "logins-addr", "logins-user", "notes-agent",
+                    "notes-cust", "api-key", "api-sends-cust")
 
 
 def declare_series(channels: Iterable[str]) -> None:
@@ -157,6 +158,14 @@ def declare_series(channels: Iterable[str]) -> None:
     for limit in RATE_LIMIT_NAMES:
         rate_limited(limit)
 
+
+# The public API (`/api/v1`).
+API_MESSAGES = Counter(
+    "segue_api_messages_total",
+    "Messages the business sent through the public API (a started flow's each), by the "
+    "channel they went to and what became of them (sent, on_next_open, refused, pending)",
+    ["channel", "status"],
+)
 
 # Events out (`SEGUE_EVENTS_URL`).
 EVENTS_SENT = Counter(

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bot.core import events
+from bot.core import events, metrics
 from bot.core.conversation import ConversationState
 from bot.core.delivery import Reply, Senders
 from bot.core.engine import message_data
@@ -130,6 +130,7 @@ class Outreach:
             assert handoff is not None
             await self.parts.publish({"type": "message", "customer": customer_id,
                                       "agent": handoff.agent, "entry": answer["message"]})
+        metrics.API_MESSAGES.labels(answer["channel"], answer["status"]).inc()
         entry = HistoryEntry.from_json(answer["message"])
         await self.parts.events.emit(customer_id, events.MESSAGE_CREATED,
                                      {**message_data(entry), "source": "api", "key": key_name})
@@ -192,6 +193,7 @@ class Outreach:
                                   "channel": route.channel, "status": route.how}
         if not all(sent):
             answer.update(self._not_sent(replies[sent.index(False)]))
+        metrics.API_MESSAGES.labels(route.channel, answer["status"]).inc(len(made))
         for entry in made:
             await self.parts.events.emit(customer_id, events.MESSAGE_CREATED,
                                          {**message_data(entry), "source": "api", "flow": flow})

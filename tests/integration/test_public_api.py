@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from bot.outreach.keys import ApiKeys
 from tests.fakes.telegram_api import BLOCKED, CUSTOMER
@@ -54,6 +55,12 @@ async def telegram_customer(rig: ChannelsRig) -> str:
     assert status == 200, found
     assert found["channels"] == ["telegram"] and found["last_channel"] == "telegram"
     return str(found["customer"])
+
+
+def sent_count(channel: str, status: str) -> float:
+    """What /metrics counts as segue_api_messages_total{channel, status}."""
+    return REGISTRY.get_sample_value("segue_api_messages_total",
+                                     {"channel": channel, "status": status}) or 0.0
 
 
 async def history_texts(rig: ChannelsRig, customer: str) -> list[str]:
@@ -374,11 +381,13 @@ async def test_one_customer_gets_at_most_30_messages_an_hour_and_one_key_600_cal
     assert customer is not None
     await client.close()
     secret = await key(rig)
+    kept_before = sent_count("web", "on_next_open")
     for number in range(30):
         status, sent = await send(rig, secret, customer, f"Note {number}", f"n-{number}")
         assert (status, sent["status"]) == (201, "on_next_open"), sent
     status, refused = await send(rig, secret, customer, "One too many", "n-30")
     assert (status, refused["error"]) == (429, "too_many_messages")
+    assert sent_count("web", "on_next_open") == kept_before + 30
     # A repeated key is answered from what was kept, limit or not.
     assert (await send(rig, secret, customer, "Note 0", "n-0"))[0] == 200
     assert "One too many" not in await history_texts(rig, customer)
