@@ -26,7 +26,15 @@ from tests.fakes.telegram_api import TOKEN as TELEGRAM_TOKEN
 from tests.fakes.telegram_api import FakeTelegram
 from tests.support.redis_server import free_port
 from tests.support.webchat_client import WebChatClient
-from tests.support.workers_rig import Supervised, alive, rig, running, segue_env, supervised
+from tests.support.workers_rig import (
+    START_SECONDS,
+    Supervised,
+    alive,
+    rig,
+    running,
+    segue_env,
+    supervised,
+)
 
 GREETING = "Hi! I'm Segue's demo assistant."
 ASKED = "What is your order number? It looks like A1001."
@@ -323,9 +331,14 @@ async def test_a_port_another_server_shares_out_is_refused_before_any_worker_sta
 
 
 async def test_workers_that_cannot_start_are_retried_then_segue_gives_up() -> None:
-    nowhere = f"redis://127.0.0.1:{free_port()}/0"
-    async with rig(segue_env(nowhere), "impatient") as segue:
-        assert await segue.exited() == 3
+    # Bound and never listening: every connection is refused, and no server
+    # anywhere on this machine can take the port while the test runs.
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        nowhere = f"redis://127.0.0.1:{held.getsockname()[1]}/0"
+        async with rig(segue_env(nowhere), "impatient") as segue:
+            # Four or more worker starts, each importing the whole app.
+            assert await segue.exited(timeout=2 * START_SECONDS) == 3
     started = [int(p) for p in segue.matches(r"worker \d started \(pid (\d+)\)")]
     assert len(started) >= 4 and not any(alive(pid) for pid in started)
     assert segue.count(r"cannot start: Redis is unreachable") == len(started)
