@@ -14,6 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from bot.core.errors import BadInput, StoreError
@@ -33,7 +34,7 @@ PREFIX = "/api/v1"
 # A web identity the host site signed has the host's user id under this prefix.
 SIGNED_WEB_USER = "u:"
 STATUS = {"unknown_customer": 404, "unknown_flow": 404, "unreachable": 409,
-          "handed_off": 409, "too_many_messages": 429}
+          "handed_off": 409, "idempotency_key_reused": 409, "too_many_messages": 429}
 MAX_BODY = 64 * 1024
 Handler = Callable[[web.Request, ApiKey], Awaitable[web.StreamResponse]]
 
@@ -54,6 +55,14 @@ class PublicApi:
                             self._guarded("notify", self.send))
         app.router.add_post(f"{PREFIX}/customers/{{customer}}/flows/{{flow}}",
                             self._guarded("notify", self.start_flow))
+        # Every other method and path under the prefix: JSON too, as every answer.
+        for path, allowed in ((f"{PREFIX}/customers", "GET"),
+                              (f"{PREFIX}/customers/{{customer}}", "GET"),
+                              (f"{PREFIX}/customers/{{customer}}/messages", "POST"),
+                              (f"{PREFIX}/customers/{{customer}}/flows/{{flow}}", "POST")):
+            app.router.add_route("*", path, _only(allowed))
+        app.router.add_route("*", PREFIX, _no_such_call)
+        app.router.add_route("*", f"{PREFIX}/{{tail:.*}}", _no_such_call)
 
     def _guarded(self, scope: str, handler: Handler) -> Callable[[web.Request],
                                                                    Awaitable[web.StreamResponse]]:
@@ -140,11 +149,30 @@ async def _json(request: web.Request, *, optional: bool = False) -> Any:
     if not raw.strip() and optional:
         return None
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise BadInput("bad_json", "the body is not JSON") from None
+    try:
+        # JSON may escape lone surrogates ("\ud800"), which no text can hold.
+        orjson.dumps(body)
+    except TypeError:
+        raise BadInput("bad_json", "the body holds a string that is not valid Unicode (a lone "
+                                   "surrogate escape)") from None
+    return body
 
 
 def _refused(exc: BadInput, details: dict[str, Any]) -> web.Response:
     body: dict[str, Any] = {"error": exc.code, "message": exc.message, **details}
     return web.json_response(body, status=STATUS.get(exc.code, 400))
+
+
+def _only(allowed: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def not_allowed(request: web.Request) -> web.StreamResponse:
+        return json_error("method_not_allowed", f"this call takes {allowed} only", status=405,
+                          headers={"Allow": allowed})
+    return not_allowed
+
+
+async def _no_such_call(request: web.Request) -> web.StreamResponse:
+    return json_error("not_found", "no such call of the public API (docs/api.md lists them)",
+                      status=404)

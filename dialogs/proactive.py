@@ -24,18 +24,21 @@ def startable_flow(dialogs: m.Dialogs, name: object) -> m.Flow:
     return flow
 
 
-def checked_slots(dialogs: m.Dialogs, slots: object) -> dict[str, Any]:
-    """The slot values, each checked as if the customer had given it: a
-    known slot, of its type, normalised and valid."""
+def checked_slots(dialogs: m.Dialogs, flow: m.Flow, slots: object) -> dict[str, Any]:
+    """The slot values, each checked as if the customer had given it: a slot
+    the flow asks for (not one its actions set), of its type, normalised and
+    valid."""
     if slots is None:
         return {}
     if not isinstance(slots, Mapping):
         raise BadInput("bad_slots", "'slots' must be an object of slot names and values")
+    asked = {step.slot for step in flow.steps if isinstance(step, m.Ask)}
     values: dict[str, Any] = {}
     for name, value in slots.items():
         slot = dialogs.slots.get(name)
-        if slot is None:
-            raise BadInput("bad_slots", f"there is no slot named {name!r}")
+        if slot is None or name not in asked:
+            raise BadInput("bad_slots", f"the flow {flow.name!r} asks for no slot named "
+                                        f"{name!r} (it asks for: {', '.join(sorted(asked))})")
         values[name] = _checked(slot, value)
     return values
 

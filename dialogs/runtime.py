@@ -67,6 +67,10 @@ class DialogPolicy(FlowRunner):
             question, run.channel, time.time())
         return run.replies
 
+    def protected_payloads(self) -> frozenset[str]:
+        return frozenset(i for f in self.dialogs.flows.values() if f.destructive
+                         for i in f.triggers)
+
     async def start_flow(self, context: TurnContext, flow: str,
                          slots: Mapping[str, Any]) -> list[Outbound]:
         """Start `flow` without a message from the customer (the business
@@ -74,7 +78,7 @@ class DialogPolicy(FlowRunner):
         flow waiting for an answer is put aside and asked again afterwards,
         as after a side question."""
         chosen = startable_flow(self.dialogs, flow)
-        values = checked_slots(self.dialogs, slots)
+        values = checked_slots(self.dialogs, chosen, slots)
         state = DialogState.load(context.state.dialog, self.dialogs)
         locale = context.state.locale or self.dialogs.default_language
         run = Turn(context, state, NluResult(intent=None, confidence=0.0), locale)

@@ -79,7 +79,8 @@ def _list(args: argparse.Namespace) -> int:
 def _revoke(args: argparse.Namespace) -> int:
     async def run(keys: ApiKeys) -> int:
         if not await keys.revoke(args.name):
-            print(f"segue: there is no key named {args.name!r}", file=sys.stderr)
+            print(f"segue: there is no key named {args.name!r} kept in Redis (a key given in "
+                  "SEGUE_API_KEYS ends when it is taken out of that setting)", file=sys.stderr)
             return 2
         print(f"API key {args.name!r} revoked")
         return 0

@@ -16,7 +16,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from bot.assembly.events_out import EventsOut, build_events_out
 from bot.assembly.gauges import GaugeRefresher
 from bot.assembly.handoff import Handoff, HandoffBackend, build_desk, build_handoff
-from bot.assembly.outreach import build_public_api, keep_configured_keys
+from bot.assembly.outreach import build_public_api
 from bot.core import metrics
 from bot.core.bus import new_worker_id
 from bot.core.delivery import Senders
@@ -213,8 +213,6 @@ async def create_segue(
     segue.public_api = build_public_api(
         settings, store=store, keys=agents, locks=locks, senders=senders, outbox=desk.outbox,
         limiter=limiter, events=events, policy=dialog_policy, desk=desk)
-    if settings.api_keys is not None:
-        await keep_configured_keys(agents, settings.api_keys.get_secret_value())
     return segue
 
 

@@ -32,13 +32,16 @@ def build_public_api(settings: Settings, *, store: ConversationReader, keys: Api
                           begin=desk.begin, announce=desk.announce,
                           publish=desk.publish)
     outreach = Outreach(parts, max_text_length=settings.max_text_length)
-    return PublicApi(keys=ApiKeys(keys), outreach=outreach, limiter=limiter)
+    configured = [] if settings.api_keys is None else [
+        ApiKey(name=name, scope=scope, digest=digest_of(secret), hint=secret[:8], created_at=0.0)
+        for name, secret, scope in parse_api_keys(settings.api_keys.get_secret_value())]
+    return PublicApi(keys=ApiKeys(keys, configured), outreach=outreach, limiter=limiter)
 
 
 def parse_api_keys(value: str) -> list[tuple[str, str, str]]:
     """`name:key[:scope],...` (the `api_keys` setting) as (name, key, scope);
     `BadInput` names the first bad entry, never the keys."""
-    found = []
+    found: list[tuple[str, str, str]] = []
     for number, item in enumerate((i.strip() for i in value.split(",") if i.strip()), 1):
         name, _, rest = item.partition(":")
         secret, _, scope = rest.partition(":")
@@ -47,17 +50,8 @@ def parse_api_keys(value: str) -> list[tuple[str, str, str]]:
             raise BadInput("bad_api_keys", f"entry {number} of SEGUE_API_KEYS is not "
                            f"name:key[:{'|'.join(SCOPES)}] with a key of 32 to 128 letters, "
                            f"digits, '_' or '-' (`segue apikeys add` makes one)")
+        if any(name == n or secret == k for n, k, _ in found):
+            raise BadInput("bad_api_keys", f"entry {number} of SEGUE_API_KEYS repeats the name "
+                                           "or the key of an earlier one")
         found.append((name, secret, scope))
     return found
-
-
-async def keep_configured_keys(keys: ApiKeyStore, value: str) -> None:
-    """The keys of the `api_keys` setting, kept at start-up (for the
-    embedded store, where `segue apikeys add` cannot reach)."""
-    for name, secret, scope in parse_api_keys(value):
-        key = ApiKey(name=name, scope=scope, digest=digest_of(secret), hint=secret[:8],
-                     created_at=0.0)
-        if await keys.api_key_by_digest(key.digest) is None and not await keys.put_api_key(key):
-            log.warning("SEGUE_API_KEYS names %r, but another key of that name is kept "
-                        "already: the configured one is not accepted (revoke the other, or "
-                        "rename this one)", name)

@@ -56,3 +56,8 @@ class FlowStarter(Protocol):
         `BadInput` (`unknown_flow`, `bad_slots`) and changes nothing when
         the flow or a slot is not one it may start so."""
         ...
+
+    def protected_payloads(self) -> frozenset[str]:
+        """Button payloads the business may not put in a message: they would
+        start what only the customer may ask for (a destructive flow)."""
+        ...

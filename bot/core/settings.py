@@ -293,11 +293,16 @@ class Settings(BaseSettings):
         if value is None:
             return None
         entries = [e.strip() for e in value.get_secret_value().split(",") if e.strip()]
+        seen: set[str] = set()
         for number, entry in enumerate(entries, 1):
             if not API_KEY_ENTRY.fullmatch(entry):
                 # Which entry, never what it holds: it is a key.
                 raise ValueError(f"entry {number} is not name:key[:read|notify|admin] with a "
                                  "key of 32 to 128 letters, digits, '_' or '-'")
+            name, key = entry.split(":")[:2]
+            if name in seen or key in seen:
+                raise ValueError(f"entry {number} repeats the name or the key of an earlier one")
+            seen.update((name, key))
         return value
 
     @field_validator("events_url")

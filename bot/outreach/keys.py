@@ -7,6 +7,7 @@ import hashlib
 import re
 import secrets
 import time
+from collections.abc import Sequence
 
 from bot.core.errors import BadInput
 from bot.outreach.ports import SCOPES, ApiKey, ApiKeyStore
@@ -33,10 +34,13 @@ def check_name(name: str) -> None:
 
 
 class ApiKeys:
-    """The keys of the public API, in `store`."""
+    """The keys of the public API: those in `store`, and `configured` ones
+    (the `api_keys` setting), which are kept nowhere else and so end with the
+    setting, never brought back by a restart after a revoke."""
 
-    def __init__(self, store: ApiKeyStore) -> None:
+    def __init__(self, store: ApiKeyStore, configured: Sequence[ApiKey] = ()) -> None:
         self.store = store
+        self.configured = {key.digest: key for key in configured}
 
     async def add(self, name: str, scope: str = "notify") -> tuple[ApiKey, str]:
         """A new key named `name`: what is kept, and the key itself (shown
@@ -55,8 +59,9 @@ class ApiKeys:
         """The key `secret` is, or None (unknown, revoked or malformed)."""
         if not KEY_SHAPE.match(secret):
             return None
-        key = await self.store.api_key_by_digest(digest_of(secret))
-        # The store found it by digest; compared again in constant time all the same.
+        key = self.configured.get(digest_of(secret)) or \
+            await self.store.api_key_by_digest(digest_of(secret))
+        # Found by digest; compared again in constant time all the same.
         if key is None or not secrets.compare_digest(key.digest, digest_of(secret)):
             return None
         return key

@@ -3,12 +3,19 @@ with a clear error before anything is stored."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from bot.core.errors import BadInput
 from bot.core.model import Button
+from bot.handoff.hook import ERASE_NO, ERASE_YES
+from bot.handoff.rating import SCORE_PAYLOAD
+from bot.linking.codes import NO as LINK_NO
+from bot.linking.codes import RESUME_PAYLOAD
+from bot.linking.codes import YES as LINK_YES
 from bot.outreach.reach import CHANNELS
 
 CUSTOMER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -16,6 +23,10 @@ MAX_BUTTONS = 10
 MAX_TITLE = 64
 MAX_PAYLOAD = 256
 MAX_IDEMPOTENCY_KEY = 200
+# Payloads of Segue's own questions (erase and link confirmations, ratings,
+# resume links): a button of the business's must never answer one of them.
+RESERVED_PAYLOADS = frozenset({ERASE_YES, ERASE_NO, LINK_YES, LINK_NO})
+RESERVED_PREFIXES = (SCORE_PAYLOAD, RESUME_PAYLOAD)
 
 
 def customer_id_of(value: str) -> str:
@@ -44,6 +55,12 @@ class SendRequest:
         key = idempotency_key_of(body.get("idempotency_key"))
         return cls(text, buttons_of(body.get("buttons")), channel_of(body), key)
 
+    def fingerprint(self) -> str:
+        """What the request asks for, in short: an idempotency key repeated
+        with another one is refused."""
+        return _digest(["message", self.text, [[b.title, b.payload] for b in self.buttons],
+                        self.channel])
+
 
 @dataclass(frozen=True, slots=True)
 class FlowRequest:
@@ -63,6 +80,14 @@ class FlowRequest:
             raise BadInput("bad_slots", "'slots' must be an object of slot names and values")
         key = body.get("idempotency_key")
         return cls(slots, channel_of(body), None if key is None else idempotency_key_of(key))
+
+    def fingerprint(self, flow: str) -> str:
+        return _digest(["flow", flow, self.slots, self.channel])
+
+
+def _digest(value: object) -> str:
+    canonical = json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
 def idempotency_key_of(key: object) -> str:
@@ -101,5 +126,8 @@ def buttons_of(raw: object) -> tuple[Button, ...]:
             raise BadInput("bad_buttons",
                            f"each button is {{\"title\", \"payload\"}}: non-empty strings of at "
                            f"most {MAX_TITLE} and {MAX_PAYLOAD} characters")
+        if payload in RESERVED_PAYLOADS or payload.startswith(RESERVED_PREFIXES):
+            raise BadInput("bad_buttons", f"the payload {payload!r} is Segue's own (a "
+                                          "confirmation, a rating or a link)")
         buttons.append(Button(title, payload))
     return tuple(buttons)

@@ -95,6 +95,11 @@ class Outreach:
 
     async def send(self, key_name: str, customer_id: str, body: object) -> dict[str, Any]:
         request = SendRequest.parse(body, self.max_text_length)
+        protected = self.parts.flows.protected_payloads() if self.parts.flows else frozenset()
+        for button in request.buttons:
+            if button.payload in protected:
+                raise OutreachError("bad_buttons", f"the payload {button.payload!r} starts what "
+                                    "only the customer may ask for")
         customer_id = customer_id_of(customer_id)
         await self._existing(customer_id)
         digest = hashlib.sha256(f"{key_name}\0{request.idempotency_key}".encode()).hexdigest()
@@ -107,6 +112,7 @@ class Outreach:
             _forget_old_sends(state, now)
             kept = state.api_sends.get(digest)
             if kept is not None:
+                _same_request(kept, request.fingerprint())
                 answer.update(kept["answer"], duplicate=True)
                 return []
             route = await self._route(customer_id, state, request.channel)
@@ -116,7 +122,8 @@ class Outreach:
             entry = HistoryEntry.of_outbound(outbound, route.channel, now)
             answer.update(customer=customer_id, channel=route.channel, status=route.how,
                           message=entry.to_json())
-            state.api_sends[digest] = {"at": now, "answer": dict(answer)}
+            state.api_sends[digest] = {"at": now, "answer": dict(answer),
+                                       "request": request.fingerprint()}
             answer["duplicate"] = False
             return [entry]
 
@@ -157,6 +164,7 @@ class Outreach:
         async def apply(state: ConversationState) -> list[HistoryEntry]:
             _forget_old_sends(state, self.clock())
             if digest is not None and digest in state.api_sends:
+                _same_request(state.api_sends[digest], request.fingerprint(flow))
                 kept.update(state.api_sends[digest]["answer"], duplicate=True)
                 return []
             if is_active(state.handoff):
@@ -179,7 +187,8 @@ class Outreach:
             entries = [HistoryEntry.of_outbound(out, route.channel, now) for out in said]
             made.extend(entries)
             if digest is not None:
-                state.api_sends[digest] = {"at": now, "answer": {
+                state.api_sends[digest] = {"at": now, "request": request.fingerprint(flow),
+                                           "answer": {
                     "customer": customer_id, "flow": flow, "channel": route.channel,
                     "status": route.how, "messages": [e.to_json() for e in entries]}}
             return [*entries, *context.internal]
@@ -196,7 +205,8 @@ class Outreach:
         metrics.API_MESSAGES.labels(route.channel, answer["status"]).inc(len(made))
         for entry in made:
             await self.parts.events.emit(customer_id, events.MESSAGE_CREATED,
-                                         {**message_data(entry), "source": "api", "flow": flow})
+                                         {**message_data(entry), "source": "api", "key": key_name,
+                                          "flow": flow})
         if is_active(changed.state.handoff):
             await self.parts.announce(customer_id, changed.state, [])
         return {**answer, "messages": [entry.to_json() for entry in made],
@@ -249,3 +259,10 @@ def _forget_old_sends(state: ConversationState, now: float) -> None:
     for digest in sorted(sends, key=lambda d: sends[d]["at"])[:-MAX_KEPT_SENDS]:
         del sends[digest]
 
+
+def _same_request(kept: dict[str, Any], fingerprint: str) -> None:
+    """An idempotency key names one request: the same key with another body
+    is refused rather than answered with what the first one did."""
+    if kept.get("request", fingerprint) != fingerprint:
+        raise OutreachError("idempotency_key_reused", "this idempotency key was used in the "
+                            "last 24 hours for another request")

@@ -129,3 +129,13 @@ def test_a_bad_key_entry_is_refused_without_quoting_it(monkeypatch: pytest.Monke
         said = str(refused.value)
         assert "SEGUE_API_KEYS" in said and f"entry {number} is not" in said, said
         assert secret not in said
+
+
+def test_a_repeated_key_or_name_in_the_setting_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    first, second = "sgk_" + secrets.token_urlsafe(32), "sgk_" + secrets.token_urlsafe(32)
+    for value in (f"a:{first}:read,b:{first}:admin", f"c:{first}:read,c:{second}:admin"):
+        monkeypatch.setenv("SEGUE_API_KEYS", value)
+        with pytest.raises(ConfigError) as refused:
+            load_settings()
+        said = str(refused.value)
+        assert "entry 2 repeats the name or the key" in said and first not in said

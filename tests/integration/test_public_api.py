@@ -82,7 +82,8 @@ async def test_a_customer_last_on_telegram_gets_the_message_there_once_per_key(
     assert "Track it" in delivered.params["reply_markup"]
     # The same key again within a day: the first answer, nothing sent or kept again.
     status, again = await send(rig, secret, customer, "Your order A1001 has shipped.",
-                               "ship-1")
+                               "ship-1",
+                               buttons=[{"title": "Track it", "payload": "order_status"}])
     assert status == 200 and again["duplicate"] is True
     assert again["message"] == sent["message"]
     status, _ = await send(rig, secret, customer, "It arrives tomorrow.", "ship-2")
@@ -398,3 +399,57 @@ async def test_one_customer_gets_at_most_30_messages_an_hour_and_one_key_600_cal
     assert (status, limited["error"]) == (429, "rate_limited")
     # Another key is counted apart.
     assert (await call(rig, "GET", f"/customers/{customer}", secret))[0] == 200
+
+
+async def test_review_findings_are_refused_cleanly_and_store_nothing(rig: ChannelsRig) -> None:
+    customer = await telegram_customer(rig)
+    before = await history_texts(rig, customer)
+    secret = await key(rig)
+    headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
+    url = f"{rig.app.base_url}{API}/customers/{customer}"
+    # A lone surrogate escape is JSON, but no text: 400, never a 500.
+    for raw in ('{"text":"\\ud800","idempotency_key":"s"}',
+                '{"text":"hi","idempotency_key":"\\udfff"}',
+                '[' * 20000 + ']' * 20000):
+        async with rig.http.post(f"{url}/messages", data=raw, headers=headers) as answer:
+            assert answer.status == 400 and (await answer.json())["error"] == "bad_json"
+    # Buttons that would answer Segue's own questions or start a destructive flow.
+    for payload in ("erase_yes", "link_yes", "csat:5", "resume:abc", "forget_me"):
+        status, refused = await send(rig, secret, customer, "Tap here", f"p-{payload}",
+                                     buttons=[{"title": "Yes please", "payload": payload}])
+        assert (status, refused["error"]) == (400, "bad_buttons"), payload
+    # A slot the flow's action sets is not the business's to give.
+    status, refused = await call(rig, "POST", f"/customers/{customer}/flows/order_status",
+                                 secret, {"slots": {"order_found": True}})
+    assert (status, refused["error"]) == (400, "bad_slots")
+    # One idempotency key names one request.
+    assert (await send(rig, secret, customer, "one", "idem"))[0] == 201
+    status, refused = await send(rig, secret, customer, "TWO DIFFERENT", "idem")
+    assert (status, refused["error"]) == (409, "idempotency_key_reused")
+    body = {"slots": {"order_id": "A1001"}, "idempotency_key": "f-1"}
+    assert (await call(rig, "POST", f"/customers/{customer}/flows/order_status", secret,
+                       body))[0] == 201
+    status, refused = await call(rig, "POST", f"/customers/{customer}/flows/delivery_slot",
+                                 secret, body)
+    assert (status, refused["error"]) == (409, "idempotency_key_reused")
+    # Every answer under /api/v1 is JSON, wrong methods and paths included.
+    for method, path, code in (("PUT", f"/customers/{customer}/messages", 405),
+                               ("DELETE", f"/customers/{customer}", 405),
+                               ("GET", "/", 404), ("GET", "/nothing/here", 404)):
+        async with rig.http.request(method, f"{rig.app.base_url}{API}{path}",
+                                    headers=headers) as answer:
+            assert answer.status == code, (method, path)
+            assert (await answer.json())["error"] in ("method_not_allowed", "not_found")
+    assert [t for t in await history_texts(rig, customer) if t not in before][0] == "one"
+
+
+async def test_a_configured_key_is_not_kept_in_the_store_so_no_revoke_is_undone(
+    redis_url: str,
+) -> None:
+    secret = "sgk_" + "k" * 43
+    async with channels_rig(redis_url, api_keys=f"env:{secret}:read") as rig:
+        keys = ApiKeys(rig.segue.store.agent_store())
+        assert await keys.list() == [] and not await keys.revoke("env")
+        assert (await call(rig, "GET", "/customers", secret, external_id="x"))[0] == 404
+        assert (await call(rig, "GET", "/customers", "sgk_" + "j" * 43, external_id="x"))[0] \
+            == 401

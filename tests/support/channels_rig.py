@@ -10,6 +10,7 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 
@@ -97,7 +98,8 @@ class ChannelsRig:
 
 
 @asynccontextmanager
-async def channels_rig(redis_url: str) -> AsyncIterator[ChannelsRig]:
+async def channels_rig(redis_url: str, **overrides: Any) -> AsyncIterator[ChannelsRig]:
+    """The rig; `overrides` change or add settings."""
     port = free_port()  # Telegram is told the webhook's address before the app starts
     async with FakeTelegram() as telegram, FakeSlackApi(token=SLACK_TOKEN) as slack:
         settings = handoff_settings(
@@ -105,7 +107,7 @@ async def channels_rig(redis_url: str) -> AsyncIterator[ChannelsRig]:
             telegram_webhook_url=f"http://127.0.0.1:{port}/telegram/webhook",
             telegram_api_url=telegram.url,
             slack_bot_token=SLACK_TOKEN, slack_signing_secret=SLACK_SECRET,
-            slack_api_url=slack.url,
+            slack_api_url=slack.url, **overrides,
         )
         store = RedisContextStore.from_url(redis_url)  # closed by the app's cleanup
         async with (
