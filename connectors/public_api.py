@@ -163,7 +163,9 @@ async def _json(request: web.Request, *, optional: bool = False) -> Any:
 
 def _refused(exc: BadInput, details: dict[str, Any]) -> web.Response:
     body: dict[str, Any] = {"error": exc.code, "message": exc.message, **details}
-    return web.json_response(body, status=STATUS.get(exc.code, 400))
+    # The customer's limit is an hour's window: at worst it opens an hour on.
+    headers = {"Retry-After": "3600"} if exc.code == "too_many_messages" else None
+    return web.json_response(body, status=STATUS.get(exc.code, 400), headers=headers)
 
 
 def _only(allowed: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
