@@ -44,27 +44,24 @@ def add_apikey_commands(subparsers: Any) -> None:
 
 
 def _add(args: argparse.Namespace) -> int:
-    if _embedded(args):
-        # Nowhere to keep it: a key for the configuration instead.
-        try:
-            check_name(args.name)
-        except BadInput as exc:
-            print(f"segue: {exc.message}", file=sys.stderr)
-            return 2
-        secret = new_secret()
-        print("SEGUE_REDIS_URL is not set, so this key is kept nowhere: give it to "
-              "`segue run` in SEGUE_API_KEYS (name:key:scope, comma-separated):")
-        print(f"SEGUE_API_KEYS={args.name}:{secret}:{args.scope}")
-        print(f"API key {args.name!r} ({args.scope}); it is shown only now:")
-        print(secret)
-        return 0
-
     async def run(keys: ApiKeys) -> int:
         key, secret = await keys.add(args.name, args.scope)
         print(f"API key {key.name!r} ({key.scope}) made; it is shown only now:")
         print(secret)
         return 0
-    return _with_keys(args, run)
+    return _with_keys(args, run, without_redis=_add_for_the_configuration)
+
+
+def _add_for_the_configuration(args: argparse.Namespace) -> int:
+    """No Redis to keep the key: a key for the configuration instead."""
+    check_name(args.name)
+    secret = new_secret()
+    print("SEGUE_REDIS_URL is not set, so this key is kept nowhere: give it to "
+          "`segue run` in SEGUE_API_KEYS (name:key:scope, comma-separated):")
+    print(f"SEGUE_API_KEYS={args.name}:{secret}:{args.scope}")
+    print(f"API key {args.name!r} ({args.scope}); it is shown only now:")
+    print(secret)
+    return 0
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -87,35 +84,33 @@ def _revoke(args: argparse.Namespace) -> int:
     return _with_keys(args, run)
 
 
-def _embedded(args: argparse.Namespace) -> bool:
-    try:
-        return load_settings(args.config).redis_url is None
-    except ConfigError:
-        return False  # reported by `_with_keys`
+def _nothing_kept(args: argparse.Namespace) -> int:
+    print("segue: SEGUE_REDIS_URL is not set: the embedded store keeps only the keys "
+          "`segue run` is given in SEGUE_API_KEYS=name:key[:scope],... (see the "
+          "configuration), so there is nothing here to list or revoke", file=sys.stderr)
+    return 2
 
 
-def _with_keys(args: argparse.Namespace, run: Callable[[ApiKeys], Awaitable[int]]) -> int:
+def _with_keys(args: argparse.Namespace, run: Callable[[ApiKeys], Awaitable[int]], *,
+               without_redis: Callable[[argparse.Namespace], int] = _nothing_kept) -> int:
+    """`run` on the keys in the configured Redis, or `without_redis`; a bad
+    configuration or name exits 2, an unreachable Redis 3."""
     try:
         settings = load_settings(args.config)
+        if settings.redis_url is None:
+            return without_redis(args)
+        url = settings.redis_url.get_secret_value()
+
+        async def opened() -> int:
+            store = RedisContextStore.from_url(url)
+            try:
+                return await run(ApiKeys(store.agent_store()))
+            finally:
+                await store.close()
+        return asyncio.run(opened())
     except ConfigError as exc:
         print(f"segue: invalid configuration:\n{exc}", file=sys.stderr)
         return 2
-    if settings.redis_url is None:
-        print("segue: SEGUE_REDIS_URL is not set: the embedded store keeps only the keys "
-              "`segue run` is given in SEGUE_API_KEYS=name:key[:scope],... (see the "
-              "configuration), so there is nothing here to list or revoke",
-              file=sys.stderr)
-        return 2
-
-    async def opened() -> int:
-        store = RedisContextStore.from_url(settings.redis_url.get_secret_value()
-                                           if settings.redis_url else "")
-        try:
-            return await run(ApiKeys(store.agent_store()))
-        finally:
-            await store.close()
-    try:
-        return asyncio.run(opened())
     except BadInput as exc:
         print(f"segue: {exc.message}", file=sys.stderr)
         return 2

@@ -6,7 +6,6 @@ local Bot API and Web API servers."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -16,36 +15,18 @@ from bot.core.model import Address, ChannelIdentity, Outbound
 from connectors.slack import SlackConnector
 from connectors.slack_parse import identity
 from connectors.telegram import TelegramConnector
-from context_store import RedisContextStore
 from tests.fakes.slack_api import TEAM_ID, FakeSlackApi
 from tests.fakes.telegram_api import BLOCKED, NOT_STARTED, FakeTelegram
-from tests.support.slack_rig import running_segue
-from tests.support.telegram_rig import segue_on_fake
 
 # Someone Segue has never had a message from, on either channel.
 TELEGRAM_USER = 777000111
 SLACK_USER = "U0NEWCOMER"
 
 
-@pytest.fixture
-async def telegram(telegram_api: FakeTelegram, redis_url: str) -> AsyncIterator[Segue]:
-    async with segue_on_fake(telegram_api, RedisContextStore.from_url(redis_url)) as running:
-        yield running
-
-
 def telegram_connector(segue: Segue) -> TelegramConnector:
     connector = segue.connectors["telegram"]
     assert isinstance(connector, TelegramConnector)
     return connector
-
-
-@pytest.fixture
-async def slack(slack_api: FakeSlackApi, redis_store: RedisContextStore
-                ) -> AsyncIterator[SlackConnector]:
-    async with running_segue(slack_api, redis_store) as rig:
-        connector = rig.segue.connectors["slack"]
-        assert isinstance(connector, SlackConnector)
-        yield connector
 
 
 async def test_telegram_writes_first_to_the_users_private_chat(

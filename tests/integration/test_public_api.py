@@ -63,6 +63,15 @@ def sent_count(channel: str, status: str) -> float:
                                      {"channel": channel, "status": status}) or 0.0
 
 
+async def closed_web_customer(rig: ChannelsRig) -> str:
+    """A web chat customer who said hello and closed the chat."""
+    client = await WebChatClient.connect(rig.http, rig.app.ws_url)
+    await client.turn("hello")
+    await client.close()
+    assert client.customer is not None
+    return client.customer
+
+
 async def history_texts(rig: ChannelsRig, customer: str) -> list[str]:
     return [e.text for e in await rig.segue.store.history(customer, 100)]
 
@@ -219,11 +228,7 @@ async def test_bad_flows_and_slots_are_refused_and_nothing_is_kept(rig: Channels
 async def test_a_customer_who_never_started_the_telegram_bot_is_told_why(
     rig: ChannelsRig,
 ) -> None:
-    client = await WebChatClient.connect(rig.http, rig.app.ws_url)
-    await client.turn("hello")
-    customer = client.customer
-    assert customer is not None
-    await client.close()
+    customer = await closed_web_customer(rig)
     secret = await key(rig)
     status, refused = await send(rig, secret, customer, "Hi on Telegram", "tg-1",
                                  channel="telegram")
@@ -376,11 +381,7 @@ async def test_bad_requests_are_refused_and_store_nothing(rig: ChannelsRig) -> N
 async def test_one_customer_gets_at_most_30_messages_an_hour_and_one_key_600_calls_a_minute(
     rig: ChannelsRig,
 ) -> None:
-    client = await WebChatClient.connect(rig.http, rig.app.ws_url)
-    await client.turn("hello")
-    customer = client.customer
-    assert customer is not None
-    await client.close()
+    customer = await closed_web_customer(rig)
     secret = await key(rig)
     kept_before = sent_count("web", "on_next_open")
     for number in range(30):

@@ -7,39 +7,18 @@ of Segue's sends, not its speed."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-
-import pytest
 
 from bot.assembly.app import Segue
 from bot.core.model import Address, Outbound
 from connectors.slack import SlackConnector
-from context_store import RedisContextStore
 from tests.fakes.slack_api import FakeSlackApi
 from tests.fakes.telegram_api import CUSTOMER, FakeTelegram
-from tests.support.slack_rig import running_segue
-from tests.support.telegram_rig import segue_on_fake
 
 # The fifth send of a burst of three at one a second goes 2 s after the first.
 FOURTH_AFTER = 0.75
 FIFTH_AFTER = 1.75
 # Sends to other chats are not held back by a busy one.
 OTHER_CHAT_WITHIN = 0.75
-
-
-@pytest.fixture
-async def telegram(telegram_api: FakeTelegram, redis_url: str) -> AsyncIterator[Segue]:
-    async with segue_on_fake(telegram_api, RedisContextStore.from_url(redis_url)) as running:
-        yield running
-
-
-@pytest.fixture
-async def slack(slack_api: FakeSlackApi, redis_store: RedisContextStore
-                ) -> AsyncIterator[SlackConnector]:
-    async with running_segue(slack_api, redis_store) as rig:
-        connector = rig.segue.connectors["slack"]
-        assert isinstance(connector, SlackConnector)
-        yield connector
 
 
 async def test_five_telegram_messages_to_one_chat_leave_in_order_and_paced(
